@@ -1,0 +1,254 @@
+"""edas-agent command line: run, replay, evaluate, gate."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+import yaml
+from rich.console import Console
+from rich.text import Text
+
+from agent.config import Config, dump_config, load_config, parse_llm_option
+from agent.errors import UserError
+from agent.gate import Rule, decide, statistics
+from evaluators.tabular.data import DataError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Search architectures for M-member ensembles from two learners per candidate.",
+)
+# Piped output (CI logs, files) gets a wide page instead of rich's 80-column default, so the
+# trajectory table stays readable; COLUMNS, when set, still wins.
+_PIPED_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
+console = Console(width=_PIPED_WIDTH)
+errors = Console(stderr=True)
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")]
+DataOption = Annotated[str | None, typer.Option(help="'adult' or a CSV/CSV.gz/Parquet file.")]
+TargetOption = Annotated[str | None, typer.Option(help="Target column of --data.")]
+TaskOption = Annotated[str | None, typer.Option(help="binary, multiclass or regression.")]
+SeedOption = Annotated[int | None, typer.Option(help="Run seed: split, learners, proposer.")]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override any config key: --set llm.temperature=0.2 (repeatable)."),
+]
+
+
+@app.command()
+def run(
+    config: ConfigOption = None,
+    budget: Annotated[int | None, typer.Option(help="Proposals to evaluate.")] = None,
+    llm: Annotated[
+        str | None, typer.Option(help="provider[:model], e.g. openai:gpt-4.1-mini.")
+    ] = None,
+    members: Annotated[int | None, typer.Option(help="M, the deployed ensemble size.")] = None,
+    data: DataOption = None,
+    target: TargetOption = None,
+    task: TaskOption = None,
+    runs_dir: Annotated[str | None, typer.Option(help="Where run folders are created.")] = None,
+    name: Annotated[str | None, typer.Option(help="Run name (folder suffix).")] = None,
+    seed: SeedOption = None,
+    set_: SetOption = None,
+) -> None:
+    """Search: propose, train two learners, gate, log; Ctrl-C stops (finished steps are kept)."""
+    from agent.display import LiveDisplay, print_summary
+    from agent.journal import Journal
+    from agent.loop import BaselineFailed, Search
+    from agent.proposers import ProposerStopped, make_proposer
+
+    overrides: dict[str, Any] = {
+        "budget": budget,
+        "members": members,
+        "runs_dir": runs_dir,
+        "name": name,
+        "seed": seed,
+        **_data_overrides(data, target, task),
+        **(parse_llm_option(llm) if llm else {}),
+        **_parse_sets(set_),
+    }
+    settings = load_config(config, overrides)
+    evaluator = _evaluator(settings)
+    search = Search(settings, evaluator, make_proposer(settings.llm, settings.seed))
+    journal = Journal.create(Path(settings.runs_dir), settings.name, dump_config(settings))
+    console.print(f"Run folder: {journal.folder}")
+    started = time.monotonic()
+    problem = None
+    with LiveDisplay(console, settings.budget, settings.members, journal.folder) as display:
+        try:
+            search.run(journal, display.on_record)
+        except (ProposerStopped, BaselineFailed) as exc:
+            problem = str(exc)
+        except KeyboardInterrupt:
+            problem = "interrupted; every step finished before Ctrl-C is in the run folder"
+    print_summary(console, search.records, journal.folder, time.monotonic() - started)
+    if problem:
+        _report("run stopped:", problem)
+        raise typer.Exit(1)
+
+
+@app.command()
+def replay(run_dir: Annotated[Path, typer.Argument(help="A run folder under runs/.")]) -> None:
+    """Re-derive every decision from the logged statistics; exit 1 on any mismatch."""
+    from agent.display import trajectory_table
+    from agent.replay import replay as replay_run
+
+    report = replay_run(run_dir)
+    console.print(trajectory_table(report.records, title=f"Accepted trajectory of {run_dir}"))
+    if not report.ok:
+        for mismatch in report.mismatches:
+            _report("mismatch", mismatch)
+        raise typer.Exit(1)
+    console.print(f"{report.checked} decisions re-derived from the log: all agree.")
+
+
+@app.command()
+def evaluate(
+    arch: Annotated[
+        Path | None, typer.Option(help="Architecture JSON; the default if unset.")
+    ] = None,
+    learners: Annotated[int | None, typer.Option(help="k, learners to train.")] = None,
+    members: Annotated[int | None, typer.Option(help="M for the predicted E_M.")] = None,
+    config: ConfigOption = None,
+    data: DataOption = None,
+    target: TargetOption = None,
+    task: TaskOption = None,
+    seed: SeedOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
+) -> None:
+    """Train k learners of one architecture; print statistics and timings."""
+    from agent.loop import initial_architecture
+    from agent.metrics import task_metrics
+
+    overrides = {
+        "baseline": str(arch) if arch else None,
+        "evaluator.learners": learners,
+        "members": members,
+        "seed": seed,
+        **_data_overrides(data, target, task),
+    }
+    settings = load_config(config, overrides)
+    evaluator = _evaluator(settings)
+    architecture = initial_architecture(settings, evaluator)
+    evaluation = evaluator.evaluate(architecture, settings.evaluator.learners)
+    M = settings.members
+    result = {
+        "arch_hash": architecture.arch_hash(),
+        "architecture": architecture.document(),
+        "members": M,
+        "parameters": evaluation.parameters,
+        "validation": statistics(evaluation.val_predictions, evaluator.y_val, M).model_dump(),
+        "test": statistics(evaluation.test_predictions, evaluator.y_test, M).model_dump(),
+        "test_metrics": task_metrics(evaluator.task, evaluation.test_predictions, evaluator.y_test),
+        "timings": {
+            "train_seconds": evaluation.train_seconds,
+            "learner_seconds": list(evaluation.learner_seconds),
+        },
+    }
+    _emit(result, as_json)
+
+
+@app.command()
+def gate(
+    baseline: Annotated[Path, typer.Option(help="NPZ with preds (k, n[, C]) and y (n,).")],
+    candidate: Annotated[Path, typer.Option(help="NPZ with preds (k, n[, C]) and y (n,).")],
+    members: Annotated[int, typer.Option(help="M, the deployed ensemble size.")],
+    rule: Annotated[str, typer.Option(help="exact or paper.")] = "exact",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
+) -> None:
+    """The acceptance gate on predictions from any framework."""
+    if rule not in ("exact", "paper"):
+        raise UserError(f"--rule must be 'exact' or 'paper', got {rule!r}")
+    if members < 2:
+        raise UserError(f"--members must be at least 2, got {members}")
+    base_preds, base_y = _load_npz(baseline)
+    cand_preds, cand_y = _load_npz(candidate)
+    if base_y.shape != cand_y.shape or not np.array_equal(base_y, cand_y):
+        raise UserError(
+            "baseline and candidate must be scored on the same examples: their y differ"
+        )
+    try:
+        base_stats = statistics(base_preds, base_y, members)
+        cand_stats = statistics(cand_preds, cand_y, members)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    rule_name: Rule = "exact" if rule == "exact" else "paper"
+    decision = decide(base_stats, cand_stats, members, rule_name)
+    result = {
+        "members": members,
+        "baseline": base_stats.model_dump(),
+        "candidate": cand_stats.model_dump(),
+        **decision.model_dump(),
+    }
+    _emit(result, as_json)
+
+
+def _evaluator(settings: Config):
+    from evaluators.tabular.evaluator import TabularEvaluator
+
+    with console.status(f"Loading data '{settings.data.path}'"):
+        try:
+            return TabularEvaluator(settings.data, settings.evaluator, settings.seed)
+        except DataError as exc:
+            raise UserError(f"data: {exc}") from None
+        except ValueError as exc:  # e.g. evaluator.device cuda without CUDA
+            raise UserError(str(exc)) from None
+
+
+def _data_overrides(data: str | None, target: str | None, task: str | None) -> dict[str, Any]:
+    return {"data.path": data, "data.target": target, "data.task": task}
+
+
+def _parse_sets(items: list[str] | None) -> dict[str, Any]:
+    overrides = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            overrides[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            overrides[key.strip()] = value
+    return overrides
+
+
+def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = {"preds", "y"} - set(archive.files)
+            if missing:
+                raise UserError(f"{path} lacks key(s) {sorted(missing)}; it has {archive.files}")
+            return archive["preds"], archive["y"]
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read {path} as NPZ: {exc}") from None
+
+
+def _emit(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result, indent=2))
+    else:
+        console.print_json(json.dumps(result))
+
+
+def _report(label: str, message: str) -> None:
+    """One line on stderr; the message is plain text, never parsed as rich markup."""
+    errors.print(Text.assemble((label, "bold red"), " ", message), soft_wrap=True)
+
+
+def main() -> None:
+    try:
+        app()
+    except UserError as exc:
+        _report("error:", str(exc))
+        sys.exit(2)
+    except KeyboardInterrupt:
+        errors.print("interrupted; every step finished before it is in the run folder")
+        sys.exit(130)

@@ -1,0 +1,140 @@
+"""The run configuration: one YAML file, validated by pydantic, overridable from the CLI.
+
+Unknown keys are errors (a typo must not silently fall back to a default). API keys never
+appear here: `llm.api_key_env` names the environment variable that holds the key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agent.errors import UserError, describe_validation_error
+from agent.gate import Rule
+from evaluators.tabular.data import DataSpec
+from evaluators.tabular.evaluator import EvaluatorSettings
+
+Provider = Literal["builtin", "openai", "anthropic"]
+
+DEFAULT_MODELS: dict[str, str] = {
+    "builtin": "builtin",
+    "openai": "gpt-4.1-mini",
+    "anthropic": "claude-sonnet-4-5",
+}
+DEFAULT_KEY_ENV: dict[str, str] = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GateSettings(_Section):
+    rule: Rule = Field("exact", description="Which rule decides; both are always logged.")
+
+
+class LLMSettings(_Section):
+    provider: Provider = Field("builtin", description="Who proposes edits.")
+    model: str | None = Field(None, description="Model name; a per-provider default if unset.")
+    base_url: str | None = Field(
+        None, description="Endpoint of an OpenAI-compatible server (vLLM, Ollama, llama.cpp)."
+    )
+    api_key_env: str | None = Field(
+        None, description="Environment variable holding the API key (OPENAI_API_KEY, ...)."
+    )
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    max_tokens: int = Field(2048, ge=256, le=65536, description="Answer length limit.")
+    timeout_s: float = Field(120.0, gt=0, le=3600, description="Seconds per LLM call.")
+    max_retries: int = Field(2, ge=0, le=10, description="SDK retries on transport errors.")
+    history: int = Field(12, ge=0, le=200, description="Recent outcomes shown in the prompt.")
+    templates: str | None = Field(
+        None, description="Folder with your own system.j2 / propose.j2 overriding the built-ins."
+    )
+
+    def resolved_model(self) -> str:
+        return self.model or DEFAULT_MODELS[self.provider]
+
+    def resolved_key_env(self) -> str | None:
+        return self.api_key_env or DEFAULT_KEY_ENV.get(self.provider)
+
+
+class Config(_Section):
+    name: str = Field("edas", pattern=r"^[A-Za-z0-9._-]{1,64}$", description="Run name.")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="Data split, learner and proposer seed.")
+    budget: int = Field(50, ge=1, le=100_000, description="Proposals to evaluate.")
+    members: int = Field(50, ge=2, le=100_000, description="M, the deployed ensemble size.")
+    runs_dir: str = Field("runs", description="Where run folders are created.")
+    baseline: str | None = Field(None, description="Architecture JSON to start from.")
+    data: DataSpec = Field(default_factory=DataSpec)
+    evaluator: EvaluatorSettings = Field(default_factory=EvaluatorSettings)
+    gate: GateSettings = Field(default_factory=GateSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+
+
+def load_config(path: Path | None, overrides: dict[str, Any]) -> Config:
+    """Read the YAML file (if any), apply dotted-key overrides, validate.
+
+    `overrides` maps dotted keys ('llm.provider') to values; None values are ignored so
+    CLI options left unset do not override the file.
+    """
+    raw = _read_yaml(path) if path else {}
+    for dotted, value in overrides.items():
+        if value is not None:
+            _set_dotted(raw, dotted, value)
+    _reject_secrets(raw)
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        where = f"{path}: " if path else ""
+        raise UserError(f"invalid config: {where}{describe_validation_error(exc)}") from None
+
+
+def parse_llm_option(option: str) -> dict[str, str]:
+    """'--llm provider[:model]' to config overrides; the model may itself contain ':'."""
+    provider, _, model = option.partition(":")
+    overrides = {"llm.provider": provider}
+    if model:
+        overrides["llm.model"] = model
+    return overrides
+
+
+def dump_config(config: Config) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UserError(f"cannot read config {path}: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UserError(f"config {path} is not valid YAML: {exc}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise UserError(f"config {path} must be a mapping of keys to values")
+    return raw
+
+
+def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = raw
+    for key in parents:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise UserError(f"config key {key!r} must be a mapping to set {dotted}")
+        node = child
+    node[leaf] = value
+
+
+def _reject_secrets(raw: dict[str, Any]) -> None:
+    llm = raw.get("llm")
+    if isinstance(llm, dict) and "api_key" in llm:
+        raise UserError(
+            "invalid config: llm.api_key: API keys are read only from environment variables; "
+            "put the variable's name in llm.api_key_env instead"
+        )

@@ -1,0 +1,144 @@
+"""What the user sees: a live panel during a run, and the accepted trajectory as a table."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+
+from rich.console import Console
+from rich.live import Live
+from rich.panel import Panel
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from agent.journal import Record
+
+STATUS_STYLE = {
+    "accepted": "bold green",
+    "rejected": "yellow",
+    "invalid": "magenta",
+    "failed": "red",
+}
+
+
+class LiveDisplay:
+    """A rich Live panel on a terminal; one plain line per record otherwise (CI logs, pipes)."""
+
+    def __init__(self, console: Console, budget: int, members: int, folder: Path):
+        self.console = console
+        self.budget = budget
+        self.members = members
+        self.folder = folder
+        self.started = time.monotonic()
+        self.baseline: Record | None = None
+        self.last: Record | None = None
+        self.counts: Counter[str] = Counter()
+        # Live re-renders `self` (see __rich__) on every refresh, so the clock keeps moving
+        # while a long candidate trains.
+        self.live = Live(self, console=console, refresh_per_second=2, transient=False)
+
+    def __enter__(self) -> LiveDisplay:
+        if self.console.is_terminal:
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.console.is_terminal:
+            self.live.__exit__(*exc_info)
+
+    def on_record(self, record: Record) -> None:
+        if record.event == "proposal":
+            self.last = record
+            self.counts[record.status] += 1
+        if record.accepted:
+            self.baseline = record
+        if self.console.is_terminal:
+            self.live.refresh()
+        else:
+            self.console.print(_one_line(record), markup=False, highlight=False, soft_wrap=True)
+
+    def __rich__(self) -> Panel:
+        done = sum(self.counts.values())
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(style="bold")
+        grid.add_column()
+        grid.add_row(
+            f"proposal {done}/{self.budget}",
+            ProgressBar(total=self.budget, completed=done, width=40),
+        )
+        if self.baseline is not None and self.baseline.stats is not None:
+            s = self.baseline.stats
+            grid.add_row(
+                f"baseline (step {self.baseline.step})",
+                f"E={s.E:.5f}  rho={s.rho:.4f}  predicted E_M(M={self.members})={s.E_M:.5f}",
+            )
+        if self.last is not None:
+            grid.add_row("last decision", _decision_text(self.last))
+        tally = "  ".join(f"{status} {self.counts[status]}" for status in STATUS_STYLE)
+        grid.add_row("outcomes", tally)
+        grid.add_row(
+            "elapsed", f"{time.monotonic() - self.started:.0f} s    run folder {self.folder}"
+        )
+        return Panel(grid, title="edas-agent run", border_style="blue")
+
+
+def trajectory_table(records: list[Record], title: str = "Accepted trajectory") -> Table:
+    table = Table(title=title)
+    table.add_column("step", justify="right", no_wrap=True)
+    table.add_column("arch", no_wrap=True, min_width=12)
+    for column in ("E", "rho", "D", "E_M val", "E_M test", "params"):
+        table.add_column(column, justify="right", no_wrap=True, min_width=7)
+    table.add_column("edits", overflow="fold", ratio=1)
+    for record in records:
+        if not record.accepted or record.stats is None:
+            continue
+        s = record.stats
+        table.add_row(
+            str(record.step),
+            record.arch_hash or "",
+            f"{s.E:.5f}",
+            f"{s.rho:.4f}",
+            f"{s.D:.5f}",
+            f"{s.E_M:.5f}",
+            f"{record.test.stats.E_M:.5f}" if record.test else "",
+            str(record.parameters or ""),
+            _edits_summary(record) or "(start)",
+        )
+    return table
+
+
+def print_summary(console: Console, records: list[Record], folder: Path, seconds: float) -> None:
+    counts = Counter(r.status for r in records if r.event == "proposal")
+    trained = sum(r.cost.learners_trained for r in records)
+    console.print(trajectory_table(records))
+    console.print(
+        f"{sum(counts.values())} proposals: "
+        + ", ".join(f"{counts[s]} {s}" for s in STATUS_STYLE)
+        + f"; {trained} learners trained; {seconds:.0f} s wall time"
+    )
+    console.print(f"Run folder: [bold]{folder}[/bold]")
+
+
+def _decision_text(record: Record) -> Text:
+    text = Text(f"step {record.step} ")
+    text.append(record.status, style=STATUS_STYLE[record.status])
+    text.append(f": {record.reason}")
+    return text
+
+
+def _one_line(record: Record) -> str:
+    if record.event == "baseline":
+        s = record.stats
+        stats = f"E={s.E:.5f} rho={s.rho:.4f} E_M={s.E_M:.5f}" if s else ""
+        return f"[baseline] {record.status} {stats} {record.reason}"
+    return f"[{record.step}] {record.status}: {_edits_summary(record)} -- {record.reason}"
+
+
+def _edits_summary(record: Record) -> str:
+    parts = []
+    for edit in record.edits:
+        value = f"={edit['value']}" if "value" in edit else ""
+        parts.append(f"{edit['op']} {edit['path']}{value}")
+    return "; ".join(parts)

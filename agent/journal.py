@@ -1,0 +1,124 @@
+"""The run folder: runs/<UTC timestamp>-<name>/ with everything needed to audit a run.
+
+config.yaml       the resolved configuration (no secrets: keys live in the environment)
+trajectory.jsonl  one Record per line, append-only, flushed and fsynced per line
+llm/              every LLM request and response, one JSON file per proposal
+best.json         the current baseline, replaced atomically on each acceptance
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError
+
+from agent.errors import UserError, describe_validation_error
+from agent.gate import Rule, Rules, Stats
+from agent.proposers.base import LLMUsage
+
+Status = Literal["accepted", "rejected", "invalid", "failed"]
+TRAJECTORY = "trajectory.jsonl"
+CONFIG = "config.yaml"
+BEST = "best.json"
+
+
+class TestReport(BaseModel):
+    """Test-split statistics and the task's metrics: reported, never used to decide."""
+
+    stats: Stats
+    metrics: dict[str, float]
+
+
+class Cost(BaseModel):
+    learners_trained: int = 0
+    train_seconds: float = 0.0
+
+
+class BaselineRef(BaseModel):
+    step: int
+    arch_hash: str
+    stats: Stats
+
+
+class Record(BaseModel):
+    """One line of trajectory.jsonl: the starting baseline or one proposal's outcome."""
+
+    event: Literal["baseline", "proposal"]
+    step: int
+    time: str
+    status: Status
+    accepted: bool
+    reason: str
+    rule: Rule
+    members: int
+    architecture: dict[str, Any] | None = None
+    arch_hash: str | None = None
+    edits: list[dict[str, Any]] = []
+    rationale: str = ""
+    stats: Stats | None = None
+    baseline: BaselineRef | None = None
+    delta_E: float | None = None
+    rules: Rules | None = None
+    test: TestReport | None = None
+    parameters: int | None = None
+    cached_from: int | None = None  # step whose evaluation was reused instead of retraining
+    cost: Cost = Cost()
+    llm: LLMUsage | None = None
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Journal:
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    @classmethod
+    def create(cls, runs_dir: Path, name: str, config_yaml: str) -> Journal:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        folder = runs_dir / f"{stamp}-{name}"
+        suffix = 1
+        while folder.exists():  # two runs started in the same second
+            suffix += 1
+            folder = runs_dir / f"{stamp}-{name}-{suffix}"
+        (folder / "llm").mkdir(parents=True)
+        (folder / CONFIG).write_text(config_yaml)
+        (folder / TRAJECTORY).touch()
+        return cls(folder)
+
+    def append(self, record: Record) -> None:
+        line = record.model_dump_json() + "\n"
+        with open(self.folder / TRAJECTORY, "a", encoding="utf-8") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def save_transcript(self, step: int, transcript: dict[str, Any]) -> None:
+        path = self.folder / "llm" / f"step-{step:04d}.json"
+        path.write_text(json.dumps(transcript, indent=2, default=str))
+
+    def save_best(self, record: Record) -> None:
+        """Write to a temporary file, then rename: readers never see half a file."""
+        temporary = self.folder / f".{BEST}.tmp"
+        temporary.write_text(record.model_dump_json(indent=2))
+        os.replace(temporary, self.folder / BEST)
+
+
+def read_records(folder: Path) -> list[Record]:
+    path = folder / TRAJECTORY
+    if not path.is_file():
+        raise UserError(f"{folder} is not a run folder: {TRAJECTORY} is missing")
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(Record.model_validate_json(line))
+        except ValidationError as exc:
+            raise UserError(f"{path}:{number}: {describe_validation_error(exc)}") from None
+    return records

@@ -1,0 +1,75 @@
+"""The proposer interface: given the baseline and what happened so far, propose edits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from agent.edits import Edit
+from agent.gate import Rule, Stats
+
+
+class HistoryEntry(BaseModel):
+    """One earlier proposal as the next prompt sees it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    step: int
+    status: str
+    edits: list[dict[str, Any]]
+    rationale: str
+    reason: str
+    delta_E: float | None = None
+    rho: float | None = None
+    E_M: float | None = None
+
+
+class ProposalContext(BaseModel):
+    """Everything a proposer may look at. Plain data, so prompts can render it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    step: int
+    budget: int
+    members: int
+    rule: Rule
+    baseline_step: int
+    architecture: dict[str, Any]
+    stats: Stats
+    history: list[HistoryEntry]
+    space_schema: dict[str, Any]
+    dataset: dict[str, Any]
+    evaluated_hashes: frozenset[str] = frozenset()
+
+
+class LLMUsage(BaseModel):
+    provider: str
+    model: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+@dataclass
+class Proposal:
+    """A proposer's answer. `problem` is set when there is nothing to evaluate.
+
+    problem_status says how to record it: "invalid" for an answer that is not a usable
+    proposal (malformed JSON, missing fields), "failed" for a call that did not complete.
+    """
+
+    rationale: str
+    edits: list[Edit]
+    usage: LLMUsage
+    transcript: dict[str, Any] | None = None
+    problem: str | None = None
+    problem_status: Literal["invalid", "failed"] = "invalid"
+
+
+class ProposerStopped(Exception):
+    """An error no later call can fix (bad API key, unknown model): the run stops cleanly."""
+
+
+class Proposer(Protocol):
+    def propose(self, context: ProposalContext) -> Proposal: ...

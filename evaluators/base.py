@@ -1,0 +1,66 @@
+"""What the agent needs from an evaluator, independent of the model family.
+
+An evaluator owns a search space (a pydantic model), a dataset split once per run, and
+the training of k learners of one architecture. It knows nothing about the agent, the
+gate or the LLM: the agent imports evaluators, never the reverse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import numpy as np
+from pydantic import BaseModel
+
+Task = Literal["binary", "multiclass", "regression"]
+
+
+class CandidateFailed(Exception):
+    """Training could not produce usable predictions (NaN loss, runtime error, ...).
+
+    A normal outcome of search: the agent records it as status `failed` with this reason.
+    """
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Predictions of k learners of one architecture on the validation and test splits.
+
+    Arrays are shaped (k, n) for binary (probability of the positive class) and regression,
+    (k, n, C) for multiclass (class probabilities).
+    """
+
+    val_predictions: np.ndarray
+    test_predictions: np.ndarray
+    parameters: int  # trainable parameters of learner 0
+    train_seconds: float
+    learner_seconds: tuple[float, ...]
+
+    @property
+    def learners(self) -> int:
+        return self.val_predictions.shape[0]
+
+
+class Evaluator(Protocol):
+    task: Task
+    y_val: np.ndarray
+    y_test: np.ndarray
+
+    def space(self) -> type[BaseModel]:
+        """The pydantic model of an architecture document."""
+        ...
+
+    def parse(self, document: dict[str, Any]) -> BaseModel:
+        """Validate an architecture document; raises pydantic.ValidationError."""
+        ...
+
+    def default_architecture(self) -> BaseModel: ...
+
+    def evaluate(self, architecture: BaseModel, learners: int) -> Evaluation:
+        """Train `learners` learners (learner j uses seed base+j); raises CandidateFailed."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """Facts about the data that a proposer may show (name, task, fields, sizes)."""
+        ...

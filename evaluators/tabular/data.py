@@ -1,0 +1,247 @@
+"""Tabular datasets: load a table, split it once from the run seed, encode it into tensors.
+
+Encodings (category ids, numeric standardisation) are fitted on the training split only,
+so validation and test statistics are honest. The built-in default is UCI Adult, vendored
+in `evaluators/tabular/datasets/` (see ATTRIBUTION.md there).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from evaluators.base import Task
+
+BUILTIN_ADULT = "adult"
+_ADULT_TARGET = "income"
+_MISSING = "<missing>"
+_MAX_CLASSES = 50
+
+
+class DataError(ValueError):
+    """A data file or data setting that cannot be used, with a message for the user."""
+
+
+class DataSpec(BaseModel):
+    """Which table to search on and how to read it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str = Field(
+        BUILTIN_ADULT, description="'adult' (built-in) or a CSV, CSV.gz or Parquet file."
+    )
+    target: str | None = Field(None, description="Target column; required for a file.")
+    task: Task | None = Field(None, description="Inferred from the target when absent.")
+    categorical: list[str] | None = Field(None, description="Inferred from dtypes when absent.")
+    numeric: list[str] | None = Field(None, description="Inferred from dtypes when absent.")
+    val_fraction: float = Field(0.2, gt=0.0, lt=0.5)
+    test_fraction: float = Field(0.2, gt=0.0, lt=0.5)
+
+    @model_validator(mode="after")
+    def _file_needs_target(self) -> DataSpec:
+        if self.path != BUILTIN_ADULT and not self.target:
+            raise ValueError("a data file needs a target column (data.target / --target)")
+        return self
+
+
+@dataclass(frozen=True)
+class Part:
+    """One encoded split. `numeric` holds one tensor per numeric transform."""
+
+    categorical: torch.Tensor  # (n, n_categorical) int64 ids, 0 = unseen or missing
+    numeric: dict[str, torch.Tensor]  # transform -> (n, n_numeric) float32
+    y: torch.Tensor  # binary: float {0,1}; multiclass: int64 class ids; regression: standardised
+
+    def __len__(self) -> int:
+        return self.y.shape[0]
+
+
+@dataclass(frozen=True)
+class EncodedDataset:
+    name: str
+    task: Task
+    categorical_fields: list[str]
+    numeric_fields: list[str]
+    cardinalities: list[int]  # per categorical field, including id 0
+    classes: list[str]  # class labels (binary: [negative, positive]); empty for regression
+    target_mean: float  # regression targets are trained standardised and reported in
+    target_std: float  # their own units
+    train: Part
+    val: Part
+    test: Part
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.classes) if self.task == "multiclass" else 1
+
+    def labels(self, part: Part) -> np.ndarray:
+        """Targets in the units the statistics are computed in."""
+        y = part.y.numpy()
+        if self.task == "regression":
+            return y.astype(np.float64) * self.target_std + self.target_mean
+        return y
+
+
+def load(spec: DataSpec, seed: int) -> EncodedDataset:
+    """Read, validate, split (from `seed`) and encode a dataset."""
+    frame, target, name = _read(spec)
+    categorical, numeric = _columns(frame, target, spec)
+    task = spec.task or _infer_task(frame[target])
+    train_idx, val_idx, test_idx = _split(len(frame), spec, seed)
+    return _encode(frame, target, task, categorical, numeric, name, train_idx, val_idx, test_idx)
+
+
+def _read(spec: DataSpec) -> tuple[pd.DataFrame, str, str]:
+    if spec.path == BUILTIN_ADULT:
+        # Opened through importlib.resources so it also reads from a zipped wheel.
+        vendored = resources.files("evaluators.tabular") / "datasets" / "adult.csv.gz"
+        with vendored.open("rb") as handle:
+            frame = pd.read_csv(handle, compression="gzip")
+        return frame, spec.target or _ADULT_TARGET, BUILTIN_ADULT
+    path = Path(spec.path)
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}")
+    try:
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, ValueError, ImportError) as exc:
+        raise DataError(f"cannot read {path}: {exc}") from exc
+    if frame.empty:
+        raise DataError(f"{path} has no rows")
+    assert spec.target is not None  # guaranteed by DataSpec
+    return frame, spec.target, path.name
+
+
+def _columns(frame: pd.DataFrame, target: str, spec: DataSpec) -> tuple[list[str], list[str]]:
+    if target not in frame.columns:
+        raise DataError(f"target column {target!r} not in the data; columns: {list(frame.columns)}")
+    y = frame[target]
+    if y.isna().any():
+        raise DataError(f"target column {target!r} has {int(y.isna().sum())} missing values")
+    if y.nunique() < 2:
+        raise DataError(f"target column {target!r} is constant")
+    features = [c for c in frame.columns if c != target]
+    unknown = [c for c in (spec.categorical or []) + (spec.numeric or []) if c not in features]
+    if unknown:
+        raise DataError(f"unknown feature columns {unknown}; columns: {features}")
+    numeric_dtype = [c for c in features if pd.api.types.is_numeric_dtype(frame[c])]
+    categorical = spec.categorical or [
+        c for c in features if c not in numeric_dtype and c not in (spec.numeric or [])
+    ]
+    numeric = spec.numeric or [c for c in numeric_dtype if c not in categorical]
+    for column in numeric:
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            raise DataError(f"column {column!r} is declared numeric but holds non-numeric values")
+    if not categorical and not numeric:
+        raise DataError("no feature columns besides the target")
+    return categorical, numeric
+
+
+def _infer_task(y: pd.Series) -> Task:
+    distinct = y.nunique()
+    if distinct == 2:
+        return "binary"
+    if pd.api.types.is_float_dtype(y) or (pd.api.types.is_numeric_dtype(y) and distinct > 20):
+        return "regression"
+    if distinct > _MAX_CLASSES:
+        raise DataError(f"target has {distinct} classes; set the task explicitly")
+    return "multiclass"
+
+
+def _split(n: int, spec: DataSpec, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    order = np.random.default_rng(seed).permutation(n)
+    n_val, n_test = round(n * spec.val_fraction), round(n * spec.test_fraction)
+    if n - n_val - n_test < 2 or min(n_val, n_test) < 2:
+        raise DataError(f"{n} rows are too few to split into train, validation and test")
+    return order[n_val + n_test :], order[:n_val], order[n_val : n_val + n_test]
+
+
+def _encode(
+    frame: pd.DataFrame,
+    target: str,
+    task: Task,
+    categorical: list[str],
+    numeric: list[str],
+    name: str,
+    train_idx: np.ndarray,
+    val_idx: np.ndarray,
+    test_idx: np.ndarray,
+) -> EncodedDataset:
+    cat_codes, cardinalities = _encode_categorical(frame, categorical, train_idx)
+    numeric_views = _encode_numeric(frame, numeric, train_idx)
+    y, classes, mean, std = _encode_target(frame[target], task, train_idx)
+
+    def part(idx: np.ndarray) -> Part:
+        return Part(
+            categorical=torch.from_numpy(cat_codes[idx]),
+            numeric={t: torch.from_numpy(v[idx]) for t, v in numeric_views.items()},
+            y=torch.from_numpy(y[idx]),
+        )
+
+    return EncodedDataset(
+        name=name,
+        task=task,
+        categorical_fields=categorical,
+        numeric_fields=numeric,
+        cardinalities=cardinalities,
+        classes=classes,
+        target_mean=mean,
+        target_std=std,
+        train=part(train_idx),
+        val=part(val_idx),
+        test=part(test_idx),
+    )
+
+
+def _encode_categorical(
+    frame: pd.DataFrame, columns: list[str], train_idx: np.ndarray
+) -> tuple[np.ndarray, list[int]]:
+    codes = np.zeros((len(frame), len(columns)), dtype=np.int64)
+    cardinalities = []
+    for j, column in enumerate(columns):
+        values = frame[column].astype("string").fillna(_MISSING)
+        # Ids by training frequency; values never seen in training map to 0.
+        vocabulary = values.iloc[train_idx].value_counts(sort=True).index
+        lookup = {value: i + 1 for i, value in enumerate(vocabulary)}
+        codes[:, j] = values.map(lookup).fillna(0).astype(np.int64).to_numpy()
+        cardinalities.append(len(lookup) + 1)
+    return codes, cardinalities
+
+
+def _encode_numeric(
+    frame: pd.DataFrame, columns: list[str], train_idx: np.ndarray
+) -> dict[str, np.ndarray]:
+    raw = frame[columns].astype(np.float64).to_numpy() if columns else np.zeros((len(frame), 0))
+    medians = np.nanmedian(raw[train_idx], axis=0) if columns else np.zeros(0)
+    raw = np.where(np.isnan(raw), medians, raw)
+    views = {"standard": raw, "log_standard": np.sign(raw) * np.log1p(np.abs(raw))}
+    return {name: _standardise(view, train_idx) for name, view in views.items()}
+
+
+def _standardise(values: np.ndarray, train_idx: np.ndarray) -> np.ndarray:
+    mean = values[train_idx].mean(axis=0)
+    std = values[train_idx].std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    return ((values - mean) / std).astype(np.float32)
+
+
+def _encode_target(
+    y: pd.Series, task: Task, train_idx: np.ndarray
+) -> tuple[np.ndarray, list[str], float, float]:
+    if task == "regression":
+        if not pd.api.types.is_numeric_dtype(y):
+            raise DataError("a regression target must be numeric")
+        values = y.to_numpy(dtype=np.float64)
+        mean, std = float(values[train_idx].mean()), float(values[train_idx].std() or 1.0)
+        return ((values - mean) / std).astype(np.float32), [], mean, std
+    classes = sorted(y.astype(str).unique())
+    if task == "binary" and len(classes) != 2:
+        raise DataError(f"task 'binary' needs exactly 2 target values, found {len(classes)}")
+    codes = y.astype(str).map({c: i for i, c in enumerate(classes)}).to_numpy()
+    dtype = np.float32 if task == "binary" else np.int64
+    return codes.astype(dtype), classes, 0.0, 1.0

@@ -1,0 +1,114 @@
+"""The tabular/CTR search space: one pydantic document per architecture.
+
+Every number has explicit bounds so that an edit from an LLM is either inside the space or
+rejected with a message that names the bound. The JSON Schema of `Architecture` is what
+the proposers show the LLM, so the bounds written here are the bounds it sees.
+
+Field names used in `embeddings.per_field` depend on the dataset; they are checked when a
+validation context with the dataset's categorical field names is given
+(`Architecture.model_validate(doc, context={"categorical_fields": [...]})`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+Width = Annotated[int, Field(ge=4, le=1024)]
+
+
+class _Block(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Embeddings(_Block):
+    """One embedding table per categorical field."""
+
+    dim: int = Field(8, ge=1, le=64, description="Embedding dimension of every categorical field.")
+    per_field: dict[str, Annotated[int, Field(ge=1, le=64)]] = Field(
+        default_factory=dict,
+        description="Dimension overrides for single fields, keyed by field name.",
+    )
+
+    @field_validator("per_field")
+    @classmethod
+    def _known_fields(cls, value: dict[str, int], info: ValidationInfo) -> dict[str, int]:
+        known = (info.context or {}).get("categorical_fields")
+        if known is not None:
+            unknown = sorted(set(value) - set(known))
+            if unknown:
+                raise ValueError(f"unknown categorical fields {unknown}; known: {sorted(known)}")
+        return value
+
+
+class Numeric(_Block):
+    """How numeric features enter the model (standardised with training-split statistics)."""
+
+    transform: Literal["standard", "log_standard"] = Field(
+        "standard",
+        description="'log_standard' applies sign(x)*log1p(|x|) before standardising; "
+        "it tames heavy tails such as capital gains.",
+    )
+
+
+class Cross(_Block):
+    """DCN-v2 cross layers on the concatenated input: x_{l+1} = x0 * (W x_l + b) + x_l."""
+
+    layers: int = Field(0, ge=0, le=6, description="Number of cross layers; 0 disables the block.")
+    rank: int = Field(
+        0, ge=0, le=64, description="Low-rank factorisation of W (U V^T); 0 means full rank."
+    )
+
+
+class Tower(_Block):
+    """The MLP on top of the (crossed) input."""
+
+    widths: list[Width] = Field(
+        default_factory=lambda: [64, 32], max_length=6, description="Hidden layer widths."
+    )
+    activation: Literal["relu", "gelu", "silu", "tanh"] = "relu"
+    norm: Literal["none", "batch", "layer"] = "none"
+    dropout: float = Field(0.0, ge=0.0, le=0.5, description="Dropout after each hidden layer.")
+
+
+class Bagging(_Block):
+    """Feature bagging: each learner sees a random subset of fields drawn from its seed."""
+
+    fraction: float = Field(
+        1.0, ge=0.2, le=1.0, description="Fraction of fields (categorical and numeric) kept."
+    )
+
+
+class Training(_Block):
+    optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
+    lr: float = Field(3e-3, ge=1e-4, le=1e-1, description="Learning rate.")
+    epochs: int = Field(3, ge=1, le=20)
+    batch_size: int = Field(512, ge=64, le=4096)
+    weight_decay: float = Field(1e-5, ge=0.0, le=1e-1)
+
+
+class Architecture(_Block):
+    """A complete candidate: model blocks plus the training recipe."""
+
+    embeddings: Embeddings = Field(default_factory=Embeddings)
+    numeric: Numeric = Field(default_factory=Numeric)
+    cross: Cross = Field(default_factory=Cross)
+    tower: Tower = Field(default_factory=Tower)
+    bagging: Bagging = Field(default_factory=Bagging)
+    training: Training = Field(default_factory=Training)
+
+    def document(self) -> dict:
+        """The JSON document that edits (JSON Patch) operate on."""
+        return self.model_dump(mode="json")
+
+    def arch_hash(self) -> str:
+        return canonical_hash(self.document())
+
+
+def canonical_hash(document: dict) -> str:
+    """Equal documents hash equal whatever their key order."""
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]

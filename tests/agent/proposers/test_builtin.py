@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from agent.edits import apply_edits
+from agent.gate import Stats, ensemble_error
+from agent.proposers.base import HistoryEntry, ProposalContext
+from agent.proposers.builtin import ACCURACY, DIVERSITY, BuiltinProposer
+from evaluators.tabular.space import Architecture
+
+
+def context(rho: float, step: int = 1, history=(), evaluated=frozenset()) -> ProposalContext:
+    sigma2, E = 0.05, 0.1
+    D = sigma2 * (1 - rho)
+    return ProposalContext(
+        step=step,
+        budget=50,
+        members=50,
+        rule="exact",
+        baseline_step=0,
+        architecture=Architecture().document(),
+        stats=Stats(k=2, E=E, sigma2=sigma2, rho=rho, D=D, E_M=ensemble_error(E, D, 50)),
+        history=list(history),
+        space_schema=Architecture.model_json_schema(),
+        dataset={"categorical_fields": {"colour": 5, "shape": 4}},
+        evaluated_hashes=evaluated,
+    )
+
+
+def family(proposal) -> set[str]:
+    return {name for name in DIVERSITY | ACCURACY if name in proposal.rationale}
+
+
+def test_same_seed_same_proposals():
+    a = [BuiltinProposer(seed=4).propose(context(0.9, step=s)) for s in range(1, 6)]
+    b = [BuiltinProposer(seed=4).propose(context(0.9, step=s)) for s in range(1, 6)]
+    assert [p.edits for p in a] == [p.edits for p in b]
+
+
+def test_proposals_stay_inside_the_space():
+    proposer = BuiltinProposer(seed=0)
+    for step in range(1, 60):
+        proposal = proposer.propose(context(0.5, step=step))
+        Architecture.model_validate(apply_edits(Architecture().document(), proposal.edits))
+
+
+def test_high_rho_favours_diversity_edits_and_low_rho_accuracy_edits():
+    def diversity_share(rho: float) -> float:
+        proposer = BuiltinProposer(seed=1)
+        names = [n for s in range(1, 200) for n in family(proposer.propose(context(rho, step=s)))]
+        return sum(n in DIVERSITY for n in names) / len(names)
+
+    assert diversity_share(0.99) > 0.6 > 0.3 > diversity_share(0.05)
+
+
+def test_already_evaluated_architectures_are_avoided():
+    proposer = BuiltinProposer(seed=2)
+    seen = set()
+    for step in range(1, 30):
+        proposal = proposer.propose(context(0.9, step=step, evaluated=frozenset(seen)))
+        architecture = Architecture.model_validate(
+            apply_edits(Architecture().document(), proposal.edits)
+        )
+        assert architecture.arch_hash() not in seen
+        seen.add(architecture.arch_hash())
+
+
+def test_accepted_mutations_are_preferred_later():
+    proposer = BuiltinProposer(seed=3)
+    first = proposer.propose(context(0.9, step=1))
+    winner = sorted(family(first))
+    entry = HistoryEntry(step=1, status="accepted", edits=[], rationale="", reason="")
+    proposer.propose(context(0.9, step=2, history=[entry]))
+    assert all(proposer.accepted[name] == 1 for name in winner)

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.config import dump_config, load_config, parse_llm_option
+from agent.errors import UserError
+
+
+def test_defaults_are_the_offline_default_run():
+    config = load_config(None, {})
+    assert config.budget == 50 and config.members == 50
+    assert config.llm.provider == "builtin" and config.gate.rule == "exact"
+    assert config.data.path == "adult" and config.evaluator.learners == 2
+
+
+def test_file_then_overrides(tmp_path: Path):
+    path = tmp_path / "c.yaml"
+    path.write_text("budget: 7\nllm:\n  provider: openai\n  model: a\n")
+    config = load_config(path, {"budget": None, "llm.model": "b", "members": 100})
+    assert config.budget == 7  # None means "not given on the command line"
+    assert config.llm.model == "b" and config.members == 100
+
+
+def test_unknown_keys_are_rejected_with_their_path(tmp_path: Path):
+    path = tmp_path / "c.yaml"
+    path.write_text("llm:\n  providr: openai\n")
+    with pytest.raises(UserError, match=r"llm\.providr: unknown key"):
+        load_config(path, {})
+
+
+def test_out_of_range_values_name_the_key_and_bound():
+    with pytest.raises(UserError, match=r"members: Input should be greater than or equal to 2"):
+        load_config(None, {"members": 1})
+
+
+def test_api_keys_are_refused_in_the_file(tmp_path: Path):
+    path = tmp_path / "c.yaml"
+    path.write_text("llm:\n  provider: openai\n  api_key: sk-secret\n")
+    with pytest.raises(UserError, match="api_key_env") as info:
+        load_config(path, {})
+    assert "sk-secret" not in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["budget: [1, 2", "- a\n- b\n"])
+def test_unreadable_yaml_is_a_user_error(tmp_path: Path, text: str):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(UserError, match=str(path)):
+        load_config(path, {})
+
+
+def test_missing_file_is_a_user_error(tmp_path: Path):
+    with pytest.raises(UserError, match="cannot read config"):
+        load_config(tmp_path / "absent.yaml", {})
+
+
+def test_llm_option_splits_provider_and_model():
+    assert parse_llm_option("anthropic") == {"llm.provider": "anthropic"}
+    assert parse_llm_option("openai:qwen2.5:7b") == {
+        "llm.provider": "openai",
+        "llm.model": "qwen2.5:7b",
+    }
+
+
+def test_a_data_file_needs_a_target():
+    with pytest.raises(UserError, match="target"):
+        load_config(None, {"data.path": "some.csv"})
+
+
+def test_resolved_config_round_trips(tmp_path: Path):
+    config = load_config(
+        None, {"llm.provider": "openai", "llm.base_url": "http://localhost:8000/v1"}
+    )
+    path = tmp_path / "resolved.yaml"
+    path.write_text(dump_config(config))
+    assert load_config(path, {}) == config

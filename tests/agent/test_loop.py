@@ -1,0 +1,144 @@
+"""The loop end to end on a small real dataset: every outcome is a record, never a crash."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from agent.config import Config, dump_config
+from agent.edits import Edit
+from agent.journal import Journal, read_records
+from agent.loop import BaselineFailed, Search
+from agent.proposers.base import LLMUsage, Proposal, ProposalContext
+from agent.proposers.builtin import BuiltinProposer
+from agent.replay import replay
+from evaluators.tabular import trainer
+from evaluators.tabular.evaluator import TabularEvaluator
+
+
+class ScriptedProposer:
+    """Answers with prepared proposals, and remembers the contexts it was shown."""
+
+    def __init__(self, proposals: list[Proposal]):
+        self.proposals = list(proposals)
+        self.contexts: list[ProposalContext] = []
+
+    def propose(self, context: ProposalContext) -> Proposal:
+        self.contexts.append(context)
+        return self.proposals.pop(0)
+
+
+def proposal(*edits: dict, problem: str | None = None, status: str = "invalid") -> Proposal:
+    return Proposal(
+        rationale="scripted",
+        edits=[Edit.model_validate(e) for e in edits],
+        usage=LLMUsage(provider="script", model="script"),
+        problem=problem,
+        problem_status=status,
+    )
+
+
+def run(config: Config, proposer) -> tuple[Search, Journal]:
+    evaluator = TabularEvaluator(config.data, config.evaluator, config.seed)
+    search = Search(config, evaluator, proposer)
+    journal = Journal.create(Path(config.runs_dir), config.name, dump_config(config))
+    search.run(journal)
+    return search, journal
+
+
+def test_builtin_search_end_to_end(fast_config: Config):
+    _, journal = run(fast_config, BuiltinProposer(fast_config.seed))
+    records = read_records(journal.folder)
+    assert [r.event for r in records] == ["baseline"] + ["proposal"] * fast_config.budget
+    assert [r.step for r in records] == list(range(fast_config.budget + 1))
+    accepted = [r.stats.E_M for r in records if r.accepted]
+    assert accepted == sorted(accepted, reverse=True) and len(set(accepted)) == len(accepted)
+    for record in records[1:]:
+        assert record.status in ("accepted", "rejected", "invalid", "failed")
+        if record.stats is not None:
+            assert record.rules is not None and record.delta_E is not None
+            assert record.test is not None and "auc" in record.test.metrics
+            assert record.baseline is not None
+    best = json.loads((journal.folder / "best.json").read_text())
+    assert best["step"] == max(r.step for r in records if r.accepted)
+    assert (journal.folder / "config.yaml").read_text().startswith("name: test")
+    assert replay(journal.folder).ok
+
+
+def test_invalid_noop_duplicate_and_problem_outcomes(fast_config: Config):
+    dropout = {"op": "replace", "path": "/tower/dropout", "value": 0.1}
+    script = ScriptedProposer(
+        [
+            proposal({"op": "replace", "path": "/tower/dropout", "value": 0.9}),  # out of bounds
+            proposal({"op": "replace", "path": "/tower/depth", "value": 3}),  # no such path
+            proposal({"op": "replace", "path": "/tower/dropout", "value": 0.0}),  # no-op
+            proposal(dropout),
+            proposal(dropout),  # duplicate of step 4 (or of the new baseline)
+            proposal(problem="the answer is not valid JSON: ..."),
+        ]
+    )
+    _, journal = run(fast_config, script)
+    records = read_records(journal.folder)[1:]
+    assert records[0].status == "invalid" and "tower.dropout" in records[0].reason
+    assert "less than or equal to 0.5" in records[0].reason
+    assert records[1].status == "invalid" and "does not apply" in records[1].reason
+    assert records[2].status == "invalid" and "no-op" in records[2].reason
+    assert records[3].status in ("accepted", "rejected") and records[3].cost.learners_trained == 2
+    if records[3].accepted:
+        assert records[4].status == "invalid" and "no-op" in records[4].reason
+    else:
+        assert records[4].cached_from == 4 and records[4].cost.learners_trained == 0
+        assert records[4].stats == records[3].stats
+    assert records[5].status == "invalid" and "not valid JSON" in records[5].reason
+    # The proposer saw the history with outcomes and reasons.
+    last = script.contexts[-1].history
+    assert [h.status for h in last][:3] == ["invalid", "invalid", "invalid"]
+    assert replay(journal.folder).ok
+
+
+def test_failed_training_is_recorded_and_the_run_goes_on(fast_config: Config, monkeypatch):
+    original = trainer._fit
+
+    def fit_nan_for_sgd(model, architecture, data, seed, device):
+        if architecture.training.optimizer == "sgd":
+            from evaluators.base import CandidateFailed
+
+            raise CandidateFailed("training loss became nan in epoch 1")
+        return original(model, architecture, data, seed, device)
+
+    monkeypatch.setattr(trainer, "_fit", fit_nan_for_sgd)
+    script = ScriptedProposer(
+        [proposal({"op": "replace", "path": "/training/optimizer", "value": "sgd"})]
+        + [
+            proposal({"op": "replace", "path": "/tower/dropout", "value": 0.1 * i})
+            for i in range(1, 6)
+        ]
+    )
+    _, journal = run(fast_config, script)
+    records = read_records(journal.folder)
+    assert (
+        records[1].status == "failed" and "learner 0: training loss became nan" in records[1].reason
+    )
+    assert len(records) == fast_config.budget + 1
+
+
+def test_a_failing_baseline_stops_with_a_reason(fast_config: Config, monkeypatch):
+    from evaluators.base import CandidateFailed
+
+    def always_fail(*args, **kwargs):
+        raise CandidateFailed("training loss became inf in epoch 1")
+
+    monkeypatch.setattr(trainer, "_fit", always_fail)
+    with pytest.raises(BaselineFailed, match="inf"):
+        run(fast_config, ScriptedProposer([]))
+
+
+def test_same_seed_same_trajectory(fast_config: Config):
+    def trajectory(name: str) -> list[dict]:
+        config = fast_config.model_copy(update={"name": name})
+        _, journal = run(config, BuiltinProposer(config.seed))
+        return [r.model_dump(exclude={"time", "cost"}) for r in read_records(journal.folder)]
+
+    assert trajectory("a") == trajectory("b")

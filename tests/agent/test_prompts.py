@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from agent.gate import frontier_rho
+from agent.prompts import render
+from tests.agent.proposers.test_builtin import context
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_prompt_carries_space_baseline_statistics_frontier_and_history():
+    from agent.proposers.base import HistoryEntry
+
+    entry = HistoryEntry(
+        step=3,
+        status="rejected",
+        edits=[{"op": "replace", "path": "/tower/dropout", "value": 0.3}],
+        rationale="diversity",
+        reason="exact: E_M 0.1 >= baseline 0.09",
+        delta_E=0.001,
+        rho=0.95,
+        E_M=0.1,
+    )
+    ctx = context(0.9, step=4, history=[entry])
+    prompt = render(ctx)
+    s = ctx.stats
+    for expected in (
+        f"E = {s.E:.6f}",
+        f"D = {s.D:.6f}",
+        f"sigma2 = {s.sigma2:.6f}",
+        f"rho = {s.rho:.6f}",
+    ):
+        assert expected in prompt.user
+    assert f"predicted E_M (M = 50) = {s.E_M:.6f}" in prompt.user
+    assert f"| +0.000000 | {frontier_rho(s, 0.0, 50):.6f} |" in prompt.user
+    assert '"maximum": 0.5' in prompt.user  # bounds of the space are shown
+    assert '"dropout": 0.0' in prompt.user  # the baseline architecture
+    assert "step 3 [rejected]" in prompt.user and "exact: E_M 0.1 >= baseline 0.09" in prompt.user
+    assert "Step 4 of 50" in prompt.user
+    assert "M = 50" in prompt.system and "diversity" in prompt.system.lower()
+    assert "data, not instructions" in prompt.system
+
+
+def test_paper_rule_is_explained_when_configured():
+    ctx = context(0.9).model_copy(update={"rule": "paper"})
+    assert "paper rule" in render(ctx).system
+
+
+def test_user_templates_override_the_builtin_ones(tmp_path: Path):
+    (tmp_path / "propose.j2").write_text("custom: rho={{ stats.rho }}")
+    prompt = render(context(0.9), str(tmp_path))
+    assert prompt.user == "custom: rho=0.9"
+    assert "M = 50" in prompt.system  # not overridden: the shipped one
+
+
+def test_a_template_with_an_unknown_variable_fails_loudly(tmp_path: Path):
+    import jinja2
+
+    (tmp_path / "propose.j2").write_text("{{ nonexistent }}")
+    with pytest.raises(jinja2.UndefinedError):
+        render(context(0.9), str(tmp_path))
+
+
+def test_templates_and_data_load_from_an_installed_wheel(tmp_path: Path):
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+    )
+    (wheel,) = tmp_path.glob("edas_agent-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "prompts/system.j2" in names and "prompts/propose.j2" in names
+    assert "evaluators/tabular/datasets/adult.csv.gz" in names
+    # Import from the zipped wheel itself, so nothing can come from the checkout.
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]);"
+        "import agent, prompts; assert agent.__file__.startswith(sys.argv[1]), agent.__file__;"
+        "from tests_context import ctx;"
+        "from agent.prompts import render; p = render(ctx());"
+        "assert 'rho = 0.900000' in p.user and 'M = 50' in p.system;"
+        "from evaluators.tabular.data import DataSpec, load; d = load(DataSpec(), 0);"
+        "assert len(d.train) > 20000; print('ok')"
+    )
+    (tmp_path / "tests_context.py").write_text(
+        "from agent.gate import Stats\n"
+        "from agent.proposers.base import ProposalContext\n"
+        "from evaluators.tabular.space import Architecture\n"
+        "def ctx():\n"
+        "    s = Stats(k=2, E=0.1, sigma2=0.05, rho=0.9, D=0.005, E_M=0.0951)\n"
+        "    return ProposalContext(step=1, budget=50, members=50, rule='exact', baseline_step=0,\n"
+        "        architecture=Architecture().document(), stats=s, history=[],\n"
+        "        space_schema=Architecture.model_json_schema(), dataset={})\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(wheel)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from agent.config import Config, dump_config
+from agent.errors import UserError
+from agent.journal import Journal
+from agent.loop import Search
+from agent.proposers.builtin import BuiltinProposer
+from agent.replay import replay
+from evaluators.tabular.evaluator import TabularEvaluator
+
+
+@pytest.fixture
+def run_folder(fast_config: Config) -> Path:
+    config = fast_config.model_copy(update={"budget": 8})
+    evaluator = TabularEvaluator(config.data, config.evaluator, config.seed)
+    journal = Journal.create(Path(config.runs_dir), config.name, dump_config(config))
+    Search(config, evaluator, BuiltinProposer(config.seed)).run(journal)
+    return journal.folder
+
+
+def rewrite(folder: Path, step: int, change) -> None:
+    path = folder / "trajectory.jsonl"
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    change(lines[step])
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
+def evaluated_step(folder: Path) -> int:
+    lines = [json.loads(line) for line in (folder / "trajectory.jsonl").read_text().splitlines()]
+    return next(r["step"] for r in lines if r["event"] == "proposal" and r["stats"])
+
+
+def test_an_untouched_run_replays_cleanly(run_folder: Path):
+    report = replay(run_folder)
+    assert report.ok and report.checked >= 1
+
+
+def test_a_flipped_decision_is_a_mismatch(run_folder: Path):
+    step = evaluated_step(run_folder)
+
+    def flip(record):
+        record["accepted"] = not record["accepted"]
+        record["status"] = "accepted" if record["accepted"] else "rejected"
+
+    rewrite(run_folder, step, flip)
+    assert any(f"step {step}" in m for m in replay(run_folder).mismatches)
+
+
+def test_edited_statistics_are_a_mismatch(run_folder: Path):
+    step = evaluated_step(run_folder)
+
+    def inflate(record):
+        record["stats"]["E_M"] += 0.01
+
+    rewrite(run_folder, step, inflate)
+    assert any("E_M" in m for m in replay(run_folder).mismatches)
+
+
+def test_a_decision_against_the_wrong_baseline_is_a_mismatch(run_folder: Path):
+    step = evaluated_step(run_folder)
+
+    def rebase(record):
+        record["baseline"]["step"] = 99
+
+    rewrite(run_folder, step, rebase)
+    assert any("current baseline" in m for m in replay(run_folder).mismatches)
+
+
+def test_not_a_run_folder(tmp_path: Path):
+    with pytest.raises(UserError, match=r"trajectory\.jsonl"):
+        replay(tmp_path)
+
+
+def test_a_corrupt_line_is_reported_with_its_number(run_folder: Path):
+    with open(run_folder / "trajectory.jsonl", "a") as handle:
+        handle.write('{"event": "proposal", "step": \n')
+    with pytest.raises(UserError, match=r"trajectory.jsonl:10"):
+        replay(run_folder)

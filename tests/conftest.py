@@ -1,0 +1,59 @@
+"""Shared fixtures: a small synthetic dataset and a fast configuration for loop tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from agent.config import Config, load_config
+
+
+def make_table(rows: int = 1200, seed: int = 0) -> pd.DataFrame:
+    """A binary task with a real signal in categorical, numeric and interaction terms."""
+    rng = np.random.default_rng(seed)
+    colour = rng.choice(["red", "green", "blue", "grey"], rows)
+    shape = rng.choice(["circle", "square", "star"], rows)
+    size = rng.normal(0, 1, rows)
+    weight = rng.lognormal(0, 1, rows)
+    noise = rng.normal(0, 1, rows)
+    logit = (
+        1.5 * (colour == "red") - 1.0 * (shape == "star") + size + 0.8 * size * (colour == "blue")
+    )
+    label = np.where(rng.random(rows) < 1 / (1 + np.exp(-logit)), "yes", "no")
+    return pd.DataFrame(
+        {
+            "colour": colour,
+            "shape": shape,
+            "size": size,
+            "weight": weight,
+            "noise": noise,
+            "label": label,
+        }
+    )
+
+
+@pytest.fixture
+def table_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "toy.csv"
+    make_table().to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def fast_config(table_csv: Path, tmp_path: Path) -> Config:
+    """A configuration whose whole search takes a few seconds."""
+    return load_config(
+        None,
+        {
+            "budget": 6,
+            "members": 20,
+            "runs_dir": str(tmp_path / "runs"),
+            "name": "test",
+            "data.path": str(table_csv),
+            "data.target": "label",
+            "evaluator.device": "cpu",
+        },
+    )

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from evaluators.tabular.space import Architecture
+
+
+def test_every_number_in_the_schema_has_bounds():
+    schema = Architecture.model_json_schema()
+
+    def numbers(node, path=""):
+        if isinstance(node, dict):
+            if node.get("type") in ("integer", "number"):
+                yield path, node
+            for key, child in node.items():
+                yield from numbers(child, f"{path}/{key}")
+        elif isinstance(node, list):
+            for i, child in enumerate(node):
+                yield from numbers(child, f"{path}/{i}")
+
+    found = list(numbers(schema))
+    assert len(found) > 8
+    for path, node in found:
+        assert "minimum" in node or "exclusiveMinimum" in node, path
+        assert "maximum" in node or "exclusiveMaximum" in node, path
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ({"tower": {"dropout": 0.9}}, "less than or equal to 0.5"),
+        ({"tower": {"widths": [2]}}, "greater than or equal to 4"),
+        ({"bagging": {"fraction": 0.1}}, "greater than or equal to 0.2"),
+        ({"cross": {"layers": 9}}, "less than or equal to 6"),
+        ({"training": {"optimizer": "lion"}}, "adamw"),
+        ({"tower": {"depth": 3}}, "Extra inputs"),
+    ],
+)
+def test_out_of_space_documents_are_rejected(document, message):
+    with pytest.raises(ValidationError, match=message):
+        Architecture.model_validate(document)
+
+
+def test_per_field_dimensions_are_checked_against_the_dataset():
+    document = {"embeddings": {"per_field": {"colour": 4, "flavour": 8}}}
+    with pytest.raises(ValidationError, match="unknown categorical fields"):
+        Architecture.model_validate(document, context={"categorical_fields": ["colour"]})
+    Architecture.model_validate(
+        {"embeddings": {"per_field": {"colour": 4}}}, context={"categorical_fields": ["colour"]}
+    )
+
+
+def test_hash_is_canonical():
+    a = Architecture.model_validate({"tower": {"dropout": 0.1, "widths": [8]}})
+    b = Architecture.model_validate({"tower": {"widths": [8], "dropout": 0.1}, "cross": {}})
+    assert a.arch_hash() == b.arch_hash()
+    assert a.arch_hash() != Architecture().arch_hash()
