@@ -103,3 +103,10 @@ def test_adult_default_architecture_trains(tmp_path: Path):
     evaluation = evaluator.evaluate(architecture, 2)
     brier = np.mean((evaluation.test_predictions - evaluator.y_test) ** 2)
     assert brier < 0.13  # the base rate alone gives about 0.18
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without CUDA")
+def test_asking_for_cuda_without_cuda_is_a_clear_error(table_csv: Path):
+    spec = DataSpec(path=str(table_csv), target="label")
+    with pytest.raises(ValueError, match="evaluator.device is 'cuda' but torch sees no CUDA device"):
+        TabularEvaluator(spec, EvaluatorSettings(device="cuda"), seed=0)
