@@ -16,22 +16,14 @@ _TOOL = "propose_edits"
 
 class AnthropicProposer(LLMProposer):
     provider = "anthropic"
-    # Errors every later call would repeat: stop the run instead of burning the budget.
-    fatal_errors = (
-        anthropic.AuthenticationError,
-        anthropic.PermissionDeniedError,
-        anthropic.NotFoundError,
-    )
+    label = "Anthropic"
+    auth_errors = (anthropic.AuthenticationError, anthropic.PermissionDeniedError)
+    not_found_error = anthropic.NotFoundError
     transient_errors = (anthropic.APIError,)
 
     def __init__(self, settings: LLMSettings, api_key: str):
         super().__init__(settings)
-        self.client = anthropic.Anthropic(
-            api_key=api_key,
-            base_url=settings.base_url,
-            timeout=settings.timeout_s,
-            max_retries=settings.max_retries,
-        )
+        self.client = anthropic.Anthropic(**self.client_options(api_key))
 
     def request(self, prompt: RenderedPrompt) -> dict[str, Any]:
         return {
@@ -67,12 +59,3 @@ class AnthropicProposer(LLMProposer):
         if answer is None:
             raise MalformedAnswer(f"the answer has no '{_TOOL}' tool call")
         return parse_object(answer)
-
-    def fatal_message(self, exc: Exception) -> str:
-        assert isinstance(exc, anthropic.APIStatusError)
-        if isinstance(exc, anthropic.AuthenticationError):
-            variable = self.settings.resolved_key_env()
-            return f"the Anthropic endpoint rejected the API key: check ${variable}"
-        if isinstance(exc, anthropic.NotFoundError):
-            return f"the Anthropic endpoint does not know model {self.model!r}: {exc.message}"
-        return f"the Anthropic endpoint refused the request: {exc.message}"

@@ -35,30 +35,26 @@ def _replace(path: str, value: Any) -> Edit:
     return Edit(op="replace", path=path, value=value)
 
 
-# Diversity: make learners of one architecture disagree more.
+def _nudge(block: str, key: str, step: float, low: float, high: float) -> Mutation:
+    """Add `step` to a bounded number; no edit when the result would leave [low, high]."""
+
+    def mutate(doc: Document, rng: np.random.Generator, _: ProposalContext) -> list[Edit] | None:
+        value = doc[block][key] + step
+        value = round(value, 2) if isinstance(value, float) else value
+        return [_replace(f"/{block}/{key}", value)] if low <= value <= high else None
+
+    return mutate
 
 
-def bag_fewer_fields(doc: Document, rng: np.random.Generator, _: ProposalContext):
-    fraction = doc["bagging"]["fraction"]
-    return [_replace("/bagging/fraction", round(fraction - 0.1, 2))] if fraction >= 0.3 else None
+def _scale(block: str, key: str, factor: float, low: float, high: float) -> Mutation:
+    """Multiply a bounded number by `factor` (integers stay integers, floats keep 3 digits)."""
 
+    def mutate(doc: Document, rng: np.random.Generator, _: ProposalContext) -> list[Edit] | None:
+        old = doc[block][key]
+        value = int(old * factor) if isinstance(old, int) else float(f"{old * factor:.3g}")
+        return [_replace(f"/{block}/{key}", value)] if low <= value <= high else None
 
-def more_dropout(doc: Document, rng: np.random.Generator, _: ProposalContext):
-    dropout = doc["tower"]["dropout"]
-    return [_replace("/tower/dropout", round(dropout + 0.1, 2))] if dropout <= 0.4 else None
-
-
-def smaller_batch(doc: Document, rng: np.random.Generator, _: ProposalContext):
-    batch = doc["training"]["batch_size"]
-    return [_replace("/training/batch_size", batch // 2)] if batch // 2 >= _MIN_BATCH else None
-
-
-def higher_lr(doc: Document, rng: np.random.Generator, _: ProposalContext):
-    lr = doc["training"]["lr"]
-    return [_replace("/training/lr", float(f"{lr * 2:.3g}"))] if lr * 2 <= 0.03 else None
-
-
-# Accuracy: capacity and training.
+    return mutate
 
 
 def widen_layer(doc: Document, rng: np.random.Generator, _: ProposalContext):
@@ -83,24 +79,13 @@ def add_layer(doc: Document, rng: np.random.Generator, _: ProposalContext):
     widths = doc["tower"]["widths"]
     if len(widths) >= 4:
         return None
-    return [
-        Edit(op="add", path="/tower/widths/-", value=max(8, (widths[-1] if widths else 64) // 2))
-    ]
+    width = max(8, (widths[-1] if widths else 64) // 2)
+    return [Edit(op="add", path="/tower/widths/-", value=width)]
 
 
 def remove_layer(doc: Document, rng: np.random.Generator, _: ProposalContext):
     widths = doc["tower"]["widths"]
     return [Edit(op="remove", path=f"/tower/widths/{len(widths) - 1}")] if len(widths) > 1 else None
-
-
-def add_cross_layer(doc: Document, rng: np.random.Generator, _: ProposalContext):
-    layers = doc["cross"]["layers"]
-    return [_replace("/cross/layers", layers + 1)] if layers < _MAX_CROSS else None
-
-
-def remove_cross_layer(doc: Document, rng: np.random.Generator, _: ProposalContext):
-    layers = doc["cross"]["layers"]
-    return [_replace("/cross/layers", layers - 1)] if layers > 0 else None
 
 
 def resize_embeddings(doc: Document, rng: np.random.Generator, _: ProposalContext):
@@ -117,35 +102,14 @@ def field_embedding(doc: Document, rng: np.random.Generator, context: ProposalCo
     if not candidates:
         return None
     field = str(rng.choice(candidates))
-    return [
-        Edit(
-            op="add",
-            path=f"/embeddings/per_field/{field}",
-            value=min(64, doc["embeddings"]["dim"] * 2),
-        )
-    ]
-
-
-def more_epochs(doc: Document, rng: np.random.Generator, _: ProposalContext):
-    epochs = doc["training"]["epochs"]
-    return [_replace("/training/epochs", epochs + 1)] if epochs < _MAX_EPOCHS else None
-
-
-def fewer_epochs(doc: Document, rng: np.random.Generator, _: ProposalContext):
-    epochs = doc["training"]["epochs"]
-    return [_replace("/training/epochs", epochs - 1)] if epochs > 1 else None
-
-
-def lower_lr(doc: Document, rng: np.random.Generator, _: ProposalContext):
-    lr = doc["training"]["lr"]
-    return [_replace("/training/lr", float(f"{lr / 2:.3g}"))] if lr / 2 >= 2e-4 else None
+    dim = min(64, doc["embeddings"]["dim"] * 2)
+    return [Edit(op="add", path=f"/embeddings/per_field/{field}", value=dim)]
 
 
 def toggle_numeric_transform(doc: Document, rng: np.random.Generator, _: ProposalContext):
     current = doc["numeric"]["transform"]
-    return [
-        _replace("/numeric/transform", "standard" if current == "log_standard" else "log_standard")
-    ]
+    new = "standard" if current == "log_standard" else "log_standard"
+    return [_replace("/numeric/transform", new)]
 
 
 def change_norm(doc: Document, rng: np.random.Generator, _: ProposalContext):
@@ -158,31 +122,32 @@ def change_activation(doc: Document, rng: np.random.Generator, _: ProposalContex
     return [_replace("/tower/activation", str(rng.choice(options)))]
 
 
-def less_dropout(doc: Document, rng: np.random.Generator, _: ProposalContext):
-    dropout = doc["tower"]["dropout"]
-    return [_replace("/tower/dropout", round(dropout - 0.1, 2))] if dropout >= 0.1 else None
-
-
-def bag_more_fields(doc: Document, rng: np.random.Generator, _: ProposalContext):
-    fraction = doc["bagging"]["fraction"]
-    return (
-        [_replace("/bagging/fraction", round(min(1.0, fraction + 0.1), 2))]
-        if fraction < 1
-        else None
-    )
-
-
+# Diversity: make learners of one architecture disagree more.
 DIVERSITY: dict[str, Mutation] = {
-    f.__name__: f for f in (bag_fewer_fields, more_dropout, smaller_batch, higher_lr, fewer_epochs)
+    "bag_fewer_fields": _nudge("bagging", "fraction", -0.1, 0.2, 1.0),
+    "more_dropout": _nudge("tower", "dropout", 0.1, 0.0, 0.5),
+    "smaller_batch": _scale("training", "batch_size", 0.5, _MIN_BATCH, 4096),
+    "higher_lr": _scale("training", "lr", 2.0, 1e-4, 0.03),
+    "fewer_epochs": _nudge("training", "epochs", -1, 1, _MAX_EPOCHS),
 }
+# Accuracy: capacity, interactions and the training recipe.
 ACCURACY: dict[str, Mutation] = {
-    f.__name__: f
-    for f in (
-        widen_layer, narrow_layer, add_layer, remove_layer, add_cross_layer, remove_cross_layer,
-        resize_embeddings, field_embedding, more_epochs, lower_lr, toggle_numeric_transform,
-        change_norm, change_activation, less_dropout, bag_more_fields,
-    )
-}  # fmt: skip
+    "widen_layer": widen_layer,
+    "narrow_layer": narrow_layer,
+    "add_layer": add_layer,
+    "remove_layer": remove_layer,
+    "add_cross_layer": _nudge("cross", "layers", 1, 0, _MAX_CROSS),
+    "remove_cross_layer": _nudge("cross", "layers", -1, 0, _MAX_CROSS),
+    "resize_embeddings": resize_embeddings,
+    "field_embedding": field_embedding,
+    "more_epochs": _nudge("training", "epochs", 1, 1, _MAX_EPOCHS),
+    "lower_lr": _scale("training", "lr", 0.5, 2e-4, 0.1),
+    "toggle_numeric_transform": toggle_numeric_transform,
+    "change_norm": change_norm,
+    "change_activation": change_activation,
+    "less_dropout": _nudge("tower", "dropout", -0.1, 0.0, 0.5),
+    "bag_more_fields": _nudge("bagging", "fraction", 0.1, 0.2, 1.0),
+}
 
 
 class BuiltinProposer:

@@ -71,19 +71,31 @@ class LLMProposer:
     """
 
     provider: str
-    fatal_errors: tuple[type[Exception], ...]
+    label: str  # how messages name the endpoint
+    # Errors every later call would repeat: they stop the run instead of burning the budget.
+    auth_errors: tuple[type[Exception], ...]  # bad key, or a key without access
+    not_found_error: type[Exception]  # unknown model or wrong base_url
     transient_errors: tuple[type[Exception], ...]
 
     def __init__(self, settings: LLMSettings):
         self.settings = settings
         self.model = settings.resolved_model()
 
+    def client_options(self, api_key: str) -> dict[str, Any]:
+        """The SDK client's settings; both SDKs take the same names."""
+        return {
+            "api_key": api_key,
+            "base_url": self.settings.base_url,
+            "timeout": self.settings.timeout_s,
+            "max_retries": self.settings.max_retries,
+        }
+
     def propose(self, context: ProposalContext) -> Proposal:
         request = self.request(render(context, self.settings.templates))
         usage = LLMUsage(provider=self.provider, model=self.model)
         try:
             reply = self.send(request)
-        except self.fatal_errors as exc:
+        except (*self.auth_errors, self.not_found_error) as exc:
             raise ProposerStopped(self.fatal_message(exc)) from None
         except self.transient_errors as exc:
             return Proposal(
@@ -116,4 +128,11 @@ class LLMProposer:
         raise NotImplementedError
 
     def fatal_message(self, exc: Exception) -> str:
-        raise NotImplementedError
+        detail = getattr(exc, "message", str(exc))
+        if isinstance(exc, self.not_found_error):
+            return (
+                f"the {self.label} endpoint does not know model {self.model!r} "
+                f"(or llm.base_url is wrong): {detail}"
+            )
+        variable = self.settings.resolved_key_env()
+        return f"the {self.label} endpoint refused the API key ({detail}): check ${variable}"

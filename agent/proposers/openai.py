@@ -14,18 +14,14 @@ from agent.proposers.llm import LLMProposer, Reply, answer_schema, parse_text
 
 class OpenAIProposer(LLMProposer):
     provider = "openai"
-    # Errors every later call would repeat: stop the run instead of burning the budget.
-    fatal_errors = (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError)
+    label = "OpenAI-compatible"
+    auth_errors = (openai.AuthenticationError, openai.PermissionDeniedError)
+    not_found_error = openai.NotFoundError
     transient_errors = (openai.APIError,)
 
     def __init__(self, settings: LLMSettings, api_key: str):
         super().__init__(settings)
-        self.client = openai.OpenAI(
-            api_key=api_key,
-            base_url=settings.base_url,
-            timeout=settings.timeout_s,
-            max_retries=settings.max_retries,
-        )
+        self.client = openai.OpenAI(**self.client_options(api_key))
 
     def request(self, prompt: RenderedPrompt) -> dict[str, Any]:
         # OpenAI's own newer models take max_completion_tokens; compatible servers max_tokens.
@@ -57,15 +53,3 @@ class OpenAIProposer(LLMProposer):
 
     def parse(self, answer: Any) -> ProposedEdits:
         return parse_text(answer)
-
-    def fatal_message(self, exc: Exception) -> str:
-        assert isinstance(exc, openai.APIStatusError)
-        if isinstance(exc, openai.AuthenticationError):
-            variable = self.settings.resolved_key_env()
-            return f"the OpenAI endpoint rejected the API key: check ${variable}"
-        if isinstance(exc, openai.NotFoundError):
-            return (
-                f"the endpoint does not know model {self.model!r} "
-                f"(or llm.base_url is wrong): {exc.message}"
-            )
-        return f"the OpenAI endpoint refused the request: {exc.message}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -108,5 +109,6 @@ def test_adult_default_architecture_trains(tmp_path: Path):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without CUDA")
 def test_asking_for_cuda_without_cuda_is_a_clear_error(table_csv: Path):
     spec = DataSpec(path=str(table_csv), target="label")
-    with pytest.raises(ValueError, match="evaluator.device is 'cuda' but torch sees no CUDA device"):
+    message = re.escape("evaluator.device is 'cuda' but torch sees no CUDA device")
+    with pytest.raises(ValueError, match=message):
         TabularEvaluator(spec, EvaluatorSettings(device="cuda"), seed=0)
