@@ -17,7 +17,7 @@ from rich.text import Text
 
 from agent.config import Config, dump_config, load_config, parse_llm_option
 from agent.errors import UserError
-from agent.gate import Rule, decide, statistics
+from agent.gate import Gate, Rule, statistics
 from evaluators.tabular.data import DataError
 
 app = typer.Typer(
@@ -161,34 +161,59 @@ def gate(
     baseline: Annotated[Path, typer.Option(help="NPZ with preds (k, n[, C]) and y (n,).")],
     candidate: Annotated[Path, typer.Option(help="NPZ with preds (k, n[, C]) and y (n,).")],
     members: Annotated[int, typer.Option(help="M, the deployed ensemble size.")],
-    rule: Annotated[str, typer.Option(help="exact or paper.")] = "exact",
+    rule: Annotated[str, typer.Option(help="exact, paper or logloss.")] = "exact",
+    confidence: Annotated[
+        float | None,
+        typer.Option(help="Also require the bootstrap upper bound of dE_M below 0 at this level."),
+    ] = None,
+    resamples: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
 ) -> None:
-    """The acceptance gate on predictions from any framework."""
-    if rule not in ("exact", "paper"):
-        raise UserError(f"--rule must be 'exact' or 'paper', got {rule!r}")
+    """The acceptance gate on predictions from any framework (k >= 2; binary, multiclass or
+    regression); the paired-bootstrap interval of delta E_M is always reported."""
+    if rule not in ("exact", "paper", "logloss"):
+        raise UserError(f"--rule must be 'exact', 'paper' or 'logloss', got {rule!r}")
     if members < 2:
         raise UserError(f"--members must be at least 2, got {members}")
+    if confidence is not None and not 0.5 <= confidence < 1:
+        raise UserError(f"--confidence must be in [0.5, 1), got {confidence}")
+    if resamples < 100:
+        raise UserError(f"--resamples must be at least 100, got {resamples}")
     base_preds, base_y = _load_npz(baseline)
     cand_preds, cand_y = _load_npz(candidate)
     if base_y.shape != cand_y.shape or not np.array_equal(base_y, cand_y):
         raise UserError(
             "baseline and candidate must be scored on the same examples: their y differ"
         )
+    task = _npz_task(cand_preds, cand_y)
+    if rule == "logloss" and task == "regression":
+        raise UserError("--rule logloss needs probabilities (binary or multiclass)")
+    rule_name: Rule = "exact" if rule == "exact" else "paper" if rule == "paper" else "logloss"
     try:
-        base_stats = statistics(base_preds, base_y, members)
-        cand_stats = statistics(cand_preds, cand_y, members)
+        judgement, (base_stats, base_logloss) = Gate(
+            members, rule_name, confidence, resamples=resamples
+        ).judge(base_preds, cand_preds, cand_y, task, seed=[seed])
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    rule_name: Rule = "exact" if rule == "exact" else "paper"
-    decision = decide(base_stats, cand_stats, members, rule_name)
     result = {
         "members": members,
+        "task": task,
         "baseline": base_stats.model_dump(),
-        "candidate": cand_stats.model_dump(),
-        **decision.model_dump(),
+        "baseline_logloss": base_logloss.model_dump() if base_logloss else None,
+        "candidate": judgement.stats.model_dump(),
+        "candidate_logloss": judgement.logloss.model_dump() if judgement.logloss else None,
+        **judgement.model_dump(exclude={"stats", "logloss"}),
     }
     _emit(result, as_json)
+
+
+def _npz_task(predictions: np.ndarray, y: np.ndarray) -> str:
+    """(k, n, C): multiclass; 0/1 targets with probabilities: binary; else regression."""
+    if predictions.ndim == 3:
+        return "multiclass"
+    probabilities = ((predictions >= 0) & (predictions <= 1)).all()
+    return "binary" if np.isin(y, (0, 1)).all() and probabilities else "regression"
 
 
 def _evaluator(settings: Config):
@@ -218,6 +243,15 @@ def _parse_sets(items: list[str] | None) -> dict[str, Any]:
         except yaml.YAMLError:
             overrides[key.strip()] = value
     return overrides
+
+
+def _npz_task(predictions: np.ndarray, y: np.ndarray) -> str:
+    """Class probabilities if (k, n, C); binary if y holds only 0 and 1 and the predictions
+    are probabilities; regression otherwise."""
+    if predictions.ndim == 3:
+        return "multiclass"
+    is_binary = np.isin(y, (0, 1)).all() and ((predictions >= 0) & (predictions <= 1)).all()
+    return "binary" if is_binary else "regression"
 
 
 def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:

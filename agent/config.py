@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agent.errors import UserError, describe_validation_error
 from agent.gate import Rule
@@ -32,7 +32,32 @@ class _Section(BaseModel):
 
 
 class GateSettings(_Section):
-    rule: Rule = Field("exact", description="Which rule decides; both are always logged.")
+    rule: Rule = Field(
+        "exact",
+        description="Which rule decides (all are logged): exact or paper on squared loss, or "
+        "logloss, the approximate log-loss E_M with logit averaging (classification).",
+    )
+    confidence: float | None = Field(
+        None,
+        ge=0.5,
+        lt=1.0,
+        description="Also require the paired-bootstrap upper bound of delta E_M at this "
+        "confidence to be below zero; unset: the point estimate decides.",
+    )
+    interval_level: float = Field(
+        0.9, ge=0.5, lt=1.0, description="Level of the logged interval when confidence is unset."
+    )
+    resamples: int = Field(1000, ge=100, le=100_000, description="Bootstrap resamples.")
+    sequential: bool = Field(
+        False, description="Train two more learners while the interval straddles zero."
+    )
+    max_learners: int = Field(
+        8, ge=2, le=64, description="Cap on a candidate's learners in sequential mode."
+    )
+    confirm: bool = Field(
+        True, description="Train fresh learners of an accepted candidate and judge again."
+    )
+    confirm_learners: int = Field(2, ge=1, le=64, description="Fresh learners per confirmation.")
 
 
 class LLMSettings(_Section):
@@ -71,6 +96,17 @@ class Config(_Section):
     evaluator: EvaluatorSettings = Field(default_factory=EvaluatorSettings)
     gate: GateSettings = Field(default_factory=GateSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Config:
+        if self.gate.sequential and self.gate.max_learners < self.evaluator.learners + 2:
+            raise ValueError(
+                f"gate.max_learners ({self.gate.max_learners}) leaves no room for sequential "
+                f"rounds above evaluator.learners ({self.evaluator.learners})"
+            )
+        if self.gate.rule == "logloss" and self.data.task == "regression":
+            raise ValueError("gate.rule 'logloss' needs a classification task")
+        return self
 
 
 def load_config(path: Path | None, overrides: dict[str, Any]) -> Config:

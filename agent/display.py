@@ -68,11 +68,13 @@ class LiveDisplay:
             f"proposal {done}/{self.budget}",
             ProgressBar(total=self.budget, completed=done, width=40),
         )
-        if self.baseline is not None and self.baseline.stats is not None:
-            s = self.baseline.stats
+        carried = self.baseline.carried()[0] if self.baseline is not None else None
+        if self.baseline is not None and carried is not None:
+            s = carried
             grid.add_row(
                 f"baseline (step {self.baseline.step})",
-                f"E={s.E:.5f}  rho={s.rho:.4f}  predicted E_M(M={self.members})={s.E_M:.5f}",
+                f"E={s.E:.5f}  rho={s.rho:.4f}  predicted E_M(M={self.members})={s.E_M:.5f}"
+                f"  (k={s.k})",
             )
         if self.last is not None:
             grid.add_row("last decision", _decision_text(self.last))
@@ -88,16 +90,18 @@ def trajectory_table(records: list[Record], title: str = "Accepted trajectory") 
     table = Table(title=title)
     table.add_column("step", justify="right", no_wrap=True)
     table.add_column("arch", no_wrap=True, min_width=12)
+    table.add_column("k", justify="right", no_wrap=True)
     for column in ("E", "rho", "D", "E_M val", "E_M test", "params"):
         table.add_column(column, justify="right", no_wrap=True, min_width=7)
     table.add_column("edits", overflow="fold", ratio=1)
     for record in records:
-        if not record.accepted or record.stats is None:
+        s = record.carried()[0]
+        if not record.accepted or s is None:
             continue
-        s = record.stats
         table.add_row(
             str(record.step),
             record.arch_hash or "",
+            str(s.k),
             f"{s.E:.5f}",
             f"{s.rho:.4f}",
             f"{s.D:.5f}",
@@ -130,7 +134,7 @@ def _decision_text(record: Record) -> Text:
 
 def _one_line(record: Record) -> str:
     if record.event == "baseline":
-        s = record.stats
+        s = record.carried()[0]
         stats = f"E={s.E:.5f} rho={s.rho:.4f} E_M={s.E_M:.5f}" if s else ""
         return f"[baseline] {record.status} {stats} {record.reason}"
     return f"[{record.step}] {record.status}: {_edits_summary(record)} -- {record.reason}"

@@ -9,8 +9,11 @@ k >= 2 learners of one architecture predict p_ji on n validation examples with t
     rho    = 1 - D / sigma2                             residual correlation
     E_M    = E - (M-1)/M * D                            predicted M-member ensemble error
 
-Decisions use only these statistics, so `edas-agent replay` can re-derive every decision
-from the log without the predictions.
+E_M is also the mean over examples of t_i = e_i - ((M-1)/M) d_i (per-example error and
+disagreement), which is what the paired bootstrap in `agent/uncertainty.py` resamples.
+
+Decisions use only these statistics (and, with `gate.confidence`, a logged interval), so
+`edas-agent replay` can re-derive every decision from the log without the predictions.
 """
 
 from __future__ import annotations
@@ -20,11 +23,17 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-Rule = Literal["exact", "paper"]
+from agent.logloss import LogLossStats, logloss_statistics, logloss_terms
+from agent.uncertainty import Interval, paired_bootstrap
+
+Rule = Literal["exact", "paper", "logloss"]
 
 
 class Stats(BaseModel):
-    """The statistics of one architecture; E_M is for the run's M."""
+    """The statistics of one architecture; E_M is for the run's M.
+
+    seed_se is the jackknife-over-learners standard error of E_M (seed noise), k >= 3 only.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -34,6 +43,7 @@ class Stats(BaseModel):
     rho: float
     D: float
     E_M: float
+    seed_se: float | None = None
 
 
 class Rules(BaseModel):
@@ -41,6 +51,8 @@ class Rules(BaseModel):
 
     paper: bool
     exact: bool
+    logloss: bool | None = None  # approximate log-loss E_M lower; classification only
+    confident: bool | None = None  # interval.upper < 0, when an interval was computed
 
 
 class Decision(BaseModel):
@@ -49,6 +61,8 @@ class Decision(BaseModel):
     delta_E: float
     rules: Rules
     rule: Rule
+    confidence: float | None = None  # set when the interval had to clear zero
+    interval: Interval | None = None
     accepted: bool
     reason: str
 
@@ -79,6 +93,24 @@ def ensemble_error(E: float, D: float, members: int) -> float:
 
 def statistics(predictions: np.ndarray, y: np.ndarray, members: int) -> Stats:
     r = residuals(predictions, y)
+    stats = _statistics(r, members)
+    if r.shape[0] >= 3:
+        stats = stats.model_copy(update={"seed_se": _jackknife_se(r, members)})
+    return stats
+
+
+def per_example_terms(predictions: np.ndarray, y: np.ndarray, members: int) -> np.ndarray:
+    """t_i = e_i - ((M-1)/M) d_i, whose mean over examples is E_M."""
+    r = residuals(predictions, y)
+    k = r.shape[0]
+    if k < 2:
+        raise ValueError("the statistics need k >= 2 learners")
+    e = np.mean(np.sum(r**2, axis=-1), axis=0)
+    d = np.sum((r - r.mean(axis=0, keepdims=True)) ** 2, axis=(0, 2)) / (k - 1)
+    return e - (members - 1) / members * d
+
+
+def _statistics(r: np.ndarray, members: int) -> Stats:
     k = r.shape[0]
     if k < 2:
         raise ValueError("the statistics need k >= 2 learners")
@@ -90,6 +122,14 @@ def statistics(predictions: np.ndarray, y: np.ndarray, members: int) -> Stats:
     sigma2 = float(np.mean(np.sum(r.var(axis=1), axis=-1)))
     rho = 1.0 - D / sigma2 if sigma2 > 0 else 1.0
     return Stats(k=k, E=E, sigma2=sigma2, rho=rho, D=D, E_M=ensemble_error(E, D, members))
+
+
+def _jackknife_se(r: np.ndarray, members: int) -> float:
+    """Seed noise of E_M: leave one learner out at a time (the bootstrap over examples
+    cannot see it, since every resample keeps the same learners)."""
+    k = r.shape[0]
+    estimates = np.array([_statistics(np.delete(r, j, axis=0), members).E_M for j in range(k)])
+    return float(np.sqrt((k - 1) / k * np.sum((estimates - estimates.mean()) ** 2)))
 
 
 def paper_rule(baseline: Stats, candidate: Stats, members: int) -> bool:
@@ -118,21 +158,58 @@ def frontier_rho(baseline: Stats, delta_E: float, members: int) -> float:
     return baseline.rho - members / (members - 1) * delta_E / baseline.sigma2
 
 
-def decide(baseline: Stats, candidate: Stats, members: int, rule: Rule) -> Decision:
-    """Both rules, always; the configured one decides."""
+def decide(
+    baseline: Stats,
+    candidate: Stats,
+    members: int,
+    rule: Rule,
+    interval: Interval | None = None,
+    confidence: float | None = None,
+    logloss: tuple[LogLossStats, LogLossStats] | None = None,
+) -> Decision:
+    """Every rule, always; the configured one decides.
+
+    With `confidence`, the rule must pass and the interval's upper bound of delta E_M must
+    be below zero as well; the interval is then required and must be at that level.
+    `logloss` is (baseline, candidate) log-loss statistics, for classification.
+    """
     if members < 2:
         raise ValueError("members (M) must be at least 2")
+    if confidence is not None and (interval is None or interval.confidence != confidence):
+        raise ValueError(f"a confidence gate needs an interval at confidence {confidence}")
+    if rule == "logloss" and logloss is None:
+        raise ValueError("the logloss rule needs log-loss statistics (classification only)")
     rules = Rules(
         paper=paper_rule(baseline, candidate, members),
         exact=exact_rule(baseline, candidate, members),
+        logloss=None if logloss is None else logloss[1].E_M < logloss[0].E_M,
+        confident=None if interval is None else interval.upper < 0,
     )
-    accepted = getattr(rules, rule)
+    passed = bool(getattr(rules, rule))
+    accepted = passed and (confidence is None or bool(rules.confident))
+    if rule == "logloss":
+        assert logloss is not None
+        verdict = "<" if passed else ">="
+        reason = (
+            f"logloss: approximate E_M {logloss[1].E_M:.5f} {verdict} baseline {logloss[0].E_M:.5f}"
+        )
+    else:
+        reason = _reason(baseline, candidate, members, rule, passed)
+    if interval is not None:
+        bound = "<" if interval.upper < 0 else ">="
+        gate = " (deciding)" if confidence is not None else ""
+        reason += (
+            f"; {interval.confidence:.0%} upper bound of dE_M {interval.upper:+.6f} {bound} 0"
+            f"{gate}, P(better)={interval.p_improve:.2f}"
+        )
     return Decision(
         delta_E=candidate.E - baseline.E,
         rules=rules,
         rule=rule,
+        confidence=confidence,
+        interval=interval,
         accepted=accepted,
-        reason=_reason(baseline, candidate, members, rule, accepted),
+        reason=reason,
     )
 
 
@@ -153,3 +230,70 @@ def _reason(baseline: Stats, candidate: Stats, members: int, rule: Rule, accepte
     )
     verdict = "<" if accepted else ">="
     return f"paper: rho {candidate.rho:.4f} {verdict} frontier {limit:.4f} ({mechanisms})"
+
+
+class Judgement(BaseModel):
+    """One comparison of a candidate's learners with the baseline's, as logged."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stats: Stats
+    logloss: LogLossStats | None = None
+    delta_E: float
+    rules: Rules
+    rule: Rule
+    confidence: float | None = None
+    interval: Interval | None = None
+    accepted: bool
+    reason: str
+
+
+class Gate:
+    """The acceptance gate as configured, applied to two pools of predictions.
+
+    The interval of delta E_M (of the deciding loss) is always computed and logged; it
+    decides only when `confidence` is set.
+    """
+
+    def __init__(
+        self,
+        members: int,
+        rule: Rule = "exact",
+        confidence: float | None = None,
+        interval_level: float = 0.9,
+        resamples: int = 1000,
+    ):
+        self.members = members
+        self.rule = rule
+        self.confidence = confidence
+        self.interval_level = confidence if confidence is not None else interval_level
+        self.resamples = resamples
+
+    def summarise(
+        self, predictions: np.ndarray, y: np.ndarray, task: str
+    ) -> tuple[Stats, LogLossStats | None]:
+        stats = statistics(predictions, y, self.members)
+        ll = None if task == "regression" else logloss_statistics(predictions, y, self.members)
+        return stats, ll
+
+    def judge(
+        self,
+        baseline: np.ndarray,
+        candidate: np.ndarray,
+        y: np.ndarray,
+        task: str,
+        seed: list[int],
+    ) -> tuple[Judgement, tuple[Stats, LogLossStats | None]]:
+        """Compare two pools on the same examples; returns the judgement and the
+        baseline's summary it was compared with."""
+        base = self.summarise(baseline, y, task)
+        cand = self.summarise(candidate, y, task)
+        terms = logloss_terms if self.rule == "logloss" else per_example_terms
+        delta = terms(candidate, y, self.members) - terms(baseline, y, self.members)
+        interval = paired_bootstrap(delta, self.interval_level, self.resamples, seed)
+        pair = None if cand[1] is None or base[1] is None else (base[1], cand[1])
+        decision = decide(
+            base[0], cand[0], self.members, self.rule, interval, self.confidence, pair
+        )
+        judgement = Judgement(stats=cand[0], logloss=cand[1], **decision.model_dump())
+        return judgement, base

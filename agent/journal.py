@@ -17,8 +17,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from agent.errors import UserError, describe_validation_error
-from agent.gate import Rule, Rules, Stats
+from agent.gate import Judgement, Rule, Rules, Stats
+from agent.learners import Cost
+from agent.logloss import LogLossStats
 from agent.proposers.base import LLMUsage
+from agent.uncertainty import Interval
 
 Status = Literal["accepted", "rejected", "invalid", "failed"]
 TRAJECTORY = "trajectory.jsonl"
@@ -33,15 +36,32 @@ class TestReport(BaseModel):
     metrics: dict[str, float]
 
 
-class Cost(BaseModel):
-    learners_trained: int = 0
-    train_seconds: float = 0.0
-
-
 class BaselineRef(BaseModel):
+    """The baseline a proposal was compared with, as it stood (after its confirmation)."""
+
     step: int
     arch_hash: str
     stats: Stats
+    logloss: LogLossStats | None = None
+
+
+class Round(Judgement):
+    """One judgement of a proposal and the learners trained for it.
+
+    kind "decision" uses the first k learners; "sequential" follows when the interval
+    straddled zero and two more learners were trained; "confirmation" follows an
+    acceptance, on fresh learners plus all earlier ones (the winner's-curse guard).
+    """
+
+    kind: Literal["decision", "sequential", "confirmation"]
+    cost: Cost = Cost()
+
+
+class Shrinkage(BaseModel):
+    """Predicted gain at decision and after confirmation: the winner's curse, measured."""
+
+    delta_E_M_at_decision: float
+    delta_E_M_confirmed: float
 
 
 class Record(BaseModel):
@@ -59,15 +79,26 @@ class Record(BaseModel):
     arch_hash: str | None = None
     edits: list[dict[str, Any]] = []
     rationale: str = ""
-    stats: Stats | None = None
+    stats: Stats | None = None  # at decision (first k learners); see rounds for the rest
+    logloss: LogLossStats | None = None
     baseline: BaselineRef | None = None
     delta_E: float | None = None
     rules: Rules | None = None
+    interval: Interval | None = None
+    rounds: list[Round] = []  # every judgement in order; the last one decided
+    shrinkage: Shrinkage | None = None
     test: TestReport | None = None
     parameters: int | None = None
-    cached_from: int | None = None  # step whose evaluation was reused instead of retraining
+    learners: int | None = None  # learners of this architecture behind the final judgement
+    cached_from: int | None = None  # step whose learners were reused instead of retraining
     cost: Cost = Cost()
     llm: LLMUsage | None = None
+
+    def carried(self) -> tuple[Stats | None, LogLossStats | None]:
+        """The statistics this architecture carries forward when it becomes the baseline."""
+        if self.rounds:
+            return self.rounds[-1].stats, self.rounds[-1].logloss
+        return self.stats, self.logloss
 
 
 def utc_now() -> str:

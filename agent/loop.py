@@ -1,4 +1,4 @@
-"""The search loop: propose edits, evaluate two learners, gate, log, repeat.
+"""The search loop: propose edits, evaluate learners, gate, log, repeat.
 
     baseline = evaluate(start)
     for step in 1..budget:
@@ -7,6 +7,11 @@
         journal.append(record)
         if record.accepted: baseline = candidate
 
+Gating a candidate is a short series of rounds: the decision on k learners; with
+`gate.sequential`, two more learners at a time while the interval straddles zero; after an
+acceptance with `gate.confirm`, fresh learners and a last judgement on all of them. The last
+round decides, so a winner carried by lucky seeds is caught before it becomes the baseline.
+
 Invalid edits, failed training and failed LLM calls are records with a status, never
 exceptions that end the run. Only a proposer that can never succeed (bad API key) stops it.
 """
@@ -14,7 +19,6 @@ exceptions that end the run. Only a proposer that can never succeed (bad API key
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -26,11 +30,24 @@ from pydantic import BaseModel, ValidationError
 from agent.config import Config
 from agent.edits import InvalidEdits, apply_edits
 from agent.errors import UserError, describe_validation_error
-from agent.gate import Stats, decide, statistics
-from agent.journal import BaselineRef, Cost, Journal, Record, Status, TestReport, utc_now
+from agent.gate import Gate, Stats, statistics
+from agent.journal import (
+    BaselineRef,
+    Journal,
+    Record,
+    Round,
+    Shrinkage,
+    Status,
+    TestReport,
+    utc_now,
+)
+from agent.learners import Cost, LearnerStore, Pool
+from agent.logloss import LogLossStats
 from agent.metrics import task_metrics
 from agent.proposers.base import HistoryEntry, Proposal, ProposalContext, Proposer
 from evaluators.base import CandidateFailed, Evaluator
+
+_CONFIRMATION_ROUND = 1000  # bootstrap seed offset, apart from sequential rounds 1, 2, ...
 
 
 class BaselineFailed(Exception):
@@ -38,26 +55,23 @@ class BaselineFailed(Exception):
 
 
 @dataclass(frozen=True)
-class Evaluated:
-    """What training an architecture's k learners produced; cached by architecture hash."""
-
-    step: int
-    stats: Stats | None  # None when training failed
-    test: TestReport | None
-    parameters: int | None
-    failure: str | None
-    cost: Cost
-
-
-@dataclass(frozen=True)
 class Baseline:
     step: int
     architecture: BaseModel
     arch_hash: str
-    evaluated: Evaluated
+    learners: int  # how many of its pool's learners its statistics use
+    stats: Stats
+    logloss: LogLossStats | None
 
     def ref(self) -> BaselineRef:
-        return BaselineRef(step=self.step, arch_hash=self.arch_hash, stats=self.evaluated.stats)
+        return BaselineRef(
+            step=self.step, arch_hash=self.arch_hash, stats=self.stats, logloss=self.logloss
+        )
+
+
+def make_gate(config: Config) -> Gate:
+    g = config.gate
+    return Gate(config.members, g.rule, g.confidence, g.interval_level, g.resamples)
 
 
 class Search:
@@ -65,14 +79,17 @@ class Search:
         self.config = config
         self.evaluator = evaluator
         self.proposer = proposer
+        self.gate = make_gate(config)
         self.start = initial_architecture(config, evaluator)
-        self.cache: dict[str, Evaluated] = {}
+        self.first_step: dict[str, int] = {}  # architecture hash -> step that first trained it
+        self.failures: dict[str, str] = {}  # architecture hash -> why its training failed
         self.records: list[Record] = []
 
     def run(
         self, journal: Journal, on_record: Callable[[Record], None] = lambda r: None
     ) -> list[Record]:
         self.journal, self.on_record = journal, on_record
+        self.store = LearnerStore(self.evaluator, journal.folder / "learners")
         self.baseline = self._start()
         for step in range(1, self.config.budget + 1):
             proposal = self.proposer.propose(self._context(step))
@@ -85,28 +102,46 @@ class Search:
         return self.records
 
     def _start(self) -> Baseline:
-        evaluated = self._evaluated(0, self.start)
-        record = Record(
+        """The starting baseline gets the learners an accepted candidate ends up with."""
+        learners = self.config.evaluator.learners
+        if self.config.gate.confirm:
+            learners += self.config.gate.confirm_learners
+        arch_hash = self.start.arch_hash()
+        fields: dict[str, Any] = {"architecture": self.start.document(), "arch_hash": arch_hash}
+        try:
+            pool, cost = self.store.ensure(self.start, learners)
+        except CandidateFailed as exc:
+            self._log(self._baseline_record("failed", str(exc), **fields))
+            raise BaselineFailed(f"the starting architecture failed: {exc}") from None
+        self.first_step[arch_hash] = 0
+        stats, logloss = self.gate.summarise(pool.val, self.evaluator.y_val, self.evaluator.task)
+        record = self._baseline_record(
+            "accepted",
+            "starting baseline",
+            stats=stats,
+            logloss=logloss,
+            test=self._test_report(pool),
+            parameters=pool.parameters,
+            learners=learners,
+            cost=cost,
+            **fields,
+        )
+        self._log(record)
+        self.journal.save_best(record)
+        return Baseline(0, self.start, arch_hash, learners, stats, logloss)
+
+    def _baseline_record(self, status: Status, reason: str, **fields: Any) -> Record:
+        return Record(
             event="baseline",
             step=0,
             time=utc_now(),
-            status="accepted" if evaluated.failure is None else "failed",
-            accepted=evaluated.failure is None,
-            reason=evaluated.failure or "starting baseline",
+            status=status,
+            accepted=status == "accepted",
+            reason=reason,
             rule=self.config.gate.rule,
             members=self.config.members,
-            architecture=self.start.document(),
-            arch_hash=self.start.arch_hash(),
-            stats=evaluated.stats,
-            test=evaluated.test,
-            parameters=evaluated.parameters,
-            cost=evaluated.cost,
+            **fields,
         )
-        self._log(record)
-        if evaluated.failure is not None:
-            raise BaselineFailed(f"the starting architecture failed: {evaluated.failure}")
-        self.journal.save_best(record)
-        return Baseline(0, self.start, record.arch_hash, evaluated)
 
     def _context(self, step: int) -> ProposalContext:
         recent = [r for r in self.records if r.event == "proposal"][-self.config.llm.history :]
@@ -117,11 +152,11 @@ class Search:
             rule=self.config.gate.rule,
             baseline_step=self.baseline.step,
             architecture=self.baseline.architecture.document(),
-            stats=self.baseline.evaluated.stats,
+            stats=self.baseline.stats,
             history=[_history_entry(r) for r in recent] if self.config.llm.history else [],
             space_schema=self.evaluator.space().model_json_schema(),
             dataset=self.evaluator.describe(),
-            evaluated_hashes=frozenset(self.cache),
+            evaluated_hashes=frozenset(self.first_step),
         )
 
     def _assess(self, step: int, proposal: Proposal) -> Record:
@@ -135,37 +170,95 @@ class Search:
             return outcome("invalid", str(exc))
         except ValidationError as exc:
             return outcome("invalid", f"outside the space: {describe_validation_error(exc)}")
-        if architecture.arch_hash() == self.baseline.arch_hash:
+        arch_hash = architecture.arch_hash()
+        if arch_hash == self.baseline.arch_hash:
             return outcome("invalid", "no-op: the edits leave the baseline unchanged")
 
-        evaluated = self._evaluated(step, architecture)
-        reused = evaluated.step != step
-        fields = {
+        first = self.first_step.setdefault(arch_hash, step)
+        fields: dict[str, Any] = {
             "architecture": architecture.document(),
-            "arch_hash": architecture.arch_hash(),
-            "test": evaluated.test,
-            "parameters": evaluated.parameters,
-            "cached_from": evaluated.step if reused else None,
-            "cost": Cost() if reused else evaluated.cost,
+            "arch_hash": arch_hash,
+            "cached_from": first if first != step else None,
         }
-        if evaluated.failure is not None:
-            return outcome("failed", evaluated.failure, **fields)
-        decision = decide(
-            self.baseline.evaluated.stats,
-            evaluated.stats,
-            self.config.members,
-            self.config.gate.rule,
-        )
-        reason = decision.reason + (
-            f" [evaluation reused from step {evaluated.step}]" if reused else ""
-        )
+        if arch_hash in self.failures:
+            return outcome("failed", f"{self.failures[arch_hash]} [from step {first}]", **fields)
+        try:
+            rounds, pool = self._rounds(step, architecture)
+        except CandidateFailed as exc:
+            self.failures[arch_hash] = str(exc)
+            return outcome("failed", str(exc), **fields)
+        decision, final = rounds[0], rounds[-1]
+        reason = final.reason
+        if final.kind == "confirmation" and not final.accepted:
+            reason = f"not confirmed on {final.stats.k} learners: {reason}"
+        shrinkage = None
+        if final.kind == "confirmation":
+            shrinkage = Shrinkage(
+                delta_E_M_at_decision=rounds[-2].stats.E_M - self.baseline.stats.E_M,
+                delta_E_M_confirmed=final.stats.E_M - self.baseline.stats.E_M,
+            )
         return outcome(
-            "accepted" if decision.accepted else "rejected",
-            reason,
-            stats=evaluated.stats,
+            "accepted" if final.accepted else "rejected",
+            reason + (f" [learners reused from step {first}]" if first != step else ""),
+            stats=decision.stats,
+            logloss=decision.logloss,
             delta_E=decision.delta_E,
             rules=decision.rules,
+            interval=decision.interval,
+            rounds=rounds,
+            shrinkage=shrinkage,
+            test=self._test_report(pool),
+            parameters=pool.parameters,
+            learners=final.stats.k,
+            cost=sum((r.cost for r in rounds), Cost()),
             **fields,
+        )
+
+    def _rounds(self, step: int, architecture: BaseModel) -> tuple[list[Round], Pool]:
+        """Decision, sequential rounds, confirmation; raises CandidateFailed."""
+        gate = self.config.gate
+        learners = self.config.evaluator.learners
+        rounds = [self._round("decision", step, 0, architecture, learners)]
+        while (
+            gate.sequential
+            and rounds[-1].interval is not None
+            and rounds[-1].interval.straddles_zero()
+            and learners + 2 <= gate.max_learners
+        ):
+            learners += 2
+            rounds.append(self._round("sequential", step, len(rounds), architecture, learners))
+        if gate.confirm and rounds[-1].accepted:
+            learners += gate.confirm_learners
+            rounds.append(
+                self._round("confirmation", step, _CONFIRMATION_ROUND, architecture, learners)
+            )
+        pool = self.store.get(architecture.arch_hash())
+        assert pool is not None
+        return rounds, pool.head(learners)
+
+    def _round(
+        self, kind: str, step: int, index: int, architecture: BaseModel, learners: int
+    ) -> Round:
+        pool, cost = self.store.ensure(architecture, learners)
+        judgement, _ = self.gate.judge(
+            self._baseline_pool().val,
+            pool.head(learners).val,
+            self.evaluator.y_val,
+            self.evaluator.task,
+            seed=[self.config.seed, step, index],
+        )
+        return Round(kind=kind, cost=cost, **judgement.model_dump())
+
+    def _baseline_pool(self) -> Pool:
+        pool = self.store.get(self.baseline.arch_hash)
+        assert pool is not None
+        return pool.head(self.baseline.learners)
+
+    def _test_report(self, pool: Pool) -> TestReport:
+        y, task = self.evaluator.y_test, self.evaluator.task
+        return TestReport(
+            stats=statistics(pool.test, y, self.config.members),
+            metrics=task_metrics(task, pool.test, y),
         )
 
     def _record(
@@ -187,48 +280,18 @@ class Search:
             **fields,
         )
 
-    def _evaluated(self, step: int, architecture: BaseModel) -> Evaluated:
-        """Train k learners, or reuse the result for an architecture seen before.
-
-        Reuse is exact, not an approximation: learner j always has seed base+j, so training
-        the same architecture again would give the same predictions.
-        """
-        arch_hash = architecture.arch_hash()
-        if arch_hash in self.cache:
-            return self.cache[arch_hash]
-        learners = self.config.evaluator.learners
-        started = time.perf_counter()
-        try:
-            evaluation = self.evaluator.evaluate(architecture, learners)
-        except CandidateFailed as exc:
-            cost = Cost(learners_trained=0, train_seconds=time.perf_counter() - started)
-            result = Evaluated(step, None, None, None, str(exc), cost)
-        else:
-            members = self.config.members
-            test = TestReport(
-                stats=statistics(evaluation.test_predictions, self.evaluator.y_test, members),
-                metrics=task_metrics(
-                    self.evaluator.task, evaluation.test_predictions, self.evaluator.y_test
-                ),
-            )
-            result = Evaluated(
-                step=step,
-                stats=statistics(evaluation.val_predictions, self.evaluator.y_val, members),
-                test=test,
-                parameters=evaluation.parameters,
-                failure=None,
-                cost=Cost(learners_trained=learners, train_seconds=evaluation.train_seconds),
-            )
-        self.cache[arch_hash] = result
-        return result
-
     def _adopt(self, record: Record) -> None:
         assert record.arch_hash is not None and record.architecture is not None
+        assert record.learners is not None
+        stats, logloss = record.carried()
+        assert stats is not None
         self.baseline = Baseline(
             step=record.step,
             architecture=self.evaluator.parse(record.architecture),
             arch_hash=record.arch_hash,
-            evaluated=self.cache[record.arch_hash],
+            learners=record.learners,
+            stats=stats,
+            logloss=logloss,
         )
         self.journal.save_best(record)
 
@@ -255,6 +318,7 @@ def initial_architecture(config: Config, evaluator: Evaluator) -> BaseModel:
 
 
 def _history_entry(record: Record) -> HistoryEntry:
+    stats, _ = record.carried()
     return HistoryEntry(
         step=record.step,
         status=record.status,
@@ -262,6 +326,6 @@ def _history_entry(record: Record) -> HistoryEntry:
         rationale=record.rationale,
         reason=record.reason,
         delta_E=record.delta_E,
-        rho=record.stats.rho if record.stats else None,
-        E_M=record.stats.E_M if record.stats else None,
+        rho=stats.rho if stats else None,
+        E_M=stats.E_M if stats else None,
     )

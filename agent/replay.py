@@ -1,9 +1,10 @@
 """Re-derive every gate decision of a run from its log: no training, no LLM call.
 
-For each evaluated proposal the rules are recomputed from the logged statistics of the
-candidate and of the baseline it was compared with, and checked against what was logged.
-The walk also checks that each proposal was compared with the baseline that was current at
-the time, and that E_M agrees with E and D for the run's M.
+For each evaluated proposal, every round (decision, sequential rounds, confirmation) is
+re-decided from the logged statistics of the candidate and of the baseline it was
+compared with, and checked against what was logged. The walk also checks that each
+proposal was compared with the baseline current at the time (as confirmed), that rounds
+follow the gate's protocol, and that E_M agrees with E and D for the run's M.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.gate import decide, ensemble_error
-from agent.journal import Record, read_records
+from agent.gate import Stats, decide, ensemble_error
+from agent.journal import Record, Round, read_records
 
 _TOLERANCE = 1e-12
 
@@ -36,33 +37,22 @@ def replay(folder: Path) -> ReplayReport:
     if baseline is None:
         report.mismatches.append("no accepted baseline record")
         return report
-    _check_stats(baseline, report)
+    _check_stats(baseline.step, baseline.stats, baseline.members, report)
     for record in records:
         if record.event != "proposal":
             continue
-        if record.stats is None:  # invalid or failed: nothing to re-derive, must not be accepted
+        if not record.rounds:  # invalid or failed: nothing to re-derive, must not be accepted
             if record.accepted:
-                report.mismatches.append(f"step {record.step}: accepted without statistics")
+                report.mismatches.append(f"step {record.step}: accepted without a judgement")
             continue
-        _check_stats(record, report)
-        _check_decision(record, baseline, report)
+        _check_record(record, baseline, report)
         report.checked += 1
         if record.accepted:
             baseline = record
     return report
 
 
-def _check_stats(record: Record, report: ReplayReport) -> None:
-    s = record.stats
-    assert s is not None
-    expected = ensemble_error(s.E, s.D, record.members)
-    if not math.isclose(s.E_M, expected, rel_tol=_TOLERANCE, abs_tol=_TOLERANCE):
-        report.mismatches.append(
-            f"step {record.step}: E_M {s.E_M!r} != E - (M-1)/M D = {expected!r}"
-        )
-
-
-def _check_decision(record: Record, baseline: Record, report: ReplayReport) -> None:
+def _check_record(record: Record, baseline: Record, report: ReplayReport) -> None:
     step = record.step
     ref = record.baseline
     if ref is None or ref.step != baseline.step or ref.arch_hash != baseline.arch_hash:
@@ -71,26 +61,84 @@ def _check_decision(record: Record, baseline: Record, report: ReplayReport) -> N
             f"but the current baseline was step {baseline.step}"
         )
         return
-    if ref.stats != baseline.stats:
+    base_stats, base_logloss = baseline.carried()
+    if ref.stats != base_stats or ref.logloss != base_logloss:
         report.mismatches.append(
             f"step {step}: logged baseline statistics differ from step {baseline.step}'s"
         )
-    assert record.stats is not None and baseline.stats is not None
-    decision = decide(baseline.stats, record.stats, record.members, record.rule)
-    if decision.rules != record.rules:
+    first = record.rounds[0]
+    _check_stats(step, record.stats, record.members, report)
+    if (record.stats, record.rules, record.delta_E) != (first.stats, first.rules, first.delta_E):
         report.mismatches.append(
-            f"step {step}: rules {record.rules} logged, {decision.rules} re-derived"
+            f"step {step}: top-level statistics differ from the decision round"
         )
-    if decision.accepted != record.accepted or record.status != (
-        "accepted" if decision.accepted else "rejected"
-    ):
+    _check_protocol(record, report)
+    for number, round_ in enumerate(record.rounds):
+        _check_round(record, number, round_, ref.stats, ref.logloss, report)
+    if record.accepted != record.rounds[-1].accepted:
         report.mismatches.append(
-            f"step {step}: logged {record.status}, the {record.rule} rule gives "
-            f"{'accepted' if decision.accepted else 'rejected'}"
+            f"step {step}: logged {record.status}, its last round says otherwise"
         )
-    if record.delta_E is None or not math.isclose(
-        decision.delta_E, record.delta_E, rel_tol=_TOLERANCE, abs_tol=_TOLERANCE
-    ):
+    if record.status != ("accepted" if record.accepted else "rejected"):
         report.mismatches.append(
-            f"step {step}: delta_E {record.delta_E!r} logged, {decision.delta_E!r} re-derived"
+            f"step {step}: status {record.status} with accepted={record.accepted}"
         )
+
+
+def _check_protocol(record: Record, report: ReplayReport) -> None:
+    kinds = [r.kind for r in record.rounds]
+    step = record.step
+    if kinds[0] != "decision" or kinds.count("decision") != 1:
+        report.mismatches.append(f"step {step}: rounds {kinds} do not start with one decision")
+    for previous, current in zip(record.rounds, record.rounds[1:], strict=False):
+        if current.kind == "sequential" and not (
+            previous.interval is not None and previous.interval.straddles_zero()
+        ):
+            report.mismatches.append(f"step {step}: a sequential round without an open interval")
+        if current.kind == "confirmation" and not previous.accepted:
+            report.mismatches.append(f"step {step}: a confirmation after a rejection")
+        if current.stats.k <= previous.stats.k:
+            report.mismatches.append(f"step {step}: a {current.kind} round without new learners")
+
+
+def _check_round(record: Record, number: int, round_: Round, base, base_logloss, report) -> None:
+    where = f"step {record.step} round {number} ({round_.kind})"
+    _check_stats(record.step, round_.stats, record.members, report)
+    pair = None
+    if base_logloss is not None and round_.logloss is not None:
+        pair = (base_logloss, round_.logloss)
+    try:
+        decision = decide(
+            base,
+            round_.stats,
+            record.members,
+            record.rule,
+            round_.interval,
+            round_.confidence,
+            pair,
+        )
+    except ValueError as exc:
+        report.mismatches.append(f"{where}: cannot be re-decided: {exc}")
+        return
+    if decision.rules != round_.rules:
+        report.mismatches.append(
+            f"{where}: rules {round_.rules} logged, {decision.rules} re-derived"
+        )
+    if decision.accepted != round_.accepted:
+        verdict = "accepted" if decision.accepted else "rejected"
+        report.mismatches.append(
+            f"{where}: logged accepted={round_.accepted}, re-derived {verdict}"
+        )
+    if not math.isclose(decision.delta_E, round_.delta_E, rel_tol=_TOLERANCE, abs_tol=_TOLERANCE):
+        report.mismatches.append(
+            f"{where}: delta_E {round_.delta_E!r} logged, {decision.delta_E!r} re-derived"
+        )
+
+
+def _check_stats(step: int, s: Stats | None, members: int, report: ReplayReport) -> None:
+    if s is None:
+        report.mismatches.append(f"step {step}: no statistics")
+        return
+    expected = ensemble_error(s.E, s.D, members)
+    if not math.isclose(s.E_M, expected, rel_tol=_TOLERANCE, abs_tol=_TOLERANCE):
+        report.mismatches.append(f"step {step}: E_M {s.E_M!r} != E - (M-1)/M D = {expected!r}")

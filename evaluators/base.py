@@ -27,8 +27,10 @@ class CandidateFailed(Exception):
 class Evaluation:
     """Predictions of k learners of one architecture on the validation and test splits.
 
-    Arrays are shaped (k, n) for binary (probability of the positive class) and regression,
-    (k, n, C) for multiclass (class probabilities).
+    Arrays are float32, shaped (k, n) for binary (probability of the positive class) and
+    regression, (k, n, C) for multiclass (class probabilities). float32 is what the models
+    compute in, so storing them loses nothing and statistics recomputed from a run
+    folder's stored predictions equal the logged ones exactly.
     """
 
     val_predictions: np.ndarray
@@ -57,8 +59,9 @@ class Evaluator(Protocol):
 
     def default_architecture(self) -> BaseModel: ...
 
-    def evaluate(self, architecture: BaseModel, learners: int) -> Evaluation:
-        """Train `learners` learners (learner j uses seed base+j); raises CandidateFailed."""
+    def evaluate(self, architecture: BaseModel, learners: int, first: int = 0) -> Evaluation:
+        """Train learners first .. first+learners-1; learner j always uses seed base+j, so
+        extra learners extend the same pool. Raises CandidateFailed."""
         ...
 
     def describe(self) -> dict[str, Any]:

@@ -57,10 +57,11 @@ class TabularEvaluator:
     def default_architecture(self) -> Architecture:
         return Architecture()
 
-    def evaluate(self, architecture: BaseModel, learners: int) -> Evaluation:
+    def evaluate(self, architecture: BaseModel, learners: int, first: int = 0) -> Evaluation:
+        """Train learners first .. first+learners-1 (seeds seed_base + j)."""
         assert isinstance(architecture, Architecture)
         val, test, seconds, parameters = [], [], [], 0
-        for j in range(learners):
+        for j in range(first, first + learners):
             try:
                 model, elapsed = train_learner(
                     architecture, self.data, self.seed_base + j, self.device
@@ -74,8 +75,8 @@ class TabularEvaluator:
             seconds.append(elapsed)
             parameters = parameters or parameter_count(model)
         return Evaluation(
-            val_predictions=np.stack(val),
-            test_predictions=np.stack(test),
+            val_predictions=np.stack(val).astype(np.float32),
+            test_predictions=np.stack(test).astype(np.float32),
             parameters=parameters,
             train_seconds=float(sum(seconds)),
             learner_seconds=tuple(seconds),

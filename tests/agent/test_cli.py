@@ -168,8 +168,10 @@ def test_gate_on_predictions_from_any_framework(monkeypatch, capsys, tmp_path):
     )
     assert code == 0
     result = json.loads(out)
-    assert result["accepted"] is True and result["rules"] == {"paper": True, "exact": True}
+    assert result["accepted"] is True and result["rules"]["paper"] and result["rules"]["exact"]
     assert result["candidate"]["E_M"] < result["baseline"]["E_M"]
+    interval = result["interval"]
+    assert interval["confidence"] == 0.9 and interval["lower"] <= interval["upper"] < 0
     multiclass = write_npz(
         tmp_path / "m.npz", rng.dirichlet(np.ones(3), (3, 300)), rng.integers(0, 3, 300)
     )

@@ -85,12 +85,16 @@ def test_invalid_noop_duplicate_and_problem_outcomes(fast_config: Config):
     assert "less than or equal to 0.5" in records[0].reason
     assert records[1].status == "invalid" and "does not apply" in records[1].reason
     assert records[2].status == "invalid" and "no-op" in records[2].reason
-    assert records[3].status in ("accepted", "rejected") and records[3].cost.learners_trained == 2
+    assert records[3].status in ("accepted", "rejected")
+    assert records[3].cost.learners_trained == records[3].learners  # 2, or 4 if confirmed
     if records[3].accepted:
         assert records[4].status == "invalid" and "no-op" in records[4].reason
-    else:
+    else:  # judged again on the same learners: same rounds, nothing trained
         assert records[4].cached_from == 4 and records[4].cost.learners_trained == 0
-        assert records[4].stats == records[3].stats
+        def summary(record):
+            return [(r.kind, r.stats, r.accepted) for r in record.rounds]
+
+        assert summary(records[4]) == summary(records[3])
     assert records[5].status == "invalid" and "not valid JSON" in records[5].reason
     # The proposer saw the history with outcomes and reasons.
     last = script.contexts[-1].history
@@ -139,6 +143,7 @@ def test_same_seed_same_trajectory(fast_config: Config):
     def trajectory(name: str) -> list[dict]:
         config = fast_config.model_copy(update={"name": name})
         _, journal = run(config, BuiltinProposer(config.seed))
-        return [r.model_dump(exclude={"time", "cost"}) for r in read_records(journal.folder)]
+        timings = {"time": True, "cost": True, "rounds": {"__all__": {"cost": True}}}
+        return [r.model_dump(exclude=timings) for r in read_records(journal.folder)]
 
     assert trajectory("a") == trajectory("b")

@@ -58,7 +58,7 @@ def test_edited_statistics_are_a_mismatch(run_folder: Path):
         record["stats"]["E_M"] += 0.01
 
     rewrite(run_folder, step, inflate)
-    assert any("E_M" in m for m in replay(run_folder).mismatches)
+    assert any(f"step {step}" in m and "E_M" in m for m in replay(run_folder).mismatches)
 
 
 def test_a_decision_against_the_wrong_baseline_is_a_mismatch(run_folder: Path):
