@@ -6,17 +6,19 @@ import json
 import os
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
 import typer
 import yaml
+from pydantic import ValidationError
 from rich.console import Console
 from rich.text import Text
 
 from agent.config import Config, dump_config, load_config, parse_llm_option
-from agent.errors import UserError
+from agent.errors import UserError, describe_validation_error
 from agent.gate import Gate, Rule, statistics
 from evaluators.tabular.data import DataError
 
@@ -206,6 +208,122 @@ def gate(
         **judgement.model_dump(exclude={"stats", "logloss"}),
     }
     _emit(result, as_json)
+
+
+@app.command()
+def verify(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder under runs/.")],
+    members: Annotated[int | None, typer.Option(help="M; the run's members if unset.")] = None,
+    steps: Annotated[
+        str, typer.Option(help="accepted, all, or step numbers: 3,8,12.")
+    ] = "accepted",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
+) -> None:
+    """Train real M-member ensembles of chosen steps (reusing the run's learners) and compare
+    them with the predictions; writes verify.json. Interrupt and rerun to resume."""
+    from agent.display import verify_table
+    from agent.verify import verify as verify_run
+
+    if members is not None and members < 2:
+        raise UserError(f"--members must be at least 2, got {members}")
+    if not (run_dir / "config.yaml").is_file():
+        raise UserError(f"{run_dir} is not a run folder: config.yaml is missing")
+    with _learner_progress("verify") as advance:
+        try:
+            result = verify_run(run_dir, members, steps, on_learner=advance)
+        except DataError as exc:
+            raise UserError(f"data: {exc}") from None
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    console.print(verify_table(result))
+    console.print(f"Wrote {run_dir / 'verify.json'}")
+
+
+@app.command()
+def calibrate(
+    arch: Annotated[
+        list[Path] | None,
+        typer.Option(help="Architecture JSON (repeatable); a built-in set of 9 if unset."),
+    ] = None,
+    members: Annotated[int, typer.Option(help="M members trained per architecture.")] = 16,
+    pairs: Annotated[int, typer.Option(help="Random learner pairs per comparison.")] = 20,
+    confidence: Annotated[float, typer.Option(help="Level of the confidence gate.")] = 0.9,
+    folder: Annotated[
+        Path | None,
+        typer.Option(help="Output folder; reuse one to resume. New under runs/ if unset."),
+    ] = None,
+    config: ConfigOption = None,
+    data: DataOption = None,
+    target: TargetOption = None,
+    task: TaskOption = None,
+    seed: SeedOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
+) -> None:
+    """Measure how often a 2-learner gate orders architectures like their realised M-member
+    ensembles; writes calibration.json."""
+    from agent.calibrate import DEFAULT_ARCHITECTURES
+    from agent.calibrate import calibrate as run_calibration
+    from agent.display import calibration_tables
+    from agent.journal import Journal
+    from agent.learners import LearnerStore
+
+    if members < 4 or pairs < 1 or not 0.5 <= confidence < 1:
+        raise UserError("calibrate needs --members >= 4, --pairs >= 1, --confidence in [0.5, 1)")
+    settings = load_config(config, {"seed": seed, **_data_overrides(data, target, task)})
+    evaluator = _evaluator(settings)
+    documents = {path.stem: _read_json(path) for path in arch} if arch else DEFAULT_ARCHITECTURES
+    architectures = {}
+    for name, document in documents.items():
+        try:
+            architectures[name] = evaluator.parse(document)
+        except ValidationError as exc:
+            raise UserError(f"architecture {name}: {describe_validation_error(exc)}") from None
+    if folder is None:
+        folder = Journal.create(Path(settings.runs_dir), "calibrate", dump_config(settings)).folder
+    store = LearnerStore(evaluator, folder / "learners")
+    with _learner_progress("calibrate") as advance:
+        result = run_calibration(
+            architectures, store, members, pairs, settings.seed, confidence, on_learner=advance
+        )
+    (folder / "calibration.json").write_text(json.dumps(result, indent=2))
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    for table in calibration_tables(result):
+        console.print(table)
+    console.print(f"Wrote {folder / 'calibration.json'}")
+
+
+@contextmanager
+def _learner_progress(what: str):
+    """A progress line for long trainings; the callback takes (architecture, learner index)."""
+    from rich.progress import Progress, SpinnerColumn, TimeElapsedColumn
+
+    with Progress(
+        SpinnerColumn(), "[progress.description]{task.description}", TimeElapsedColumn(),
+        console=console, transient=True,
+    ) as progress:  # fmt: skip
+        task = progress.add_task(f"{what}: loading data")
+        trained = 0
+
+        def advance(name: str, j: int) -> None:
+            nonlocal trained
+            trained += 1
+            progress.update(
+                task, description=f"{what}: {trained} learners trained (last: {name} #{j})"
+            )
+
+        yield advance
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path} is not valid JSON: {exc}") from None
 
 
 def _npz_task(predictions: np.ndarray, y: np.ndarray) -> str:

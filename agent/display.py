@@ -146,3 +146,60 @@ def _edits_summary(record: Record) -> str:
         value = f"={edit['value']}" if "value" in edit else ""
         parts.append(f"{edit['op']} {edit['path']}{value}")
     return "; ".join(parts)
+
+
+def verify_table(result: dict) -> Table:
+    M = result["members"]
+    table = Table(title=f"Predicted (from the decision learners) vs realised {M}-member ensembles")
+    for column in (
+        "steps",
+        "k",
+        "val pred",
+        "val real",
+        "rel err",
+        "test pred",
+        "test real",
+        "rel err",
+    ):
+        table.add_column(column, justify="right", no_wrap=True)
+    for entry in result["architectures"].values():
+        pred, real, err = entry["predicted"], entry["realised"], entry["relative_error"]
+        table.add_row(
+            ",".join(str(s) for s in entry["steps"]),
+            str(entry["decision_learners"]),
+            f"{pred['val'][M]:.5f}", f"{real['val'][M]:.5f}", f"{err['val'][M]:+.2%}",
+            f"{pred['test'][M]:.5f}", f"{real['test'][M]:.5f}", f"{err['test'][M]:+.2%}",
+        )  # fmt: skip
+    agree = [d["agrees_test"] for d in result["decisions"]]
+    if agree:
+        table.caption = (
+            f"{sum(agree)}/{len(agree)} logged decisions agree with the realised test ensembles"
+        )
+    return table
+
+
+def calibration_tables(result: dict) -> list[Table]:
+    M = result["members"]
+    agreement = Table(
+        title=f"2-learner gate vs realised {M}-member test ordering "
+        f"({result['pairs_per_comparison']} learner pairs per comparison)"
+    )
+    agreement.add_column("true |difference|")
+    agreement.add_column("n", justify="right")
+    for method in ("exact", "paper", "confident", "single"):
+        agreement.add_column(f"{method} agree / false acc / kappa", justify="right")
+    for stratum, scores in result["agreement"].items():
+        cells = []
+        for method in ("exact", "paper", "confident", "single"):
+            s = scores.get(method)
+            kappa = "-" if not s or s["kappa"] is None else f"{s['kappa']:.2f}"
+            cells.append(f"{s['agreement']:.1%} / {s['false_accepts']:.1%} / {kappa}" if s else "-")
+        agreement.add_row(stratum, str(scores["comparisons"]), *cells)
+    errors = Table(title="Median relative error of E_m predicted from 2 learners vs realised")
+    errors.add_column("split")
+    sizes = list(next(iter(result["prediction_error"].values())))
+    for m in sizes:
+        errors.add_column(f"m={m}", justify="right")
+    for split, values in result["prediction_error"].items():
+        errors.add_row(split, *(f"{values[m]:.2%}" for m in sizes))
+    return [agreement, errors]

@@ -91,6 +91,7 @@ def test_invalid_noop_duplicate_and_problem_outcomes(fast_config: Config):
         assert records[4].status == "invalid" and "no-op" in records[4].reason
     else:  # judged again on the same learners: same rounds, nothing trained
         assert records[4].cached_from == 4 and records[4].cost.learners_trained == 0
+
         def summary(record):
             return [(r.kind, r.stats, r.accepted) for r in record.rounds]
 

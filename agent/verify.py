@@ -1,0 +1,166 @@
+"""`edas-agent verify`: train real M-member ensembles of a run's winners and compare them
+with what the gate predicted from its decision learners.
+
+Learners already trained in the run (decision, sequential and confirmation learners) are
+members 1..k; only the rest are trained, one at a time, into <run>/learners/, so an
+interrupted verify resumes without retraining finished members. Results go to verify.json.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agent.config import load_config
+from agent.errors import UserError
+from agent.gate import ensemble_error, residuals, statistics
+from agent.journal import Record, read_records
+from agent.learners import LearnerStore
+
+VERIFY = "verify.json"
+_SUBSETS = 20  # random member subsets averaged per ensemble size below M
+
+
+def ensemble_sizes(members: int) -> list[int]:
+    """1, 2, 4, ... up to M, with M itself last."""
+    sizes = [1]
+    while sizes[-1] * 2 < members:
+        sizes.append(sizes[-1] * 2)
+    return [*sizes, members] if sizes[-1] != members else sizes
+
+
+def realised_error(
+    predictions: np.ndarray, y: np.ndarray, size: int, rng: np.random.Generator
+) -> float:
+    """Squared-loss error of the averaged ensemble of `size` members, averaged over up to
+    _SUBSETS random subsets of the available members (all of them when size is all)."""
+    available = predictions.shape[0]
+    if size > available:
+        raise ValueError(f"{size} members requested, {available} trained")
+    draws = 1 if size == available else _SUBSETS
+    errors = []
+    for _ in range(draws):
+        members = rng.choice(available, size, replace=False) if draws > 1 else np.arange(size)
+        r = residuals(predictions[members].mean(axis=0, keepdims=True), y)
+        errors.append(float(np.mean(np.sum(r**2, axis=-1))))
+    return float(np.mean(errors))
+
+
+def choose_records(records: list[Record], steps: str) -> list[Record]:
+    """The evaluated records named by --steps, plus the baselines they were compared with."""
+    evaluated = [r for r in records if r.stats is not None and r.arch_hash]
+    if steps == "accepted":
+        chosen = [r for r in evaluated if r.accepted]
+    elif steps == "all":
+        chosen = evaluated
+    else:
+        try:
+            wanted = {int(s) for s in steps.split(",") if s.strip()}
+        except ValueError:
+            raise UserError(
+                f"--steps takes accepted, all or step numbers like 3,8; got {steps!r}"
+            ) from None
+        chosen = [r for r in evaluated if r.step in wanted]
+        missing = wanted - {r.step for r in chosen}
+        if missing:
+            raise UserError(f"steps {sorted(missing)} have no evaluated architecture in the run")
+    by_step = {r.step: r for r in evaluated}
+    baselines = [
+        by_step[r.baseline.step] for r in chosen if r.baseline and r.baseline.step in by_step
+    ]
+    unique = {r.step: r for r in [*chosen, *baselines]}
+    return [unique[s] for s in sorted(unique)]
+
+
+def verify(
+    folder: Path,
+    members: int | None,
+    steps: str,
+    on_learner: Callable[[str, int], None] = lambda arch_hash, j: None,
+) -> dict[str, Any]:
+    from evaluators.tabular.evaluator import TabularEvaluator
+
+    config = load_config(folder / "config.yaml", {})
+    M = members or config.members
+    records = choose_records(read_records(folder), steps)
+    evaluator = TabularEvaluator(config.data, config.evaluator, config.seed)
+    store = LearnerStore(evaluator, folder / "learners")
+    architectures: dict[str, dict[str, Any]] = {}
+    for record in records:
+        assert record.arch_hash and record.architecture and record.stats
+        entry = architectures.setdefault(record.arch_hash, {"steps": []})
+        entry["steps"].append(record.step)
+        if "realised" in entry:
+            continue
+        architecture = evaluator.parse(record.architecture)
+        pool, _ = store.ensure(
+            architecture, M, on_learner=lambda j, h=record.arch_hash: on_learner(h, j)
+        )
+        entry.update(
+            _compare(
+                pool.head(M), record.stats.k, evaluator.y_val, evaluator.y_test, M, config.seed
+            )
+        )
+    result = {
+        "members": M,
+        "sizes": ensemble_sizes(M),
+        "architectures": architectures,
+        "decisions": _decisions(records, architectures, M),
+    }
+    (folder / VERIFY).write_text(json.dumps(result, indent=2))
+    return result
+
+
+def _compare(pool, k: int, y_val, y_test, M: int, seed: int) -> dict[str, Any]:
+    """Predicted E_m from the first k (decision) learners against realised E_m."""
+    sizes = ensemble_sizes(M)
+    out: dict[str, Any] = {
+        "decision_learners": k,
+        "predicted": {},
+        "realised": {},
+        "relative_error": {},
+    }
+    for split, predictions, y in (("val", pool.val, y_val), ("test", pool.test, y_test)):
+        stats = statistics(predictions[:k], y, M)
+        rng = np.random.default_rng([seed, M, 7])
+        predicted = {m: ensemble_error(stats.E, stats.D, m) for m in sizes}
+        realised = {m: realised_error(predictions, y, m, rng) for m in sizes}
+        out["predicted"][split] = predicted
+        out["realised"][split] = realised
+        out["relative_error"][split] = {
+            m: (predicted[m] - realised[m]) / realised[m] for m in sizes
+        }
+    return out
+
+
+def _decisions(
+    records: list[Record], architectures: dict[str, dict[str, Any]], M: int
+) -> list[dict[str, Any]]:
+    """For each verified proposal whose baseline is verified: would the realised M-member
+    ensembles have made the same decision?"""
+    by_step = {r.step: r for r in records}
+    rows = []
+    for record in records:
+        if (
+            record.event != "proposal"
+            or record.baseline is None
+            or record.baseline.step not in by_step
+        ):
+            continue
+        candidate = architectures[record.arch_hash]["realised"]
+        baseline = architectures[by_step[record.baseline.step].arch_hash]["realised"]
+        row = {
+            "step": record.step,
+            "baseline_step": record.baseline.step,
+            "logged_accepted": record.accepted,
+        }
+        for split in ("val", "test"):
+            better = candidate[split][M] < baseline[split][M]
+            row[f"realised_{split}_better"] = better
+            row[f"agrees_{split}"] = better == record.accepted
+        rows.append(row)
+    return rows
