@@ -272,13 +272,19 @@ def calibrate(
         raise UserError("calibrate needs --members >= 4, --pairs >= 1, --confidence in [0.5, 1)")
     settings = load_config(config, {"seed": seed, **_data_overrides(data, target, task)})
     evaluator = _evaluator(settings)
-    documents = {path.stem: _read_json(path) for path in arch} if arch else DEFAULT_ARCHITECTURES
+    documents = (
+        {f"{i}:{path.stem}": _read_json(path) for i, path in enumerate(arch)}
+        if arch
+        else DEFAULT_ARCHITECTURES
+    )
     architectures = {}
     for name, document in documents.items():
         try:
             architectures[name] = evaluator.parse(document)
         except ValidationError as exc:
             raise UserError(f"architecture {name}: {describe_validation_error(exc)}") from None
+    if len({a.arch_hash() for a in architectures.values()}) < 2:
+        raise UserError("calibrate needs at least two different architectures")
     if folder is None:
         folder = Journal.create(Path(settings.runs_dir), "calibrate", dump_config(settings)).folder
     store = LearnerStore(evaluator, folder / "learners")

@@ -189,8 +189,9 @@ class Search:
             return outcome("failed", str(exc), **fields)
         decision, final = rounds[0], rounds[-1]
         reason = final.reason
-        if final.kind == "confirmation" and not final.accepted:
-            reason = f"not confirmed on {final.stats.k} learners: {reason}"
+        if final.kind == "confirmation":
+            verdict = "confirmed" if final.accepted else "not confirmed"
+            reason = f"{verdict} on {final.stats.k} learners: {reason}"
         shrinkage = None
         if final.kind == "confirmation":
             shrinkage = Shrinkage(

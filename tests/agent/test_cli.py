@@ -222,3 +222,62 @@ def test_evaluate_prints_statistics_and_timings(monkeypatch, capsys, table_csv, 
 def test_console_script_is_installed():
     result = subprocess.run(["edas-agent", "--help"], capture_output=True, text=True, check=False)
     assert result.returncode == 0 and "replay" in result.stdout
+
+
+def test_gate_confidence_multiclass_and_logloss(monkeypatch, capsys, tmp_path):
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 3, 400)
+    onehot = np.eye(3)[y]
+    sharp = np.clip(onehot * 0.7 + rng.dirichlet(np.ones(3), (3, 400)) * 0.3, 1e-6, 1)
+    vague = np.clip(onehot * 0.3 + rng.dirichlet(np.ones(3), (3, 400)) * 0.7, 1e-6, 1)
+    base = write_npz(tmp_path / "a.npz", vague, y)
+    cand = write_npz(tmp_path / "b.npz", sharp, y)
+    args = ["gate", "--baseline", str(base), "--candidate", str(cand), "--members", "20", "--json"]
+    code, out, _ = invoke(monkeypatch, capsys, *args, "--confidence", "0.95")
+    result = json.loads(out)
+    assert code == 0 and result["task"] == "multiclass" and result["candidate"]["k"] == 3
+    assert result["confidence"] == 0.95 and result["interval"]["upper"] < 0 and result["accepted"]
+    assert result["candidate_logloss"]["E_M_is"] == "approximate"
+    code, out, _ = invoke(monkeypatch, capsys, *args, "--rule", "logloss")
+    assert code == 0 and json.loads(out)["rules"]["logloss"] is True
+    code, _, err = invoke(monkeypatch, capsys, *args, "--confidence", "1.5")
+    assert code == 2 and "--confidence" in err
+
+
+def test_verify_and_calibrate_commands(monkeypatch, capsys, toy_args, table_csv, tmp_path):
+    invoke(monkeypatch, capsys, "run", "--budget", "2", *toy_args)
+    folder = only_run_folder(tmp_path)
+    code, out, _ = invoke(monkeypatch, capsys, "verify", str(folder), "--members", "5")
+    assert code == 0 and "realised 5-member" in out and (folder / "verify.json").is_file()
+    code, _, err = invoke(monkeypatch, capsys, "verify", str(tmp_path))
+    assert code == 2 and "not a run folder" in err
+
+    small, wide = tmp_path / "small.json", tmp_path / "wide.json"
+    small.write_text(json.dumps({"tower": {"widths": [8]}}))
+    wide.write_text(json.dumps({"tower": {"widths": [64]}}))
+    data = ["--data", str(table_csv), "--target", "label"]
+    out_folder = tmp_path / "calibration"
+    code, out, _ = invoke(
+        monkeypatch, capsys, "calibrate", "--arch", str(small), "--arch", str(wide),
+        "--members", "4", "--pairs", "2", "--folder", str(out_folder), *data,
+    )  # fmt: skip
+    assert code == 0 and "2-learner gate vs realised 4-member" in out
+    saved = json.loads((out_folder / "calibration.json").read_text())
+    assert saved["members"] == 4 and saved["agreement"]["all"]["comparisons"] == 2 * 2
+    twice = ["--arch", str(small), "--arch", str(small)]
+    code, _, err = invoke(monkeypatch, capsys, "calibrate", *twice, *data)
+    assert code == 2 and "at least two different architectures" in err
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"tower": {"dropout": 2}}))
+    code, _, err = invoke(
+        monkeypatch,
+        capsys,
+        "calibrate",
+        "--arch",
+        str(bad),
+        "--data",
+        str(table_csv),
+        "--target",
+        "label",
+    )
+    assert code == 2 and "architecture 0:bad: tower.dropout" in err

@@ -168,3 +168,40 @@ def test_frontier_separates_accepted_from_rejected():
     assert limit < old.rho  # a worse learner must be more diverse
     assert decide(old, _stats(0.1002, 0.05, limit - 1e-4), 50, "exact").accepted
     assert not decide(old, _stats(0.1002, 0.05, limit + 1e-4), 50, "exact").accepted
+
+
+def test_jackknife_seed_noise_needs_three_learners():
+    rng = np.random.default_rng(8)
+    y = rng.integers(0, 2, 200)
+    preds = np.clip(y + rng.normal(0, 0.4, (3, 200)), 0, 1)
+    assert statistics(preds[:2], y, 10).seed_se is None
+    s = statistics(preds, y, 10)
+    leave_one_out = [statistics(np.delete(preds, j, axis=0), y, 10).E_M for j in range(3)]
+    expected = np.sqrt(2 / 3 * np.sum((np.array(leave_one_out) - np.mean(leave_one_out)) ** 2))
+    assert s.seed_se == pytest.approx(expected, rel=1e-12) and s.seed_se > 0
+
+
+def test_per_example_terms_average_to_E_M():
+    from agent.gate import per_example_terms
+
+    rng = np.random.default_rng(9)
+    y = rng.integers(0, 3, 100)
+    preds = rng.dirichlet(np.ones(3), (3, 100))
+    assert per_example_terms(preds, y, 7).mean() == pytest.approx(
+        statistics(preds, y, 7).E_M, abs=1e-14
+    )
+
+
+def test_the_confidence_gate_needs_the_interval_to_clear_zero():
+    from agent.uncertainty import Interval
+
+    old, new = _stats(0.10, 0.05, 0.90), _stats(0.099, 0.05, 0.90)  # better by the point estimate
+    unsure = Interval(confidence=0.9, lower=-0.002, upper=0.0005, p_improve=0.7, resamples=100)
+    sure = Interval(confidence=0.9, lower=-0.002, upper=-0.0001, p_improve=0.97, resamples=100)
+    assert decide(old, new, 50, "exact", unsure).accepted  # logged, not deciding
+    assert not decide(old, new, 50, "exact", unsure, confidence=0.9).accepted
+    assert decide(old, new, 50, "exact", sure, confidence=0.9).accepted
+    with pytest.raises(ValueError, match="interval at confidence"):
+        decide(old, new, 50, "exact", None, confidence=0.9)
+    with pytest.raises(ValueError, match="classification only"):
+        decide(old, new, 50, "logloss")
