@@ -131,17 +131,7 @@ class Search:
         return Baseline(0, self.start, arch_hash, learners, stats, logloss)
 
     def _baseline_record(self, status: Status, reason: str, **fields: Any) -> Record:
-        return Record(
-            event="baseline",
-            step=0,
-            time=utc_now(),
-            status=status,
-            accepted=status == "accepted",
-            reason=reason,
-            rule=self.config.gate.rule,
-            members=self.config.members,
-            **fields,
-        )
+        return self._new_record("baseline", 0, status, reason, **fields)
 
     def _context(self, step: int) -> ProposalContext:
         recent = [r for r in self.records if r.event == "proposal"][-self.config.llm.history :]
@@ -265,8 +255,23 @@ class Search:
     def _record(
         self, step: int, proposal: Proposal, status: Status, reason: str, **fields: Any
     ) -> Record:
+        return self._new_record(
+            "proposal",
+            step,
+            status,
+            reason,
+            edits=[e.operation() for e in proposal.edits],
+            rationale=proposal.rationale,
+            baseline=self.baseline.ref(),
+            llm=proposal.usage,
+            **fields,
+        )
+
+    def _new_record(
+        self, event: str, step: int, status: Status, reason: str, **fields: Any
+    ) -> Record:
         return Record(
-            event="proposal",
+            event=event,
             step=step,
             time=utc_now(),
             status=status,
@@ -274,10 +279,6 @@ class Search:
             reason=reason,
             rule=self.config.gate.rule,
             members=self.config.members,
-            edits=[e.operation() for e in proposal.edits],
-            rationale=proposal.rationale,
-            baseline=self.baseline.ref(),
-            llm=proposal.usage,
             **fields,
         )
 
