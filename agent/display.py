@@ -195,7 +195,7 @@ def calibration_tables(result: dict) -> list[Table]:
             kappa = "-" if not s or s["kappa"] is None else f"{s['kappa']:.2f}"
             cells.append(f"{s['agreement']:.1%} / {s['false_accepts']:.1%} / {kappa}" if s else "-")
         agreement.add_row(stratum, str(scores["comparisons"]), *cells)
-    errors = Table(title="Median relative error of E_m predicted from 2 learners vs realised")
+    errors = Table(title="Median |relative error| of E_m predicted from 2 learners vs realised")
     errors.add_column("split")
     sizes = list(next(iter(result["prediction_error"].values())))
     for m in sizes:
