@@ -148,3 +148,19 @@ def test_same_seed_same_trajectory(fast_config: Config):
         return [r.model_dump(exclude=timings) for r in read_records(journal.folder)]
 
     assert trajectory("a") == trajectory("b")
+
+
+def test_three_learners_per_candidate(fast_config: Config):
+    config = fast_config.model_copy(
+        update={
+            "budget": 3,
+            "evaluator": fast_config.evaluator.model_copy(update={"learners": 3}),
+        }
+    )
+    _, journal = run(config, BuiltinProposer(config.seed))
+    records = read_records(journal.folder)
+    assert records[0].stats.k == 3 + config.gate.confirm_learners
+    for record in records[1:]:
+        if record.rounds:
+            assert record.rounds[0].stats.k == 3 and record.rounds[0].stats.seed_se > 0
+    assert replay(journal.folder).ok
