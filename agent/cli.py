@@ -59,9 +59,19 @@ def run(
     runs_dir: Annotated[str | None, typer.Option(help="Where run folders are created.")] = None,
     name: Annotated[str | None, typer.Option(help="Run name (folder suffix).")] = None,
     seed: SeedOption = None,
+    max_cost: Annotated[
+        float | None, typer.Option(help="Stop once LLM calls cost this many US dollars.")
+    ] = None,
+    max_llm_calls: Annotated[
+        int | None, typer.Option(help="Stop after this many LLM calls.")
+    ] = None,
+    replay_from: Annotated[
+        str | None, typer.Option(help="With --llm replay: the run whose answers to replay.")
+    ] = None,
     set_: SetOption = None,
 ) -> None:
     """Search: propose, train two learners, gate, log; Ctrl-C stops (finished steps are kept)."""
+    from agent.costs import LLMBudget
     from agent.display import LiveDisplay, print_summary
     from agent.journal import Journal
     from agent.loop import BaselineFailed, Search
@@ -73,13 +83,17 @@ def run(
         "runs_dir": runs_dir,
         "name": name,
         "seed": seed,
+        "llm.max_cost": max_cost,
+        "llm.max_calls": max_llm_calls,
+        "llm.replay_from": replay_from,
         **_data_overrides(data, target, task),
         **(parse_llm_option(llm) if llm else {}),
         **_parse_sets(set_),
     }
     settings = load_config(config, overrides)
+    proposer = make_proposer(settings.llm, settings.seed, LLMBudget(settings.llm))
     evaluator = _evaluator(settings)
-    search = Search(settings, evaluator, make_proposer(settings.llm, settings.seed))
+    search = Search(settings, evaluator, proposer)
     journal = Journal.create(Path(settings.runs_dir), settings.name, dump_config(settings))
     console.print(f"Run folder: {journal.folder}")
     started = time.monotonic()
@@ -92,6 +106,8 @@ def run(
         except KeyboardInterrupt:
             problem = "interrupted; every step finished before Ctrl-C is in the run folder"
     print_summary(console, search.records, journal.folder, time.monotonic() - started)
+    if search.stopped:
+        console.print(f"Stopped early: {search.stopped}; every finished step is in the run folder.")
     if problem:
         _report("run stopped:", problem)
         raise typer.Exit(1)

@@ -17,14 +17,20 @@ from agent.gate import Rule
 from evaluators.tabular.data import DataSpec
 from evaluators.tabular.evaluator import EvaluatorSettings
 
-Provider = Literal["builtin", "openai", "anthropic"]
+Provider = Literal["builtin", "openai", "openai-compatible", "anthropic", "replay"]
 
 DEFAULT_MODELS: dict[str, str] = {
     "builtin": "builtin",
     "openai": "gpt-4.1-mini",
+    "openai-compatible": "local-model",
     "anthropic": "claude-sonnet-4-5",
+    "replay": "replay",
 }
-DEFAULT_KEY_ENV: dict[str, str] = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
+DEFAULT_KEY_ENV: dict[str, str] = {
+    "openai": "OPENAI_API_KEY",
+    "openai-compatible": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+}
 
 
 class _Section(BaseModel):
@@ -60,6 +66,13 @@ class GateSettings(_Section):
     confirm_learners: int = Field(2, ge=1, le=64, description="Fresh learners per confirmation.")
 
 
+class Price(_Section):
+    """US dollars per million tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
 class LLMSettings(_Section):
     provider: Provider = Field("builtin", description="Who proposes edits.")
     model: str | None = Field(None, description="Model name; a per-provider default if unset.")
@@ -69,13 +82,47 @@ class LLMSettings(_Section):
     api_key_env: str | None = Field(
         None, description="Environment variable holding the API key (OPENAI_API_KEY, ...)."
     )
+    structured_output: Literal["auto", "json_schema", "json_object", "prompt"] = Field(
+        "auto",
+        description="openai-compatible: how to ask for JSON. auto tries json_schema, then "
+        "json_object, then plain JSON extraction, keeping the first the server accepts.",
+    )
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     max_tokens: int = Field(2048, ge=256, le=65536, description="Answer length limit.")
     timeout_s: float = Field(120.0, gt=0, le=3600, description="Seconds per LLM call.")
-    max_retries: int = Field(2, ge=0, le=10, description="SDK retries on transport errors.")
+    max_retries: int = Field(
+        4, ge=0, le=20, description="Retries of a call on connection errors, 408, 429 and 5xx."
+    )
+    backoff_s: float = Field(
+        1.0, gt=0, le=60, description="Base of the exponential backoff with jitter."
+    )
+    max_wait_s: float = Field(60.0, gt=0, le=3600, description="Longest wait between retries.")
+    max_repairs: int = Field(
+        2, ge=0, le=10, description="Times a bad answer is sent back with its error."
+    )
+    proposals_per_round: int = Field(
+        1, ge=1, le=16, description="Distinct proposals asked for per LLM call."
+    )
     history: int = Field(12, ge=0, le=200, description="Recent outcomes shown in the prompt.")
+    prompt_tokens: int = Field(
+        8000,
+        ge=1000,
+        le=1_000_000,
+        description="Budget for the user prompt (about 4 characters a token); the oldest "
+        "history is summarised to fit.",
+    )
     templates: str | None = Field(
-        None, description="Folder with your own system.j2 / propose.j2 overriding the built-ins."
+        None, description="Folder with your own system.j2 / propose.j2 / repair.j2."
+    )
+    prices: dict[str, Price] = Field(
+        default_factory=dict, description="Per-model prices, added to the built-in table."
+    )
+    max_cost: float | None = Field(
+        None, gt=0, description="Stop the run once LLM calls have cost this many US dollars."
+    )
+    max_calls: int | None = Field(None, ge=1, description="Stop the run after this many calls.")
+    replay_from: str | None = Field(
+        None, description="provider 'replay': the run folder whose llm/ transcripts answer."
     )
 
     def resolved_model(self) -> str:
@@ -106,6 +153,10 @@ class Config(_Section):
             )
         if self.gate.rule == "logloss" and self.data.task == "regression":
             raise ValueError("gate.rule 'logloss' needs a classification task")
+        if self.llm.provider == "replay" and not self.llm.replay_from:
+            raise ValueError("llm.provider 'replay' needs llm.replay_from (--replay-from RUN_DIR)")
+        if self.llm.provider == "openai-compatible" and not self.llm.base_url:
+            raise ValueError("llm.provider 'openai-compatible' needs llm.base_url")
         return self
 
 

@@ -35,6 +35,7 @@ class LiveDisplay:
         self.baseline: Record | None = None
         self.last: Record | None = None
         self.counts: Counter[str] = Counter()
+        self.llm_records: list[Record] = []
         # Live re-renders `self` (see __rich__) on every refresh, so the clock keeps moving
         # while a long candidate trains.
         self.live = Live(self, console=console, refresh_per_second=2, transient=False)
@@ -52,6 +53,8 @@ class LiveDisplay:
         if record.event == "proposal":
             self.last = record
             self.counts[record.status] += 1
+            if record.llm is not None and record.llm.calls:
+                self.llm_records.append(record)
         if record.accepted:
             self.baseline = record
         if self.console.is_terminal:
@@ -80,6 +83,8 @@ class LiveDisplay:
             grid.add_row("last decision", _decision_text(self.last))
         tally = "  ".join(f"{status} {self.counts[status]}" for status in STATUS_STYLE)
         grid.add_row("outcomes", tally)
+        if self.llm_records:
+            grid.add_row("LLM", llm_spend(self.llm_records))
         grid.add_row(
             "elapsed", f"{time.monotonic() - self.started:.0f} s    run folder {self.folder}"
         )
@@ -122,7 +127,19 @@ def print_summary(console: Console, records: list[Record], folder: Path, seconds
         + ", ".join(f"{counts[s]} {s}" for s in STATUS_STYLE)
         + f"; {trained} learners trained; {seconds:.0f} s wall time"
     )
+    if any(r.llm is not None and r.llm.calls for r in records):
+        console.print(f"LLM: {llm_spend(records)}")
     console.print(f"Run folder: [bold]{folder}[/bold]")
+
+
+def llm_spend(records: list[Record]) -> str:
+    usages = [r.llm for r in records if r.llm is not None]
+    calls = sum(u.calls for u in usages)
+    tokens_in = sum(u.input_tokens for u in usages)
+    tokens_out = sum(u.output_tokens for u in usages)
+    costs = [u.cost for u in usages if u.calls]
+    money = "cost unknown (no price)" if None in costs else f"${sum(c or 0.0 for c in costs):.4f}"
+    return f"{calls} calls, {tokens_in:,} input + {tokens_out:,} output tokens, {money}"
 
 
 def _decision_text(record: Record) -> Text:

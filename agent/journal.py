@@ -69,6 +69,7 @@ class Record(BaseModel):
 
     event: Literal["baseline", "proposal"]
     step: int
+    round: int | None = None  # first step of the round: proposals of a round share a baseline
     time: str
     status: Status
     accepted: bool
@@ -91,8 +92,10 @@ class Record(BaseModel):
     parameters: int | None = None
     learners: int | None = None  # learners of this architecture behind the final judgement
     cached_from: int | None = None  # step whose learners were reused instead of retraining
+    outranked_by: int | None = None  # passed the gate, but a sibling in its round did better
     cost: Cost = Cost()
     llm: LLMUsage | None = None
+    attempts: list[dict[str, Any]] | None = None  # the LLM's answers' problems, when repaired
 
     def carried(self) -> tuple[Stats | None, LogLossStats | None]:
         """The statistics this architecture carries forward when it becomes the baseline."""

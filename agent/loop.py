@@ -1,11 +1,11 @@
 """The search loop: propose edits, evaluate learners, gate, log, repeat.
 
     baseline = evaluate(start)
-    for step in 1..budget:
-        proposal = proposer.propose(context(baseline, history))
-        record   = assess(proposal)     # apply edits, validate, train k learners, gate
-        journal.append(record)
-        if record.accepted: baseline = candidate
+    while proposals remain in the budget:
+        proposals = proposer.propose(context(baseline, history))   # one or more per round
+        records   = [assess(p) for p in proposals]   # apply edits, validate, train, gate
+        journal.append(records)
+        if any accepted: baseline = the accepted one with the lowest predicted E_M
 
 Gating a candidate is a short series of rounds: the decision on k learners; with
 `gate.sequential`, two more learners at a time while the interval straddles zero; after an
@@ -13,7 +13,8 @@ acceptance with `gate.confirm`, fresh learners and a last judgement on all of th
 round decides, so a winner carried by lucky seeds is caught before it becomes the baseline.
 
 Invalid edits, failed training and failed LLM calls are records with a status, never
-exceptions that end the run. Only a proposer that can never succeed (bad API key) stops it.
+exceptions that end the run. Only a proposer that can never succeed (bad API key) or a
+configured cap on LLM calls or cost stops it, cleanly.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from agent.config import Config
-from agent.edits import InvalidEdits, apply_edits
+from agent.costs import BudgetExhausted
+from agent.edits import ProposedEdits, apply_edits
 from agent.errors import UserError, describe_validation_error
 from agent.gate import Gate, Stats, statistics
 from agent.journal import (
@@ -84,21 +86,36 @@ class Search:
         self.first_step: dict[str, int] = {}  # architecture hash -> step that first trained it
         self.failures: dict[str, str] = {}  # architecture hash -> why its training failed
         self.records: list[Record] = []
+        self.round_start = 1
+        self.stopped: str | None = None
 
     def run(
         self, journal: Journal, on_record: Callable[[Record], None] = lambda r: None
     ) -> list[Record]:
+        """Search until the budget is spent; a reached LLM cap ends it early (see .stopped)."""
         self.journal, self.on_record = journal, on_record
         self.store = LearnerStore(self.evaluator, journal.folder / "learners")
+        self.stopped: str | None = None
         self.baseline = self._start()
-        for step in range(1, self.config.budget + 1):
-            proposal = self.proposer.propose(self._context(step))
-            if proposal.transcript is not None:
-                journal.save_transcript(step, proposal.transcript)
-            record = self._assess(step, proposal)
-            self._log(record)
-            if record.accepted:
-                self._adopt(record)
+        step = 1
+        while step <= self.config.budget:
+            wanted = min(self.config.llm.proposals_per_round, self.config.budget - step + 1)
+            try:
+                proposals = self.proposer.propose(self._context(step, wanted), self._check)
+            except BudgetExhausted as exc:
+                self.stopped = str(exc)
+                break
+            proposals = proposals[:wanted]
+            if proposals[0].transcript is not None:
+                journal.save_transcript(step, proposals[0].transcript)
+            self.round_start = step
+            records = _outranked([self._assess(step + i, p) for i, p in enumerate(proposals)])
+            for record in records:
+                self._log(record)
+            winner = next((r for r in records if r.accepted), None)
+            if winner is not None:
+                self._adopt(winner)
+            step += len(records)
         return self.records
 
     def _start(self) -> Baseline:
@@ -133,7 +150,7 @@ class Search:
     def _baseline_record(self, status: Status, reason: str, **fields: Any) -> Record:
         return self._new_record("baseline", 0, status, reason, **fields)
 
-    def _context(self, step: int) -> ProposalContext:
+    def _context(self, step: int, proposals: int = 1) -> ProposalContext:
         recent = [r for r in self.records if r.event == "proposal"][-self.config.llm.history :]
         return ProposalContext(
             step=step,
@@ -146,25 +163,58 @@ class Search:
             history=[_history_entry(r) for r in recent] if self.config.llm.history else [],
             space_schema=self.evaluator.space().model_json_schema(),
             dataset=self.evaluator.describe(),
+            proposals=proposals,
             evaluated_hashes=frozenset(self.first_step),
         )
+
+    def _check(self, items: list[ProposedEdits]) -> list[str | None]:
+        """What is wrong with each proposed item, in words an LLM can act on."""
+        problems: list[str | None] = []
+        seen: dict[str, int] = {}
+        for index, item in enumerate(items):
+            try:
+                architecture = self._apply(item.edits)
+            except ValueError as exc:  # InvalidEdits, or the space's validation message
+                problems.append(str(exc))
+                continue
+            arch_hash = architecture.arch_hash()
+            if arch_hash == self.baseline.arch_hash:
+                problems.append("no-op: the edits leave the baseline unchanged")
+            elif arch_hash in self.first_step:
+                problems.append(
+                    f"repeat: this architecture was already evaluated at step "
+                    f"{self.first_step[arch_hash]}; propose something new"
+                )
+            elif arch_hash in seen:
+                problems.append(f"duplicate of proposal {seen[arch_hash] + 1} in this answer")
+            else:
+                problems.append(None)
+            seen.setdefault(arch_hash, index)
+        return problems
+
+    def _apply(self, edits: list) -> BaseModel:
+        """The edited baseline, validated; raises InvalidEdits or ValueError with the reason."""
+        document = apply_edits(self.baseline.architecture.document(), edits)
+        try:
+            return self.evaluator.parse(document)
+        except ValidationError as exc:
+            raise ValueError(f"outside the space: {describe_validation_error(exc)}") from None
 
     def _assess(self, step: int, proposal: Proposal) -> Record:
         outcome = partial(self._record, step, proposal)
         if proposal.problem is not None:
             return outcome(proposal.problem_status, proposal.problem)
         try:
-            document = apply_edits(self.baseline.architecture.document(), proposal.edits)
-            architecture = self.evaluator.parse(document)
-        except InvalidEdits as exc:
+            architecture = self._apply(proposal.edits)
+        except ValueError as exc:  # InvalidEdits is a ValueError too
             return outcome("invalid", str(exc))
-        except ValidationError as exc:
-            return outcome("invalid", f"outside the space: {describe_validation_error(exc)}")
         arch_hash = architecture.arch_hash()
         if arch_hash == self.baseline.arch_hash:
             return outcome("invalid", "no-op: the edits leave the baseline unchanged")
-
         first = self.first_step.setdefault(arch_hash, step)
+        if first != step and first >= self.round_start:
+            return outcome("invalid", f"duplicate of step {first} in the same round; not trained")
+
         fields: dict[str, Any] = {
             "architecture": architecture.document(),
             "arch_hash": arch_hash,
@@ -260,10 +310,12 @@ class Search:
             step,
             status,
             reason,
+            round=self.round_start,
             edits=[e.operation() for e in proposal.edits],
             rationale=proposal.rationale,
             baseline=self.baseline.ref(),
             llm=proposal.usage,
+            attempts=proposal.attempts,
             **fields,
         )
 
@@ -301,6 +353,29 @@ class Search:
         self.records.append(record)
         self.journal.append(record)
         self.on_record(record)
+
+
+def _outranked(records: list[Record]) -> list[Record]:
+    """Of a round's accepted records, keep the one with the lowest predicted E_M; the others
+    passed the gate but are rejected, so the trajectory stays monotonic."""
+    accepted = [r for r in records if r.accepted]
+    if len(accepted) < 2:
+        return records
+    best = min(accepted, key=lambda r: r.carried()[0].E_M)
+    ranked = []
+    for record in records:
+        if record.accepted and record is not best:
+            reason = f"passed the gate, but step {best.step} predicts a lower E_M; {record.reason}"
+            record = record.model_copy(
+                update={
+                    "status": "rejected",
+                    "accepted": False,
+                    "reason": reason,
+                    "outranked_by": best.step,
+                }
+            )
+        ranked.append(record)
+    return ranked
 
 
 def initial_architecture(config: Config, evaluator: Evaluator) -> BaseModel:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,7 @@ from agent.proposers.base import ProposalContext
 
 # delta_E values shown in the frontier table, as fractions of the baseline's E.
 _FRONTIER_STEPS = (-0.02, -0.01, -0.005, 0.0, 0.005, 0.01, 0.02)
+_CHARS_PER_TOKEN = 4
 
 
 @dataclass(frozen=True)
@@ -38,17 +40,39 @@ def environment(user_templates: str | None = None) -> jinja2.Environment:
     return env
 
 
-def render(context: ProposalContext, user_templates: str | None = None) -> RenderedPrompt:
+def render(
+    context: ProposalContext, user_templates: str | None = None, token_budget: int = 8000
+) -> RenderedPrompt:
+    """The prompt for one round. History beyond the token budget (about 4 characters a
+    token) is summarised from the oldest entry on, so long runs keep fitting."""
     env = environment(user_templates)
     variables = context.model_dump()
     variables["frontier"] = [
         {"delta_E": d, "max_rho": frontier_rho(context.stats, d, context.members)}
         for d in (step * context.stats.E for step in _FRONTIER_STEPS)
     ]
-    return RenderedPrompt(
-        system=env.get_template("system.j2").render(variables),
-        user=env.get_template("propose.j2").render(variables),
-    )
+    history = list(variables["history"])
+    template = env.get_template("propose.j2")
+    while True:
+        variables["omitted"] = _omitted(context.history[: len(context.history) - len(history)])
+        variables["history"] = history
+        user = template.render(variables)
+        if len(user) <= token_budget * _CHARS_PER_TOKEN or not history:
+            break
+        history = history[1:]
+    return RenderedPrompt(system=env.get_template("system.j2").render(variables), user=user)
+
+
+def render_repair(problems: list[str | None], user_templates: str | None = None) -> str:
+    return environment(user_templates).get_template("repair.j2").render(problems=problems)
+
+
+def _omitted(entries: list) -> dict | None:
+    if not entries:
+        return None
+    counts = Counter(entry.status for entry in entries)
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    return {"count": len(entries), "summary": summary}
 
 
 def _to_json(value: Any, indent: int | None = 2) -> str:

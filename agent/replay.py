@@ -38,18 +38,38 @@ def replay(folder: Path) -> ReplayReport:
         report.mismatches.append("no accepted baseline record")
         return report
     _check_stats(baseline.step, baseline.stats, baseline.members, report)
-    for record in records:
-        if record.event != "proposal":
-            continue
+    proposals = [r for r in records if r.event == "proposal"]
+    by_step = {r.step: r for r in proposals}
+    winner: Record | None = None  # adopted when its round is over: siblings share a baseline
+    current_round = None
+    for record in proposals:
+        if record.round != current_round:
+            baseline, winner, current_round = winner or baseline, None, record.round
         if not record.rounds:  # invalid or failed: nothing to re-derive, must not be accepted
             if record.accepted:
                 report.mismatches.append(f"step {record.step}: accepted without a judgement")
             continue
         _check_record(record, baseline, report)
+        _check_outranking(record, by_step, report)
         report.checked += 1
         if record.accepted:
-            baseline = record
+            if winner is not None:
+                report.mismatches.append(f"step {record.step}: a second acceptance in one round")
+            winner = record
     return report
+
+
+def _check_outranking(record: Record, by_step: dict[int, Record], report: ReplayReport) -> None:
+    if record.outranked_by is None:
+        return
+    best = by_step.get(record.outranked_by)
+    own, theirs = record.carried()[0], best.carried()[0] if best else None
+    if best is None or not best.accepted or best.round != record.round or theirs is None:
+        report.mismatches.append(f"step {record.step}: outranked by a step that was not accepted")
+    elif own is None or not theirs.E_M < own.E_M:
+        report.mismatches.append(
+            f"step {record.step}: outranked by step {best.step} with no lower E_M"
+        )
 
 
 def _check_record(record: Record, baseline: Record, report: ReplayReport) -> None:
@@ -75,7 +95,7 @@ def _check_record(record: Record, baseline: Record, report: ReplayReport) -> Non
     _check_protocol(record, report)
     for number, round_ in enumerate(record.rounds):
         _check_round(record, number, round_, ref.stats, ref.logloss, report)
-    if record.accepted != record.rounds[-1].accepted:
+    if record.accepted != (record.rounds[-1].accepted and record.outranked_by is None):
         report.mismatches.append(
             f"step {step}: logged {record.status}, its last round says otherwise"
         )

@@ -3,26 +3,39 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from agent.config import LLMSettings
+from agent.costs import LLMBudget
 from agent.errors import UserError
-from agent.proposers.base import Proposal, ProposalContext, Proposer, ProposerStopped
+from agent.proposers.base import Check, Proposal, ProposalContext, Proposer, ProposerStopped
 from agent.proposers.builtin import BuiltinProposer
 
-__all__ = ["Proposal", "ProposalContext", "Proposer", "ProposerStopped", "make_proposer"]
+__all__ = ["Check", "Proposal", "ProposalContext", "Proposer", "ProposerStopped", "make_proposer"]
 
 
-def make_proposer(settings: LLMSettings, seed: int) -> Proposer:
+def make_proposer(settings: LLMSettings, seed: int, budget: LLMBudget) -> Proposer:
     if settings.provider == "builtin":
         return BuiltinProposer(seed)
+    if settings.provider == "replay":
+        from agent.proposers.replay import ReplayProposer
+
+        assert settings.replay_from is not None  # checked by Config
+        return ReplayProposer(settings, budget, Path(settings.replay_from))
+    try:
+        budget.require_price(settings.resolved_model())
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     api_key = _api_key(settings)
-    if settings.provider == "openai":
-        from agent.proposers.openai import OpenAIProposer
+    if settings.provider == "anthropic":
+        from agent.proposers.anthropic import AnthropicProposer
 
-        return OpenAIProposer(settings, api_key)
-    from agent.proposers.anthropic import AnthropicProposer
+        return AnthropicProposer(settings, budget, api_key)
+    from agent.proposers.openai import OpenAICompatibleProposer, OpenAIProposer
 
-    return AnthropicProposer(settings, api_key)
+    if settings.provider == "openai-compatible":
+        return OpenAICompatibleProposer(settings, budget, api_key)
+    return OpenAIProposer(settings, budget, api_key)
 
 
 def _api_key(settings: LLMSettings) -> str:

@@ -1,4 +1,8 @@
-"""Anthropic Messages API; the answer comes back as the input of a forced tool call."""
+"""Anthropic Messages API; the answer comes back as the input of a forced tool call.
+
+A repair is the tool's result marked as an error, carrying the exact validation message,
+which is how the Messages API expects a tool call to be answered.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Any
 import anthropic
 
 from agent.config import LLMSettings
+from agent.costs import LLMBudget
 from agent.edits import ProposedEdits
 from agent.prompts import RenderedPrompt
 from agent.proposers.llm import LLMProposer, MalformedAnswer, Reply, answer_schema, parse_object
@@ -19,18 +24,21 @@ class AnthropicProposer(LLMProposer):
     label = "Anthropic"
     auth_errors = (anthropic.AuthenticationError, anthropic.PermissionDeniedError)
     not_found_error = anthropic.NotFoundError
-    transient_errors = (anthropic.APIError,)
+    api_error = anthropic.APIError
 
-    def __init__(self, settings: LLMSettings, api_key: str):
-        super().__init__(settings)
+    def __init__(self, settings: LLMSettings, budget: LLMBudget, api_key: str):
+        super().__init__(settings, budget)
         self.client = anthropic.Anthropic(**self.client_options(api_key))
 
-    def request(self, prompt: RenderedPrompt) -> dict[str, Any]:
+    def start(self, prompt: RenderedPrompt) -> dict[str, Any]:
+        return {"system": prompt.system, "messages": [{"role": "user", "content": prompt.user}]}
+
+    def request(self, conversation: dict[str, Any]) -> dict[str, Any]:
         return {
             "model": self.model,
             "max_tokens": self.settings.max_tokens,
-            "system": prompt.system,
-            "messages": [{"role": "user", "content": prompt.user}],
+            "system": conversation["system"],
+            "messages": conversation["messages"],
             "tools": [
                 {
                     "name": _TOOL,
@@ -55,7 +63,35 @@ class AnthropicProposer(LLMProposer):
             answer=tool_inputs[0] if tool_inputs else None,
         )
 
-    def parse(self, answer: Any) -> ProposedEdits:
+    def parse(self, answer: Any) -> list[ProposedEdits]:
         if answer is None:
             raise MalformedAnswer(f"the answer has no '{_TOOL}' tool call")
         return parse_object(answer)
+
+    def follow_up(self, conversation: dict[str, Any], reply: Reply, feedback: str):
+        blocks = [_echo(block) for block in reply.raw.get("content", [])]
+        tool_ids = [b["id"] for b in blocks if b["type"] == "tool_use"]
+        if tool_ids:
+            answer = [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": tool_ids[0],
+                    "content": feedback,
+                    "is_error": True,
+                }
+            ]
+        else:
+            answer = feedback
+        messages = [
+            *conversation["messages"],
+            {"role": "assistant", "content": blocks},
+            {"role": "user", "content": answer},
+        ]
+        return {"system": conversation["system"], "messages": messages}
+
+
+def _echo(block: dict[str, Any]) -> dict[str, Any]:
+    """A response block as a request accepts it (responses carry extra read-only fields)."""
+    if block.get("type") == "tool_use":
+        return {key: block[key] for key in ("type", "id", "name", "input")}
+    return {"type": "text", "text": block.get("text", "")}

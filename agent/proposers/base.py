@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from agent.edits import Edit
+from agent.edits import Edit, ProposedEdits
 from agent.gate import Rule, Stats
 
 
@@ -41,14 +42,20 @@ class ProposalContext(BaseModel):
     history: list[HistoryEntry]
     space_schema: dict[str, Any]
     dataset: dict[str, Any]
+    proposals: int = 1  # distinct proposals wanted this round
     evaluated_hashes: frozenset[str] = frozenset()
 
 
 class LLMUsage(BaseModel):
+    """What producing one proposal cost. For a round of several proposals the first one
+    carries the round's usage and the others zero, so sums over records stay right."""
+
     provider: str
     model: str
+    calls: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    cost: float | None = 0.0  # US dollars; None when the model has no known price
 
 
 @dataclass
@@ -65,6 +72,12 @@ class Proposal:
     transcript: dict[str, Any] | None = None
     problem: str | None = None
     problem_status: Literal["invalid", "failed"] = "invalid"
+    attempts: list[dict[str, Any]] | None = None  # each answer's problems, when repaired
+
+
+# Given the proposals of one answer, what is wrong with each (None: nothing). The loop
+# supplies it, so an LLM can be told the exact validation error and try again.
+Check = Callable[[list[ProposedEdits]], list[str | None]]
 
 
 class ProposerStopped(Exception):
@@ -72,4 +85,6 @@ class ProposerStopped(Exception):
 
 
 class Proposer(Protocol):
-    def propose(self, context: ProposalContext) -> Proposal: ...
+    def propose(self, context: ProposalContext, check: Check | None = None) -> list[Proposal]:
+        """context.proposals proposals, or fewer; each becomes one step."""
+        ...

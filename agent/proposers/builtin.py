@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from agent.edits import Edit, apply_edits
-from agent.proposers.base import LLMUsage, Proposal, ProposalContext
+from agent.proposers.base import Check, LLMUsage, Proposal, ProposalContext
 from evaluators.tabular.space import canonical_hash
 
 Document = dict[str, Any]
@@ -157,24 +157,29 @@ class BuiltinProposer:
         self.rng = np.random.default_rng([seed, 0xED45])
         self.tried: dict[str, int] = {}
         self.accepted: dict[str, int] = {}
-        self._last: tuple[int, list[str]] | None = None
+        self._last: list[tuple[int, list[str]]] = []
 
-    def propose(self, context: ProposalContext) -> Proposal:
+    def propose(self, context: ProposalContext, check: Check | None = None) -> list[Proposal]:
+        """context.proposals distinct proposals (the loop judges them; `check` is for LLMs)."""
         self._learn(context)
         p_diversity = float(np.clip(context.stats.rho, 0.2, 0.8))
-        for _ in range(_NOVELTY_TRIES):
-            names, edits = self._sample(context, p_diversity)
-            edited = apply_edits(context.architecture, edits)
-            if canonical_hash(edited) not in context.evaluated_hashes:
-                break
-        self._last = (context.step, names)
-        rationale = (
-            f"rho={context.stats.rho:.4f}: P(diversity edit)={p_diversity:.2f}; "
-            f"tried {', '.join(names)}"
-        )
-        return Proposal(
-            rationale=rationale, edits=edits, usage=LLMUsage(provider="builtin", model="builtin")
-        )
+        seen = set(context.evaluated_hashes)
+        proposals = []
+        for offset in range(context.proposals):
+            for _ in range(_NOVELTY_TRIES):
+                names, edits = self._sample(context, p_diversity)
+                arch_hash = canonical_hash(apply_edits(context.architecture, edits))
+                if arch_hash not in seen:
+                    break
+            seen.add(arch_hash)
+            self._last.append((context.step + offset, names))
+            rationale = (
+                f"rho={context.stats.rho:.4f}: P(diversity edit)={p_diversity:.2f}; "
+                f"tried {', '.join(names)}"
+            )
+            usage = LLMUsage(provider="builtin", model="builtin")
+            proposals.append(Proposal(rationale=rationale, edits=edits, usage=usage))
+        return proposals
 
     def _sample(self, context: ProposalContext, p_diversity: float) -> tuple[list[str], list[Edit]]:
         n_mutations = 1 if self.rng.random() < 0.7 else 2
@@ -201,13 +206,13 @@ class BuiltinProposer:
         return names[int(self.rng.choice(len(names), p=weights / weights.sum()))]
 
     def _learn(self, context: ProposalContext) -> None:
-        if self._last is None:
-            return
-        step, names = self._last
-        outcome = next((h for h in context.history if h.step == step), None)
-        if outcome is None:
-            return
-        for name in names:
-            self.tried[name] = self.tried.get(name, 0) + 1
-            if outcome.status == "accepted":
-                self.accepted[name] = self.accepted.get(name, 0) + 1
+        """Count the outcomes of the previous round's mutations."""
+        outcomes = {h.step: h.status for h in context.history}
+        for step, names in self._last:
+            if step not in outcomes:
+                continue
+            for name in names:
+                self.tried[name] = self.tried.get(name, 0) + 1
+                if outcomes[step] == "accepted":
+                    self.accepted[name] = self.accepted.get(name, 0) + 1
+        self._last = []

@@ -1,7 +1,15 @@
-"""What the LLM backends share: the answer schema and turning an answer into edits.
+"""What the LLM backends share: the answer's shape, the repair loop, retries and accounting.
 
-Wire formats (OpenAI chat completions, Anthropic messages) live in their own modules;
-this one only knows the answer's JSON shape.
+A backend module supplies only its wire format (`start`, `request`, `send`, `follow_up`)
+and its SDK's error types; endpoint settings (base_url, key, timeout) come from the config.
+
+One round is one conversation:
+
+    answer = call(prompt)                       # retried on transport errors (transport.py)
+    while answer has problems and repairs left:  # malformed JSON, bad path, out of bounds,
+        answer = call(conversation + answer + "your answer was rejected: <exact error>")
+    -> one Proposal per proposed item; items still wrong are recorded `invalid` with every
+       attempt's problems.
 """
 
 from __future__ import annotations
@@ -11,13 +19,15 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.config import LLMSettings
+from agent.costs import BudgetExhausted, LLMBudget
 from agent.edits import ProposedEdits
 from agent.errors import describe_validation_error
-from agent.prompts import RenderedPrompt, render
-from agent.proposers.base import LLMUsage, Proposal, ProposalContext, ProposerStopped
+from agent.prompts import RenderedPrompt, render, render_repair
+from agent.proposers.base import Check, LLMUsage, Proposal, ProposalContext, ProposerStopped
+from agent.proposers.transport import call_with_retries
 
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
 
@@ -26,30 +36,54 @@ class MalformedAnswer(ValueError):
     """The model's answer is not a usable proposal; the message says exactly why."""
 
 
+class ProposalSet(BaseModel):
+    """The answer: one or more distinct proposals."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    proposals: list[ProposedEdits] = Field(min_length=1, max_length=16)
+
+
 def answer_schema() -> dict[str, Any]:
-    return ProposedEdits.model_json_schema()
+    return ProposalSet.model_json_schema()
 
 
-def parse_text(text: str | None) -> ProposedEdits:
-    """Parse a JSON answer, tolerating a Markdown code fence around it."""
+def parse_text(text: str | None) -> list[ProposedEdits]:
+    """A JSON answer, possibly in a Markdown fence or surrounded by prose."""
     if not text or not text.strip():
         raise MalformedAnswer("the answer is empty")
     stripped = text.strip()
     fenced = _FENCE.match(stripped)
+    candidate = fenced.group(1) if fenced else stripped
     try:
-        data = json.loads(fenced.group(1) if fenced else stripped)
+        data = json.loads(candidate)
     except json.JSONDecodeError as exc:
-        raise MalformedAnswer(f"the answer is not valid JSON: {exc}") from None
+        data = _first_json_object(candidate)
+        if data is None:
+            raise MalformedAnswer(f"the answer is not valid JSON: {exc}") from None
     return parse_object(data)
 
 
-def parse_object(data: Any) -> ProposedEdits:
+def parse_object(data: Any) -> list[ProposedEdits]:
+    """{"proposals": [...]}, or a single {"rationale", "edits"} object."""
     try:
-        return ProposedEdits.model_validate(data)
+        if isinstance(data, dict) and "proposals" not in data and "edits" in data:
+            return [ProposedEdits.model_validate(data)]
+        return list(ProposalSet.model_validate(data).proposals)
     except ValidationError as exc:
-        raise MalformedAnswer(
-            f"the answer does not match the schema: {describe_validation_error(exc)}"
-        ) from None
+        problems = describe_validation_error(exc)
+        raise MalformedAnswer(f"the answer does not match the schema: {problems}") from None
+
+
+def _first_json_object(text: str) -> Any:
+    """The first decodable JSON object in free text (servers without JSON modes)."""
+    decoder = json.JSONDecoder()
+    for start in (i for i, c in enumerate(text) if c == "{"):
+        try:
+            return decoder.raw_decode(text, start)[0]
+        except json.JSONDecodeError:
+            continue
+    return None
 
 
 @dataclass(frozen=True)
@@ -63,69 +97,143 @@ class Reply:
 
 
 class LLMProposer:
-    """Renders the prompt, calls a backend, records the exchange, parses the answer.
-
-    A subclass supplies the wire format: `request`, `send`, `parse`, and the error types of
-    its SDK. Fatal errors (bad key, unknown model) stop the run; transient ones (network,
-    5xx after the SDK's retries) and bad answers are recorded outcomes.
-    """
-
     provider: str
     label: str  # how messages name the endpoint
     # Errors every later call would repeat: they stop the run instead of burning the budget.
     auth_errors: tuple[type[Exception], ...]  # bad key, or a key without access
     not_found_error: type[Exception]  # unknown model or wrong base_url
-    transient_errors: tuple[type[Exception], ...]
+    api_error: type[Exception]  # the SDK's base error: anything else fails the round
 
-    def __init__(self, settings: LLMSettings):
+    def __init__(self, settings: LLMSettings, budget: LLMBudget):
         self.settings = settings
         self.model = settings.resolved_model()
+        self.budget = budget
 
     def client_options(self, api_key: str) -> dict[str, Any]:
-        """The SDK client's settings; both SDKs take the same names."""
+        """Both SDKs take the same names. Their own retries are off: transport.py retries."""
         return {
             "api_key": api_key,
             "base_url": self.settings.base_url,
             "timeout": self.settings.timeout_s,
-            "max_retries": self.settings.max_retries,
+            "max_retries": 0,
         }
 
-    def propose(self, context: ProposalContext) -> Proposal:
-        request = self.request(render(context, self.settings.templates))
+    def propose(self, context: ProposalContext, check: Check | None = None) -> list[Proposal]:
+        prompt = self.render_prompt(context)
+        conversation = self.start(prompt)
+        transcript: dict[str, Any] = {
+            "provider": self.provider,
+            "model": self.model,
+            "prompt": {"system": prompt.system, "user": prompt.user},
+            "exchanges": [],
+        }
         usage = LLMUsage(provider=self.provider, model=self.model)
-        try:
-            reply = self.send(request)
-        except (*self.auth_errors, self.not_found_error) as exc:
-            raise ProposerStopped(self.fatal_message(exc)) from None
-        except self.transient_errors as exc:
-            return Proposal(
-                rationale="",
-                edits=[],
-                usage=usage,
-                transcript={"request": request, "error": repr(exc)},
-                problem=f"LLM call failed: {type(exc).__name__}: {exc}",
-                problem_status="failed",
-            )
-        usage.input_tokens, usage.output_tokens = reply.input_tokens, reply.output_tokens
-        transcript = {"request": request, "response": reply.raw}
-        try:
-            answer = self.parse(reply.answer)
-        except MalformedAnswer as exc:
-            return Proposal(
-                rationale="", edits=[], usage=usage, transcript=transcript, problem=str(exc)
-            )
-        return Proposal(
-            rationale=answer.rationale, edits=answer.edits, usage=usage, transcript=transcript
+        attempts: list[dict[str, Any]] = []
+        items: list[ProposedEdits] = []
+        problems: list[str | None] = []
+        for attempt in range(self.settings.max_repairs + 1):
+            exchange: dict[str, Any] = {"retries": []}
+            transcript["exchanges"].append(exchange)
+            try:
+                reply = self._call(conversation, exchange)
+            except BudgetExhausted as exc:
+                if attempt == 0:
+                    raise
+                # Mid-repair: record the round as it stands; the next round stops the run.
+                transcript["exchanges"].pop()
+                problems = [f"{p} (repairs cut short: {exc})" if p else p for p in problems]
+                break
+            except (*self.auth_errors, self.not_found_error) as exc:
+                raise ProposerStopped(self.fatal_message(exc)) from None
+            except self.api_error as exc:
+                # A failed call is still a call: it counts towards llm.max_calls.
+                self.budget.charge(self.model, 0, 0)
+                usage.calls += 1
+                exchange["error"] = self.describe_failure(exc)
+                problem = f"LLM call failed: {exchange['error']}"
+                return [self._problem(usage, transcript, problem, "failed")]
+            self._account(usage, reply, exchange)
+            items, problems = self._judge_answer(reply, context.proposals, check)
+            exchange["problems"] = problems
+            attempts.append({"attempt": attempt, "problems": problems})
+            if items and not any(problems):
+                break
+            if attempt < self.settings.max_repairs:
+                feedback = render_repair(problems, self.settings.templates)
+                conversation = self.follow_up(conversation, reply, feedback)
+        return self._proposals(items, problems, usage, transcript, attempts)
+
+    def render_prompt(self, context: ProposalContext) -> RenderedPrompt:
+        return render(context, self.settings.templates, self.settings.prompt_tokens)
+
+    def _call(self, conversation: Any, exchange: dict[str, Any]) -> Reply:
+        self.budget.before_call()
+        request = self.request(conversation)
+        exchange["request"] = request
+        return call_with_retries(
+            lambda: self.send(request),
+            self.settings.max_retries,
+            self.settings.backoff_s,
+            self.settings.max_wait_s,
+            on_retry=exchange["retries"].append,
         )
 
-    def request(self, prompt: RenderedPrompt) -> dict[str, Any]:
-        raise NotImplementedError
+    def _account(self, usage: LLMUsage, reply: Reply, exchange: dict[str, Any]) -> None:
+        cost = self.budget.charge(self.model, reply.input_tokens, reply.output_tokens)
+        usage.calls += 1
+        usage.input_tokens += reply.input_tokens
+        usage.output_tokens += reply.output_tokens
+        usage.cost = None if cost is None or usage.cost is None else usage.cost + cost
+        exchange.update(response=reply.raw, answer=reply.answer)
+        exchange["usage"] = {
+            "input_tokens": reply.input_tokens,
+            "output_tokens": reply.output_tokens,
+        }
 
-    def send(self, request: dict[str, Any]) -> Reply:
-        raise NotImplementedError
+    def _judge_answer(
+        self, reply: Reply, wanted: int, check: Check | None
+    ) -> tuple[list[ProposedEdits], list[str | None]]:
+        try:
+            items = self.parse(reply.answer)[:wanted]
+        except MalformedAnswer as exc:
+            return [], [str(exc)]
+        return items, check(items) if check else [None] * len(items)
 
-    def parse(self, answer: Any) -> ProposedEdits:
-        raise NotImplementedError
+    def _proposals(self, items, problems, usage, transcript, attempts) -> list[Proposal]:
+        tries = len(attempts)
+        if not items:
+            problem = f"{problems[0]} (after {tries} attempt{'s' * (tries > 1)})"
+            return [self._problem(usage, transcript, problem, "invalid", attempts)]
+        proposals = []
+        for index, (item, problem) in enumerate(zip(items, problems, strict=True)):
+            proposals.append(
+                Proposal(
+                    rationale=item.rationale,
+                    edits=item.edits,
+                    # The round's calls are charged to its first proposal only.
+                    usage=usage
+                    if index == 0
+                    else LLMUsage(provider=self.provider, model=self.model),
+                    transcript=transcript if index == 0 else None,
+                    problem=None if problem is None else f"{problem} (after {tries} attempts)",
+                    attempts=attempts if tries > 1 or problem else None,
+                )
+            )
+        return proposals
+
+    def _problem(self, usage, transcript, problem, status, attempts=None) -> Proposal:
+        return Proposal(
+            rationale="",
+            edits=[],
+            usage=usage,
+            transcript=transcript,
+            problem=problem,
+            problem_status=status,
+            attempts=attempts,
+        )
+
+    def describe_failure(self, exc: Exception) -> str:
+        return f"{type(exc).__name__}: {exc}"
 
     def fatal_message(self, exc: Exception) -> str:
         detail = getattr(exc, "message", str(exc))
@@ -136,3 +244,22 @@ class LLMProposer:
             )
         variable = self.settings.resolved_key_env()
         return f"the {self.label} endpoint refused the API key ({detail}): check ${variable}"
+
+    # The wire format, supplied by each backend.
+
+    def start(self, prompt: RenderedPrompt) -> Any:
+        """The conversation so far, in the backend's own shape."""
+        raise NotImplementedError
+
+    def request(self, conversation: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def send(self, request: dict[str, Any]) -> Reply:
+        raise NotImplementedError
+
+    def parse(self, answer: Any) -> list[ProposedEdits]:
+        raise NotImplementedError
+
+    def follow_up(self, conversation: Any, reply: Reply, feedback: str) -> Any:
+        """The conversation with the model's answer and our feedback appended."""
+        raise NotImplementedError

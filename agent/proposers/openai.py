@@ -1,4 +1,11 @@
-"""OpenAI Chat Completions, and any server that speaks it (vLLM, Ollama, llama.cpp, ...)."""
+"""OpenAI Chat Completions: the official API and any server that speaks it.
+
+`openai` asks for JSON-schema structured output. `openai-compatible` (vLLM, Ollama,
+llama.cpp server, LM Studio, a LiteLLM proxy) speaks the same wire format at
+`llm.base_url`, but servers differ in what they support: with `structured_output: auto` it
+tries json_schema, then json_object, then plain JSON extracted from the text, and keeps the
+first mode the server accepts for the rest of the run.
+"""
 
 from __future__ import annotations
 
@@ -7,39 +14,43 @@ from typing import Any
 import openai
 
 from agent.config import LLMSettings
+from agent.costs import LLMBudget
 from agent.edits import ProposedEdits
 from agent.prompts import RenderedPrompt
 from agent.proposers.llm import LLMProposer, Reply, answer_schema, parse_text
 
+_MODES = ("json_schema", "json_object", "prompt")
+
 
 class OpenAIProposer(LLMProposer):
     provider = "openai"
-    label = "OpenAI-compatible"
+    label = "OpenAI"
     auth_errors = (openai.AuthenticationError, openai.PermissionDeniedError)
     not_found_error = openai.NotFoundError
-    transient_errors = (openai.APIError,)
+    api_error = openai.APIError
 
-    def __init__(self, settings: LLMSettings, api_key: str):
-        super().__init__(settings)
+    def __init__(self, settings: LLMSettings, budget: LLMBudget, api_key: str):
+        super().__init__(settings, budget)
         self.client = openai.OpenAI(**self.client_options(api_key))
+        self.mode = "json_schema"
 
-    def request(self, prompt: RenderedPrompt) -> dict[str, Any]:
+    def start(self, prompt: RenderedPrompt) -> list[dict[str, Any]]:
+        return [
+            {"role": "system", "content": prompt.system},
+            {"role": "user", "content": prompt.user},
+        ]
+
+    def request(self, conversation: list[dict[str, Any]]) -> dict[str, Any]:
         # OpenAI's own newer models take max_completion_tokens; compatible servers max_tokens.
         length_key = "max_tokens" if self.settings.base_url else "max_completion_tokens"
-        return {
+        request = {
             "model": self.model,
-            "messages": [
-                {"role": "system", "content": prompt.system},
-                {"role": "user", "content": prompt.user},
-            ],
+            "messages": conversation,
             "temperature": self.settings.temperature,
             length_key: self.settings.max_tokens,
-            # Not strict: strict mode forbids the free-typed "value" of a JSON Patch operation.
-            "response_format": {
-                "type": "json_schema",
-                "json_schema": {"name": "proposal", "schema": answer_schema(), "strict": False},
-            },
         }
+        _set_mode(request, self.mode)
+        return request
 
     def send(self, request: dict[str, Any]) -> Reply:
         response = self.client.chat.completions.create(**request)
@@ -51,5 +62,53 @@ class OpenAIProposer(LLMProposer):
             answer=response.choices[0].message.content if response.choices else None,
         )
 
-    def parse(self, answer: Any) -> ProposedEdits:
+    def parse(self, answer: Any) -> list[ProposedEdits]:
         return parse_text(answer)
+
+    def follow_up(self, conversation: list[dict[str, Any]], reply: Reply, feedback: str):
+        return [
+            *conversation,
+            {"role": "assistant", "content": reply.answer or ""},
+            {"role": "user", "content": feedback},
+        ]
+
+
+class OpenAICompatibleProposer(OpenAIProposer):
+    provider = "openai-compatible"
+    label = "OpenAI-compatible"
+
+    def __init__(self, settings: LLMSettings, budget: LLMBudget, api_key: str):
+        super().__init__(settings, budget, api_key)
+        auto = settings.structured_output == "auto"
+        self.modes = list(_MODES) if auto else [settings.structured_output]
+        self.mode = self.modes[0]
+
+    def send(self, request: dict[str, Any]) -> Reply:
+        while True:
+            try:
+                return super().send(request)
+            except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
+                if not _about_json_mode(exc) or self.mode == self.modes[-1]:
+                    raise
+                # The server cannot do this mode: fall back for this and every later call.
+                # The request is changed in place, so the transcript shows what was sent.
+                self.mode = self.modes[self.modes.index(self.mode) + 1]
+                _set_mode(request, self.mode)
+
+
+def _set_mode(request: dict[str, Any], mode: str) -> None:
+    if mode == "json_schema":
+        # Not strict: strict mode forbids the free-typed "value" of a JSON Patch operation.
+        request["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "proposals", "schema": answer_schema(), "strict": False},
+        }
+    elif mode == "json_object":
+        request["response_format"] = {"type": "json_object"}
+    else:
+        request.pop("response_format", None)
+
+
+def _about_json_mode(exc: openai.APIStatusError) -> bool:
+    text = str(getattr(exc, "message", exc)).lower()
+    return any(word in text for word in ("response_format", "json", "schema"))

@@ -102,7 +102,8 @@ def test_openai_compatible_run_records_every_outcome(monkeypatch, capsys, toy_ar
     with serve(replies) as server:
         code, out, _ = invoke(
             monkeypatch, capsys, "run", "--budget", "3", "--llm", "openai:local-model",
-            "--set", f"llm.base_url={server.url}/v1", "--set", "llm.max_retries=0", *toy_args,
+            "--set", f"llm.base_url={server.url}/v1", "--set", "llm.max_retries=0",
+            "--set", "llm.max_repairs=0", *toy_args,
         )  # fmt: skip
     assert code == 0, out
     folder = only_run_folder(tmp_path)
@@ -124,7 +125,8 @@ def test_anthropic_run(monkeypatch, capsys, toy_args, tmp_path):
     with serve([anthropic_tool_message(GOOD), anthropic_tool_message(OUT_OF_BOUNDS)]) as server:
         code, out, _ = invoke(
             monkeypatch, capsys, "run", "--budget", "2", "--llm", "anthropic:claude-test",
-            "--set", f"llm.base_url={server.url}", "--set", "llm.max_retries=0", *toy_args,
+            "--set", f"llm.base_url={server.url}", "--set", "llm.max_retries=0",
+            "--set", "llm.max_repairs=0", *toy_args,
         )  # fmt: skip
     assert code == 0, out
     records = read_records(only_run_folder(tmp_path))
@@ -281,3 +283,81 @@ def test_verify_and_calibrate_commands(monkeypatch, capsys, toy_args, table_csv,
         "label",
     )
     assert code == 2 and "architecture 0:bad: tower.dropout" in err
+
+
+def trajectory(folder: Path) -> list[dict]:
+    timings = {"time": True, "cost": True, "rounds": {"__all__": {"cost": True}}}
+    return [r.model_dump(exclude=timings) for r in read_records(folder)]
+
+
+def test_replay_backend_reproduces_a_run_without_network(monkeypatch, capsys, table_csv, tmp_path):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    second = {
+        "rationale": "wider",
+        "edits": [{"op": "replace", "path": "/tower/widths/0", "value": 32}],
+    }
+    replies = [
+        openai_completion(json.dumps(GOOD), 100, 10),
+        openai_completion(json.dumps(OUT_OF_BOUNDS), 110, 11),  # repaired on the next call
+        openai_completion(json.dumps({"proposals": [second]}), 120, 12),
+        openai_completion("no idea", 130, 13),  # repairs run out: invalid
+        openai_completion("still no idea", 140, 14),
+        (500, {"error": {"message": "boom", "type": "server_error"}}),  # a failed round
+    ]
+    data = ["--data", str(table_csv), "--target", "label", "--name", "orig"]
+    with serve(replies) as server:
+        code, out, _ = invoke(
+            monkeypatch, capsys, "run", "--budget", "4", "--llm", "openai-compatible:local",
+            "--set", f"llm.base_url={server.url}/v1", "--set", "llm.max_retries=0",
+            "--set", "llm.max_repairs=1", "--runs-dir", str(tmp_path / "a"), *data,
+        )  # fmt: skip
+    assert code == 0, out
+    (original,) = (tmp_path / "a").iterdir()
+    statuses = [r.status for r in read_records(original)[1:]]
+    assert statuses[2:] == ["invalid", "failed"] and statuses[0] in ("accepted", "rejected")
+    assert "LLM: 6 calls" in out
+
+    monkeypatch.delenv("OPENAI_API_KEY")  # replay needs no key and no server
+    code, out, _ = invoke(
+        monkeypatch, capsys, "run", "--budget", "4", "--llm", "replay",
+        "--replay-from", str(original), "--set", "llm.max_repairs=1",
+        "--runs-dir", str(tmp_path / "b"), *data,
+    )  # fmt: skip
+    assert code == 0, out
+    (replayed,) = (tmp_path / "b").iterdir()
+    assert trajectory(replayed) == trajectory(original)
+
+
+def test_replay_stops_when_the_runs_diverge(monkeypatch, capsys, toy_args, tmp_path):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with serve([openai_completion(json.dumps(GOOD))]) as server:
+        invoke(
+            monkeypatch, capsys, "run", "--budget", "1", "--llm", "openai:m",
+            "--set", f"llm.base_url={server.url}/v1", *toy_args,
+        )  # fmt: skip
+    original = only_run_folder(tmp_path)
+    code, _, err = invoke(
+        monkeypatch, capsys, "run", "--budget", "1", "--llm", "replay",
+        "--replay-from", str(original), "--members", "7", *toy_args,
+    )  # fmt: skip
+    assert code == 1 and "replay diverged at step 1" in err
+
+
+def test_the_llm_call_cap_stops_the_run_cleanly(monkeypatch, capsys, toy_args, tmp_path):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with serve([openai_completion(json.dumps(GOOD))] * 5) as server:
+        code, out, _ = invoke(
+            monkeypatch, capsys, "run", "--budget", "5", "--llm", "openai:m",
+            "--max-llm-calls", "2", "--set", f"llm.base_url={server.url}/v1", *toy_args,
+        )  # fmt: skip
+    assert code == 0 and "Stopped early: llm.max_calls reached: 2 calls" in out
+    records = read_records(only_run_folder(tmp_path))
+    assert len(records) == 3 and len(server.requests) == 2  # the baseline and two proposals
+
+
+def test_a_cost_cap_without_a_price_is_refused_up_front(monkeypatch, capsys, toy_args):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    code, _, err = invoke(
+        monkeypatch, capsys, "run", "--llm", "openai:mystery-model", "--max-cost", "1", *toy_args
+    )
+    assert code == 2 and "llm.prices" in err

@@ -25,9 +25,9 @@ class ScriptedProposer:
         self.proposals = list(proposals)
         self.contexts: list[ProposalContext] = []
 
-    def propose(self, context: ProposalContext) -> Proposal:
+    def propose(self, context: ProposalContext, check=None) -> list[Proposal]:
         self.contexts.append(context)
-        return self.proposals.pop(0)
+        return [self.proposals.pop(0)]
 
 
 def proposal(*edits: dict, problem: str | None = None, status: str = "invalid") -> Proposal:

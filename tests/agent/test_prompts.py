@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import zipfile
@@ -115,3 +116,65 @@ def test_templates_and_data_load_from_an_installed_wheel(tmp_path: Path):
         check=False,
     )
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+@pytest.mark.parametrize(
+    ("provider", "mode"),
+    [
+        ("openai", "json_schema"),
+        ("openai-compatible", "json_object"),
+        ("openai-compatible", "prompt"),
+        ("anthropic", None),
+    ],
+)
+def test_every_backend_sends_the_rendered_statistics(provider, mode):
+    from agent.config import LLMSettings
+    from agent.costs import LLMBudget
+    from agent.proposers.anthropic import AnthropicProposer
+    from agent.proposers.openai import OpenAICompatibleProposer, OpenAIProposer
+
+    settings = LLMSettings(provider=provider, base_url="http://127.0.0.1:9/v1")
+    cls = {"openai": OpenAIProposer, "openai-compatible": OpenAICompatibleProposer}.get(
+        provider, AnthropicProposer
+    )
+    proposer = cls(settings, LLMBudget(settings), api_key="k")
+    if mode:
+        proposer.mode = mode
+    ctx = context(0.93)
+    request = proposer.request(proposer.start(proposer.render_prompt(ctx)))
+    text = json.dumps(request)
+    s = ctx.stats
+    for claim in (f"rho = {s.rho:.6f}", f"E = {s.E:.6f}", f"predicted E_M (M = 50) = {s.E_M:.6f}"):
+        assert claim in text
+    assert "frontier" in text.lower() and "diversity gain" in text.lower()
+    assert ("response_format" in request) == (mode in ("json_schema", "json_object"))
+
+
+def test_old_history_is_summarised_to_fit_the_token_budget():
+    from agent.proposers.base import HistoryEntry
+
+    history = [
+        HistoryEntry(
+            step=i,
+            status="rejected" if i % 3 else "invalid",
+            edits=[{"op": "replace", "path": "/tower/dropout", "value": 0.1}],
+            rationale="x" * 50,
+            reason="exact: E_M 0.1 >= baseline 0.09 " + "y" * 100,
+        )
+        for i in range(1, 201)
+    ]
+    ctx = context(0.9, step=201, history=history)
+    full = render(ctx, token_budget=1_000_000).user
+    short = render(ctx, token_budget=3000).user
+    assert len(full) > 3000 * 4 >= len(short)
+    assert "older proposals not shown" in short and "step 200 [rejected]" in short
+    assert "step 1 [" not in short  # the oldest go first
+
+
+def test_the_repair_message_names_each_problem():
+    from agent.prompts import render_repair
+
+    text = render_repair([None, "outside the space: tower.dropout: Input should be <= 0.5"])
+    assert "proposal 2: outside the space: tower.dropout" in text and "proposal 1" not in text
+    single = render_repair(["the answer is not valid JSON: Expecting value"])
+    assert "- the answer is not valid JSON" in single

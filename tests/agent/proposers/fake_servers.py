@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,7 +18,10 @@ Reply = tuple[int, dict[str, Any]]
 
 
 class ScriptedServer:
-    def __init__(self, replies: list[Reply]):
+    """Replies are (status, body) or (status, body, headers) or (status, body, headers,
+    delay_seconds); a delay longer than the client's timeout simulates a hung server."""
+
+    def __init__(self, replies: list[tuple]):
         self.replies = list(replies)
         self.requests: list[dict[str, Any]] = []
         server = self
@@ -26,29 +30,31 @@ class ScriptedServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
-                server.requests.append(
-                    {
-                        "path": self.path,
-                        "headers": {k.lower(): v for k, v in self.headers.items()},
-                        "body": body,
-                    }
-                )
-                status, payload = (
-                    server.replies.pop(0)
-                    if server.replies
-                    else (500, {"error": "script exhausted"})
-                )
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                server.requests.append({"path": self.path, "headers": headers, "body": body})
+                exhausted = (500, {"error": "script exhausted"})
+                reply = server.replies.pop(0) if server.replies else exhausted
+                status, payload = reply[:2]
+                extra_headers = reply[2] if len(reply) > 2 else {}
+                delay = reply[3] if len(reply) > 3 else 0
+                time.sleep(delay)
                 data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.send_response(status)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(data)))
+                    for name, value in extra_headers.items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up waiting (timeout tests)
 
             def log_message(self, *args: Any) -> None:  # keep test output clean
                 pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
 
     @property
@@ -57,7 +63,7 @@ class ScriptedServer:
 
 
 @contextmanager
-def serve(replies: list[Reply]) -> Iterator[ScriptedServer]:
+def serve(replies: list[tuple]) -> Iterator[ScriptedServer]:
     server = ScriptedServer(replies)
     thread = threading.Thread(target=server.httpd.serve_forever, daemon=True)
     thread.start()

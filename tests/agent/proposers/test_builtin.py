@@ -29,23 +29,39 @@ def family(proposal) -> set[str]:
     return {name for name in DIVERSITY | ACCURACY if name in proposal.rationale}
 
 
+def propose_one(proposer, ctx):
+    (proposal,) = proposer.propose(ctx)
+    return proposal
+
+
 def test_same_seed_same_proposals():
-    a = [BuiltinProposer(seed=4).propose(context(0.9, step=s)) for s in range(1, 6)]
-    b = [BuiltinProposer(seed=4).propose(context(0.9, step=s)) for s in range(1, 6)]
+    a = [propose_one(BuiltinProposer(seed=4), context(0.9, step=s)) for s in range(1, 6)]
+    b = [propose_one(BuiltinProposer(seed=4), context(0.9, step=s)) for s in range(1, 6)]
     assert [p.edits for p in a] == [p.edits for p in b]
+
+
+def test_several_proposals_per_round_are_distinct():
+    proposals = BuiltinProposer(seed=5).propose(context(0.9).model_copy(update={"proposals": 4}))
+    hashes = {
+        Architecture.model_validate(apply_edits(Architecture().document(), p.edits)).arch_hash()
+        for p in proposals
+    }
+    assert len(proposals) == 4 and len(hashes) == 4
 
 
 def test_proposals_stay_inside_the_space():
     proposer = BuiltinProposer(seed=0)
     for step in range(1, 60):
-        proposal = proposer.propose(context(0.5, step=step))
+        proposal = propose_one(proposer, context(0.5, step=step))
         Architecture.model_validate(apply_edits(Architecture().document(), proposal.edits))
 
 
 def test_high_rho_favours_diversity_edits_and_low_rho_accuracy_edits():
     def diversity_share(rho: float) -> float:
         proposer = BuiltinProposer(seed=1)
-        names = [n for s in range(1, 200) for n in family(proposer.propose(context(rho, step=s)))]
+        names = [
+            n for s in range(1, 200) for n in family(propose_one(proposer, context(rho, step=s)))
+        ]
         return sum(n in DIVERSITY for n in names) / len(names)
 
     assert diversity_share(0.99) > 0.6 > 0.3 > diversity_share(0.05)
@@ -55,7 +71,7 @@ def test_already_evaluated_architectures_are_avoided():
     proposer = BuiltinProposer(seed=2)
     seen = set()
     for step in range(1, 30):
-        proposal = proposer.propose(context(0.9, step=step, evaluated=frozenset(seen)))
+        proposal = propose_one(proposer, context(0.9, step=step, evaluated=frozenset(seen)))
         architecture = Architecture.model_validate(
             apply_edits(Architecture().document(), proposal.edits)
         )
@@ -65,7 +81,7 @@ def test_already_evaluated_architectures_are_avoided():
 
 def test_accepted_mutations_are_preferred_later():
     proposer = BuiltinProposer(seed=3)
-    first = proposer.propose(context(0.9, step=1))
+    first = propose_one(proposer, context(0.9, step=1))
     winner = sorted(family(first))
     entry = HistoryEntry(step=1, status="accepted", edits=[], rationale="", reason="")
     proposer.propose(context(0.9, step=2, history=[entry]))

@@ -1,0 +1,96 @@
+"""Answer from a previous run's llm/ transcripts, in order: no network, no key.
+
+With the same config and seed, `edas-agent run --llm replay --replay-from RUN_DIR`
+reproduces that run's trajectory exactly: each round's recorded answers go through the
+same parsing, checks and repairs as they did the first time. If the prompt this run renders
+differs from the recorded one, the runs have diverged and replay stops, naming the step.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from agent.config import LLMSettings
+from agent.costs import LLMBudget
+from agent.edits import ProposedEdits
+from agent.errors import UserError
+from agent.prompts import RenderedPrompt
+from agent.proposers.base import Check, Proposal, ProposalContext, ProposerStopped
+from agent.proposers.llm import LLMProposer, MalformedAnswer, Reply, parse_object, parse_text
+
+
+class ReplayedFailure(Exception):
+    """A call that failed in the recorded run fails again, with the recorded message."""
+
+
+class _NeverRaised(Exception):
+    pass
+
+
+class ReplayProposer(LLMProposer):
+    provider = "replay"
+    label = "replay"
+    auth_errors = ()
+    not_found_error = _NeverRaised
+    api_error = ReplayedFailure
+
+    def __init__(self, settings: LLMSettings, budget: LLMBudget, folder: Path):
+        super().__init__(settings, budget)
+        paths = sorted((folder / "llm").glob("step-*.json"))
+        if not (folder / "trajectory.jsonl").is_file():
+            raise UserError(f"--replay-from {folder}: not a run folder")
+        self.folder = folder
+        self.rounds = deque(paths)
+        self.exchanges: deque[dict[str, Any]] = deque()
+
+    def propose(self, context: ProposalContext, check: Check | None = None) -> list[Proposal]:
+        if not self.rounds:
+            raise ProposerStopped(
+                f"replay: {self.folder} has no recorded answer for step {context.step}"
+            )
+        path = self.rounds.popleft()
+        recorded = json.loads(path.read_text())
+        prompt = self.render_prompt(context)
+        if recorded.get("prompt") != {"system": prompt.system, "user": prompt.user}:
+            raise ProposerStopped(
+                f"replay diverged at step {context.step}: the prompt differs from {path.name} "
+                "(same config and seed as the recorded run?)"
+            )
+        self.exchanges = deque(recorded["exchanges"])
+        # Report what the recorded run reported, so the two trajectories are identical.
+        self.provider, self.model = recorded["provider"], recorded["model"]
+        return super().propose(context, check)
+
+    def describe_failure(self, exc: Exception) -> str:
+        return str(exc)  # the recorded description, word for word
+
+    def start(self, prompt: RenderedPrompt) -> None:
+        return None
+
+    def request(self, conversation: Any) -> dict[str, Any]:
+        return {"replay": str(self.folder)}
+
+    def send(self, request: dict[str, Any]) -> Reply:
+        if not self.exchanges:
+            raise ProposerStopped("replay diverged: the recorded round has no more answers")
+        exchange = self.exchanges.popleft()
+        if "error" in exchange:
+            raise ReplayedFailure(exchange["error"])
+        usage = exchange.get("usage", {})
+        return Reply(
+            raw=exchange.get("response", {}),
+            input_tokens=usage.get("input_tokens", 0),
+            output_tokens=usage.get("output_tokens", 0),
+            answer=exchange.get("answer"),
+        )
+
+    def parse(self, answer: Any) -> list[ProposedEdits]:
+        if answer is None:
+            raise MalformedAnswer("the answer has no 'propose_edits' tool call")
+        return parse_text(answer) if isinstance(answer, str) else parse_object(answer)
+
+    def follow_up(self, conversation: Any, reply: Reply, feedback: str) -> None:
+        return None
