@@ -138,3 +138,80 @@ def test_real_gate_with_sequential_testing_replays(fast_config):
     assert replay(journal.folder).ok
     stored = list((journal.folder / "learners").glob("*.npz"))
     assert len(stored) == len({r.arch_hash for r in records if r.rounds or r.event == "baseline"})
+
+
+class PairProposer:
+    """Two proposals per round: distinct, then a duplicate of the first."""
+
+    def __init__(self):
+        self.round = 0
+
+    def propose(self, context, check=None):
+        from agent.edits import Edit
+        from agent.proposers.base import LLMUsage, Proposal
+
+        self.round += 1
+        usage = LLMUsage(provider="script", model="script")
+
+        def proposal(path, value):
+            edit = Edit(op="replace", path=path, value=value)
+            return Proposal(rationale="pair", edits=[edit], usage=usage)
+
+        width = 8 * (self.round + 1)
+        if self.round == 1:
+            return [proposal("/tower/widths/0", width), proposal("/tower/widths/0", width)]
+        return [proposal("/tower/widths/0", width), proposal("/tower/widths/1", width)]
+
+
+def test_several_proposals_per_round_share_a_baseline_and_one_is_adopted(fast_config):
+    config = with_gate(fast_config, confirm=False).model_copy(
+        update={"budget": 4, "llm": fast_config.llm.model_copy(update={"proposals_per_round": 2})}
+    )
+
+    def judge_by_mean(baseline, candidate, y, task, seed):  # both pass; lower mean wins
+        k = candidate.shape[0]
+        E_M = float(candidate.mean())
+        stats = Stats(k=k, E=E_M, sigma2=0.05, rho=0.9, D=0.0, E_M=E_M)
+        base = Stats(k=baseline.shape[0], E=1.0, sigma2=0.05, rho=0.9, D=0.0, E_M=1.0)
+        rules = Rules(paper=True, exact=True)
+        judgement = Judgement(
+            stats=stats, delta_E=E_M - 1.0, rules=rules, rule="exact", accepted=True, reason="ok"
+        )
+        return judgement, (base, None)
+
+    evaluator = TabularEvaluator(config.data, config.evaluator, config.seed)
+    search = Search(config, evaluator, PairProposer())
+    search.gate.judge = judge_by_mean
+    journal = Journal.create(Path(config.runs_dir), config.name, dump_config(config))
+    search.run(journal)
+    records = read_records(journal.folder)[1:]
+    assert [r.round for r in records] == [1, 1, 3, 3]
+    assert (
+        records[1].status == "invalid"
+        and "duplicate of step 1 in the same round" in records[1].reason
+    )
+    assert records[0].accepted  # alone among its round's valid proposals
+    second_round = records[2:]
+    assert all(r.baseline.step == 1 for r in second_round)  # siblings share the baseline
+    winner = min(second_round, key=lambda r: r.stats.E_M)
+    loser = next(r for r in second_round if r is not winner)
+    assert winner.accepted and not loser.accepted and loser.outranked_by == winner.step
+    assert loser.status == "rejected" and loser.reason.startswith("passed the gate, but step")
+
+
+def test_real_gate_with_three_proposals_per_round_replays(fast_config):
+    from agent.proposers.builtin import BuiltinProposer
+
+    llm = fast_config.llm.model_copy(update={"proposals_per_round": 3})
+    config = fast_config.model_copy(update={"budget": 10, "llm": llm})
+    evaluator = TabularEvaluator(config.data, config.evaluator, config.seed)
+    journal = Journal.create(Path(config.runs_dir), config.name, dump_config(config))
+    Search(config, evaluator, BuiltinProposer(3)).run(journal)
+    records = read_records(journal.folder)[1:]
+    assert [r.round for r in records] == [1, 1, 1, 4, 4, 4, 7, 7, 7, 10]  # the last round is short
+    for start in (1, 4, 7, 10):
+        siblings = [r for r in records if r.round == start]
+        assert sum(r.accepted for r in siblings) <= 1
+        assert len({r.baseline.step for r in siblings}) == 1
+    report = replay(journal.folder)
+    assert report.ok, report.mismatches
