@@ -60,7 +60,9 @@ def calibrate(
     evaluator = store.evaluator
     pools = {}
     for name, architecture in architectures.items():
-        pool, _ = store.ensure(architecture, members, on_learner=lambda j, n=name: on_learner(n, j))
+        pool, _ = store.ensure(
+            architecture, members, on_learner=lambda j, n=name: on_learner(n, j), chunk=4
+        )
         pools[name] = pool.head(members)
     y_val, y_test, task = evaluator.y_val, evaluator.y_test, evaluator.task
     rng = np.random.default_rng([seed, 0xCA1])

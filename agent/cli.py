@@ -361,7 +361,9 @@ def _evaluator(settings: Config):
 
     with console.status(f"Loading data '{settings.data.path}'"):
         try:
-            return TabularEvaluator(settings.data, settings.evaluator, settings.seed)
+            return TabularEvaluator(
+                settings.data, settings.evaluator, settings.seed, settings.space
+            )
         except DataError as exc:
             raise UserError(f"data: {exc}") from None
         except ValueError as exc:  # e.g. evaluator.device cuda without CUDA

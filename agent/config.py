@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from agent.errors import UserError, describe_validation_error
 from agent.gate import Rule
 from evaluators.tabular.data import DataSpec
-from evaluators.tabular.evaluator import EvaluatorSettings
+from evaluators.tabular.evaluator import EvaluatorSettings, SpaceSettings
 
 Provider = Literal["builtin", "openai", "openai-compatible", "anthropic", "replay"]
 
@@ -141,6 +141,7 @@ class Config(_Section):
     baseline: str | None = Field(None, description="Architecture JSON to start from.")
     data: DataSpec = Field(default_factory=DataSpec)
     evaluator: EvaluatorSettings = Field(default_factory=EvaluatorSettings)
+    space: SpaceSettings = Field(default_factory=SpaceSettings)
     gate: GateSettings = Field(default_factory=GateSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
 

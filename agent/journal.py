@@ -89,7 +89,8 @@ class Record(BaseModel):
     rounds: list[Round] = []  # every judgement in order; the last one decided
     shrinkage: Shrinkage | None = None
     test: TestReport | None = None
-    parameters: int | None = None
+    parameters: int | None = None  # trainable parameters of one learner
+    flops: int | None = None  # forward FLOPs per example of one learner
     learners: int | None = None  # learners of this architecture behind the final judgement
     cached_from: int | None = None  # step whose learners were reused instead of retraining
     outranked_by: int | None = None  # passed the gate, but a sibling in its round did better

@@ -10,7 +10,6 @@ learner, so an interrupted `verify` resumes where it stopped.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,12 +38,13 @@ class Pool:
     val: np.ndarray
     test: np.ndarray
     parameters: int
+    flops: int = 0
 
     def __len__(self) -> int:
         return self.val.shape[0]
 
     def head(self, k: int) -> Pool:
-        return Pool(self.val[:k], self.test[:k], self.parameters)
+        return Pool(self.val[:k], self.test[:k], self.parameters, self.flops)
 
 
 class LearnerStore:
@@ -60,8 +60,9 @@ class LearnerStore:
             path = self.folder / f"{arch_hash}.npz"
             if path.is_file():
                 with np.load(path) as saved:
+                    flops = int(saved["flops"]) if "flops" in saved.files else 0
                     self.pools[arch_hash] = Pool(
-                        saved["val"], saved["test"], int(saved["parameters"])
+                        saved["val"], saved["test"], int(saved["parameters"]), flops
                     )
         return self.pools.get(arch_hash)
 
@@ -70,18 +71,20 @@ class LearnerStore:
         architecture: BaseModel,
         count: int,
         on_learner: Callable[[int], None] = lambda j: None,
+        chunk: int | None = None,
     ) -> tuple[Pool, Cost]:
-        """At least `count` learners of `architecture`; trains only the missing ones.
+        """At least `count` learners of `architecture`; trains only the missing ones, `chunk`
+        at a time (all at once if None) and saves after each chunk.
 
-        Raises evaluators.base.CandidateFailed; learners finished before it are kept.
+        Raises evaluators.base.CandidateFailed; chunks finished before it are kept.
         """
         arch_hash = architecture.arch_hash()
         pool = self.get(arch_hash)
         cost = Cost()
-        started = time.perf_counter()
         while pool is None or len(pool) < count:
             first = 0 if pool is None else len(pool)
-            evaluation = self.evaluator.evaluate(architecture, 1, first=first)
+            size = count - first if chunk is None else min(chunk, count - first)
+            evaluation = self.evaluator.evaluate(architecture, size, first=first)
             if pool is None:
                 pool = Pool(
                     evaluation.val_predictions, evaluation.test_predictions, evaluation.parameters
@@ -91,19 +94,20 @@ class LearnerStore:
                     np.concatenate([pool.val, evaluation.val_predictions]),
                     np.concatenate([pool.test, evaluation.test_predictions]),
                     pool.parameters,
+                    pool.flops,
                 )
             self.pools[arch_hash] = pool
             self._save(arch_hash, pool)
-            cost = Cost(
-                learners_trained=cost.learners_trained + 1,
-                train_seconds=time.perf_counter() - started,
-            )
-            on_learner(first)
+            cost = cost + Cost(learners_trained=size, train_seconds=evaluation.train_seconds)
+            for j in range(first, first + size):
+                on_learner(j)
         return pool, cost
 
     def _save(self, arch_hash: str, pool: Pool) -> None:
         if self.folder is None:
             return
         temporary = self.folder / f".{arch_hash}.tmp.npz"
-        np.savez(temporary, val=pool.val, test=pool.test, parameters=pool.parameters)
+        np.savez(
+            temporary, val=pool.val, test=pool.test, parameters=pool.parameters, flops=pool.flops
+        )
         os.replace(temporary, self.folder / f"{arch_hash}.npz")

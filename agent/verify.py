@@ -87,7 +87,7 @@ def verify(
     config = load_config(folder / "config.yaml", {})
     M = members or config.members
     records = choose_records(read_records(folder), steps)
-    evaluator = TabularEvaluator(config.data, config.evaluator, config.seed)
+    evaluator = TabularEvaluator(config.data, config.evaluator, config.seed, config.space)
     store = LearnerStore(evaluator, folder / "learners")
     architectures: dict[str, dict[str, Any]] = {}
     for record in records:
@@ -98,7 +98,7 @@ def verify(
             continue
         architecture = evaluator.parse(record.architecture)
         pool, _ = store.ensure(
-            architecture, M, on_learner=lambda j, h=record.arch_hash: on_learner(h, j)
+            architecture, M, on_learner=lambda j, h=record.arch_hash: on_learner(h, j), chunk=4
         )
         entry.update(
             _compare(

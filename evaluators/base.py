@@ -35,7 +35,8 @@ class Evaluation:
 
     val_predictions: np.ndarray
     test_predictions: np.ndarray
-    parameters: int  # trainable parameters of learner 0
+    parameters: int  # trainable parameters of one learner
+    flops: int  # forward FLOPs per example of one learner
     train_seconds: float
     learner_seconds: tuple[float, ...]
 

@@ -55,7 +55,7 @@ class Part:
     """One encoded split. `numeric` holds one tensor per numeric transform."""
 
     categorical: torch.Tensor  # (n, n_categorical) int64 ids, 0 = unseen or missing
-    numeric: dict[str, torch.Tensor]  # transform -> (n, n_numeric) float32
+    numeric: dict[str, torch.Tensor]  # standard, log_standard, quantile -> (n, n_numeric)
     y: torch.Tensor  # binary: float {0,1}; multiclass: int64 class ids; regression: standardised
 
     def __len__(self) -> int:
@@ -220,7 +220,20 @@ def _encode_numeric(
     medians = np.nanmedian(raw[train_idx], axis=0) if columns else np.zeros(0)
     raw = np.where(np.isnan(raw), medians, raw)
     views = {"standard": raw, "log_standard": np.sign(raw) * np.log1p(np.abs(raw))}
-    return {name: _standardise(view, train_idx) for name, view in views.items()}
+    encoded = {name: _standardise(view, train_idx) for name, view in views.items()}
+    encoded["quantile"] = _quantiles(raw, train_idx)
+    return encoded
+
+
+def _quantiles(values: np.ndarray, train_idx: np.ndarray) -> np.ndarray:
+    """Each value's position in the training distribution, in [0, 1): bucket b of B holds
+    quantiles [b/B, (b+1)/B), so any bucket count is one multiplication away."""
+    out = np.empty(values.shape, dtype=np.float32)
+    for j in range(values.shape[1]):
+        reference = np.sort(values[train_idx, j])
+        ranks = np.searchsorted(reference, values[:, j], side="right")
+        out[:, j] = np.minimum(ranks / max(len(reference), 1), np.nextafter(1.0, 0.0))
+    return out
 
 
 def _standardise(values: np.ndarray, train_idx: np.ndarray) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -10,9 +11,24 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from evaluators.base import CandidateFailed, Evaluation
 from evaluators.tabular.data import DataSpec, EncodedDataset, load
-from evaluators.tabular.model import parameter_count
+from evaluators.tabular.model import BatchedNet, Layout, flops_per_example
 from evaluators.tabular.space import Architecture
-from evaluators.tabular.trainer import predict, train_learner
+from evaluators.tabular.trainer import predict, train_learners
+
+
+class SpaceSettings(BaseModel):
+    """Caps on candidates, checked before any training (over the cap: status failed)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_params: int | None = Field(None, ge=1, description="Trainable parameters per learner.")
+    max_flops: int | None = Field(None, ge=1, description="Forward FLOPs per example.")
+
+
+@dataclass(frozen=True)
+class Size:
+    parameters: int
+    flops: int
 
 
 class EvaluatorSettings(BaseModel):
@@ -36,8 +52,15 @@ def resolve_device(name: str) -> torch.device:
 class TabularEvaluator:
     """Loads and encodes the data once; trains learners with seeds seed_base + j."""
 
-    def __init__(self, data: DataSpec, settings: EvaluatorSettings, seed: int):
+    def __init__(
+        self,
+        data: DataSpec,
+        settings: EvaluatorSettings,
+        seed: int,
+        space: SpaceSettings | None = None,
+    ):
         self.settings = settings
+        self.limits = space or SpaceSettings()
         self.seed_base = seed * 1000
         self.device = resolve_device(settings.device)
         if settings.threads:
@@ -58,29 +81,50 @@ class TabularEvaluator:
         return Architecture()
 
     def evaluate(self, architecture: BaseModel, learners: int, first: int = 0) -> Evaluation:
-        """Train learners first .. first+learners-1 (seeds seed_base + j)."""
+        """Train learners first .. first+learners-1 (seeds seed_base + j), all at once."""
         assert isinstance(architecture, Architecture)
-        val, test, seconds, parameters = [], [], [], 0
-        for j in range(first, first + learners):
-            try:
-                model, elapsed = train_learner(
-                    architecture, self.data, self.seed_base + j, self.device
-                )
-                val.append(predict(model, architecture, self.data, self.data.val))
-                test.append(predict(model, architecture, self.data, self.data.test))
-            except CandidateFailed as exc:
-                raise CandidateFailed(f"learner {j}: {exc}") from exc
-            except (RuntimeError, ValueError) as exc:  # shape errors, CUDA OOM, ...
-                raise CandidateFailed(f"learner {j}: {type(exc).__name__}: {exc}") from exc
-            seconds.append(elapsed)
-            parameters = parameters or parameter_count(model)
+        size = self.size(architecture)
+        self._check_caps(size)
+        seeds = [self.seed_base + j for j in range(first, first + learners)]
+        try:
+            trained = train_learners(architecture, self.data, seeds, self.device)
+            val = predict(trained, self.data, architecture, self.data.val)
+            test = predict(trained, self.data, architecture, self.data.test)
+        except CandidateFailed as exc:
+            raise CandidateFailed(_renumber(str(exc), first)) from exc
+        except (RuntimeError, ValueError) as exc:  # shape errors, CUDA out of memory, ...
+            raise CandidateFailed(f"{type(exc).__name__}: {exc}") from exc
+        share = trained.seconds / learners
         return Evaluation(
-            val_predictions=np.stack(val).astype(np.float32),
-            test_predictions=np.stack(test).astype(np.float32),
-            parameters=parameters,
-            train_seconds=float(sum(seconds)),
-            learner_seconds=tuple(seconds),
+            val_predictions=val.astype(np.float32),
+            test_predictions=test.astype(np.float32),
+            parameters=size.parameters,
+            flops=size.flops,
+            train_seconds=trained.seconds,
+            learner_seconds=(share,) * learners,
         )
+
+    def size(self, architecture: Architecture) -> Size:
+        """Parameters and forward FLOPs per example of one learner, without training."""
+        layout = Layout.of(architecture, self.data)
+        net = BatchedNet(
+            architecture, layout, self.data.n_outputs, [torch.Generator()], torch.device("cpu")
+        )
+        return Size(
+            parameters=net.parameter_count(),
+            flops=flops_per_example(architecture, layout, self.data.n_outputs),
+        )
+
+    def _check_caps(self, size: Size) -> None:
+        limits = self.limits
+        if limits.max_params is not None and size.parameters > limits.max_params:
+            raise CandidateFailed(
+                f"{size.parameters:,} parameters exceed space.max_params ({limits.max_params:,})"
+            )
+        if limits.max_flops is not None and size.flops > limits.max_flops:
+            raise CandidateFailed(
+                f"{size.flops:,} FLOPs per example exceed space.max_flops ({limits.max_flops:,})"
+            )
 
     def describe(self) -> dict[str, Any]:
         data = self.data
@@ -94,3 +138,12 @@ class TabularEvaluator:
             "numeric_fields": data.numeric_fields,
             "classes": data.classes,
         }
+
+
+def _renumber(message: str, first: int) -> str:
+    """'learner 1: ...' within a batch trained from `first` is learner first+1 of the pool."""
+    if message.startswith("learner ") and first:
+        number, _, rest = message[len("learner ") :].partition(":")
+        if number.isdigit():
+            return f"learner {int(number) + first}:{rest}"
+    return message

@@ -1,16 +1,33 @@
-"""Build a torch module from an `Architecture` for one learner's feature bag."""
+"""k learners of one architecture as one batched model.
+
+Every parameter has a leading learner dimension, and layers are batched matrix products
+(baddbmm), so k learners take one forward pass, one backward pass and one optimiser step.
+Adam and SGD update elementwise, so stacking changes nothing about each learner's
+trajectory: learner j trained beside others gives the numbers it gives alone (tested).
+
+Each learner's randomness comes from its own seed: initialisation, dropout masks, and its
+feature bag, which is a mask over fields here (so all learners keep the same shapes).
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
+import torch.nn.functional as F
 
-from evaluators.tabular.space import Architecture, Cross, Tower
+from evaluators.tabular.data import EncodedDataset
+from evaluators.tabular.space import Architecture
 
-_ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
+_HASH_MULTIPLIER = 2654435761  # Knuth's multiplicative hash, spreads ids over buckets
+
+
+def learner_generator(seed: int, purpose: int, device: torch.device) -> torch.Generator:
+    """An independent stream per (learner seed, purpose): init, data order, dropout."""
+    state = int(np.random.SeedSequence([seed, purpose]).generate_state(1)[0])
+    return torch.Generator(device=device).manual_seed(state)
 
 
 @dataclass(frozen=True)
@@ -36,77 +53,287 @@ class FeatureBag:
         )
 
 
-class CrossNetwork(nn.Module):
-    """DCN-v2 cross layers: x_{l+1} = x0 * (W x_l + b) + x_l, W full or low rank."""
+@dataclass(frozen=True)
+class Layout:
+    """How an architecture lays a dataset's fields out: embedded fields grouped by dimension."""
 
-    def __init__(self, width: int, spec: Cross):
-        super().__init__()
+    cardinalities: tuple[int, ...]  # per embedded field (categorical, then bucketised numeric)
+    dims: tuple[int, ...]
+    hashed: tuple[bool, ...]  # per categorical field
+    n_numeric: int
+    bucketize: bool
+    width: int  # of the concatenated input x0
+    tokens: int  # embedded fields, for FM and attention (equal dimensions there)
 
-        def layer() -> nn.Module:
-            if spec.rank and spec.rank < width:
-                return nn.Sequential(
-                    nn.Linear(width, spec.rank, bias=False), nn.Linear(spec.rank, width)
-                )
-            return nn.Linear(width, width)
+    @classmethod
+    def of(cls, architecture: Architecture, data: EncodedDataset) -> Layout:
+        emb = architecture.embeddings
+        buckets = emb.hash_buckets
+        hashed = tuple(buckets is not None and c > buckets for c in data.cardinalities)
+        cards = [buckets if h else c for c, h in zip(data.cardinalities, hashed, strict=True)]
+        dims = [emb.per_field.get(f, emb.dim) for f in data.categorical_fields]
+        bucketize = architecture.numeric.transform == "bucketize"
+        n_numeric = len(data.numeric_fields)
+        if bucketize:
+            cards += [architecture.numeric.buckets] * n_numeric
+            dims += [emb.dim] * n_numeric
+        width = sum(dims) + (0 if bucketize else n_numeric)
+        return cls(tuple(cards), tuple(dims), hashed, n_numeric, bucketize, width, len(dims))
 
-        self.layers = nn.ModuleList(layer() for _ in range(spec.layers))
+    def groups(self) -> dict[int, list[int]]:
+        """Embedded field indices by dimension: one concatenated table per group."""
+        grouped: dict[int, list[int]] = {}
+        for field, dim in enumerate(self.dims):
+            grouped.setdefault(dim, []).append(field)
+        return grouped
 
-    def forward(self, x0: torch.Tensor) -> torch.Tensor:
-        x = x0
-        for layer in self.layers:
-            x = x0 * layer(x) + x
-        return x
-
-
-def mlp(width: int, spec: Tower) -> tuple[nn.Module, int]:
-    """The tower and its output width."""
-    layers: list[nn.Module] = []
-    for hidden in spec.widths:
-        layers.append(nn.Linear(width, hidden))
-        if spec.norm == "batch":
-            layers.append(nn.BatchNorm1d(hidden))
-        elif spec.norm == "layer":
-            layers.append(nn.LayerNorm(hidden))
-        layers.append(_ACTIVATIONS[spec.activation]())
-        if spec.dropout > 0:
-            layers.append(nn.Dropout(spec.dropout))
-        width = hidden
-    return nn.Sequential(*layers), width
+    def field_masks(
+        self, bags: list[FeatureBag], device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(k, embedded fields) and (k, numeric fields) 0/1 masks from the learners' bags."""
+        n_cat = len(self.hashed)
+        embedded = torch.zeros(len(bags), self.tokens, device=device)
+        numeric = torch.zeros(len(bags), self.n_numeric, device=device)
+        for j, bag in enumerate(bags):
+            embedded[j, list(bag.categorical)] = 1.0
+            if self.bucketize:
+                embedded[j, [n_cat + i for i in bag.numeric]] = 1.0
+            numeric[j, list(bag.numeric)] = 1.0
+        return embedded, numeric
 
 
-class TabularNet(nn.Module):
-    """Embeddings + numeric features -> optional cross network -> MLP tower -> head."""
+class BatchedNet:
+    """Parameters (a dict of tensors shaped (k, ...)) and the forward pass."""
 
     def __init__(
         self,
         architecture: Architecture,
-        categorical_fields: list[str],
-        cardinalities: list[int],
-        bag: FeatureBag,
+        layout: Layout,
         n_outputs: int,
+        generators: list[torch.Generator],
+        device: torch.device,
     ):
-        super().__init__()
-        dims = architecture.embeddings.per_field
-        self.register_buffer("cat_idx", torch.tensor(bag.categorical, dtype=torch.long))
-        self.register_buffer("num_idx", torch.tensor(bag.numeric, dtype=torch.long))
-        self.embeddings = nn.ModuleList(
-            nn.Embedding(
-                cardinalities[i], dims.get(categorical_fields[i], architecture.embeddings.dim)
+        self.arch = architecture
+        self.layout = layout
+        self.n_outputs = n_outputs
+        self.device = device
+        per_learner = [self._init(g) for g in generators]
+        self.params = {
+            name: torch.stack([p[name] for p in per_learner]).requires_grad_()
+            for name in per_learner[0]
+        }
+        k = len(generators)
+        self.buffers = {
+            f"bn{i}.{stat}": torch.full((k, 1, w), 1.0 if stat == "var" else 0.0, device=device)
+            for i, w in enumerate(architecture.tower.widths)
+            if architecture.tower.norm == "batch"
+            for stat in ("mean", "var")
+        }
+        group_fields = self.layout.groups()
+        self.offsets = {}
+        for dim, fields in group_fields.items():
+            cards = torch.tensor(
+                [0] + [layout.cardinalities[f] for f in fields[:-1]], device=device
             )
-            for i in bag.categorical
-        )
-        width = sum(e.embedding_dim for e in self.embeddings) + len(bag.numeric)
-        self.cross = CrossNetwork(width, architecture.cross)
-        self.tower, tower_width = mlp(width, architecture.tower)
-        self.head = nn.Linear(tower_width, n_outputs)
+            self.offsets[dim] = torch.cumsum(cards, 0)
 
-    def forward(self, categorical: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:
-        cat = categorical.index_select(1, self.cat_idx)
-        parts = [emb(cat[:, i]) for i, emb in enumerate(self.embeddings)]
-        parts.append(numeric.index_select(1, self.num_idx))
-        x = self.cross(torch.cat(parts, dim=1))
-        return self.head(self.tower(x)).squeeze(-1)
+    # Initialisation, one learner at a time from its own generator (nn.Linear's defaults).
+
+    def _init(self, g: torch.Generator) -> dict[str, torch.Tensor]:
+        arch, layout, p = self.arch, self.layout, {}
+        for dim, fields in layout.groups().items():
+            rows = sum(layout.cardinalities[f] for f in fields)
+            p[f"emb{dim}"] = self._randn((rows, dim), g)
+        x_width = layout.width
+        for i in range(arch.cross.layers):
+            if arch.cross.rank and arch.cross.rank < x_width:
+                p[f"cross{i}.u"] = self._uniform((x_width, arch.cross.rank), x_width, g)
+                p[f"cross{i}.v"] = self._uniform((arch.cross.rank, x_width), arch.cross.rank, g)
+            else:
+                p[f"cross{i}.w"] = self._uniform((x_width, x_width), x_width, g)
+            p[f"cross{i}.b"] = self._uniform((1, x_width), x_width, g)
+        width = x_width
+        if arch.attention.layers:
+            token = layout.dims[0]
+            out = arch.attention.heads * arch.attention.dim
+            for i in range(arch.attention.layers):
+                for name in ("q", "k", "v", "res"):
+                    p[f"att{i}.{name}"] = self._uniform((token, out), token, g)
+                token = out
+            width += layout.tokens * token
+        for i, hidden in enumerate(arch.tower.widths):
+            p[f"tower{i}.w"] = self._uniform((width, hidden), width, g)
+            p[f"tower{i}.b"] = self._uniform((1, hidden), width, g)
+            if arch.tower.norm != "none":
+                p[f"norm{i}.gamma"] = torch.ones((1, hidden), device=self.device)
+                p[f"norm{i}.beta"] = torch.zeros((1, hidden), device=self.device)
+            width = hidden
+        if arch.fm.enabled:
+            width += layout.dims[0]
+        p["head.w"] = self._uniform((width, self.n_outputs), width, g)
+        p["head.b"] = self._uniform((1, self.n_outputs), width, g)
+        return p
+
+    def _randn(self, shape, g):
+        return torch.randn(shape, generator=g, device=self.device)
+
+    def _uniform(self, shape, fan_in, g):
+        bound = 1 / math.sqrt(fan_in)
+        return (torch.rand(shape, generator=g, device=self.device) * 2 - 1) * bound
+
+    def parameter_count(self) -> int:
+        """Trainable parameters of one learner."""
+        return sum(p[0].numel() for p in self.params.values())
+
+    # The forward pass, all learners at once.
+
+    def forward(
+        self,
+        categorical: torch.Tensor,  # (k, B, categorical fields) ids
+        numeric: torch.Tensor,  # (k, B, numeric fields): values, or bucket ids when bucketised
+        masks: tuple[torch.Tensor, torch.Tensor],
+        dropout: list[torch.Generator] | None = None,  # None: evaluation mode
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits (k, B, outputs) and the squared norm of the looked-up embeddings (k, B)."""
+        tokens, numeric_values, embedding_norm = self._inputs(categorical, numeric, masks)
+        k, batch = categorical.shape[:2]
+        parts = [t.reshape(k, batch, -1) for t in tokens.values()]
+        if numeric_values is not None:
+            parts.append(numeric_values)
+        x0 = torch.cat(parts, dim=-1)
+        h = self._cross(x0)
+        if self.arch.attention.layers:
+            h = torch.cat([h, self._attention(_only(tokens)).reshape(k, batch, -1)], dim=-1)
+        h = self._tower(h, dropout)
+        if self.arch.fm.enabled:
+            e = _only(tokens)
+            h = torch.cat([h, 0.5 * (e.sum(dim=2) ** 2 - (e**2).sum(dim=2))], dim=-1)
+        logits = torch.baddbmm(self.params["head.b"], h, self.params["head.w"])
+        return logits, embedding_norm
+
+    def _inputs(self, categorical, numeric, masks):
+        layout, (embedded_mask, numeric_mask) = self.layout, masks
+        ids = _hash(categorical, layout.hashed, layout.cardinalities)
+        numeric_values = None
+        if layout.bucketize:
+            ids = torch.cat([ids, numeric.long()], dim=-1)
+        else:
+            numeric_values = numeric * numeric_mask[:, None, :]
+        k = ids.shape[0]
+        learner = torch.arange(k, device=ids.device)[:, None, None]
+        tokens, norm = {}, 0.0
+        for dim, fields in layout.groups().items():
+            rows = ids[..., fields] + self.offsets[dim]
+            looked_up = self.params[f"emb{dim}"][learner, rows]  # (k, B, fields, dim)
+            looked_up = looked_up * embedded_mask[:, None, fields, None]
+            tokens[dim] = looked_up
+            norm = norm + (looked_up**2).sum(dim=(2, 3))
+        return tokens, numeric_values, norm
+
+    def _cross(self, x0: torch.Tensor) -> torch.Tensor:
+        x = x0
+        for i in range(self.arch.cross.layers):
+            p = self.params
+            if f"cross{i}.w" in p:
+                xw = torch.baddbmm(p[f"cross{i}.b"], x, p[f"cross{i}.w"])
+            else:
+                xw = torch.baddbmm(
+                    p[f"cross{i}.b"], torch.bmm(x, p[f"cross{i}.u"]), p[f"cross{i}.v"]
+                )
+            x = x0 * xw + x
+        return x
+
+    def _attention(self, tokens: torch.Tensor) -> torch.Tensor:
+        """AutoInt: multi-head self-attention over fields, residual, ReLU. (k, B, F, d)."""
+        k, batch, fields, _ = tokens.shape
+        heads, size = self.arch.attention.heads, self.arch.attention.dim
+        x = tokens
+        for i in range(self.arch.attention.layers):
+            flat = x.reshape(k, batch * fields, -1)
+
+            def project(name, flat=flat, i=i):
+                out = torch.bmm(flat, self.params[f"att{i}.{name}"])
+                return out.reshape(k, batch, fields, heads, size).transpose(2, 3)
+
+            q, key, v = project("q"), project("k"), project("v")
+            weights = torch.softmax(q @ key.transpose(-1, -2) / math.sqrt(size), dim=-1)
+            attended = (weights @ v).transpose(2, 3).reshape(k, batch, fields, heads * size)
+            residual = torch.bmm(flat, self.params[f"att{i}.res"]).reshape(attended.shape)
+            x = torch.relu(attended + residual)
+        return x
+
+    def _tower(self, h: torch.Tensor, dropout: list[torch.Generator] | None) -> torch.Tensor:
+        tower, p = self.arch.tower, self.params
+        for i, _ in enumerate(tower.widths):
+            out = torch.baddbmm(p[f"tower{i}.b"], h, p[f"tower{i}.w"])
+            if tower.norm == "layer":
+                out = F.layer_norm(out, out.shape[-1:]) * p[f"norm{i}.gamma"] + p[f"norm{i}.beta"]
+            elif tower.norm == "batch":
+                out = self._batch_norm(i, out, training=dropout is not None)
+            out = _ACTIVATIONS[tower.activation](out)
+            if dropout is not None and tower.dropout > 0:
+                keep = torch.stack(
+                    [torch.rand(out.shape[1:], generator=g, device=out.device) for g in dropout]
+                )
+                out = out * (keep >= tower.dropout) / (1 - tower.dropout)
+            h = out + h if tower.residual and out.shape == h.shape else out
+        return h
+
+    def _batch_norm(self, i: int, x: torch.Tensor, training: bool) -> torch.Tensor:
+        mean, var = self.buffers[f"bn{i}.mean"], self.buffers[f"bn{i}.var"]
+        if training:
+            batch_mean = x.mean(dim=1, keepdim=True)
+            batch_var = x.var(dim=1, keepdim=True, unbiased=False)
+            with torch.no_grad():  # running statistics as nn.BatchNorm1d keeps them
+                n = x.shape[1]
+                mean.mul_(0.9).add_(0.1 * batch_mean)
+                var.mul_(0.9).add_(0.1 * batch_var * n / max(n - 1, 1))
+            normalised = (x - batch_mean) / torch.sqrt(batch_var + 1e-5)
+        else:
+            normalised = (x - mean) / torch.sqrt(var + 1e-5)
+        return normalised * self.params[f"norm{i}.gamma"] + self.params[f"norm{i}.beta"]
 
 
-def parameter_count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
+def flops_per_example(architecture: Architecture, layout: Layout, n_outputs: int) -> int:
+    """Multiply-adds times two of one learner's forward pass (lookups not counted)."""
+    flops, width = 0, layout.width
+    for _ in range(architecture.cross.layers):
+        rank = architecture.cross.rank
+        flops += 4 * width * rank if rank and rank < width else 2 * width * width
+        flops += 2 * width
+    tower_in = width
+    if architecture.attention.layers:
+        att, token = architecture.attention, layout.dims[0]
+        for _ in range(att.layers):
+            out = att.heads * att.dim
+            flops += 2 * layout.tokens * token * out * 4  # q, k, v, residual projections
+            flops += 2 * 2 * att.heads * layout.tokens**2 * att.dim  # scores and mixing
+            token = out
+        tower_in += layout.tokens * token
+    for hidden in architecture.tower.widths:
+        flops += 2 * tower_in * hidden
+        tower_in = hidden
+    if architecture.fm.enabled:
+        flops += 3 * layout.tokens * layout.dims[0]
+        tower_in += layout.dims[0]
+    return flops + 2 * tower_in * n_outputs
+
+
+_ACTIVATIONS = {"relu": torch.relu, "gelu": F.gelu, "silu": F.silu, "tanh": torch.tanh}
+
+
+def _only(tokens: dict[int, torch.Tensor]) -> torch.Tensor:
+    (only,) = tokens.values()  # FM and attention require one embedding dimension
+    return only
+
+
+def _hash(
+    ids: torch.Tensor, hashed: tuple[bool, ...], cardinalities: tuple[int, ...]
+) -> torch.Tensor:
+    if not any(hashed):
+        return ids
+    ids = ids.clone()
+    for field, is_hashed in enumerate(hashed):
+        if is_hashed:
+            ids[..., field] = (ids[..., field] * _HASH_MULTIPLIER) % cardinalities[field]
+    return ids

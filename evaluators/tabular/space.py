@@ -15,7 +15,14 @@ import hashlib
 import json
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 Width = Annotated[int, Field(ge=4, le=1024)]
 
@@ -25,13 +32,21 @@ class _Block(BaseModel):
 
 
 class Embeddings(_Block):
-    """One embedding table per categorical field."""
+    """One embedding table per categorical (and bucketised numeric) field."""
 
-    dim: int = Field(8, ge=1, le=64, description="Embedding dimension of every categorical field.")
+    dim: int = Field(8, ge=1, le=64, description="Embedding dimension of every field.")
     per_field: dict[str, Annotated[int, Field(ge=1, le=64)]] = Field(
         default_factory=dict,
-        description="Dimension overrides for single fields, keyed by field name.",
+        description="Dimension overrides for single categorical fields, keyed by field name. "
+        "FM and attention need equal dimensions, so they forbid overrides.",
     )
+    hash_buckets: int | None = Field(
+        None,
+        ge=16,
+        le=1_000_000,
+        description="Hash fields with more categories than this into this many buckets.",
+    )
+    l2: float = Field(0.0, ge=0.0, le=1e-2, description="L2 penalty on looked-up embeddings.")
 
     @field_validator("per_field")
     @classmethod
@@ -45,13 +60,22 @@ class Embeddings(_Block):
 
 
 class Numeric(_Block):
-    """How numeric features enter the model (standardised with training-split statistics)."""
+    """How numeric features enter the model (statistics from the training split)."""
 
-    transform: Literal["standard", "log_standard"] = Field(
+    transform: Literal["standard", "log_standard", "bucketize"] = Field(
         "standard",
-        description="'log_standard' applies sign(x)*log1p(|x|) before standardising; "
-        "it tames heavy tails such as capital gains.",
+        description="'standard': standardised values; 'log_standard': sign(x)*log1p(|x|) "
+        "first, which tames heavy tails; 'bucketize': quantile buckets, each field embedded "
+        "like a categorical one.",
     )
+    buckets: int = Field(16, ge=4, le=64, description="Quantile buckets for 'bucketize'.")
+
+
+class FM(_Block):
+    """Factorisation machine: pairwise dot products of the field embeddings, added to the
+    logit (DeepFM). Uses the categorical and bucketised numeric embeddings."""
+
+    enabled: bool = False
 
 
 class Cross(_Block):
@@ -63,6 +87,15 @@ class Cross(_Block):
     )
 
 
+class Attention(_Block):
+    """AutoInt-style multi-head self-attention over the field embeddings, with residual
+    connections; its output joins the tower's input."""
+
+    layers: int = Field(0, ge=0, le=3, description="Attention layers; 0 disables the block.")
+    heads: int = Field(2, ge=1, le=4)
+    dim: int = Field(8, ge=2, le=32, description="Attention dimension per head.")
+
+
 class Tower(_Block):
     """The MLP on top of the (crossed) input."""
 
@@ -72,6 +105,9 @@ class Tower(_Block):
     activation: Literal["relu", "gelu", "silu", "tanh"] = "relu"
     norm: Literal["none", "batch", "layer"] = "none"
     dropout: float = Field(0.0, ge=0.0, le=0.5, description="Dropout after each hidden layer.")
+    residual: bool = Field(
+        False, description="Skip connections around hidden layers whose width is unchanged."
+    )
 
 
 class Bagging(_Block):
@@ -83,7 +119,7 @@ class Bagging(_Block):
 
 
 class Training(_Block):
-    optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
+    optimizer: Literal["adamw", "adam", "sgd", "adagrad"] = "adamw"
     lr: float = Field(3e-3, ge=1e-4, le=1e-1, description="Learning rate.")
     epochs: int = Field(3, ge=1, le=20)
     batch_size: int = Field(512, ge=64, le=4096)
@@ -95,10 +131,21 @@ class Architecture(_Block):
 
     embeddings: Embeddings = Field(default_factory=Embeddings)
     numeric: Numeric = Field(default_factory=Numeric)
+    fm: FM = Field(default_factory=FM)
     cross: Cross = Field(default_factory=Cross)
+    attention: Attention = Field(default_factory=Attention)
     tower: Tower = Field(default_factory=Tower)
     bagging: Bagging = Field(default_factory=Bagging)
     training: Training = Field(default_factory=Training)
+
+    @model_validator(mode="after")
+    def _equal_dimensions_for_interactions(self) -> Architecture:
+        if (self.fm.enabled or self.attention.layers) and self.embeddings.per_field:
+            raise ValueError(
+                "fm and attention need equal embedding dimensions: remove embeddings.per_field "
+                "or disable them"
+            )
+        return self
 
     def document(self) -> dict:
         """The JSON document that edits (JSON Patch) operate on."""

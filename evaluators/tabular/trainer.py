@@ -1,124 +1,159 @@
-"""Train one learner and predict with it.
+"""Train k learners of one architecture together, and predict with them.
 
-Everything random about learner j comes from its seed: parameter initialisation, dropout,
-data order and (in `model.FeatureBag`) the feature bag. Learner j of every architecture
-gets the same seed, so differences between architectures are not drowned in data-order
-noise (common random numbers, DESIGN.md).
+Everything random about learner j comes from its seed: initialisation, dropout, data order
+and its feature bag. Learner j of every architecture gets the same seed, so differences
+between architectures are not drowned in data-order noise (common random numbers).
+Data stays in tensors on the device; a batch is an index slice per learner.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
+import torch.nn.functional as F
 
 from evaluators.base import CandidateFailed
 from evaluators.tabular.data import EncodedDataset, Part
-from evaluators.tabular.model import FeatureBag, TabularNet
+from evaluators.tabular.model import BatchedNet, FeatureBag, Layout, learner_generator
 from evaluators.tabular.space import Architecture
 
 _PREDICT_BATCH = 16384
+_INIT, _ORDER, _DROPOUT = 0, 1, 2
 
 
-def train_learner(
-    architecture: Architecture, data: EncodedDataset, seed: int, device: torch.device
-) -> tuple[TabularNet, float]:
-    """Train one learner; returns the model and its training seconds."""
-    bag = FeatureBag.draw(
-        len(data.categorical_fields), len(data.numeric_fields), architecture.bagging.fraction, seed
-    )
+@dataclass
+class Trained:
+    net: BatchedNet
+    masks: tuple[torch.Tensor, torch.Tensor]
+    seconds: float
+
+
+def numeric_input(architecture: Architecture, part: Part) -> torch.Tensor:
+    """Standardised values, or bucket ids when the architecture bucketises numerics."""
+    transform = architecture.numeric.transform
+    if transform != "bucketize":
+        return part.numeric[transform]
+    buckets = architecture.numeric.buckets
+    return (part.numeric["quantile"] * buckets).long().clamp_(max=buckets - 1)
+
+
+def train_learners(
+    architecture: Architecture,
+    data: EncodedDataset,
+    seeds: list[int],
+    device: torch.device,
+) -> Trained:
+    """Train one learner per seed, all at once; raises CandidateFailed naming the learner."""
     started = time.perf_counter()
-    # fork_rng keeps the global RNG untouched, so learners do not depend on each other.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = TabularNet(
-            architecture, data.categorical_fields, data.cardinalities, bag, data.n_outputs
-        ).to(device)
-        _fit(model, architecture, data, seed, device)
-    return model, time.perf_counter() - started
+    layout = Layout.of(architecture, data)
+    bags = [
+        FeatureBag.draw(
+            len(data.categorical_fields), len(data.numeric_fields), architecture.bagging.fraction, s
+        )
+        for s in seeds
+    ]
+    net = BatchedNet(
+        architecture,
+        layout,
+        data.n_outputs,
+        [learner_generator(s, _INIT, device) for s in seeds],
+        device,
+    )
+    masks = layout.field_masks(bags, device)
+    _fit(net, masks, architecture, data, seeds, device)
+    return Trained(net, masks, time.perf_counter() - started)
 
 
 def predict(
-    model: TabularNet, architecture: Architecture, data: EncodedDataset, part: Part
+    trained: Trained, data: EncodedDataset, architecture: Architecture, part: Part
 ) -> np.ndarray:
-    """Probabilities (binary: positive class; multiclass: (n, C)) or regression values."""
-    model.eval()
-    device = next(model.parameters()).device
-    numeric = part.numeric[architecture.numeric.transform]
+    """(k, n) probabilities of the positive class or regression values; (k, n, C) classes."""
+    net, device = trained.net, trained.net.device
+    numeric = numeric_input(architecture, part)
+    k = next(iter(net.params.values())).shape[0]
     outputs = []
     with torch.no_grad():
         for start in range(0, len(part), _PREDICT_BATCH):
             rows = slice(start, start + _PREDICT_BATCH)
-            logits = model(part.categorical[rows].to(device), numeric[rows].to(device)).float()
-            outputs.append(_to_prediction(logits, data).cpu())
-    predictions = torch.cat(outputs).double().numpy()
+            cat = part.categorical[rows].to(device).expand(k, -1, -1)
+            num = numeric[rows].to(device).expand(k, -1, -1)
+            logits, _ = net.forward(cat, num, trained.masks, dropout=None)
+            outputs.append(_to_prediction(logits.float(), data).cpu())
+    predictions = torch.cat(outputs, dim=1).double().numpy()
     if not np.isfinite(predictions).all():
-        raise CandidateFailed("predictions contain NaN or inf")
+        bad = int(np.argmax(~np.isfinite(predictions).reshape(k, -1).all(axis=1)))
+        raise CandidateFailed(f"learner {bad}: predictions contain NaN or inf")
     if data.task == "regression":
         predictions = predictions * data.target_std + data.target_mean
     return predictions
 
 
-def _fit(
-    model: TabularNet,
-    architecture: Architecture,
-    data: EncodedDataset,
-    seed: int,
-    device: torch.device,
-) -> None:
+def _fit(net, masks, architecture, data, seeds, device) -> None:
     recipe = architecture.training
     train = data.train
     categorical = train.categorical.to(device)
-    numeric = train.numeric[architecture.numeric.transform].to(device)
+    numeric = numeric_input(architecture, train).to(device)
     y = train.y.to(device)
-    loss_fn = _loss(data)
-    optimizer = _optimizer(model, architecture)
-    order = torch.Generator().manual_seed(seed)
-    n = len(train)
-    model.train()
+    order = [learner_generator(s, _ORDER, device) for s in seeds]
+    dropout = [learner_generator(s, _DROPOUT, device) for s in seeds]
+    optimizer = _optimizer(list(net.params.values()), architecture)
+    n, k = len(train), len(seeds)
     for epoch in range(recipe.epochs):
-        permutation = torch.randperm(n, generator=order).to(device)
-        epoch_loss = torch.zeros((), device=device)
+        permutations = torch.stack([torch.randperm(n, generator=g, device=device) for g in order])
+        epoch_loss = torch.zeros(k, device=device)
         for start in range(0, n, recipe.batch_size):
-            rows = permutation[start : start + recipe.batch_size]
-            if rows.numel() < 2 and architecture.tower.norm == "batch":
-                continue  # BatchNorm cannot train on a single row
-            loss = loss_fn(model(categorical[rows], numeric[rows]), y[rows])
+            rows = permutations[:, start : start + recipe.batch_size]  # (k, B)
+            if rows.shape[1] < 2 and architecture.tower.norm == "batch":
+                continue  # batch statistics need two rows
+            logits, embedding_norm = net.forward(categorical[rows], numeric[rows], masks, dropout)
+            losses = _loss(
+                logits, y[rows], data
+            ) + architecture.embeddings.l2 * embedding_norm.mean(dim=1)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            # Summing keeps each learner's gradient its own: learners share no parameter.
+            losses.sum().backward()
             optimizer.step()
-            epoch_loss += loss.detach()
+            epoch_loss += losses.detach()
         # One synchronisation per epoch: a NaN anywhere in the epoch propagates to the sum.
-        value = float(epoch_loss)
-        if not math.isfinite(value):
-            raise CandidateFailed(f"training loss became {value} in epoch {epoch + 1}")
+        values = epoch_loss.tolist()
+        for j, value in enumerate(values):
+            if not math.isfinite(value):
+                raise CandidateFailed(
+                    f"learner {j}: training loss became {value} in epoch {epoch + 1}"
+                )
 
 
-def _loss(data: EncodedDataset) -> nn.Module:
+def _loss(logits: torch.Tensor, y: torch.Tensor, data: EncodedDataset) -> torch.Tensor:
+    """Mean loss per learner, shape (k,)."""
     if data.task == "binary":
-        return nn.BCEWithLogitsLoss()
-    if data.task == "multiclass":
-        return nn.CrossEntropyLoss()
-    return nn.MSELoss()
+        per_row = F.binary_cross_entropy_with_logits(logits[..., 0], y, reduction="none")
+    elif data.task == "multiclass":
+        k, batch, classes = logits.shape
+        per_row = F.cross_entropy(logits.reshape(-1, classes), y.reshape(-1), reduction="none")
+        per_row = per_row.reshape(k, batch)
+    else:
+        per_row = (logits[..., 0] - y) ** 2
+    return per_row.mean(dim=1)
 
 
-def _optimizer(model: nn.Module, architecture: Architecture) -> torch.optim.Optimizer:
+def _optimizer(params: list[torch.Tensor], architecture: Architecture) -> torch.optim.Optimizer:
     recipe = architecture.training
     if recipe.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+        return torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
     if recipe.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-    return torch.optim.SGD(
-        model.parameters(), lr=recipe.lr, momentum=0.9, weight_decay=recipe.weight_decay
-    )
+        return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    if recipe.optimizer == "adagrad":
+        return torch.optim.Adagrad(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    return torch.optim.SGD(params, lr=recipe.lr, momentum=0.9, weight_decay=recipe.weight_decay)
 
 
 def _to_prediction(logits: torch.Tensor, data: EncodedDataset) -> torch.Tensor:
     if data.task == "binary":
-        return torch.sigmoid(logits)
+        return torch.sigmoid(logits[..., 0])
     if data.task == "multiclass":
         return torch.softmax(logits, dim=-1)
-    return logits
+    return logits[..., 0]
