@@ -39,6 +39,10 @@ DataOption = Annotated[str | None, typer.Option(help="'adult' or a CSV/CSV.gz/Pa
 TargetOption = Annotated[str | None, typer.Option(help="Target column of --data.")]
 TaskOption = Annotated[str | None, typer.Option(help="binary, multiclass or regression.")]
 SeedOption = Annotated[int | None, typer.Option(help="Run seed: split, learners, proposer.")]
+ColumnsOption = Annotated[str | None, typer.Option(help="Comma-separated column names.")]
+SplitOption = Annotated[
+    str | None, typer.Option(help="Column holding train / val / test for each row.")
+]
 SetOption = Annotated[
     list[str] | None,
     typer.Option("--set", help="Override any config key: --set llm.temperature=0.2 (repeatable)."),
@@ -56,6 +60,9 @@ def run(
     data: DataOption = None,
     target: TargetOption = None,
     task: TaskOption = None,
+    categorical: ColumnsOption = None,
+    numeric: ColumnsOption = None,
+    split_column: SplitOption = None,
     runs_dir: Annotated[str | None, typer.Option(help="Where run folders are created.")] = None,
     name: Annotated[str | None, typer.Option(help="Run name (folder suffix).")] = None,
     seed: SeedOption = None,
@@ -86,7 +93,7 @@ def run(
         "llm.max_cost": max_cost,
         "llm.max_calls": max_llm_calls,
         "llm.replay_from": replay_from,
-        **_data_overrides(data, target, task),
+        **_data_overrides(data, target, task, categorical, numeric, split_column),
         **(parse_llm_option(llm) if llm else {}),
         **_parse_sets(set_),
     }
@@ -139,6 +146,9 @@ def evaluate(
     data: DataOption = None,
     target: TargetOption = None,
     task: TaskOption = None,
+    categorical: ColumnsOption = None,
+    numeric: ColumnsOption = None,
+    split_column: SplitOption = None,
     seed: SeedOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
 ) -> None:
@@ -151,7 +161,7 @@ def evaluate(
         "evaluator.learners": learners,
         "members": members,
         "seed": seed,
-        **_data_overrides(data, target, task),
+        **_data_overrides(data, target, task, categorical, numeric, split_column),
     }
     settings = load_config(config, overrides)
     evaluator = _evaluator(settings)
@@ -273,6 +283,9 @@ def calibrate(
     data: DataOption = None,
     target: TargetOption = None,
     task: TaskOption = None,
+    categorical: ColumnsOption = None,
+    numeric: ColumnsOption = None,
+    split_column: SplitOption = None,
     seed: SeedOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
 ) -> None:
@@ -286,7 +299,10 @@ def calibrate(
 
     if members < 4 or pairs < 1 or not 0.5 <= confidence < 1:
         raise UserError("calibrate needs --members >= 4, --pairs >= 1, --confidence in [0.5, 1)")
-    settings = load_config(config, {"seed": seed, **_data_overrides(data, target, task)})
+    settings = load_config(
+        config,
+        {"seed": seed, **_data_overrides(data, target, task, categorical, numeric, split_column)},
+    )
     evaluator = _evaluator(settings)
     documents = (
         {f"{i}:{path.stem}": _read_json(path) for i, path in enumerate(arch)}
@@ -370,8 +386,25 @@ def _evaluator(settings: Config):
             raise UserError(str(exc)) from None
 
 
-def _data_overrides(data: str | None, target: str | None, task: str | None) -> dict[str, Any]:
-    return {"data.path": data, "data.target": target, "data.task": task}
+def _data_overrides(
+    data: str | None,
+    target: str | None,
+    task: str | None,
+    categorical: str | None,
+    numeric: str | None,
+    split_column: str | None,
+) -> dict[str, Any]:
+    def columns(text: str | None) -> list[str] | None:
+        return None if text is None else [c.strip() for c in text.split(",") if c.strip()]
+
+    return {
+        "data.path": data,
+        "data.target": target,
+        "data.task": task,
+        "data.categorical": columns(categorical),
+        "data.numeric": columns(numeric),
+        "data.split_column": split_column,
+    }
 
 
 def _parse_sets(items: list[str] | None) -> dict[str, Any]:

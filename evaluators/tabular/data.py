@@ -20,7 +20,8 @@ from evaluators.base import Task
 
 BUILTIN_ADULT = "adult"
 _ADULT_TARGET = "income"
-_MISSING = "<missing>"
+_FORMATS = ("criteo", "avazu", "synthetic")
+_SPLIT_NAMES = {"train": 0, "val": 1, "valid": 1, "validation": 1, "test": 2}
 _MAX_CLASSES = 50
 
 
@@ -34,19 +35,29 @@ class DataSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     path: str = Field(
-        BUILTIN_ADULT, description="'adult' (built-in) or a CSV, CSV.gz or Parquet file."
+        BUILTIN_ADULT,
+        description="'adult' (built-in); a CSV, CSV.gz or Parquet file; 'criteo:FILE' or "
+        "'avazu:FILE' for those formats; 'synthetic:ROWS' for generated CTR data.",
     )
-    target: str | None = Field(None, description="Target column; required for a file.")
+    target: str | None = Field(None, description="Target column; required for a plain file.")
     task: Task | None = Field(None, description="Inferred from the target when absent.")
     categorical: list[str] | None = Field(None, description="Inferred from dtypes when absent.")
     numeric: list[str] | None = Field(None, description="Inferred from dtypes when absent.")
+    split_column: str | None = Field(
+        None, description="Column with train / val / test per row, instead of random fractions."
+    )
     val_fraction: float = Field(0.2, gt=0.0, lt=0.5)
     test_fraction: float = Field(0.2, gt=0.0, lt=0.5)
 
     @model_validator(mode="after")
     def _file_needs_target(self) -> DataSpec:
-        if self.path != BUILTIN_ADULT and not self.target:
+        known_format = self.path == BUILTIN_ADULT or self.path.split(":", 1)[0] in _FORMATS
+        if not known_format and not self.target:
             raise ValueError("a data file needs a target column (data.target / --target)")
+        if self.path.startswith("synthetic:"):
+            rows = self.path.split(":", 1)[1]
+            if not rows.isdigit() or int(rows) < 100:
+                raise ValueError("synthetic data is 'synthetic:ROWS' with ROWS >= 100")
         return self
 
 
@@ -88,36 +99,104 @@ class EncodedDataset:
         return y
 
 
+@dataclass(frozen=True)
+class Table:
+    """A raw table and what is known about its columns before inference."""
+
+    frame: pd.DataFrame
+    target: str
+    name: str
+    categorical: list[str] | None = None
+    numeric: list[str] | None = None
+
+
 def load(spec: DataSpec, seed: int) -> EncodedDataset:
-    """Read, validate, split (from `seed`) and encode a dataset."""
-    frame, target, name = _read(spec)
-    categorical, numeric = _columns(frame, target, spec)
+    """Read, validate, split (from `seed` or the split column) and encode a dataset."""
+    table = _read(spec)
+    frame, target = table.frame, table.target
+    categorical, numeric = _columns(table, spec)
     task = spec.task or _infer_task(frame[target])
-    train_idx, val_idx, test_idx = _split(len(frame), spec, seed)
-    return _encode(frame, target, task, categorical, numeric, name, train_idx, val_idx, test_idx)
+    train_idx, val_idx, test_idx = _split(frame, spec, seed)
+    return _encode(
+        frame, target, task, categorical, numeric, table.name, train_idx, val_idx, test_idx
+    )
 
 
-def _read(spec: DataSpec) -> tuple[pd.DataFrame, str, str]:
+def _read(spec: DataSpec) -> Table:
     if spec.path == BUILTIN_ADULT:
         # Opened through importlib.resources so it also reads from a zipped wheel.
         vendored = resources.files("evaluators.tabular") / "datasets" / "adult.csv.gz"
         with vendored.open("rb") as handle:
             frame = pd.read_csv(handle, compression="gzip")
-        return frame, spec.target or _ADULT_TARGET, BUILTIN_ADULT
+        return Table(frame, spec.target or _ADULT_TARGET, BUILTIN_ADULT)
+    kind, _, rest = spec.path.partition(":")
+    if kind == "synthetic":
+        from evaluators.tabular.synthetic import SyntheticSpec, generate
+
+        frame, categorical, numeric = generate(SyntheticSpec(rows=int(rest)))
+        return Table(frame, "label", spec.path, categorical, numeric)
+    if kind in ("criteo", "avazu"):
+        return _read_criteo(Path(rest)) if kind == "criteo" else _read_avazu(Path(rest))
     path = Path(spec.path)
+    frame = _read_file(
+        path, lambda p: pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
+    )
+    assert spec.target is not None  # guaranteed by DataSpec
+    return Table(frame, spec.target, path.name)
+
+
+def _read_file(path: Path, reader) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
     try:
-        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        frame = reader(path)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, ValueError, ImportError) as exc:
         raise DataError(f"cannot read {path}: {exc}") from exc
     if frame.empty:
         raise DataError(f"{path} has no rows")
-    assert spec.target is not None  # guaranteed by DataSpec
-    return frame, spec.target, path.name
+    return frame
 
 
-def _columns(frame: pd.DataFrame, target: str, spec: DataSpec) -> tuple[list[str], list[str]]:
+def _read_criteo(path: Path) -> Table:
+    """Criteo display-ads format: tab-separated, no header, label, 13 integer and 26
+    categorical (hashed hex) fields, any of them possibly empty."""
+    integers = [f"I{i}" for i in range(1, 14)]
+    categories = [f"C{i}" for i in range(1, 27)]
+    names = ["label", *integers, *categories]
+    dtypes = {
+        "label": "float64",
+        **dict.fromkeys(integers, "float64"),
+        **dict.fromkeys(categories, "string"),
+    }
+    probe = _read_file(path, lambda p: pd.read_csv(p, sep="\t", header=None, nrows=5))
+    if probe.shape[1] != len(names):
+        raise DataError(
+            f"{path} is not in the Criteo format: {probe.shape[1]} tab-separated fields, "
+            f"expected {len(names)} (label, 13 integers, 26 categories)"
+        )
+    frame = _read_file(
+        path, lambda p: pd.read_csv(p, sep="\t", header=None, names=names, dtype=dtypes)
+    )
+    return Table(frame, "label", path.name, categories, integers)
+
+
+def _read_avazu(path: Path) -> Table:
+    """Avazu CTR format: CSV with a header, `click` the label, every other field categorical;
+    `hour` (YYMMDDHH) becomes hour of day and day of week; `id` is dropped."""
+    frame = _read_file(path, lambda p: pd.read_csv(p, dtype=str))
+    if "click" not in frame.columns or "hour" not in frame.columns:
+        raise DataError(f"{path} is not in the Avazu format: no 'click' or 'hour' column")
+    hour = pd.to_datetime(frame["hour"], format="%y%m%d%H", errors="coerce")
+    frame = frame.drop(columns=[c for c in ("id", "hour") if c in frame.columns])
+    frame["hour_of_day"] = hour.dt.hour.astype("string")
+    frame["weekday"] = hour.dt.day_of_week.astype("string")
+    frame["click"] = pd.to_numeric(frame["click"], errors="coerce")
+    categorical = [c for c in frame.columns if c != "click"]
+    return Table(frame, "click", path.name, categorical, [])
+
+
+def _columns(table: Table, spec: DataSpec) -> tuple[list[str], list[str]]:
+    frame, target = table.frame, table.target
     if target not in frame.columns:
         raise DataError(f"target column {target!r} not in the data; columns: {list(frame.columns)}")
     y = frame[target]
@@ -125,21 +204,46 @@ def _columns(frame: pd.DataFrame, target: str, spec: DataSpec) -> tuple[list[str
         raise DataError(f"target column {target!r} has {int(y.isna().sum())} missing values")
     if y.nunique() < 2:
         raise DataError(f"target column {target!r} is constant")
-    features = [c for c in frame.columns if c != target]
+    features = [c for c in frame.columns if c not in (target, spec.split_column)]
+    if spec.split_column is not None and spec.split_column not in frame.columns:
+        raise DataError(f"split column {spec.split_column!r} not in the data")
     unknown = [c for c in (spec.categorical or []) + (spec.numeric or []) if c not in features]
     if unknown:
         raise DataError(f"unknown feature columns {unknown}; columns: {features}")
+    declared_categorical = spec.categorical or table.categorical
+    declared_numeric = spec.numeric if spec.numeric is not None else table.numeric
     numeric_dtype = [c for c in features if pd.api.types.is_numeric_dtype(frame[c])]
-    categorical = spec.categorical or [
-        c for c in features if c not in numeric_dtype and c not in (spec.numeric or [])
+    categorical = declared_categorical or [
+        c for c in features if c not in numeric_dtype and c not in (declared_numeric or [])
     ]
-    numeric = spec.numeric or [c for c in numeric_dtype if c not in categorical]
+    numeric = (
+        declared_numeric
+        if declared_numeric is not None
+        else [c for c in numeric_dtype if c not in categorical]
+    )
     for column in numeric:
         if not pd.api.types.is_numeric_dtype(frame[column]):
             raise DataError(f"column {column!r} is declared numeric but holds non-numeric values")
+    if declared_categorical is None:
+        for column in categorical:
+            _refuse_mixed_types(frame[column], column)
     if not categorical and not numeric:
         raise DataError("no feature columns besides the target")
     return categorical, numeric
+
+
+def _refuse_mixed_types(values: pd.Series, column: str) -> None:
+    """A text column that is mostly numbers is usually a numeric column with a few bad cells."""
+    present = values.dropna()
+    as_numbers = pd.to_numeric(present, errors="coerce")
+    not_numbers = as_numbers.isna()
+    if len(present) and 0 < not_numbers.sum() and not_numbers.mean() <= 0.1:
+        example = present[not_numbers].iloc[0]
+        raise DataError(
+            f"column {column!r} mixes numbers and text ({int(not_numbers.sum())} of "
+            f"{len(present)} values are not numbers, e.g. {example!r}); clean it, or declare it "
+            "with --categorical / --numeric"
+        )
 
 
 def _infer_task(y: pd.Series) -> Task:
@@ -153,7 +257,25 @@ def _infer_task(y: pd.Series) -> Task:
     return "multiclass"
 
 
-def _split(n: int, spec: DataSpec, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _split(
+    frame: pd.DataFrame, spec: DataSpec, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n = len(frame)
+    if spec.split_column is not None:
+        names = frame[spec.split_column].astype("string").str.strip().str.lower()
+        parts = names.map(_SPLIT_NAMES)
+        if parts.isna().any():
+            bad = sorted(set(names[parts.isna()].astype(str)))[:5]
+            raise DataError(
+                f"split column {spec.split_column!r} has values {bad}; use train, val, test"
+            )
+        parts = parts.to_numpy()
+        indices = tuple(np.flatnonzero(parts == i) for i in range(3))
+        if min(len(i) for i in indices) < 2:
+            raise DataError(
+                f"split column {spec.split_column!r} leaves a split with fewer than 2 rows"
+            )
+        return indices
     order = np.random.default_rng(seed).permutation(n)
     n_val, n_test = round(n * spec.val_fraction), round(n * spec.test_fraction)
     if n - n_val - n_test < 2 or min(n_val, n_test) < 2:
@@ -201,15 +323,19 @@ def _encode(
 def _encode_categorical(
     frame: pd.DataFrame, columns: list[str], train_idx: np.ndarray
 ) -> tuple[np.ndarray, list[int]]:
+    """Ids by training frequency (1 = most frequent); unseen in training or missing: 0 if
+    never seen, else missing is a category of its own."""
     codes = np.zeros((len(frame), len(columns)), dtype=np.int64)
     cardinalities = []
     for j, column in enumerate(columns):
-        values = frame[column].astype("string").fillna(_MISSING)
-        # Ids by training frequency; values never seen in training map to 0.
-        vocabulary = values.iloc[train_idx].value_counts(sort=True).index
-        lookup = {value: i + 1 for i, value in enumerate(vocabulary)}
-        codes[:, j] = values.map(lookup).fillna(0).astype(np.int64).to_numpy()
-        cardinalities.append(len(lookup) + 1)
+        raw, uniques = pd.factorize(frame[column], use_na_sentinel=True)
+        raw = np.where(raw < 0, len(uniques), raw)  # missing values form one category
+        counts = np.bincount(raw[train_idx], minlength=len(uniques) + 1)
+        order = np.argsort(-counts, kind="stable")  # most frequent first, then first seen
+        rank = np.empty_like(order)
+        rank[order] = np.arange(1, len(order) + 1)
+        codes[:, j] = np.where(counts[raw] > 0, rank[raw], 0)
+        cardinalities.append(int((counts > 0).sum()) + 1)
     return codes, cardinalities
 
 

@@ -84,3 +84,100 @@ def test_bad_files_get_clear_errors(tmp_path: Path):
     empty.write_text("")
     with pytest.raises(DataError, match="cannot read"):
         load(DataSpec(path=str(empty), target="label"), 0)
+
+
+def test_synthetic_generator_is_seeded_and_shaped():
+    from evaluators.tabular.synthetic import SyntheticSpec, generate
+
+    spec = SyntheticSpec(rows=5000, categorical=6, numeric=3, max_cardinality=500, seed=1)
+    a, categorical, numeric = generate(spec)
+    b, _, _ = generate(spec)
+    c, _, _ = generate(spec.model_copy(update={"seed": 2}))
+    assert a.equals(b) and not a.equals(c)
+    assert categorical == [f"C{i}" for i in range(1, 7)] and numeric == ["I1", "I2", "I3"]
+    assert 0.1 < a["label"].mean() < 0.45
+    assert a["C1"].max() < 500 and (a["I1"] > 0).all()
+
+
+def test_synthetic_data_loads_as_a_binary_task():
+    data = load(DataSpec(path="synthetic:3000"), seed=0)
+    assert data.task == "binary" and len(data.categorical_fields) == 26
+    assert len(data.numeric_fields) == 13
+    assert len(data.train) + len(data.val) + len(data.test) == 3000
+
+
+def test_criteo_format(tmp_path: Path):
+    rng = np.random.default_rng(0)
+    lines = []
+    for i in range(200):
+        integers = ["" if rng.random() < 0.2 else str(rng.integers(0, 50)) for _ in range(13)]
+        categories = [
+            "" if rng.random() < 0.1 else f"{rng.integers(0, 2**31):08x}"[:8] for _ in range(26)
+        ]
+        lines.append("\t".join([str(int(i % 3 == 0)), *integers, *categories]))
+    path = tmp_path / "day_0.txt"
+    path.write_text("\n".join(lines) + "\n")
+    data = load(DataSpec(path=f"criteo:{path}"), seed=0)
+    assert data.task == "binary" and data.numeric_fields == [f"I{i}" for i in range(1, 14)]
+    assert len(data.categorical_fields) == 26
+    bad = tmp_path / "bad.txt"
+    bad.write_text("1\t2\t3\n0\t1\t1\n")
+    with pytest.raises(DataError, match="Criteo format"):
+        load(DataSpec(path=f"criteo:{bad}"), seed=0)
+
+
+def test_avazu_format(tmp_path: Path):
+    rng = np.random.default_rng(0)
+    rows = {
+        "id": range(300),
+        "click": rng.integers(0, 2, 300),
+        "hour": [f"1410{21 + i % 5:02d}{i % 24:02d}" for i in range(300)],
+        "C1": rng.integers(1000, 1010, 300),
+        "site_id": [f"s{rng.integers(0, 30)}" for _ in range(300)],
+    }
+    path = tmp_path / "train.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    data = load(DataSpec(path=f"avazu:{path}"), seed=0)
+    assert set(data.categorical_fields) == {"C1", "site_id", "hour_of_day", "weekday"}
+    assert data.numeric_fields == [] and data.task == "binary"
+
+
+def test_a_split_column_decides_the_split(tmp_path: Path):
+    frame = make_table(300)
+    frame["part"] = ["train"] * 200 + ["val"] * 50 + ["Test"] * 50
+    path = tmp_path / "s.csv"
+    frame.to_csv(path, index=False)
+    data = load(DataSpec(path=str(path), target="label", split_column="part"), seed=0)
+    assert (len(data.train), len(data.val), len(data.test)) == (200, 50, 50)
+    assert "part" not in data.categorical_fields
+    frame["part"] = ["train"] * 299 + ["holdout"]
+    frame.to_csv(path, index=False)
+    with pytest.raises(DataError, match="use train, val, test"):
+        load(DataSpec(path=str(path), target="label", split_column="part"), seed=0)
+
+
+def test_a_mostly_numeric_text_column_is_refused(tmp_path: Path):
+    frame = make_table(200)
+    frame["size"] = frame["size"].round(3).astype(str)
+    frame.loc[7, "size"] = "oops"  # 'n/a' would already read as missing
+    path = tmp_path / "m.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"mixes numbers and text .* e\.g\. 'oops'"):
+        load(DataSpec(path=str(path), target="label"), seed=0)
+    # Declaring the column's role is the way out.
+    data = load(
+        DataSpec(path=str(path), target="label", categorical=["colour", "shape", "size"]), 0
+    )
+    assert "size" in data.categorical_fields
+
+
+def test_categories_unseen_in_training_map_to_zero(tmp_path: Path):
+    frame = make_table(400)
+    frame["part"] = ["train"] * 300 + ["val"] * 50 + ["test"] * 50
+    frame.loc[350:, "colour"] = "ultraviolet"  # only in the test split
+    path = tmp_path / "u.csv"
+    frame.to_csv(path, index=False)
+    data = load(DataSpec(path=str(path), target="label", split_column="part"), seed=0)
+    column = data.categorical_fields.index("colour")
+    assert (data.test.categorical[:, column] == 0).all()
+    assert (data.train.categorical[:, column] > 0).all()
