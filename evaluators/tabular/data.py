@@ -37,7 +37,7 @@ class DataSpec(BaseModel):
     path: str = Field(
         BUILTIN_ADULT,
         description="'adult' (built-in); a CSV, CSV.gz or Parquet file; 'criteo:FILE' or "
-        "'avazu:FILE' for those formats; 'synthetic:ROWS' for generated CTR data.",
+        "'avazu:FILE' for those formats; 'synthetic:ROWS[:FIELDS]' for generated CTR data.",
     )
     target: str | None = Field(None, description="Target column; required for a plain file.")
     task: Task | None = Field(None, description="Inferred from the target when absent.")
@@ -55,9 +55,13 @@ class DataSpec(BaseModel):
         if not known_format and not self.target:
             raise ValueError("a data file needs a target column (data.target / --target)")
         if self.path.startswith("synthetic:"):
-            rows = self.path.split(":", 1)[1]
-            if not rows.isdigit() or int(rows) < 100:
-                raise ValueError("synthetic data is 'synthetic:ROWS' with ROWS >= 100")
+            numbers = self.path.split(":")[1:]
+            valid = 1 <= len(numbers) <= 2 and all(n.isdigit() for n in numbers)
+            if not valid or int(numbers[0]) < 100 or (len(numbers) == 2 and int(numbers[1]) < 2):
+                raise ValueError(
+                    "synthetic data is 'synthetic:ROWS' or 'synthetic:ROWS:FIELDS' "
+                    "(ROWS >= 100, FIELDS >= 2)"
+                )
         return self
 
 
@@ -133,7 +137,13 @@ def _read(spec: DataSpec) -> Table:
     if kind == "synthetic":
         from evaluators.tabular.synthetic import SyntheticSpec, generate
 
-        frame, categorical, numeric = generate(SyntheticSpec(rows=int(rest)))
+        rows, _, fields = rest.partition(":")
+        shape = {"rows": int(rows)}
+        if fields:  # two thirds categorical, as in Criteo's 26 + 13
+            shape.update(
+                categorical=int(fields) * 2 // 3, numeric=int(fields) - int(fields) * 2 // 3
+            )
+        frame, categorical, numeric = generate(SyntheticSpec(**shape))
         return Table(frame, "label", spec.path, categorical, numeric)
     if kind in ("criteo", "avazu"):
         return _read_criteo(Path(rest)) if kind == "criteo" else _read_avazu(Path(rest))

@@ -37,11 +37,7 @@ def test_multiclass_and_regression(tmp_path: Path):
     frame = make_table(600)
     frame["kind"] = np.random.default_rng(0).choice(["a", "b", "c"], 600)
     path = tmp_path / "t.parquet"
-    try:
-        frame.to_parquet(path)
-    except ImportError:
-        path = tmp_path / "t.csv.gz"
-        frame.to_csv(path, index=False)
+    frame.to_parquet(path)
     multi = load(DataSpec(path=str(path), target="kind"), 0)
     assert multi.task == "multiclass" and multi.n_outputs == 3
     regression = load(DataSpec(path=str(path), target="size"), 0)
@@ -104,6 +100,16 @@ def test_synthetic_data_loads_as_a_binary_task():
     assert data.task == "binary" and len(data.categorical_fields) == 26
     assert len(data.numeric_fields) == 13
     assert len(data.train) + len(data.val) + len(data.test) == 3000
+    narrow = load(DataSpec(path="synthetic:500:9"), seed=0)
+    assert (len(narrow.categorical_fields), len(narrow.numeric_fields)) == (6, 3)
+    with pytest.raises(ValueError, match="synthetic:ROWS"):
+        DataSpec(path="synthetic:many")
+
+
+def test_csv_gz_reads_like_csv(tmp_path: Path):
+    path = tmp_path / "t.csv.gz"
+    make_table(300).to_csv(path, index=False)
+    assert len(load(DataSpec(path=str(path), target="label"), 0).categorical_fields) == 2
 
 
 def test_criteo_format(tmp_path: Path):
