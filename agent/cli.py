@@ -173,6 +173,7 @@ def evaluate(
         "architecture": architecture.document(),
         "members": M,
         "parameters": evaluation.parameters,
+        "flops_per_example": evaluation.flops,
         "validation": statistics(evaluation.val_predictions, evaluator.y_val, M).model_dump(),
         "test": statistics(evaluation.test_predictions, evaluator.y_test, M).model_dump(),
         "test_metrics": task_metrics(evaluator.task, evaluation.test_predictions, evaluator.y_test),
