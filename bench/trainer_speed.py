@@ -15,7 +15,6 @@ a little work on its side). Throughput is training rows x learners per second.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import torch
