@@ -137,6 +137,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="smaller synthetic sets")
     parser.add_argument("--no-deepctr", action="store_true")
+    parser.add_argument("--adult-only", action="store_true", help="skip the synthetic sets")
     args = parser.parse_args()
     torch.set_num_threads(2)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {DEVICE}")
@@ -144,6 +145,9 @@ def main() -> None:
     candidate_costs(adult)
     if not args.no_deepctr:
         against_deepctr(adult)
+    if args.adult_only:
+        return
+    if not args.no_deepctr:
         big = load(DataSpec(path="synthetic:200000" if args.quick else "synthetic:1000000"), seed=0)
         against_deepctr(big)
     scaling(args.quick)
