@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from contextlib import contextmanager
@@ -75,49 +76,113 @@ def run(
     replay_from: Annotated[
         str | None, typer.Option(help="With --llm replay: the run whose answers to replay.")
     ] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="Continue this run folder after a stop or a kill.")
+    ] = None,
     set_: SetOption = None,
 ) -> None:
-    """Search: propose, train two learners, gate, log; Ctrl-C stops (finished steps are kept)."""
+    """Search: propose, train learners, gate, log. Ctrl-C stops after the current step
+    (twice: at once); --resume continues a stopped or killed run."""
     from agent.costs import LLMBudget
     from agent.display import LiveDisplay, print_summary
-    from agent.journal import Journal
+    from agent.journal import Journal, read_records
     from agent.loop import BaselineFailed, Search
     from agent.proposers import ProposerStopped, make_proposer
 
     overrides: dict[str, Any] = {
         "budget": budget,
+        "llm.max_cost": max_cost,
+        "llm.max_calls": max_llm_calls,
+    }
+    fresh: dict[str, Any] = {
         "members": members,
         "runs_dir": runs_dir,
         "name": name,
         "seed": seed,
-        "llm.max_cost": max_cost,
-        "llm.max_calls": max_llm_calls,
         "llm.replay_from": replay_from,
         **_data_overrides(data, target, task, categorical, numeric, split_column),
         **(parse_llm_option(llm) if llm else {}),
         **_parse_sets(set_),
     }
-    settings = load_config(config, overrides)
-    proposer = make_proposer(settings.llm, settings.seed, LLMBudget(settings.llm))
+    previous = None
+    if resume is not None:
+        given = sorted(k for k, v in fresh.items() if v is not None) + (
+            ["--config"] if config else []
+        )
+        if given:
+            raise UserError(
+                f"--resume continues the run with its own config; only --budget, --max-cost "
+                f"and --max-llm-calls may change (got {', '.join(given)})"
+            )
+        journal = Journal(resume)
+        previous = read_records(resume, drop_torn_tail=True)
+        settings = load_config(resume / "config.yaml", overrides)
+    else:
+        settings = load_config(config, {**overrides, **fresh})
+    budget_ = LLMBudget(settings.llm)
+    if previous:
+        usages = [r.llm for r in previous if r.llm is not None]
+        budget_.restore(
+            sum(u.calls for u in usages),
+            sum(u.input_tokens for u in usages),
+            sum(u.output_tokens for u in usages),
+            sum(u.cost or 0.0 for u in usages),
+        )
+    proposer = make_proposer(settings.llm, settings.seed, budget_)
     evaluator = _evaluator(settings)
     search = Search(settings, evaluator, proposer)
-    journal = Journal.create(Path(settings.runs_dir), settings.name, dump_config(settings))
-    console.print(f"Run folder: {journal.folder}")
-    started = time.monotonic()
+    if resume is None:
+        journal = Journal.create(Path(settings.runs_dir), settings.name, dump_config(settings))
+    journal.lock()
     problem = None
-    with LiveDisplay(console, settings.budget, settings.members, journal.folder) as display:
-        try:
-            search.run(journal, display.on_record)
-        except (ProposerStopped, BaselineFailed) as exc:
-            problem = str(exc)
-        except KeyboardInterrupt:
-            problem = "interrupted; every step finished before Ctrl-C is in the run folder"
-    print_summary(console, search.records, journal.folder, time.monotonic() - started)
+    try:
+        if resume is not None:
+            (journal.folder / "config.yaml").write_text(dump_config(settings))
+        console.print(f"Run folder: {journal.folder}" + (" (resumed)" if previous else ""))
+        started = time.monotonic()
+        with (
+            LiveDisplay(console, settings.budget, settings.members, journal.folder) as display,
+            _stop_on_ctrl_c(search),
+        ):
+            try:
+                search.run(journal, display.on_record, previous=previous)
+            except (ProposerStopped, BaselineFailed) as exc:
+                problem = str(exc)
+            except KeyboardInterrupt:
+                problem = "interrupted; every step finished before Ctrl-C is in the run folder"
+            except OSError as exc:  # disk full, folder removed or unwritable, ...
+                problem = f"cannot write to the run folder: {exc}; what was written before is valid"
+        print_summary(console, search.records, journal.folder, time.monotonic() - started)
+    finally:
+        journal.unlock()
     if search.stopped:
         console.print(f"Stopped early: {search.stopped}; every finished step is in the run folder.")
+    if search.stopped or problem:
+        console.print(f"Continue with: edas-agent run --resume {journal.folder}")
     if problem:
         _report("run stopped:", problem)
         raise typer.Exit(1)
+
+
+@contextmanager
+def _stop_on_ctrl_c(search):
+    """First Ctrl-C: finish the current step, then stop cleanly. Second: stop at once."""
+
+    def request_stop(signum, frame) -> None:
+        if search.stop_requested:
+            raise KeyboardInterrupt
+        search.stop_requested = True
+        errors.print("Stopping after the current step (Ctrl-C again to stop at once)...")
+
+    try:
+        previous = signal.signal(signal.SIGINT, request_stop)
+    except ValueError:  # not the main thread (tests, embedding): no handler
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @app.command()

@@ -43,6 +43,12 @@ class LLMBudget:
         self.prices = {**BUILTIN_PRICES, **settings.prices}
         self.spend = Spend()
 
+    def restore(self, calls: int, input_tokens: int, output_tokens: int, cost: float) -> None:
+        """What a resumed run had already spent, so caps count from there."""
+        self.spend = Spend(
+            calls=calls, input_tokens=input_tokens, output_tokens=output_tokens, cost=cost
+        )
+
     def price(self, model: str) -> Price | None:
         local = self.settings.provider in _FREE or self.settings.provider == "openai-compatible"
         if local and model not in self.prices:

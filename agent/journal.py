@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +28,7 @@ Status = Literal["accepted", "rejected", "invalid", "failed"]
 TRAJECTORY = "trajectory.jsonl"
 CONFIG = "config.yaml"
 BEST = "best.json"
+LOCK = "run.lock"
 
 
 class TestReport(BaseModel):
@@ -126,6 +128,31 @@ class Journal:
         (folder / TRAJECTORY).touch()
         return cls(folder)
 
+    def lock(self) -> None:
+        """Claim the folder for this process; a live owner makes it a user error."""
+        path = self.folder / LOCK
+        for _ in range(2):
+            try:
+                handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                owner = _pid_in(path)
+                if owner is not None and _alive(owner):
+                    raise UserError(
+                        f"{self.folder} is in use by process {owner}; two runs cannot write "
+                        "one folder (if that process is gone, delete run.lock)"
+                    ) from None
+                path.unlink(missing_ok=True)  # a stale lock from a killed run
+                continue
+            with os.fdopen(handle, "w") as file:
+                file.write(str(os.getpid()))
+            return
+        raise UserError(f"cannot lock {self.folder}: another process keeps taking it")
+
+    def unlock(self) -> None:
+        path = self.folder / LOCK
+        if _pid_in(path) == os.getpid():
+            path.unlink(missing_ok=True)
+
     def append(self, record: Record) -> None:
         line = record.model_dump_json() + "\n"
         with open(self.folder / TRAJECTORY, "a", encoding="utf-8") as handle:
@@ -133,9 +160,17 @@ class Journal:
             handle.flush()
             os.fsync(handle.fileno())
 
+    def truncate_to(self, records: list[Record]) -> None:
+        """Rewrite the trajectory as exactly these records (dropping an unfinished round)."""
+        temporary = self.folder / f".{TRAJECTORY}.tmp"
+        temporary.write_text("".join(r.model_dump_json() + "\n" for r in records))
+        os.replace(temporary, self.folder / TRAJECTORY)
+
     def save_transcript(self, step: int, transcript: dict[str, Any]) -> None:
         path = self.folder / "llm" / f"step-{step:04d}.json"
-        path.write_text(json.dumps(transcript, indent=2, default=str))
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(transcript, indent=2, default=str))
+        os.replace(temporary, path)
 
     def save_best(self, record: Record) -> None:
         """Write to a temporary file, then rename: readers never see half a file."""
@@ -144,16 +179,43 @@ class Journal:
         os.replace(temporary, self.folder / BEST)
 
 
-def read_records(folder: Path) -> list[Record]:
+def read_records(folder: Path, drop_torn_tail: bool = False) -> list[Record]:
+    """The trajectory's records. A last line that does not parse (a write cut by a kill) is
+    dropped with a warning when `drop_torn_tail`, and the file is cut back to match;
+    anywhere else a bad line is an error naming it."""
     path = folder / TRAJECTORY
     if not path.is_file():
         raise UserError(f"{folder} is not a run folder: {TRAJECTORY} is missing")
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             records.append(Record.model_validate_json(line))
         except ValidationError as exc:
+            if drop_torn_tail and number == len(lines):
+                warnings.warn(
+                    f"{path}:{number}: dropped a torn last line ({len(line)} bytes)", stacklevel=2
+                )
+                Journal(folder).truncate_to(records)
+                break
             raise UserError(f"{path}:{number}: {describe_validation_error(exc)}") from None
     return records
+
+
+def _pid_in(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True

@@ -88,17 +88,27 @@ class Search:
         self.records: list[Record] = []
         self.round_start = 1
         self.stopped: str | None = None
+        self.stop_requested = False  # set by a signal handler: stop after the current round
 
     def run(
-        self, journal: Journal, on_record: Callable[[Record], None] = lambda r: None
+        self,
+        journal: Journal,
+        on_record: Callable[[Record], None] = lambda r: None,
+        previous: list[Record] | None = None,
     ) -> list[Record]:
-        """Search until the budget is spent; a reached LLM cap ends it early (see .stopped)."""
+        """Search until the budget is spent. `previous` (a killed run's records) resumes.
+
+        A reached LLM cap or a stop request (Ctrl-C) ends it after the current round; the
+        reason is in .stopped.
+        """
         self.journal, self.on_record = journal, on_record
         self.store = LearnerStore(self.evaluator, journal.folder / "learners")
-        self.stopped: str | None = None
-        self.baseline = self._start()
-        step = 1
+        self.stopped = None
+        step = self._restore(previous) if previous else self._begin()
         while step <= self.config.budget:
+            if self.stop_requested:
+                self.stopped = "stopped on request after the last finished step"
+                break
             wanted = min(self.config.llm.proposals_per_round, self.config.budget - step + 1)
             try:
                 proposals = self.proposer.propose(self._context(step, wanted), self._check)
@@ -112,11 +122,74 @@ class Search:
             records = _outranked([self._assess(step + i, p) for i, p in enumerate(proposals)])
             for record in records:
                 self._log(record)
-            winner = next((r for r in records if r.accepted), None)
-            if winner is not None:
-                self._adopt(winner)
+            self._finish_round(records)
             step += len(records)
         return self.records
+
+    def _begin(self) -> int:
+        self.baseline = self._start()
+        return 1
+
+    def _finish_round(self, records: list[Record]) -> None:
+        winner = next((r for r in records if r.accepted), None)
+        if winner is not None:
+            self._adopt(winner)
+
+    def _restore(self, previous: list[Record]) -> int:
+        """Rebuild the state an uninterrupted run would have after `previous`; returns the
+        next step. Learners come from the store, so nothing finished is trained again;
+        a stateful proposer (builtin, replay) is run through the recorded rounds and must
+        reproduce them. An unfinished last round is dropped and done again."""
+        start = previous[0]
+        if start.event != "baseline" or not start.accepted or start.stats is None:
+            raise UserError("cannot resume: the run has no trained starting baseline")
+        assert start.arch_hash and start.architecture and start.learners
+        self.first_step[start.arch_hash] = 0
+        stats, logloss = start.carried()
+        self.baseline = Baseline(
+            0,
+            self.evaluator.parse(start.architecture),
+            start.arch_hash,
+            start.learners,
+            stats,
+            logloss,
+        )
+        self.records.append(start)
+        self.on_record(start)
+        kept, step = [start], 1
+        for round_start, records in _rounds(previous[1:]):
+            wanted = min(self.config.llm.proposals_per_round, self.config.budget - round_start + 1)
+            if round_start != step or len(records) < wanted:
+                break  # cut short by the kill: do it again
+            if getattr(self.proposer, "stateful", False):
+                self._fast_forward(round_start, wanted, records)
+            self.round_start = round_start
+            for record in records:
+                self._remember(record)
+                self.records.append(record)
+                self.on_record(record)
+            self._finish_round(records)
+            kept.extend(records)
+            step = round_start + len(records)
+        if len(kept) < len(previous):
+            self.journal.truncate_to(kept)
+        return step
+
+    def _fast_forward(self, step: int, wanted: int, records: list[Record]) -> None:
+        proposals = self.proposer.propose(self._context(step, wanted), self._check)
+        produced = [[e.operation() for e in p.edits] for p in proposals[:wanted]]
+        if produced != [r.edits for r in records]:
+            raise UserError(
+                f"cannot resume: the proposer does not reproduce step {step} "
+                "(was the config or the code changed since the run started?)"
+            )
+
+    def _remember(self, record: Record) -> None:
+        if record.arch_hash is None:
+            return
+        self.first_step.setdefault(record.arch_hash, record.step)
+        if record.status == "failed" and record.cached_from is None:
+            self.failures[record.arch_hash] = record.reason
 
     def _start(self) -> Baseline:
         """The starting baseline gets the learners an accepted candidate ends up with."""
@@ -355,6 +428,15 @@ class Search:
         self.records.append(record)
         self.journal.append(record)
         self.on_record(record)
+
+
+def _rounds(records: list[Record]) -> list[tuple[int, list[Record]]]:
+    grouped: dict[int, list[Record]] = {}
+    for record in records:
+        grouped.setdefault(record.round if record.round is not None else record.step, []).append(
+            record
+        )
+    return sorted(grouped.items())
 
 
 def _outranked(records: list[Record]) -> list[Record]:

@@ -31,6 +31,7 @@ class _NeverRaised(Exception):
 
 
 class ReplayProposer(LLMProposer):
+    stateful = True  # its position in the recorded transcripts
     provider = "replay"
     label = "replay"
     auth_errors = ()

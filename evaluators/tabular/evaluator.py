@@ -39,6 +39,9 @@ class EvaluatorSettings(BaseModel):
     threads: int | None = Field(
         None, ge=1, le=512, description="CPU threads for torch; all cores when unset."
     )
+    timeout_s: float | None = Field(
+        None, gt=0, le=86_400, description="Fail a candidate whose training takes longer."
+    )
 
 
 def resolve_device(name: str) -> torch.device:
@@ -87,7 +90,9 @@ class TabularEvaluator:
         self._check_caps(size)
         seeds = [self.seed_base + j for j in range(first, first + learners)]
         try:
-            trained = train_learners(architecture, self.data, seeds, self.device)
+            trained = train_learners(
+                architecture, self.data, seeds, self.device, self.settings.timeout_s
+            )
             val = predict(trained, self.data, architecture, self.data.val)
             test = predict(trained, self.data, architecture, self.data.test)
         except CandidateFailed as exc:

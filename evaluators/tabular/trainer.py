@@ -46,8 +46,10 @@ def train_learners(
     data: EncodedDataset,
     seeds: list[int],
     device: torch.device,
+    timeout_s: float | None = None,
 ) -> Trained:
-    """Train one learner per seed, all at once; raises CandidateFailed naming the learner."""
+    """Train one learner per seed, all at once; raises CandidateFailed naming the learner,
+    or saying the training ran past `timeout_s`."""
     started = time.perf_counter()
     layout = Layout.of(architecture, data)
     bags = [
@@ -64,7 +66,7 @@ def train_learners(
         device,
     )
     masks = layout.field_masks(bags, device)
-    _fit(net, masks, architecture, data, seeds, device)
+    _fit(net, masks, architecture, data, seeds, device, timeout_s, started)
     return Trained(net, masks, time.perf_counter() - started)
 
 
@@ -92,7 +94,7 @@ def predict(
     return predictions
 
 
-def _fit(net, masks, architecture, data, seeds, device) -> None:
+def _fit(net, masks, architecture, data, seeds, device, timeout_s=None, started=0.0) -> None:
     recipe = architecture.training
     train = data.train
     categorical = train.categorical.to(device)
@@ -118,6 +120,10 @@ def _fit(net, masks, architecture, data, seeds, device) -> None:
             losses.sum().backward()
             optimizer.step()
             epoch_loss += losses.detach()
+            if timeout_s is not None and time.perf_counter() - started > timeout_s:
+                raise CandidateFailed(
+                    f"training ran past evaluator.timeout_s ({timeout_s:g} s) in epoch {epoch + 1}"
+                )
         # One synchronisation per epoch: a NaN anywhere in the epoch propagates to the sum.
         values = epoch_loss.tolist()
         for j, value in enumerate(values):
