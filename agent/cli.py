@@ -303,6 +303,57 @@ def gate(
 
 
 @app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="A run folder under runs/.")]) -> None:
+    """Write report.html (self-contained) and PNGs into the run folder; print a summary."""
+    from agent.display import print_summary
+    from agent.journal import read_records
+    from agent.report import write_report
+
+    records = read_records(run_dir)
+    try:
+        page = write_report(run_dir)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    print_summary(console, records, run_dir, sum(r.cost.train_seconds for r in records))
+    console.print(f"Report: {page}")
+
+
+@app.command()
+def runs(
+    runs_dir: Annotated[Path, typer.Option(help="Where run folders are.")] = Path("runs"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
+) -> None:
+    """List the run folders: state, steps, best predicted E_M, learners and LLM cost."""
+    from rich.table import Table
+
+    from agent.runs import list_runs
+
+    summaries = list_runs(runs_dir)
+    if as_json:
+        print(json.dumps([s.model_dump() for s in summaries], indent=2))
+        return
+    table = Table(title=f"Runs in {runs_dir}")
+    for column in (
+        "folder",
+        "state",
+        "steps",
+        "best step",
+        "best E_M",
+        "accepted",
+        "learners",
+        "LLM $",
+    ):
+        table.add_column(column, justify="left" if column in ("folder", "state") else "right")
+    for s in summaries:
+        best_step = "-" if s.best_step is None else str(s.best_step)
+        best = "-" if s.best_E_M is None else f"{s.best_E_M:.5f}"
+        progress = f"{s.steps}/{s.budget or '?'}"
+        cells = (s.folder, s.state, progress, best_step, best, str(s.accepted), str(s.learners))
+        table.add_row(*cells, f"{s.llm_cost:.4f}")
+    console.print(table)
+
+
+@app.command()
 def verify(
     run_dir: Annotated[Path, typer.Argument(help="A run folder under runs/.")],
     members: Annotated[int | None, typer.Option(help="M; the run's members if unset.")] = None,

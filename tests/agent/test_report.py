@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from agent.journal import LOCK
+from agent.report import write_report
+from agent.runs import list_runs
+from agent.verify import verify
+from tests.agent.test_cli import invoke
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def run_folder(monkeypatch, capsys, table_csv: Path, tmp_path: Path) -> Path:
+    code, _, _ = invoke(
+        monkeypatch, capsys, "run", "--budget", "6", "--data", str(table_csv), "--target", "label",
+        "--runs-dir", str(tmp_path / "runs"),
+    )  # fmt: skip
+    assert code == 0
+    (folder,) = (tmp_path / "runs").iterdir()
+    return folder
+
+
+def test_report_writes_pngs_and_one_self_contained_page(run_folder: Path):
+    verify(run_folder, members=4, steps="accepted")
+    page = write_report(run_folder)
+    names = ["trajectory", "frontier", "error_vs_disagreement", "cost", "verify"]
+    for name in names:
+        assert (run_folder / f"{name}.png").read_bytes().startswith(PNG)
+    text = page.read_text()
+    assert text.count("data:image/png;base64,") == len(names)
+    assert "<h2>Accepted trajectory</h2>" in text and 'src="http' not in text
+
+
+def test_report_command_prints_a_summary(monkeypatch, capsys, run_folder: Path):
+    code, out, _ = invoke(monkeypatch, capsys, "report", str(run_folder))
+    assert code == 0 and "6 proposals" in out and "report.html" in out
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
+def test_report_renders_in_headless_chromium(run_folder: Path, tmp_path: Path):
+    page = write_report(run_folder)
+    shot = tmp_path / "shot.png"
+    flags = [
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,2000",
+    ]  # fmt: skip
+    subprocess.run(
+        ["chromium", *flags, f"--screenshot={shot}", page.as_uri()],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert shot.read_bytes().startswith(PNG) and shot.stat().st_size > 50_000
+
+
+def test_runs_lists_state_progress_and_best(monkeypatch, capsys, run_folder: Path):
+    runs_dir = run_folder.parent
+    (summary,) = list_runs(runs_dir)
+    assert summary.state == "finished" and summary.steps == 6 and summary.budget == 6
+    assert summary.best_E_M is not None and summary.learners > 0
+    (run_folder / LOCK).write_text(str(os.getppid()))  # a live process writes it
+    assert list_runs(runs_dir)[0].state == "running"
+    (run_folder / LOCK).unlink()
+    code, out, _ = invoke(monkeypatch, capsys, "runs", "--runs-dir", str(runs_dir))
+    assert code == 0 and run_folder.name in out and "finished" in out
