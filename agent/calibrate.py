@@ -58,12 +58,16 @@ def calibrate(
     on_learner: Callable[[str, int], None] = lambda name, j: None,
 ) -> dict[str, Any]:
     evaluator = store.evaluator
-    pools = {}
-    for name, architecture in architectures.items():
-        pool, _ = store.ensure(
-            architecture, members, on_learner=lambda j, n=name: on_learner(n, j), chunk=4
-        )
-        pools[name] = pool.head(members)
+    names = {a.arch_hash(): n for n, a in architectures.items()}
+    store.prefetch(
+        [(a, members) for a in architectures.values()],
+        chunk=4,
+        on_learner=lambda arch_hash, j: on_learner(names[arch_hash], j),
+    )
+    pools = {
+        name: store.ensure(architecture, members)[0].head(members)
+        for name, architecture in architectures.items()
+    }
     y_val, y_test, task = evaluator.y_val, evaluator.y_test, evaluator.task
     rng = np.random.default_rng([seed, 0xCA1])
     truth = {name: realised_error(p.test, y_test, members, rng) for name, p in pools.items()}

@@ -130,7 +130,8 @@ def run(
         )
     proposer = make_proposer(settings.llm, settings.seed, budget_)
     evaluator = _evaluator(settings)
-    search = Search(settings, evaluator, proposer)
+    executor = _executor(evaluator, settings)
+    search = Search(settings, evaluator, proposer, executor)
     if resume is None:
         journal = Journal.create(Path(settings.runs_dir), settings.name, dump_config(settings))
     journal.lock()
@@ -155,6 +156,7 @@ def run(
         print_summary(console, search.records, journal.folder, time.monotonic() - started)
     finally:
         journal.unlock()
+        executor.close()
     if search.stopped:
         console.print(f"Stopped early: {search.stopped}; every finished step is in the run folder.")
     if search.stopped or problem:
@@ -436,11 +438,15 @@ def calibrate(
         raise UserError("calibrate needs at least two different architectures")
     if folder is None:
         folder = Journal.create(Path(settings.runs_dir), "calibrate", dump_config(settings)).folder
-    store = LearnerStore(evaluator, folder / "learners")
-    with _learner_progress("calibrate") as advance:
-        result = run_calibration(
-            architectures, store, members, pairs, settings.seed, confidence, on_learner=advance
-        )
+    executor = _executor(evaluator, settings)
+    store = LearnerStore(evaluator, folder / "learners", executor)
+    try:
+        with _learner_progress("calibrate") as advance:
+            result = run_calibration(
+                architectures, store, members, pairs, settings.seed, confidence, on_learner=advance
+            )
+    finally:
+        executor.close()
     (folder / "calibration.json").write_text(json.dumps(result, indent=2))
     if as_json:
         print(json.dumps(result, indent=2))
@@ -501,6 +507,15 @@ def _evaluator(settings: Config):
             raise UserError(f"data: {exc}") from None
         except ValueError as exc:  # e.g. evaluator.device cuda without CUDA
             raise UserError(str(exc)) from None
+
+
+def _executor(evaluator, settings: Config):
+    from agent.executors import make_executor
+
+    try:
+        return make_executor(evaluator, settings.executor)
+    except RuntimeError as exc:  # Ray asked for but not installed
+        raise UserError(str(exc)) from None
 
 
 def _data_overrides(

@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agent.errors import UserError, describe_validation_error
+from agent.executors import ExecutorSettings
 from agent.gate import Rule
 from evaluators.tabular.data import DataSpec
 from evaluators.tabular.evaluator import EvaluatorSettings, SpaceSettings
@@ -142,6 +143,7 @@ class Config(_Section):
     data: DataSpec = Field(default_factory=DataSpec)
     evaluator: EvaluatorSettings = Field(default_factory=EvaluatorSettings)
     space: SpaceSettings = Field(default_factory=SpaceSettings)
+    executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
     gate: GateSettings = Field(default_factory=GateSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
 

@@ -96,6 +96,7 @@ class Record(BaseModel):
     learners: int | None = None  # learners of this architecture behind the final judgement
     cached_from: int | None = None  # step whose learners were reused instead of retraining
     outranked_by: int | None = None  # passed the gate, but a sibling in its round did better
+    completion: int | None = None  # order its decision learners finished in within the round
     cost: Cost = Cost()
     llm: LLMUsage | None = None
     attempts: list[dict[str, Any]] | None = None  # the LLM's answers' problems, when repaired

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel
 
-from evaluators.base import Evaluator
+from agent.executors import Executor, LocalExecutor, TrainRequest
+from evaluators.base import CandidateFailed, Evaluation, Evaluator
 
 
 class Cost(BaseModel):
@@ -48,10 +49,13 @@ class Pool:
 
 
 class LearnerStore:
-    def __init__(self, evaluator: Evaluator, folder: Path | None):
+    def __init__(self, evaluator: Evaluator, folder: Path | None, executor: Executor | None = None):
         self.evaluator = evaluator
         self.folder = folder
+        self.executor = executor or LocalExecutor(evaluator)
         self.pools: dict[str, Pool] = {}
+        self.failed: dict[str, str] = {}  # architecture hash -> why its training failed
+        self.unbilled: dict[str, Cost] = {}  # trained by prefetch, not yet reported by ensure
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
 
@@ -73,21 +77,65 @@ class LearnerStore:
         on_learner: Callable[[int], None] = lambda j: None,
         chunk: int | None = None,
     ) -> tuple[Pool, Cost]:
-        """At least `count` learners of `architecture`; trains only the missing ones, `chunk`
-        at a time (all at once if None) and saves after each chunk.
+        """At least `count` learners of `architecture`, and the cost of those trained for it
+        since the last call; trains only the missing ones, `chunk` at a time.
 
         Raises evaluators.base.CandidateFailed; chunks finished before it are kept.
         """
         arch_hash = architecture.arch_hash()
+        self.prefetch([(architecture, count)], chunk, lambda h, j: on_learner(j))
+        if arch_hash in self.failed:
+            self.unbilled.pop(arch_hash, None)
+            raise CandidateFailed(self.failed.pop(arch_hash))
         pool = self.get(arch_hash)
-        cost = Cost()
-        while pool is None or len(pool) < count:
-            first = 0 if pool is None else len(pool)
-            size = count - first if chunk is None else min(chunk, count - first)
-            evaluation = self.evaluator.evaluate(architecture, size, first=first)
+        assert pool is not None and len(pool) >= count
+        return pool, self.unbilled.pop(arch_hash, Cost())
+
+    def prefetch(
+        self,
+        wants: list[tuple[BaseModel, int]],
+        chunk: int | None = None,
+        on_learner: Callable[[str, int], None] = lambda arch_hash, j: None,
+    ) -> list[str]:
+        """Train what `wants` lacks, every chunk of every architecture submitted at once so a
+        parallel executor runs them together. Results join their pool in seed order as they
+        arrive (each saved), so the pools do not depend on the order of completion. A failed
+        architecture is remembered and reported by the next `ensure`. Returns the
+        architectures' hashes in the order their requests finished."""
+        requests: list[TrainRequest] = []
+        for architecture, count in wants:
+            arch_hash = architecture.arch_hash()
+            have = len(self.get(arch_hash) or ())
+            if arch_hash in self.failed or have >= count:
+                continue
+            step = count - have if chunk is None else chunk
+            requests += [
+                TrainRequest(architecture, min(step, count - first), first)
+                for first in range(have, count, step)
+            ]
+        waiting: dict[str, dict[int, Evaluation]] = {}
+        finished: list[str] = []
+        for index, result in self.executor.run(requests):
+            request = requests[index]
+            arch_hash = request.architecture.arch_hash()
+            finished.append(arch_hash)
+            if isinstance(result, CandidateFailed):
+                self.failed.setdefault(arch_hash, str(result))
+                continue
+            waiting.setdefault(arch_hash, {})[request.first] = result
+            self._append_ready(arch_hash, waiting[arch_hash], on_learner)
+        return finished
+
+    def _append_ready(self, arch_hash: str, waiting: dict[int, Evaluation], on_learner) -> None:
+        pool = self.get(arch_hash)
+        while (first := len(pool or ())) in waiting:
+            evaluation = waiting.pop(first)
             if pool is None:
                 pool = Pool(
-                    evaluation.val_predictions, evaluation.test_predictions, evaluation.parameters
+                    evaluation.val_predictions,
+                    evaluation.test_predictions,
+                    evaluation.parameters,
+                    evaluation.flops,
                 )
             else:
                 pool = Pool(
@@ -98,10 +146,11 @@ class LearnerStore:
                 )
             self.pools[arch_hash] = pool
             self._save(arch_hash, pool)
-            cost = cost + Cost(learners_trained=size, train_seconds=evaluation.train_seconds)
+            size = evaluation.learners
+            trained = Cost(learners_trained=size, train_seconds=evaluation.train_seconds)
+            self.unbilled[arch_hash] = self.unbilled.get(arch_hash, Cost()) + trained
             for j in range(first, first + size):
-                on_learner(j)
-        return pool, cost
+                on_learner(arch_hash, j)
 
     def _save(self, arch_hash: str, pool: Pool) -> None:
         if self.folder is None:

@@ -32,6 +32,7 @@ from agent.config import Config
 from agent.costs import BudgetExhausted
 from agent.edits import ProposedEdits, apply_edits
 from agent.errors import UserError, describe_validation_error
+from agent.executors import Executor
 from agent.gate import Gate, Stats, statistics
 from agent.journal import (
     BaselineRef,
@@ -77,10 +78,17 @@ def make_gate(config: Config) -> Gate:
 
 
 class Search:
-    def __init__(self, config: Config, evaluator: Evaluator, proposer: Proposer):
+    def __init__(
+        self,
+        config: Config,
+        evaluator: Evaluator,
+        proposer: Proposer,
+        executor: Executor | None = None,
+    ):
         self.config = config
         self.evaluator = evaluator
         self.proposer = proposer
+        self.executor = executor
         self.gate = make_gate(config)
         self.start = initial_architecture(config, evaluator)
         self.first_step: dict[str, int] = {}  # architecture hash -> step that first trained it
@@ -89,6 +97,7 @@ class Search:
         self.round_start = 1
         self.stopped: str | None = None
         self.stop_requested = False  # set by a signal handler: stop after the current round
+        self.completion: dict[str, int] = {}
 
     def run(
         self,
@@ -102,7 +111,7 @@ class Search:
         reason is in .stopped.
         """
         self.journal, self.on_record = journal, on_record
-        self.store = LearnerStore(self.evaluator, journal.folder / "learners")
+        self.store = LearnerStore(self.evaluator, journal.folder / "learners", self.executor)
         self.stopped = None
         step = self._restore(previous) if previous else self._begin()
         while step <= self.config.budget:
@@ -119,12 +128,32 @@ class Search:
             if proposals[0].transcript is not None:
                 journal.save_transcript(step, proposals[0].transcript)
             self.round_start = step
+            self.completion = self._train_together(proposals)
             records = _outranked([self._assess(step + i, p) for i, p in enumerate(proposals)])
             for record in records:
                 self._log(record)
             self._finish_round(records)
             step += len(records)
         return self.records
+
+    def _train_together(self, proposals: list[Proposal]) -> dict[str, int]:
+        """Train the decision learners of a round's candidates at once (in parallel on a
+        parallel executor); returns the order they finished in, which is logged but never
+        decides anything."""
+        wants: dict[str, BaseModel] = {}
+        for proposal in proposals:
+            if proposal.problem is not None:
+                continue
+            try:
+                architecture = self._apply(proposal.edits)
+            except ValueError:
+                continue
+            arch_hash = architecture.arch_hash()
+            if arch_hash != self.baseline.arch_hash and arch_hash not in self.failures:
+                wants.setdefault(arch_hash, architecture)
+        learners = self.config.evaluator.learners
+        finished = self.store.prefetch([(a, learners) for a in wants.values()])
+        return {arch_hash: order for order, arch_hash in enumerate(dict.fromkeys(finished))}
 
     def _begin(self) -> int:
         self.baseline = self._start()
@@ -326,6 +355,7 @@ class Search:
             parameters=pool.parameters,
             flops=pool.flops,
             learners=final.stats.k,
+            completion=self.completion.get(architecture.arch_hash()),
             cost=sum((r.cost for r in rounds), Cost()),
             **fields,
         )

@@ -17,12 +17,14 @@ import numpy as np
 
 from agent.config import load_config
 from agent.errors import UserError
+from agent.executors import make_executor
 from agent.gate import ensemble_error, residuals, statistics
 from agent.journal import Record, read_records
 from agent.learners import LearnerStore
 
 VERIFY = "verify.json"
 _SUBSETS = 20  # random member subsets averaged per ensemble size below M
+_CHUNK = 2  # members per training request: small enough to spread over workers
 
 
 def ensemble_sizes(members: int) -> list[int]:
@@ -82,13 +84,25 @@ def verify(
     steps: str,
     on_learner: Callable[[str, int], None] = lambda arch_hash, j: None,
 ) -> dict[str, Any]:
+    """Members are trained in chunks of `_CHUNK` seeds, all architectures' chunks submitted
+    together: spread over Ray workers with `executor.kind: ray`, one after another locally."""
     from evaluators.tabular.evaluator import TabularEvaluator
 
     config = load_config(folder / "config.yaml", {})
     M = members or config.members
     records = choose_records(read_records(folder), steps)
     evaluator = TabularEvaluator(config.data, config.evaluator, config.seed, config.space)
-    store = LearnerStore(evaluator, folder / "learners")
+    executor = make_executor(evaluator, config.executor)
+    try:
+        store = LearnerStore(evaluator, folder / "learners", executor)
+        wanted = {r.arch_hash: evaluator.parse(r.architecture) for r in records if r.architecture}
+        store.prefetch([(a, M) for a in wanted.values()], chunk=_CHUNK, on_learner=on_learner)
+        return _verify(folder, records, store, evaluator, M, config.seed)
+    finally:
+        executor.close()
+
+
+def _verify(folder, records, store, evaluator, M: int, seed: int) -> dict[str, Any]:
     architectures: dict[str, dict[str, Any]] = {}
     for record in records:
         assert record.arch_hash and record.architecture and record.stats
@@ -96,14 +110,9 @@ def verify(
         entry["steps"].append(record.step)
         if "realised" in entry:
             continue
-        architecture = evaluator.parse(record.architecture)
-        pool, _ = store.ensure(
-            architecture, M, on_learner=lambda j, h=record.arch_hash: on_learner(h, j), chunk=4
-        )
+        pool, _ = store.ensure(evaluator.parse(record.architecture), M)
         entry.update(
-            _compare(
-                pool.head(M), record.stats.k, evaluator.y_val, evaluator.y_test, M, config.seed
-            )
+            _compare(pool.head(M), record.stats.k, evaluator.y_val, evaluator.y_test, M, seed)
         )
     result = {
         "members": M,

@@ -65,10 +65,28 @@ class TabularEvaluator:
         self.settings = settings
         self.limits = space or SpaceSettings()
         self.seed_base = seed * 1000
-        self.device = resolve_device(settings.device)
-        if settings.threads:
-            torch.set_num_threads(settings.threads)
-        self.data: EncodedDataset = load(data, seed)
+        self._attach(load(data, seed))
+
+    @classmethod
+    def from_data(
+        cls,
+        data: EncodedDataset,
+        settings: EvaluatorSettings,
+        seed: int,
+        space: SpaceSettings | None = None,
+    ) -> TabularEvaluator:
+        """An evaluator over data already loaded and encoded (a Ray worker's copy)."""
+        evaluator = cls.__new__(cls)
+        evaluator.settings, evaluator.limits = settings, space or SpaceSettings()
+        evaluator.seed_base = seed * 1000
+        evaluator._attach(data)
+        return evaluator
+
+    def _attach(self, data: EncodedDataset) -> None:
+        self.device = resolve_device(self.settings.device)
+        if self.settings.threads:
+            torch.set_num_threads(self.settings.threads)
+        self.data = data
         self.task = self.data.task
         self.y_val = self.data.labels(self.data.val)
         self.y_test = self.data.labels(self.data.test)

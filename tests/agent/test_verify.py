@@ -80,9 +80,10 @@ def test_an_interrupted_verify_keeps_finished_members(run_folder: Path, monkeypa
     monkeypatch.setattr(evaluator_module.TabularEvaluator, "evaluate", original)
     resumed = []
     verify(run_folder, members=16, steps="0", on_learner=lambda h, j: resumed.append(j))
+    from agent.verify import _CHUNK
+
     start = read_records(run_folder)[0]
-    chunk = 4
-    assert resumed == list(range(start.learners + chunk, 16))
+    assert resumed == list(range(start.learners + _CHUNK, 16))
 
 
 def test_unknown_steps_are_a_user_error(run_folder: Path):

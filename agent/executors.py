@@ -1,0 +1,140 @@
+"""Where learners are trained: in this process, or as Ray tasks across a cluster.
+
+The driver keeps the LLM loop, the journal and the learner store; an executor only turns
+training requests (an architecture, how many learners, from which seed index) into
+predictions. Every learner's numbers depend only on its seed, so the results, and every
+decision made from them, are the same whichever executor trained them and in whatever
+order they finished.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from evaluators.base import CandidateFailed, Evaluation
+
+
+class ExecutorSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["local", "ray"] = Field("local", description="local: in this process.")
+    address: str | None = Field(
+        None, description="Ray cluster address ('auto' to join a running one); local Ray if unset."
+    )
+    cpus_per_candidate: float = Field(1.0, gt=0, le=256)
+    gpus_per_candidate: float = Field(0.0, ge=0, le=16)
+    retries: int = Field(
+        0, ge=0, le=5, description="Retries of a task whose worker died (not of a failure)."
+    )
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    architecture: Any  # the evaluator's pydantic architecture
+    learners: int
+    first: int  # seed index of the first learner
+
+
+class Executor(Protocol):
+    def run(
+        self, requests: list[TrainRequest]
+    ) -> Iterator[tuple[int, Evaluation | CandidateFailed]]:
+        """Train the requests; yield (request index, result) as each finishes."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class LocalExecutor:
+    """One request after another, in this process (the learners of one request together)."""
+
+    def __init__(self, evaluator):
+        self.evaluator = evaluator
+
+    def run(self, requests: list[TrainRequest]):
+        for index, request in enumerate(requests):
+            try:
+                yield (
+                    index,
+                    self.evaluator.evaluate(request.architecture, request.learners, request.first),
+                )
+            except CandidateFailed as exc:
+                yield index, exc
+
+    def close(self) -> None:
+        pass
+
+
+def _train_remote(data, settings, seed, limits, document, learners, first) -> Evaluation:
+    """Runs on a Ray worker: an evaluator over the shared data, one training request."""
+    from evaluators.tabular.evaluator import TabularEvaluator
+
+    evaluator = TabularEvaluator.from_data(data, settings, seed, limits)
+    return evaluator.evaluate(evaluator.parse(document), learners, first)
+
+
+class RayExecutor:
+    """Each request a Ray task; the encoded dataset is put in the object store once."""
+
+    def __init__(self, evaluator, settings: ExecutorSettings, task: Callable = _train_remote):
+        import ray
+
+        self.ray = ray
+        self.owns_ray = not ray.is_initialized()  # a cluster we joined is not ours to stop
+        if self.owns_ray:
+            ray.init(
+                address=settings.address,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )
+        self.data = ray.put(evaluator.data)
+        self.arguments = (evaluator.settings, evaluator.seed_base // 1000, evaluator.limits)
+        self.task = ray.remote(
+            num_cpus=settings.cpus_per_candidate,
+            num_gpus=settings.gpus_per_candidate,
+            max_retries=settings.retries,
+        )(task)
+
+    def run(self, requests: list[TrainRequest]):
+        ray = self.ray
+        pending = {
+            self.task.remote(
+                self.data, *self.arguments, r.architecture.document(), r.learners, r.first
+            ): i
+            for i, r in enumerate(requests)
+        }
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            index = pending.pop(done[0])
+            try:
+                yield index, ray.get(done[0])
+            except ray.exceptions.RayTaskError as exc:  # raised inside the task
+                cause = exc.cause if isinstance(exc.cause, CandidateFailed) else exc
+                yield index, CandidateFailed(_first_line(cause))
+            except (ray.exceptions.WorkerCrashedError, ray.exceptions.RayError) as exc:
+                yield index, CandidateFailed(f"worker lost: {_first_line(exc)}")
+
+    def close(self) -> None:
+        if self.owns_ray:
+            self.ray.shutdown()
+
+
+def make_executor(evaluator, settings: ExecutorSettings) -> LocalExecutor | RayExecutor:
+    if settings.kind == "local":
+        return LocalExecutor(evaluator)
+    try:
+        return RayExecutor(evaluator, settings)
+    except ImportError:
+        raise RuntimeError(
+            "executor.kind is 'ray' but Ray is not installed: pip install 'edas-agent[ray]'"
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[-1] if text else type(exc).__name__

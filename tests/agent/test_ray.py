@@ -1,0 +1,104 @@
+"""The Ray executor: same results as the local one, faults become failed candidates."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from agent.config import Config, dump_config
+from agent.executors import (
+    ExecutorSettings,
+    LocalExecutor,
+    RayExecutor,
+    TrainRequest,
+    _train_remote,
+)
+from agent.journal import Journal, read_records
+from agent.loop import Search
+from agent.proposers.builtin import BuiltinProposer
+from agent.verify import verify
+from evaluators.base import CandidateFailed
+from evaluators.tabular.evaluator import TabularEvaluator
+
+TIMINGS = {
+    "time": True,
+    "cost": True,
+    "completion": True,
+    "rounds": {"__all__": {"cost": True}},
+    "reason": True,  # carries no timing, but compared through the rounds anyway
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+def search(config: Config, executor) -> Path:
+    evaluator = TabularEvaluator(config.data, config.evaluator, config.seed)
+    journal = Journal.create(Path(config.runs_dir), config.name, dump_config(config))
+    Search(config, evaluator, BuiltinProposer(config.seed), executor(evaluator)).run(journal)
+    return journal.folder
+
+
+def two_per_round(config: Config, kind: str, name: str) -> Config:
+    return config.model_copy(
+        update={
+            "budget": 6,
+            "name": name,
+            "llm": config.llm.model_copy(update={"proposals_per_round": 2}),
+            "executor": ExecutorSettings(kind=kind),
+        }
+    )
+
+
+def test_a_ray_run_equals_a_local_run_and_so_does_verify(fast_config: Config):
+    local_config, ray_config = (two_per_round(fast_config, k, k) for k in ("local", "ray"))
+    local = search(local_config, LocalExecutor)
+    remote = search(ray_config, lambda e: RayExecutor(e, ray_config.executor))
+    strip = lambda folder: [r.model_dump(exclude=TIMINGS) for r in read_records(folder)]  # noqa: E731
+    assert strip(remote) == strip(local)
+    assert [r.round for r in read_records(remote)[1:]] == [1, 1, 3, 3, 5, 5]
+    # verify reads the run's config: the Ray run's members are trained as Ray tasks.
+    verified = [verify(folder, members=5, steps="accepted") for folder in (local, remote)]
+    assert json.dumps(verified[0]["architectures"]) == json.dumps(verified[1]["architectures"])
+
+
+def failing_task(data, settings, seed, limits, document, learners, first):
+    """A task that raises for dropout 0.3 and kills its worker for dropout 0.2."""
+    dropout = document["tower"]["dropout"]
+    if dropout == 0.3:
+        raise CandidateFailed("learner 0: boom inside the task")
+    if dropout == 0.2:
+        os._exit(1)
+    return _train_remote(data, settings, seed, limits, document, learners, first)
+
+
+def test_a_raising_task_and_a_dead_worker_fail_only_their_candidates(fast_config: Config):
+    evaluator = TabularEvaluator(fast_config.data, fast_config.evaluator, fast_config.seed)
+    executor = RayExecutor(evaluator, ExecutorSettings(kind="ray"), task=failing_task)
+    requests = [
+        TrainRequest(evaluator.parse({"tower": {"dropout": d}}), 2, 0) for d in (0.1, 0.2, 0.3)
+    ]
+    results = dict(executor.run(requests))
+    assert results[0].val_predictions.shape[0] == 2
+    assert isinstance(results[1], CandidateFailed) and "worker" in str(results[1]).lower()
+    assert isinstance(results[2], CandidateFailed) and "boom inside the task" in str(results[2])
+    executor.close()
+    assert ray.is_initialized()  # closing an executor leaves a cluster it joined running
+
+
+def test_a_search_survives_failing_tasks(fast_config: Config):
+    config = fast_config.model_copy(update={"budget": 8, "executor": ExecutorSettings(kind="ray")})
+    folder = search(config, lambda e: RayExecutor(e, config.executor, task=failing_task))
+    records = read_records(folder)
+    assert len(records) == 9
+    failed = [r for r in records if r.status == "failed"]
+    assert failed and all("boom" in r.reason or "worker" in r.reason.lower() for r in failed)
