@@ -21,6 +21,7 @@ from rich.text import Text
 from agent.config import Config, dump_config, load_config, parse_llm_option
 from agent.errors import UserError, describe_validation_error
 from agent.gate import Gate, Rule, statistics
+from evaluators.base import CandidateFailed
 from evaluators.tabular.data import DataError
 
 app = typer.Typer(
@@ -378,6 +379,9 @@ def verify(
             result = verify_run(run_dir, members, steps, on_learner=advance)
         except DataError as exc:
             raise UserError(f"data: {exc}") from None
+        except CandidateFailed as exc:  # a member could not be trained (lost worker, NaN...)
+            _report("verify stopped:", f"{exc}; finished members are saved, rerun to resume")
+            raise typer.Exit(1) from None
     if as_json:
         print(json.dumps(result, indent=2))
         return

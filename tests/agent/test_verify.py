@@ -122,3 +122,19 @@ def test_cohens_kappa_by_hand():
     assert cohens_kappa(a, b) == pytest.approx(0.5)  # observed 0.75, chance 0.5
     assert cohens_kappa(a, a) == pytest.approx(1.0)
     assert cohens_kappa(np.ones(3, bool), np.ones(3, bool)) is None
+
+
+def test_a_member_that_cannot_be_trained_stops_verify_cleanly(
+    monkeypatch, capsys, run_folder: Path
+):
+    from evaluators.base import CandidateFailed
+    from evaluators.tabular import evaluator as evaluator_module
+    from tests.agent.test_cli import invoke
+
+    def lost_worker(self, architecture, learners, first=0):
+        raise CandidateFailed("worker lost: the node went away")
+
+    monkeypatch.setattr(evaluator_module.TabularEvaluator, "evaluate", lost_worker)
+    code, _, err = invoke(monkeypatch, capsys, "verify", str(run_folder), "--members", "6")
+    assert code == 1 and "verify stopped: worker lost" in err and "rerun to resume" in err
+    assert "Traceback" not in err
