@@ -67,10 +67,9 @@ def _trajectory(records: list[Record]):
     axes.step(
         steps, levels, where="post", color="black", linewidth=2, label="baseline (predicted E_M)"
     )
-    for status, colour in COLOURS.items():
-        points = [(r.step, r.carried()[0].E_M) for r in _evaluated(records) if r.status == status]
-        if points:
-            axes.scatter(*zip(*points, strict=True), s=22, color=colour, label=status, zorder=3)
+    _scatter_by_status(
+        axes, [((r.step, r.carried()[0].E_M), r.status) for r in _evaluated(records)]
+    )
     unjudged = [r.step for r in records if r.event == "proposal" and r.carried()[0] is None]
     if unjudged:
         bottom = min(v for v in levels if v is not None)
@@ -121,10 +120,7 @@ def _frontier(records: list[Record]):
 def _error_vs_disagreement(records: list[Record]):
     figure, axes = plt.subplots(figsize=(7, 5))
     points = [(r.carried()[0], r.status) for r in [records[0], *_evaluated(records)]]
-    for status, colour in COLOURS.items():
-        chosen = [(s.D, s.E) for s, st in points if st == status]
-        if chosen:
-            axes.scatter(*zip(*chosen, strict=True), s=22, color=colour, label=status)
+    _scatter_by_status(axes, [((s.D, s.E), status) for s, status in points])
     if points:
         members = records[0].members
         d_values = [s.D for s, _ in points]
@@ -224,6 +220,14 @@ Ensemble size M = {records[0].members}, rule {records[0].rule}.</p>
 {figures}
 </body></html>
 """
+
+
+def _scatter_by_status(axes, points: list[tuple[tuple[float, float], str]]) -> None:
+    """One colour and legend entry per outcome."""
+    for status, colour in COLOURS.items():
+        chosen = [xy for xy, st in points if st == status]
+        if chosen:
+            axes.scatter(*zip(*chosen, strict=True), s=22, color=colour, label=status, zorder=3)
 
 
 def _base64(path: Path) -> str:
