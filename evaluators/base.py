@@ -38,7 +38,7 @@ class Evaluation:
     parameters: int  # trainable parameters of one learner
     flops: int  # forward FLOPs per example of one learner
     train_seconds: float
-    learner_seconds: tuple[float, ...]
+    learner_seconds: tuple[float, ...]  # each learner's even share: they train together
 
     @property
     def learners(self) -> int:
