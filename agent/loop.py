@@ -186,7 +186,7 @@ class Search:
         self.records.append(start)
         self.on_record(start)
         kept, step = [start], 1
-        for round_start, records in _rounds(previous[1:]):
+        for round_start, records in _group_by_round(previous[1:]):
             wanted = min(self.config.llm.proposals_per_round, self.config.budget - round_start + 1)
             if round_start != step or len(records) < wanted:
                 break  # cut short by the kill: do it again
@@ -460,7 +460,7 @@ class Search:
         self.on_record(record)
 
 
-def _rounds(records: list[Record]) -> list[tuple[int, list[Record]]]:
+def _group_by_round(records: list[Record]) -> list[tuple[int, list[Record]]]:
     grouped: dict[int, list[Record]] = {}
     for record in records:
         grouped.setdefault(record.round if record.round is not None else record.step, []).append(
