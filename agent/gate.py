@@ -232,20 +232,11 @@ def _reason(baseline: Stats, candidate: Stats, members: int, rule: Rule, accepte
     return f"paper: rho {candidate.rho:.4f} {verdict} frontier {limit:.4f} ({mechanisms})"
 
 
-class Judgement(BaseModel):
-    """One comparison of a candidate's learners with the baseline's, as logged."""
-
-    model_config = ConfigDict(frozen=True)
+class Judgement(Decision):
+    """A decision with the candidate statistics it was made on, as logged."""
 
     stats: Stats
     logloss: LogLossStats | None = None
-    delta_E: float
-    rules: Rules
-    rule: Rule
-    confidence: float | None = None
-    interval: Interval | None = None
-    accepted: bool
-    reason: str
 
 
 class Gate:

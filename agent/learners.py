@@ -70,20 +70,14 @@ class LearnerStore:
                     )
         return self.pools.get(arch_hash)
 
-    def ensure(
-        self,
-        architecture: BaseModel,
-        count: int,
-        on_learner: Callable[[int], None] = lambda j: None,
-        chunk: int | None = None,
-    ) -> tuple[Pool, Cost]:
+    def ensure(self, architecture: BaseModel, count: int) -> tuple[Pool, Cost]:
         """At least `count` learners of `architecture`, and the cost of those trained for it
-        since the last call; trains only the missing ones, `chunk` at a time.
+        since the last call; trains only the missing ones.
 
-        Raises evaluators.base.CandidateFailed; chunks finished before it are kept.
+        Raises evaluators.base.CandidateFailed; learners finished before it are kept.
         """
         arch_hash = architecture.arch_hash()
-        self.prefetch([(architecture, count)], chunk, lambda h, j: on_learner(j))
+        self.prefetch([(architecture, count)])
         if arch_hash in self.failed:
             self.unbilled.pop(arch_hash, None)
             raise CandidateFailed(self.failed.pop(arch_hash))
