@@ -172,17 +172,8 @@ class Search:
         start = previous[0]
         if start.event != "baseline" or not start.accepted or start.stats is None:
             raise UserError("cannot resume: the run has no trained starting baseline")
-        assert start.arch_hash and start.architecture and start.learners
-        self.first_step[start.arch_hash] = 0
-        stats, logloss = start.carried()
-        self.baseline = Baseline(
-            0,
-            self.evaluator.parse(start.architecture),
-            start.arch_hash,
-            start.learners,
-            stats,
-            logloss,
-        )
+        self.baseline = self._baseline_of(start)
+        self.first_step[self.baseline.arch_hash] = 0
         self.records.append(start)
         self.on_record(start)
         kept, step = [start], 1
@@ -440,11 +431,16 @@ class Search:
         )
 
     def _adopt(self, record: Record) -> None:
+        self.baseline = self._baseline_of(record)
+        self.journal.save_best(record)
+
+    def _baseline_of(self, record: Record) -> Baseline:
+        """An accepted record as the baseline, with the statistics it carries forward."""
         assert record.arch_hash is not None and record.architecture is not None
         assert record.learners is not None
         stats, logloss = record.carried()
         assert stats is not None
-        self.baseline = Baseline(
+        return Baseline(
             step=record.step,
             architecture=self.evaluator.parse(record.architecture),
             arch_hash=record.arch_hash,
@@ -452,7 +448,6 @@ class Search:
             stats=stats,
             logloss=logloss,
         )
-        self.journal.save_best(record)
 
     def _log(self, record: Record) -> None:
         self.records.append(record)
