@@ -84,7 +84,7 @@ def run(
 ) -> None:
     """Search: propose, train learners, gate, log. Ctrl-C stops after the current step
     (twice: at once); --resume continues a stopped or killed run."""
-    from agent.costs import LLMBudget
+    from agent.costs import LLMBudget, Spend
     from agent.display import LiveDisplay, print_summary
     from agent.journal import Journal, read_records
     from agent.loop import BaselineFailed, Search
@@ -122,13 +122,7 @@ def run(
         settings = load_config(config, {**overrides, **fresh})
     budget_ = LLMBudget(settings.llm)
     if previous:
-        usages = [r.llm for r in previous if r.llm is not None]
-        budget_.restore(
-            sum(u.calls for u in usages),
-            sum(u.input_tokens for u in usages),
-            sum(u.output_tokens for u in usages),
-            sum(u.cost or 0.0 for u in usages),
-        )
+        budget_.restore(Spend.of(r.llm for r in previous))
     proposer = make_proposer(settings.llm, settings.seed, budget_)
     evaluator = _evaluator(settings)
     executor = _executor(evaluator, settings)

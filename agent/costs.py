@@ -36,6 +36,18 @@ class Spend(BaseModel):
     cost: float = 0.0
     priced: bool = True  # False once a call of a model without a known price was made
 
+    @classmethod
+    def of(cls, usages) -> Spend:
+        """What per-proposal LLMUsage records (None where there was no LLM) add up to."""
+        used = [u for u in usages if u is not None]
+        return cls(
+            calls=sum(u.calls for u in used),
+            input_tokens=sum(u.input_tokens for u in used),
+            output_tokens=sum(u.output_tokens for u in used),
+            cost=sum(u.cost or 0.0 for u in used),
+            priced=all(u.cost is not None for u in used if u.calls),
+        )
+
 
 class LLMBudget:
     def __init__(self, settings: LLMSettings):
@@ -43,11 +55,9 @@ class LLMBudget:
         self.prices = {**BUILTIN_PRICES, **settings.prices}
         self.spend = Spend()
 
-    def restore(self, calls: int, input_tokens: int, output_tokens: int, cost: float) -> None:
+    def restore(self, spent: Spend) -> None:
         """What a resumed run had already spent, so caps count from there."""
-        self.spend = Spend(
-            calls=calls, input_tokens=input_tokens, output_tokens=output_tokens, cost=cost
-        )
+        self.spend = spent
 
     def price(self, model: str) -> Price | None:
         local = self.settings.provider in _FREE or self.settings.provider == "openai-compatible"

@@ -13,6 +13,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from agent.costs import Spend
 from agent.journal import Record
 
 STATUS_STYLE = {
@@ -133,13 +134,9 @@ def print_summary(console: Console, records: list[Record], folder: Path, seconds
 
 
 def llm_spend(records: list[Record]) -> str:
-    usages = [r.llm for r in records if r.llm is not None]
-    calls = sum(u.calls for u in usages)
-    tokens_in = sum(u.input_tokens for u in usages)
-    tokens_out = sum(u.output_tokens for u in usages)
-    costs = [u.cost for u in usages if u.calls]
-    money = "cost unknown (no price)" if None in costs else f"${sum(c or 0.0 for c in costs):.4f}"
-    return f"{calls} calls, {tokens_in:,} input + {tokens_out:,} output tokens, {money}"
+    s = Spend.of(r.llm for r in records)
+    money = f"${s.cost:.4f}" if s.priced else "cost unknown (no price)"
+    return f"{s.calls} calls, {s.input_tokens:,} input + {s.output_tokens:,} output tokens, {money}"
 
 
 def _decision_text(record: Record) -> Text:

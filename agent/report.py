@@ -24,6 +24,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
+from agent.costs import Spend
 from agent.journal import Record, read_records
 from agent.verify import VERIFY
 
@@ -187,12 +188,8 @@ def _html(folder: Path, records: list[Record], images: list[str]) -> str:
         for r in accepted
         if (s := r.carried()[0]) is not None and r.test is not None
     )
-    usages = [r.llm for r in records if r.llm is not None]
-    spend = (
-        f"{sum(u.calls for u in usages)} LLM calls, "
-        f"{sum(u.input_tokens + u.output_tokens for u in usages):,} tokens, "
-        f"${sum(u.cost or 0.0 for u in usages):.4f}"
-    )
+    s = Spend.of(r.llm for r in records)
+    spend = f"{s.calls} LLM calls, {s.input_tokens + s.output_tokens:,} tokens, ${s.cost:.4f}"
     figures = "".join(
         f'<figure><img alt="{name}" src="data:image/png;base64,{_base64(folder / name)}">'
         f"<figcaption>{name}</figcaption></figure>"

@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel
 
+from agent.costs import Spend
 from agent.errors import UserError
 from agent.journal import CONFIG, LOCK, TRAJECTORY, _alive, _pid_in, read_records
 
@@ -61,7 +62,7 @@ def _summary(folder: Path, records) -> RunSummary:
         best_E_M=best.carried()[0].E_M if best and best.carried()[0] else None,
         accepted=sum(r.accepted for r in records if r.event == "proposal"),
         learners=sum(r.cost.learners_trained for r in records),
-        llm_cost=sum((r.llm.cost or 0.0) for r in records if r.llm),
+        llm_cost=Spend.of(r.llm for r in records).cost,
     )
 
 
