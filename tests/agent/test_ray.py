@@ -49,16 +49,29 @@ def search(config: Config, executor) -> Path:
 
 
 def two_per_round(config: Config, kind: str, name: str) -> Config:
+    # Ray workers run torch on one thread; the driver must too for bit-equal float sums
+    # (threaded matmuls may sum in another order, and verify's results are compared exactly).
     return config.model_copy(
         update={
             "budget": 6,
             "name": name,
             "llm": config.llm.model_copy(update={"proposals_per_round": 2}),
             "executor": ExecutorSettings(kind=kind),
+            "evaluator": config.evaluator.model_copy(update={"threads": 1}),
         }
     )
 
 
+@pytest.fixture
+def restore_threads():
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.usefixtures("restore_threads")
 def test_a_ray_run_equals_a_local_run_and_so_does_verify(fast_config: Config):
     local_config, ray_config = (two_per_round(fast_config, k, k) for k in ("local", "ray"))
     local = search(local_config, LocalExecutor)
