@@ -42,6 +42,9 @@ TargetOption = Annotated[str | None, typer.Option(help="Target column of --data.
 TaskOption = Annotated[str | None, typer.Option(help="binary, multiclass or regression.")]
 SeedOption = Annotated[int | None, typer.Option(help="Run seed: split, learners, proposer.")]
 ColumnsOption = Annotated[str | None, typer.Option(help="Comma-separated column names.")]
+IgnoreOption = Annotated[
+    str | None, typer.Option(help="Comma-separated columns to leave out of the features.")
+]
 SplitOption = Annotated[
     str | None, typer.Option(help="Column holding train / val / test for each row.")
 ]
@@ -64,6 +67,7 @@ def run(
     task: TaskOption = None,
     categorical: ColumnsOption = None,
     numeric: ColumnsOption = None,
+    ignore: IgnoreOption = None,
     split_column: SplitOption = None,
     runs_dir: Annotated[str | None, typer.Option(help="Where run folders are created.")] = None,
     name: Annotated[str | None, typer.Option(help="Run name (folder suffix).")] = None,
@@ -101,7 +105,7 @@ def run(
         "name": name,
         "seed": seed,
         "llm.replay_from": replay_from,
-        **_data_overrides(data, target, task, categorical, numeric, split_column),
+        **_data_overrides(data, target, task, categorical, numeric, ignore, split_column),
         **(parse_llm_option(llm) if llm else {}),
         **_parse_sets(set_),
     }
@@ -210,6 +214,7 @@ def evaluate(
     task: TaskOption = None,
     categorical: ColumnsOption = None,
     numeric: ColumnsOption = None,
+    ignore: IgnoreOption = None,
     split_column: SplitOption = None,
     seed: SeedOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
@@ -223,7 +228,7 @@ def evaluate(
         "evaluator.learners": learners,
         "members": members,
         "seed": seed,
-        **_data_overrides(data, target, task, categorical, numeric, split_column),
+        **_data_overrides(data, target, task, categorical, numeric, ignore, split_column),
     }
     settings = load_config(config, overrides)
     evaluator = _evaluator(settings)
@@ -402,6 +407,7 @@ def calibrate(
     task: TaskOption = None,
     categorical: ColumnsOption = None,
     numeric: ColumnsOption = None,
+    ignore: IgnoreOption = None,
     split_column: SplitOption = None,
     seed: SeedOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
@@ -418,7 +424,10 @@ def calibrate(
         raise UserError("calibrate needs --members >= 4, --pairs >= 1, --confidence in [0.5, 1)")
     settings = load_config(
         config,
-        {"seed": seed, **_data_overrides(data, target, task, categorical, numeric, split_column)},
+        {
+            "seed": seed,
+            **_data_overrides(data, target, task, categorical, numeric, ignore, split_column),
+        },
     )
     evaluator = _evaluator(settings)
     documents = (
@@ -498,13 +507,16 @@ def _evaluator(settings: Config):
 
     with console.status(f"Loading data '{settings.data.path}'"):
         try:
-            return TabularEvaluator(
+            evaluator = TabularEvaluator(
                 settings.data, settings.evaluator, settings.seed, settings.space
             )
         except DataError as exc:
             raise UserError(f"data: {exc}") from None
         except ValueError as exc:  # e.g. evaluator.device cuda without CUDA
             raise UserError(str(exc)) from None
+    for note in evaluator.notes:  # on stderr, so `--json` output stays clean
+        errors.print(Text.assemble(("note:", "bold yellow"), " ", note), soft_wrap=True)
+    return evaluator
 
 
 def _executor(evaluator, settings: Config):
@@ -522,6 +534,7 @@ def _data_overrides(
     task: str | None,
     categorical: str | None,
     numeric: str | None,
+    ignore: str | None,
     split_column: str | None,
 ) -> dict[str, Any]:
     def columns(text: str | None) -> list[str] | None:
@@ -533,6 +546,7 @@ def _data_overrides(
         "data.task": task,
         "data.categorical": columns(categorical),
         "data.numeric": columns(numeric),
+        "data.ignore": columns(ignore),
         "data.split_column": split_column,
     }
 

@@ -100,6 +100,7 @@ class Record(BaseModel):
     cost: Cost = Cost()
     llm: LLMUsage | None = None
     attempts: list[dict[str, Any]] | None = None  # the LLM's answers' problems, when repaired
+    notes: list[str] = []  # baseline: what loading did to the data (rows dropped, ...)
 
     def carried(self) -> tuple[Stats | None, LogLossStats | None]:
         """The statistics this architecture carries forward when it becomes the baseline."""

@@ -235,6 +235,7 @@ class Search:
             flops=pool.flops,
             learners=learners,
             cost=cost,
+            notes=list(self.evaluator.notes),
             **fields,
         )
         self._log(record)

@@ -49,6 +49,7 @@ class Evaluator(Protocol):
     task: Task
     y_val: np.ndarray
     y_test: np.ndarray
+    notes: tuple[str, ...]  # what loading did to the user's data (rows or columns dropped, ...)
 
     def space(self) -> type[BaseModel]:
         """The pydantic model of an architecture document."""

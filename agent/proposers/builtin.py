@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import jsonpointer
 import numpy as np
 
 from agent.edits import Edit, apply_edits
@@ -88,7 +89,15 @@ def remove_layer(doc: Document, rng: np.random.Generator, _: ProposalContext):
     return [Edit(op="remove", path=f"/tower/widths/{len(widths) - 1}")] if len(widths) > 1 else None
 
 
-def resize_embeddings(doc: Document, rng: np.random.Generator, _: ProposalContext):
+def _embeds_nothing(doc: Document, context: ProposalContext) -> bool:
+    """No categorical columns and numerics not bucketised: embeddings have no effect."""
+    categorical = context.dataset.get("categorical_fields", {})
+    return not categorical and doc["numeric"]["transform"] != "bucketize"
+
+
+def resize_embeddings(doc: Document, rng: np.random.Generator, context: ProposalContext):
+    if _embeds_nothing(doc, context):
+        return None
     dim = doc["embeddings"]["dim"]
     new = int(rng.choice([d for d in (max(1, dim // 2), min(64, dim * 2)) if d != dim]))
     return [_replace("/embeddings/dim", new)]
@@ -103,10 +112,14 @@ def field_embedding(doc: Document, rng: np.random.Generator, context: ProposalCo
         return None
     field = str(rng.choice(candidates))
     dim = min(64, doc["embeddings"]["dim"] * 2)
-    return [Edit(op="add", path=f"/embeddings/per_field/{field}", value=dim)]
+    # RFC 6901: a '/' or '~' in the field name is written '~1' or '~0' in the path.
+    path = f"/embeddings/per_field/{jsonpointer.escape(field)}"
+    return [Edit(op="add", path=path, value=dim)]
 
 
-def toggle_numeric_transform(doc: Document, rng: np.random.Generator, _: ProposalContext):
+def toggle_numeric_transform(doc: Document, rng: np.random.Generator, context: ProposalContext):
+    if not context.dataset.get("numeric_fields"):
+        return None
     current = doc["numeric"]["transform"]
     new = "standard" if current == "log_standard" else "log_standard"
     return [_replace("/numeric/transform", new)]
@@ -122,9 +135,21 @@ def change_activation(doc: Document, rng: np.random.Generator, _: ProposalContex
     return [_replace("/tower/activation", str(rng.choice(options)))]
 
 
+def _with_fields(mutation: Mutation, at_least: int) -> Mutation:
+    """`mutation`, where the table has at least this many feature columns (bagging one
+    column keeps it whatever the fraction)."""
+
+    def mutate(doc: Document, rng: np.random.Generator, context: ProposalContext):
+        fields = len(context.dataset.get("categorical_fields", {}))
+        fields += len(context.dataset.get("numeric_fields", []))
+        return mutation(doc, rng, context) if fields >= at_least else None
+
+    return mutate
+
+
 # Diversity: make learners of one architecture disagree more.
 DIVERSITY: dict[str, Mutation] = {
-    "bag_fewer_fields": _nudge("bagging", "fraction", -0.1, 0.2, 1.0),
+    "bag_fewer_fields": _with_fields(_nudge("bagging", "fraction", -0.1, 0.2, 1.0), 2),
     "more_dropout": _nudge("tower", "dropout", 0.1, 0.0, 0.5),
     "smaller_batch": _scale("training", "batch_size", 0.5, _MIN_BATCH, 4096),
     "higher_lr": _scale("training", "lr", 2.0, 1e-4, 0.03),
@@ -146,7 +171,7 @@ ACCURACY: dict[str, Mutation] = {
     "change_norm": change_norm,
     "change_activation": change_activation,
     "less_dropout": _nudge("tower", "dropout", -0.1, 0.0, 0.5),
-    "bag_more_fields": _nudge("bagging", "fraction", 0.1, 0.2, 1.0),
+    "bag_more_fields": _with_fields(_nudge("bagging", "fraction", 0.1, 0.2, 1.0), 2),
 }
 
 

@@ -1,8 +1,15 @@
 """Tabular datasets: load a table, split it once from the run seed, encode it into tensors.
 
 Encodings (category ids, numeric standardisation) are fitted on the training split only,
-so validation and test statistics are honest. The built-in default is UCI Adult, vendored
-in `evaluators/tabular/datasets/` (see ATTRIBUTION.md there).
+so validation and test statistics are honest. Column roles and cleaning are decided in
+`columns.py`. The built-in default is UCI Adult, vendored in `evaluators/tabular/datasets/`
+(see ATTRIBUTION.md there).
+
+Regression targets are standardised with the training split's mean and standard deviation,
+and every statistic (E, D, sigma2, E_M) and metric is computed on that scale: the learning
+rates of the space work for targets of any magnitude, E reads like 1 - R^2, and float32
+predictions keep their precision whatever the target's offset. `EncodedDataset.target_mean`
+and `target_std` convert back to the target's own units.
 """
 
 from __future__ import annotations
@@ -17,16 +24,14 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from evaluators.base import Task
+from evaluators.tabular.columns import DataError, Prepared, Roles, Table, prepare
+
+__all__ = ["DataError", "DataSpec", "EncodedDataset", "Part", "Table", "load"]
 
 BUILTIN_ADULT = "adult"
 _ADULT_TARGET = "income"
 _FORMATS = ("criteo", "avazu", "synthetic")
 _SPLIT_NAMES = {"train": 0, "val": 1, "valid": 1, "validation": 1, "test": 2}
-_MAX_CLASSES = 50
-
-
-class DataError(ValueError):
-    """A data file or data setting that cannot be used, with a message for the user."""
 
 
 class DataSpec(BaseModel):
@@ -43,6 +48,7 @@ class DataSpec(BaseModel):
     task: Task | None = Field(None, description="Inferred from the target when absent.")
     categorical: list[str] | None = Field(None, description="Inferred from dtypes when absent.")
     numeric: list[str] | None = Field(None, description="Inferred from dtypes when absent.")
+    ignore: list[str] = Field(default_factory=list, description="Columns left out of the features.")
     split_column: str | None = Field(
         None, description="Column with train / val / test per row, instead of random fractions."
     )
@@ -85,45 +91,38 @@ class EncodedDataset:
     numeric_fields: list[str]
     cardinalities: list[int]  # per categorical field, including id 0
     classes: list[str]  # class labels (binary: [negative, positive]); empty for regression
-    target_mean: float  # regression targets are trained standardised and reported in
-    target_std: float  # their own units
+    target_mean: float  # regression targets are standardised with these (training split);
+    target_std: float  # statistics are on that scale (module docstring)
     train: Part
     val: Part
     test: Part
+    notes: tuple[str, ...] = ()  # what loading did to the table that the user should know
 
     @property
     def n_outputs(self) -> int:
         return len(self.classes) if self.task == "multiclass" else 1
 
     def labels(self, part: Part) -> np.ndarray:
-        """Targets in the units the statistics are computed in."""
-        y = part.y.numpy()
-        if self.task == "regression":
-            return y.astype(np.float64) * self.target_std + self.target_mean
-        return y
+        """Targets on the scale the statistics are computed on (regression: standardised)."""
+        return part.y.numpy()
 
-
-@dataclass(frozen=True)
-class Table:
-    """A raw table and what is known about its columns before inference."""
-
-    frame: pd.DataFrame
-    target: str
-    name: str
-    categorical: list[str] | None = None
-    numeric: list[str] | None = None
+    def original_units(self, values: np.ndarray) -> np.ndarray:
+        """Regression values on the statistics' scale, in the target's own units."""
+        return np.asarray(values, dtype=np.float64) * self.target_std + self.target_mean
 
 
 def load(spec: DataSpec, seed: int) -> EncodedDataset:
-    """Read, validate, split (from `seed` or the split column) and encode a dataset."""
+    """Read, validate, split (from `seed` or the split column) and encode a dataset.
+
+    Raises DataError with one line naming the file, the column and what to do."""
     table = _read(spec)
-    frame, target = table.frame, table.target
-    categorical, numeric = _columns(table, spec)
-    task = spec.task or _infer_task(frame[target])
-    train_idx, val_idx, test_idx = _split(frame, spec, seed)
-    return _encode(
-        frame, target, task, categorical, numeric, table.name, train_idx, val_idx, test_idx
-    )
+    roles = Roles(spec.categorical, spec.numeric, spec.ignore, spec.split_column, spec.task)
+    try:
+        prepared = prepare(table, roles)
+        train_idx, val_idx, test_idx = _split(prepared.frame, spec, seed)
+    except DataError as exc:
+        raise DataError(f"{table.source or table.name}: {exc}") from None
+    return _encode(prepared, table.name, train_idx, val_idx, test_idx)
 
 
 def _read(spec: DataSpec) -> Table:
@@ -148,23 +147,50 @@ def _read(spec: DataSpec) -> Table:
     if kind in ("criteo", "avazu"):
         return _read_criteo(Path(rest)) if kind == "criteo" else _read_avazu(Path(rest))
     path = Path(spec.path)
-    frame = _read_file(
-        path, lambda p: pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
-    )
+    parquet = path.suffix == ".parquet"
+    # The header first: pandas renames a repeated CSV column 'x' to 'x.1' silently, and
+    # pyarrow's error for a repeated Parquet column does not say which one it is.
+    _refuse_repeated_names(path, _read_file(path, _parquet_names if parquet else _csv_names))
+    frame = _read_file(path, pd.read_parquet if parquet else pd.read_csv)
     assert spec.target is not None  # guaranteed by DataSpec
-    return Table(frame, spec.target, path.name)
+    return Table(frame, spec.target, path.name, source=str(path))
 
 
-def _read_file(path: Path, reader) -> pd.DataFrame:
+def _read_file(path: Path, reader):
+    """reader(path), its failures as one-line DataErrors; an empty table is one too."""
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
     try:
-        frame = reader(path)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, ValueError, ImportError) as exc:
-        raise DataError(f"cannot read {path}: {exc}") from exc
-    if frame.empty:
-        raise DataError(f"{path} has no rows")
-    return frame
+        content = reader(path)
+    except pd.errors.EmptyDataError:
+        raise DataError(
+            f"cannot read {path}: it is empty; a table needs a header and rows"
+        ) from None
+    except (pd.errors.ParserError, ValueError, ImportError, OSError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"cannot read {path}: {reason}") from None
+    if isinstance(content, pd.DataFrame) and content.empty:
+        raise DataError(f"{path} has a header but no rows")
+    return content
+
+
+def _csv_names(path: Path) -> list[str]:
+    return pd.read_csv(path, header=None, nrows=1, dtype=str).iloc[0].tolist()
+
+
+def _parquet_names(path: Path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    return pq.read_schema(path).names
+
+
+def _refuse_repeated_names(path: Path, names: list[str]) -> None:
+    repeated = [name for i, name in enumerate(names) if name in names[:i]]
+    if repeated:
+        raise DataError(
+            f"{path}: column {repeated[0]!r} appears more than once in the header; "
+            "rename one of them"
+        )
 
 
 def _read_criteo(path: Path) -> Table:
@@ -205,68 +231,6 @@ def _read_avazu(path: Path) -> Table:
     return Table(frame, "click", path.name, categorical, [])
 
 
-def _columns(table: Table, spec: DataSpec) -> tuple[list[str], list[str]]:
-    frame, target = table.frame, table.target
-    if target not in frame.columns:
-        raise DataError(f"target column {target!r} not in the data; columns: {list(frame.columns)}")
-    y = frame[target]
-    if y.isna().any():
-        raise DataError(f"target column {target!r} has {int(y.isna().sum())} missing values")
-    if y.nunique() < 2:
-        raise DataError(f"target column {target!r} is constant")
-    features = [c for c in frame.columns if c not in (target, spec.split_column)]
-    if spec.split_column is not None and spec.split_column not in frame.columns:
-        raise DataError(f"split column {spec.split_column!r} not in the data")
-    unknown = [c for c in (spec.categorical or []) + (spec.numeric or []) if c not in features]
-    if unknown:
-        raise DataError(f"unknown feature columns {unknown}; columns: {features}")
-    declared_categorical = spec.categorical or table.categorical
-    declared_numeric = spec.numeric if spec.numeric is not None else table.numeric
-    numeric_dtype = [c for c in features if pd.api.types.is_numeric_dtype(frame[c])]
-    categorical = declared_categorical or [
-        c for c in features if c not in numeric_dtype and c not in (declared_numeric or [])
-    ]
-    numeric = (
-        declared_numeric
-        if declared_numeric is not None
-        else [c for c in numeric_dtype if c not in categorical]
-    )
-    for column in numeric:
-        if not pd.api.types.is_numeric_dtype(frame[column]):
-            raise DataError(f"column {column!r} is declared numeric but holds non-numeric values")
-    if declared_categorical is None:
-        for column in categorical:
-            _refuse_mixed_types(frame[column], column)
-    if not categorical and not numeric:
-        raise DataError("no feature columns besides the target")
-    return categorical, numeric
-
-
-def _refuse_mixed_types(values: pd.Series, column: str) -> None:
-    """A text column that is mostly numbers is usually a numeric column with a few bad cells."""
-    present = values.dropna()
-    as_numbers = pd.to_numeric(present, errors="coerce")
-    not_numbers = as_numbers.isna()
-    if len(present) and 0 < not_numbers.sum() and not_numbers.mean() <= 0.1:
-        example = present[not_numbers].iloc[0]
-        raise DataError(
-            f"column {column!r} mixes numbers and text ({int(not_numbers.sum())} of "
-            f"{len(present)} values are not numbers, e.g. {example!r}); clean it, or declare it "
-            "with --categorical / --numeric"
-        )
-
-
-def _infer_task(y: pd.Series) -> Task:
-    distinct = y.nunique()
-    if distinct == 2:
-        return "binary"
-    if pd.api.types.is_float_dtype(y) or (pd.api.types.is_numeric_dtype(y) and distinct > 20):
-        return "regression"
-    if distinct > _MAX_CLASSES:
-        raise DataError(f"target has {distinct} classes; set the task explicitly")
-    return "multiclass"
-
-
 def _split(
     frame: pd.DataFrame, spec: DataSpec, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -289,24 +253,26 @@ def _split(
     order = np.random.default_rng(seed).permutation(n)
     n_val, n_test = round(n * spec.val_fraction), round(n * spec.test_fraction)
     if n - n_val - n_test < 2 or min(n_val, n_test) < 2:
-        raise DataError(f"{n} rows are too few to split into train, validation and test")
+        raise DataError(
+            f"{n} rows are too few to split into train, validation and test with fractions "
+            f"{spec.val_fraction:g} and {spec.test_fraction:g} (each split needs 2 rows); "
+            "bring more rows"
+        )
     return order[n_val + n_test :], order[:n_val], order[n_val : n_val + n_test]
 
 
 def _encode(
-    frame: pd.DataFrame,
-    target: str,
-    task: Task,
-    categorical: list[str],
-    numeric: list[str],
+    prepared: Prepared,
     name: str,
     train_idx: np.ndarray,
     val_idx: np.ndarray,
     test_idx: np.ndarray,
 ) -> EncodedDataset:
+    frame, task = prepared.frame, prepared.task
+    categorical, numeric = prepared.categorical, prepared.numeric
     cat_codes, cardinalities = _encode_categorical(frame, categorical, train_idx)
     numeric_views = _encode_numeric(frame, numeric, train_idx)
-    y, classes, mean, std = _encode_target(frame[target], task, train_idx)
+    y, classes, mean, std = _encode_target(frame[prepared.target], task, train_idx)
 
     def part(idx: np.ndarray) -> Part:
         return Part(
@@ -327,6 +293,7 @@ def _encode(
         train=part(train_idx),
         val=part(val_idx),
         test=part(test_idx),
+        notes=tuple(prepared.notes),
     )
 
 
@@ -353,7 +320,13 @@ def _encode_numeric(
     frame: pd.DataFrame, columns: list[str], train_idx: np.ndarray
 ) -> dict[str, np.ndarray]:
     raw = frame[columns].astype(np.float64).to_numpy() if columns else np.zeros((len(frame), 0))
-    medians = np.nanmedian(raw[train_idx], axis=0) if columns else np.zeros(0)
+    observed = ~np.isnan(raw[train_idx])
+    # A column missing throughout the training split is filled with 0 (it still varies
+    # elsewhere, or columns.py would have left it out).
+    medians = np.array(
+        [np.median(raw[train_idx, j][observed[:, j]]) if observed[:, j].any() else 0.0
+         for j in range(raw.shape[1])]
+    )  # fmt: skip
     raw = np.where(np.isnan(raw), medians, raw)
     views = {"standard": raw, "log_standard": np.sign(raw) * np.log1p(np.abs(raw))}
     encoded = {name: _standardise(view, train_idx) for name, view in views.items()}
@@ -383,14 +356,10 @@ def _encode_target(
     y: pd.Series, task: Task, train_idx: np.ndarray
 ) -> tuple[np.ndarray, list[str], float, float]:
     if task == "regression":
-        if not pd.api.types.is_numeric_dtype(y):
-            raise DataError("a regression target must be numeric")
         values = y.to_numpy(dtype=np.float64)
         mean, std = float(values[train_idx].mean()), float(values[train_idx].std() or 1.0)
         return ((values - mean) / std).astype(np.float32), [], mean, std
     classes = sorted(y.astype(str).unique())
-    if task == "binary" and len(classes) != 2:
-        raise DataError(f"task 'binary' needs exactly 2 target values, found {len(classes)}")
     codes = y.astype(str).map({c: i for i, c in enumerate(classes)}).to_numpy()
     dtype = np.float32 if task == "binary" else np.int64
     return codes.astype(dtype), classes, 0.0, 1.0

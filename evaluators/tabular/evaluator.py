@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import jsonpointer
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -88,6 +89,7 @@ class TabularEvaluator:
             torch.set_num_threads(self.settings.threads)
         self.data = data
         self.task = self.data.task
+        self.notes = self.data.notes
         self.y_val = self.data.labels(self.data.val)
         self.y_test = self.data.labels(self.data.test)
 
@@ -95,7 +97,10 @@ class TabularEvaluator:
         return Architecture
 
     def parse(self, document: dict[str, Any]) -> Architecture:
-        context = {"categorical_fields": self.data.categorical_fields}
+        context = {
+            "categorical_fields": self.data.categorical_fields,
+            "numeric_fields": self.data.numeric_fields,
+        }
         return Architecture.model_validate(document, context=context)
 
     def default_architecture(self) -> Architecture:
@@ -151,7 +156,7 @@ class TabularEvaluator:
 
     def describe(self) -> dict[str, Any]:
         data = self.data
-        return {
+        facts: dict[str, Any] = {
             "dataset": data.name,
             "task": data.task,
             "rows": {"train": len(data.train), "val": len(data.val), "test": len(data.test)},
@@ -161,6 +166,35 @@ class TabularEvaluator:
             "numeric_fields": data.numeric_fields,
             "classes": data.classes,
         }
+        if data.task == "regression":
+            facts["target_scale"] = (
+                f"statistics are on the standardised target: (y - {data.target_mean:.6g}) / "
+                f"{data.target_std:.6g}"
+            )
+        # RFC 6901: '/' and '~' inside a field name are written '~1' and '~0' in a path.
+        escaped = {f: jsonpointer.escape(f) for f in data.categorical_fields}
+        escaped = {f: token for f, token in escaped.items() if token != f}
+        if escaped:
+            facts["field_path_tokens"] = escaped
+        inert = _inert_on(data)
+        if inert:
+            facts["inert_blocks"] = inert
+        return facts
+
+
+def _inert_on(data: EncodedDataset) -> list[str]:
+    """What the proposer should not spend edits on, for this table (the space enforces it)."""
+    inert = []
+    if not data.categorical_fields:
+        inert.append(
+            "no categorical columns: embeddings, fm and attention act only with "
+            "numeric.transform 'bucketize'"
+        )
+    if not data.numeric_fields:
+        inert.append("no numeric columns: the numeric block has no effect")
+    if len(data.categorical_fields) + len(data.numeric_fields) == 1:
+        inert.append("one feature column: bagging has no effect")
+    return inert
 
 
 def _renumber(message: str, first: int) -> str:

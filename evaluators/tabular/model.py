@@ -219,9 +219,11 @@ class BatchedNet:
             ids = torch.cat([ids, numeric.long()], dim=-1)
         else:
             numeric_values = numeric * numeric_mask[:, None, :]
-        k = ids.shape[0]
+        k, batch = ids.shape[:2]
         learner = torch.arange(k, device=ids.device)[:, None, None]
-        tokens, norm = {}, 0.0
+        # Zeros, not 0.0: a table without categorical columns embeds nothing, and the
+        # trainer still averages this per learner.
+        tokens, norm = {}, torch.zeros(k, batch, device=ids.device)
         for dim, fields in layout.groups().items():
             rows = ids[..., fields] + self.offsets[dim]
             looked_up = self.params[f"emb{dim}"][learner, rows]  # (k, B, fields, dim)

@@ -4,9 +4,12 @@ Every number has explicit bounds so that an edit from an LLM is either inside th
 rejected with a message that names the bound. The JSON Schema of `Architecture` is what
 the proposers show the LLM, so the bounds written here are the bounds it sees.
 
-Field names used in `embeddings.per_field` depend on the dataset; they are checked when a
-validation context with the dataset's categorical field names is given
-(`Architecture.model_validate(doc, context={"categorical_fields": [...]})`).
+Some settings depend on the dataset: field names in `embeddings.per_field`, and blocks that
+do nothing on a table without categorical (or without numeric) columns. They are checked
+when a validation context with the dataset's fields is given
+(`Architecture.model_validate(doc, context={"categorical_fields": [...],
+"numeric_fields": [...]})`), so an edit that cannot change the model is rejected with the
+reason instead of costing a training.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import hashlib
 import json
 from typing import Annotated, Literal
 
+import jsonpointer
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -55,7 +59,12 @@ class Embeddings(_Block):
         if known is not None:
             unknown = sorted(set(value) - set(known))
             if unknown:
-                raise ValueError(f"unknown categorical fields {unknown}; known: {sorted(known)}")
+                # Names with '/' or '~' are escaped in paths (RFC 6901): show that form.
+                tokens = sorted(jsonpointer.escape(f) for f in known)
+                raise ValueError(
+                    f"unknown categorical fields {unknown}; known, as written in "
+                    f"/embeddings/per_field/<field>: {tokens}"
+                )
         return value
 
 
@@ -147,12 +156,49 @@ class Architecture(_Block):
             )
         return self
 
+    @model_validator(mode="after")
+    def _effective_on_the_data(self, info: ValidationInfo) -> Architecture:
+        """Blocks that cannot act on this table must keep their defaults: otherwise two
+        documents would train the same model under two hashes."""
+        context = info.context or {}
+        if "numeric_fields" not in context or "categorical_fields" not in context:
+            return self
+        problem = inert_blocks(
+            self, len(context["categorical_fields"]), len(context["numeric_fields"])
+        )
+        if problem:
+            raise ValueError(problem)
+        return self
+
     def document(self) -> dict:
         """The JSON document that edits (JSON Patch) operate on."""
         return self.model_dump(mode="json")
 
     def arch_hash(self) -> str:
         return canonical_hash(self.document())
+
+
+def inert_blocks(architecture: Architecture, categorical: int, numeric: int) -> str | None:
+    """Why this architecture sets something that has no effect with these field counts."""
+    bucketize = architecture.numeric.transform == "bucketize" and numeric > 0
+    if categorical == 0 and architecture.embeddings.hash_buckets is not None:
+        return "the table has no categorical columns: /embeddings/hash_buckets must stay null"
+    if categorical == 0 and not bucketize:
+        if architecture.embeddings != Embeddings() or architecture.fm.enabled:
+            return _NO_EMBEDDED_FIELDS.format("/embeddings and /fm/enabled")
+        if architecture.attention != Attention():
+            return _NO_EMBEDDED_FIELDS.format("/attention")
+    if numeric == 0 and architecture.numeric != Numeric():
+        return "the table has no numeric columns: /numeric has no effect, keep its defaults"
+    if categorical + numeric == 1 and architecture.bagging.fraction != 1.0:
+        return "the table has one feature column, which every bag keeps: keep /bagging/fraction 1.0"
+    return None
+
+
+_NO_EMBEDDED_FIELDS = (
+    "the table has no categorical columns, so {} act only when /numeric/transform is "
+    "'bucketize' (which embeds the numeric columns); keep their defaults otherwise"
+)
 
 
 def canonical_hash(document: dict) -> str:

@@ -73,7 +73,8 @@ def train_learners(
 def predict(
     trained: Trained, data: EncodedDataset, architecture: Architecture, part: Part
 ) -> np.ndarray:
-    """(k, n) probabilities of the positive class or regression values; (k, n, C) classes."""
+    """(k, n) probabilities of the positive class or regression values (standardised, as
+    the targets); (k, n, C) classes."""
     net, device = trained.net, trained.net.device
     numeric = numeric_input(architecture, part)
     k = next(iter(net.params.values())).shape[0]
@@ -89,8 +90,6 @@ def predict(
     if not np.isfinite(predictions).all():
         bad = int(np.argmax(~np.isfinite(predictions).reshape(k, -1).all(axis=1)))
         raise CandidateFailed(f"learner {bad}: predictions contain NaN or inf")
-    if data.task == "regression":
-        predictions = predictions * data.target_std + data.target_mean
     return predictions
 
 

@@ -86,3 +86,55 @@ def test_accepted_mutations_are_preferred_later():
     entry = HistoryEntry(step=1, status="accepted", edits=[], rationale="", reason="")
     proposer.propose(context(0.9, step=2, history=[entry]))
     assert all(proposer.accepted[name] == 1 for name in winner)
+
+
+def on_table(categorical: dict[str, int], numeric: list[str]):
+    """Contexts of a table with these columns, and the space's check for that table."""
+    fields = {"categorical_fields": list(categorical), "numeric_fields": numeric}
+    base = context(0.5).model_copy(
+        update={"dataset": {"categorical_fields": categorical, "numeric_fields": numeric}}
+    )
+
+    def valid(edits) -> Architecture:
+        document = apply_edits(Architecture().document(), edits)
+        return Architecture.model_validate(document, context=fields)
+
+    return base, valid
+
+
+def paths_proposed(base: ProposalContext, valid, rounds: int = 150) -> set[str]:
+    proposer = BuiltinProposer(seed=6)
+    paths = set()
+    for step in range(1, rounds):
+        proposal = propose_one(proposer, base.model_copy(update={"step": step}))
+        valid(proposal.edits)  # every proposal is inside the space for this table
+        paths.update(edit.path for edit in proposal.edits)
+    return paths
+
+
+def test_no_embedding_edits_on_a_table_without_categorical_columns():
+    paths = paths_proposed(*on_table({}, ["x0", "x1"]))
+    assert not any(p.startswith("/embeddings") for p in paths)
+    assert "/numeric/transform" in paths and "/bagging/fraction" in paths
+
+
+def test_no_numeric_edits_on_a_table_without_numeric_columns():
+    paths = paths_proposed(*on_table({"colour": 4, "shape": 3}, []))
+    assert not any(p.startswith("/numeric") for p in paths)
+    assert "/embeddings/dim" in paths
+
+
+def test_no_bagging_edits_on_a_single_column_table():
+    paths = paths_proposed(*on_table({}, ["x0"]))
+    assert not any(p.startswith("/bagging") for p in paths) and len(paths) > 5
+
+
+def test_field_names_are_escaped_in_paths():
+    """RFC 6901: '/' is written '~1' and '~' is written '~0' inside a JSON Pointer."""
+    base, valid = on_table({"a/b": 50, "t~1": 40, "größe x": 30}, [])
+    proposer = BuiltinProposer(seed=7)
+    overrides: set[str] = set()
+    for step in range(1, 300):
+        proposal = propose_one(proposer, base.model_copy(update={"step": step}))
+        overrides.update(valid(proposal.edits).embeddings.per_field)
+    assert overrides == {"a/b", "t~1", "größe x"}

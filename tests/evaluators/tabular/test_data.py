@@ -42,9 +42,14 @@ def test_multiclass_and_regression(tmp_path: Path):
     assert multi.task == "multiclass" and multi.n_outputs == 3
     regression = load(DataSpec(path=str(path), target="size"), 0)
     assert regression.task == "regression"
-    # Trained standardised, reported in the target's own units.
+    # Statistics are on the standardised target (training split's mean and std), and the
+    # conversion back to the target's own units is exact.
     parts = (regression.train, regression.val, regression.test)
-    recovered = np.sort(np.concatenate([regression.labels(p) for p in parts]))
+    standardised = regression.labels(regression.train)
+    assert abs(standardised.mean()) < 1e-5 and standardised.std() == pytest.approx(1, abs=1e-5)
+    recovered = np.sort(
+        np.concatenate([regression.original_units(regression.labels(p)) for p in parts])
+    )
     assert np.allclose(recovered, np.sort(frame["size"].to_numpy()), atol=1e-5)
 
 
@@ -64,8 +69,13 @@ def test_bad_files_get_clear_errors(tmp_path: Path):
         ),
         (DataSpec(path=_write(tmp_path, good.assign(label="yes")), target="label"), "constant"),
         (
+            DataSpec(path=_write(tmp_path, good.assign(label=[None] * 100)), target="label"),
+            "has no values",
+        ),
+        (
+            # Rows without a target are dropped (with a note); what remains is constant.
             DataSpec(path=_write(tmp_path, good.assign(label=[None] + ["a"] * 99)), target="label"),
-            "missing values",
+            "constant",
         ),
         (DataSpec(path=_write(tmp_path, good), target="label", numeric=["colour"]), "non-numeric"),
         (

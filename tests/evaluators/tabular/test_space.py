@@ -56,3 +56,41 @@ def test_hash_is_canonical():
     b = Architecture.model_validate({"tower": {"widths": [8], "dropout": 0.1}, "cross": {}})
     assert a.arch_hash() == b.arch_hash()
     assert a.arch_hash() != Architecture().arch_hash()
+
+
+NUMERIC_ONLY = {"categorical_fields": [], "numeric_fields": ["x0", "x1"]}
+CATEGORICAL_ONLY = {"categorical_fields": ["colour"], "numeric_fields": []}
+ONE_COLUMN = {"categorical_fields": [], "numeric_fields": ["x0"]}
+
+
+@pytest.mark.parametrize(
+    ("document", "fields", "message"),
+    [
+        ({"embeddings": {"dim": 16}}, NUMERIC_ONLY, "no categorical columns, so /embeddings"),
+        ({"fm": {"enabled": True}}, NUMERIC_ONLY, "only when /numeric/transform is 'bucketize'"),
+        ({"attention": {"layers": 1}}, NUMERIC_ONLY, "no categorical columns, so /attention"),
+        ({"embeddings": {"hash_buckets": 64}}, NUMERIC_ONLY, "hash_buckets must stay null"),
+        ({"numeric": {"transform": "log_standard"}}, CATEGORICAL_ONLY, "no numeric columns"),
+        ({"bagging": {"fraction": 0.5}}, ONE_COLUMN, "one feature column"),
+        ({"embeddings": {"per_field": {"a/b": 4}}}, CATEGORICAL_ONLY, r"known, as written in"),
+    ],
+)
+def test_edits_that_cannot_act_on_the_table_are_refused(document, fields, message):
+    with pytest.raises(ValidationError, match=message):
+        Architecture.model_validate(document, context=fields)
+    Architecture.model_validate(document)  # without a table, the space allows them
+
+
+def test_bucketised_numerics_make_embeddings_act_without_categorical_columns():
+    document = {
+        "numeric": {"transform": "bucketize"},
+        "embeddings": {"dim": 16},
+        "fm": {"enabled": True},
+    }
+    assert Architecture.model_validate(document, context=NUMERIC_ONLY).embeddings.dim == 16
+
+
+def test_per_field_errors_show_names_as_json_pointer_tokens():
+    fields = {"categorical_fields": ["a/b", "t~1"], "numeric_fields": []}
+    with pytest.raises(ValidationError, match=r"\['a~1b', 't~01'\]"):
+        Architecture.model_validate({"embeddings": {"per_field": {"a": 4}}}, context=fields)

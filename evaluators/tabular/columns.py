@@ -1,0 +1,321 @@
+"""What each column of a user's table becomes: target, categorical, numeric, or left out.
+
+A table from the wild has missing targets, constant columns, dates, booleans, nested
+Parquet cells and duplicated names. Each is either cleaned (and the cleaning is said in a
+note that the CLI prints and the run's baseline record keeps) or refused with one line that
+names the column and what to do. Nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from evaluators.base import Task
+
+MAX_INFERRED_CLASSES = 50
+_MAX_MULTICLASS_INTEGERS = 20  # an integer target with more distinct values is a quantity
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+_ID_LIKE_ROWS = 1000  # below this, a column unique per row may be chance
+_NESTED = (list, tuple, dict, set, np.ndarray)
+
+
+class DataError(ValueError):
+    """A data file or data setting that cannot be used, with a message for the user."""
+
+
+@dataclass(frozen=True)
+class Table:
+    """A raw table and what is known about its columns before inference."""
+
+    frame: pd.DataFrame
+    target: str
+    name: str
+    categorical: list[str] | None = None
+    numeric: list[str] | None = None
+    source: str = ""  # the path as the user gave it, for messages; name when empty
+
+
+@dataclass(frozen=True)
+class Roles:
+    """What the user declared: column lists (None: infer), columns to leave out."""
+
+    categorical: list[str] | None
+    numeric: list[str] | None
+    ignore: list[str]
+    split_column: str | None
+    task: Task | None
+
+
+@dataclass
+class Prepared:
+    """A cleaned frame whose feature columns are all usable, and what was done to it."""
+
+    frame: pd.DataFrame
+    target: str
+    task: Task
+    categorical: list[str]
+    numeric: list[str]
+    notes: list[str] = field(default_factory=list)
+
+
+def prepare(table: Table, roles: Roles) -> Prepared:
+    """Decide each column's role and clean the table; raises DataError naming the column."""
+    frame, target = table.frame, table.target
+    _refuse_duplicated_names(frame)
+    _check_named_columns(frame, target, roles)
+    notes: list[str] = []
+    frame = _drop_rows_without_target(frame, target, notes)
+    task = _task(frame[target], roles.task, notes)
+    features = [c for c in frame.columns if c not in (target, roles.split_column, *roles.ignore)]
+    if roles.ignore:
+        notes.append(f"left out as asked (--ignore): {_names(roles.ignore)}")
+    frame, categorical, numeric = _assign(frame, features, table, roles, notes)
+    categorical, numeric = _drop_constant(frame, categorical, numeric, notes)
+    if not categorical and not numeric:
+        raise DataError("no usable feature columns besides the target; add columns that vary")
+    frame = _clean_numeric(frame, numeric, notes)
+    _note_id_like(frame, categorical, notes)
+    return Prepared(frame, target, task, categorical, numeric, notes)
+
+
+def _refuse_duplicated_names(frame: pd.DataFrame) -> None:
+    duplicated = frame.columns[frame.columns.duplicated()].unique().tolist()
+    if duplicated:
+        raise DataError(
+            f"column {duplicated[0]!r} appears more than once in the header; rename one of them"
+        )
+
+
+def _check_named_columns(frame: pd.DataFrame, target: str, roles: Roles) -> None:
+    columns = list(frame.columns)
+    if target not in columns:
+        raise DataError(f"target column {target!r} not in the data; columns: {_names(columns, 20)}")
+    if roles.split_column is not None and roles.split_column not in columns:
+        raise DataError(f"split column {roles.split_column!r} not in the data")
+    named = (roles.categorical or []) + (roles.numeric or []) + roles.ignore
+    unknown = [c for c in named if c not in columns or c in (target, roles.split_column)]
+    if unknown:
+        raise DataError(
+            f"unknown feature columns {unknown}; feature columns: "
+            f"{_names([c for c in columns if c not in (target, roles.split_column)], 20)}"
+        )
+    both = sorted(set(roles.categorical or []) & set(roles.numeric or []))
+    if both:
+        raise DataError(f"column {both[0]!r} is declared both categorical and numeric")
+
+
+def _drop_rows_without_target(frame: pd.DataFrame, target: str, notes: list[str]) -> pd.DataFrame:
+    y = frame[target]
+    missing = y.isna()
+    if pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y):
+        missing |= ~np.isfinite(y.astype(np.float64).fillna(0.0))
+    if missing.all():
+        raise DataError(f"target column {target!r} has no values")
+    if missing.any():
+        notes.append(
+            f"dropped {int(missing.sum())} of {len(frame)} rows whose target {target!r} is "
+            "missing or infinite"
+        )
+        frame = frame.loc[~missing].reset_index(drop=True)
+    if frame[target].nunique() < 2:
+        raise DataError(f"target column {target!r} is constant: there is nothing to learn")
+    return frame
+
+
+def _task(y: pd.Series, declared: Task | None, notes: list[str]) -> Task:
+    distinct = int(y.nunique())
+    numeric = pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y)
+    if declared == "binary" and distinct != 2:
+        raise DataError(f"task 'binary' needs exactly 2 target values, found {distinct}")
+    if declared == "regression" and not numeric:
+        raise DataError(
+            f"a regression target must be numeric, {y.name!r} holds {y.dtype} values; "
+            "use --task binary or multiclass"
+        )
+    if declared is not None:
+        return declared
+    if distinct == 2:
+        task: Task = "binary"
+    elif numeric and (pd.api.types.is_float_dtype(y) or distinct > _MAX_MULTICLASS_INTEGERS):
+        task = "regression"
+    elif distinct > MAX_INFERRED_CLASSES:
+        raise DataError(
+            f"target {y.name!r} has {distinct} distinct text values: too many classes to "
+            "infer; set --task multiclass if they are classes"
+        )
+    else:
+        task = "multiclass"
+    notes.append(f"task {task!r} inferred from {distinct} distinct target values (--task to set)")
+    return task
+
+
+def _assign(
+    frame: pd.DataFrame, features: list[str], table: Table, roles: Roles, notes: list[str]
+) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """Categorical and numeric columns, dates turned into numbers and calendar fields."""
+    declared_categorical = roles.categorical or table.categorical
+    declared_numeric = roles.numeric if roles.numeric is not None else table.numeric
+    categorical: list[str] = []
+    numeric: list[str] = []
+    left_out: list[str] = []
+    derived: dict[str, pd.Series] = {}
+    for column in features:
+        values = frame[column]
+        _refuse_nested(values, column)
+        if declared_categorical is not None and column in declared_categorical:
+            categorical.append(column)
+        elif declared_numeric is not None and column in declared_numeric:
+            numeric.append(_as_numeric(values, column, derived))
+        elif declared_categorical is not None and declared_numeric is not None:
+            left_out.append(column)  # both lists given: they are the whole feature set
+        elif _is_date(values) or pd.api.types.is_timedelta64_dtype(values):
+            dates = _calendar(values, column)
+            derived.update(dates)
+            numeric.append(next(iter(dates)))
+            categorical.extend(list(dates)[1:])
+            notes.append(f"column {column!r} holds dates: used as {_names(list(dates))}")
+        elif pd.api.types.is_numeric_dtype(values) and declared_numeric is None:
+            numeric.append(column)
+        elif not pd.api.types.is_numeric_dtype(values) and declared_categorical is None:
+            _refuse_mixed_types(values, column)
+            categorical.append(column)
+        else:  # its role was declared by listing the others
+            left_out.append(column)
+    if left_out:
+        notes.append(
+            f"left out, not declared categorical or numeric: {_names(left_out)} "
+            "(name them in --categorical or --numeric to use them)"
+        )
+    if derived:
+        frame = frame.assign(**derived)
+    return frame, categorical, numeric
+
+
+def _refuse_nested(values: pd.Series, column: str) -> None:
+    if values.dtype != object:
+        return
+    present = values.dropna()
+    nested = present.map(lambda v: isinstance(v, _NESTED))
+    if nested.any():
+        kind = type(present[nested].iloc[0]).__name__
+        raise DataError(
+            f"column {column!r} holds nested values ({kind}), not one value per cell; "
+            f"flatten it into columns, or leave it out with --ignore {_quote(column)}"
+        )
+
+
+def _as_numeric(values: pd.Series, column: str, derived: dict[str, pd.Series]) -> str:
+    """A declared numeric column; dates count as days, durations as seconds."""
+    if pd.api.types.is_numeric_dtype(values):
+        return column
+    if _is_date(values) or pd.api.types.is_timedelta64_dtype(values):
+        days = next(iter(_calendar(values, column).items()))
+        derived[days[0]] = days[1]
+        return days[0]
+    raise DataError(
+        f"column {column!r} is declared numeric but holds non-numeric values such as "
+        f"{values.dropna().iloc[0]!r}; declare it categorical or clean it"
+    )
+
+
+def _is_date(values: pd.Series) -> bool:
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return True
+    if values.dtype == object or pd.api.types.is_string_dtype(values):
+        present = values.dropna()
+        if len(present) == 0 or not _ISO_DATE.match(str(present.iloc[0])):
+            return False
+        parsed = pd.to_datetime(present, format="ISO8601", errors="coerce", utc=True)
+        return bool(parsed.notna().all())
+    return False
+
+
+def _calendar(values: pd.Series, column: str) -> dict[str, pd.Series]:
+    """Days since 1970 (numeric) first, then month and weekday (categorical); a duration
+    becomes its seconds alone."""
+    if pd.api.types.is_timedelta64_dtype(values):
+        return {f"{column}.seconds": values.dt.total_seconds()}
+    dates = pd.to_datetime(values, format="ISO8601", errors="coerce", utc=True)
+    epoch = pd.Timestamp("1970-01-01", tz="UTC")
+    return {
+        f"{column}.days": (dates - epoch).dt.total_seconds() / 86_400,
+        f"{column}.month": dates.dt.month.astype("Int64"),
+        f"{column}.weekday": dates.dt.day_of_week.astype("Int64"),
+    }
+
+
+def _refuse_mixed_types(values: pd.Series, column: str) -> None:
+    """A text column that is mostly numbers is usually a numeric column with a few bad cells."""
+    present = values.dropna()
+    as_numbers = pd.to_numeric(present, errors="coerce")
+    not_numbers = as_numbers.isna()
+    if len(present) and 0 < not_numbers.sum() and not_numbers.mean() <= 0.1:
+        example = present[not_numbers].iloc[0]
+        raise DataError(
+            f"column {column!r} mixes numbers and text ({int(not_numbers.sum())} of "
+            f"{len(present)} values are not numbers, e.g. {example!r}); clean it, or declare it "
+            "with --categorical / --numeric"
+        )
+
+
+def _drop_constant(
+    frame: pd.DataFrame, categorical: list[str], numeric: list[str], notes: list[str]
+) -> tuple[list[str], list[str]]:
+    """A column with one value carries nothing (missing counts as a value for categories,
+    while missing numbers are filled in and so vanish)."""
+    constant = [
+        c
+        for c in frame.columns  # in the table's order
+        if (c in categorical and frame[c].nunique(dropna=False) < 2)
+        or (c in numeric and _finite(frame[c]).nunique() < 2)
+    ]
+    if constant:
+        notes.append(f"left out, constant or empty: {_names(constant)}")
+    return (
+        [c for c in categorical if c not in constant],
+        [c for c in numeric if c not in constant],
+    )
+
+
+def _clean_numeric(frame: pd.DataFrame, numeric: list[str], notes: list[str]) -> pd.DataFrame:
+    cleaned = {c: _finite(frame[c]) for c in numeric}
+    missing = {c: int(v.isna().sum()) for c, v in cleaned.items() if v.isna().any()}
+    if missing:
+        counts = ", ".join(f"{c!r}: {n}" for c, n in list(missing.items())[:8])
+        more = f" and {len(missing) - 8} more columns" if len(missing) > 8 else ""
+        notes.append(
+            f"missing or infinite numbers filled with the training median ({counts}{more})"
+        )
+    return frame.assign(**cleaned) if cleaned else frame
+
+
+def _finite(values: pd.Series) -> pd.Series:
+    """float64 with NaN for missing and infinite values (booleans become 0/1)."""
+    as_float = values.astype(np.float64)
+    return as_float.where(np.isfinite(as_float))
+
+
+def _note_id_like(frame: pd.DataFrame, categorical: list[str], notes: list[str]) -> None:
+    rows = len(frame)
+    if rows < _ID_LIKE_ROWS:
+        return
+    for column in categorical:
+        if frame[column].nunique() >= 0.9 * rows:
+            notes.append(
+                f"column {column!r} has a distinct value in nearly every row, so it can only "
+                f"be memorised; consider --ignore {_quote(column)} (or embeddings.hash_buckets)"
+            )
+
+
+def _names(columns: list[str], limit: int = 10) -> str:
+    shown = ", ".join(repr(c) for c in columns[:limit])
+    return shown + (f" and {len(columns) - limit} more" if len(columns) > limit else "")
+
+
+def _quote(column: str) -> str:
+    """A column name as the user would type it after a CLI option."""
+    return column if re.fullmatch(r"[\w.-]+", column) else repr(column)
