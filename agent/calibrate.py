@@ -65,8 +65,7 @@ def calibrate(
         on_learner=lambda arch_hash, j: on_learner(names[arch_hash], j),
     )
     pools = {
-        name: store.ensure(architecture, members)[0].head(members)
-        for name, architecture in architectures.items()
+        name: store.require(architecture, members) for name, architecture in architectures.items()
     }
     y_val, y_test, task = evaluator.y_val, evaluator.y_test, evaluator.task
     rng = np.random.default_rng([seed, 0xCA1])

@@ -21,7 +21,7 @@ from rich.text import Text
 from agent.config import Config, dump_config, load_config, parse_llm_option
 from agent.errors import UserError, describe_validation_error
 from agent.gate import Gate, Rule, statistics
-from evaluators.base import CandidateFailed
+from agent.learners import MembersUnavailable
 from evaluators.tabular.data import DataError
 
 app = typer.Typer(
@@ -378,7 +378,7 @@ def verify(
             result = verify_run(run_dir, members, steps, on_learner=advance)
         except DataError as exc:
             raise UserError(f"data: {exc}") from None
-        except CandidateFailed as exc:  # a member could not be trained (lost worker, NaN...)
+        except MembersUnavailable as exc:  # a member could not be trained (lost worker, NaN)
             _report("verify stopped:", f"{exc}; finished members are saved, rerun to resume")
             raise typer.Exit(1) from None
     if as_json:
@@ -452,6 +452,9 @@ def calibrate(
             result = run_calibration(
                 architectures, store, members, pairs, settings.seed, confidence, on_learner=advance
             )
+    except MembersUnavailable as exc:
+        _report("calibrate stopped:", f"{exc}; finished members are saved, rerun to resume")
+        raise typer.Exit(1) from None
     finally:
         executor.close()
     (folder / "calibration.json").write_text(json.dumps(result, indent=2))

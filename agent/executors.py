@@ -43,7 +43,9 @@ class Executor(Protocol):
     def run(
         self, requests: list[TrainRequest]
     ) -> Iterator[tuple[int, Evaluation | CandidateFailed]]:
-        """Train the requests; yield (request index, result) as each finishes."""
+        """Train the requests; yield (request index, result) as each finishes. A failure
+        is yielded as a value, never raised: executors are the one place where an
+        exception from training becomes a result."""
         ...
 
     def close(self) -> None: ...

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, computed_field
 
 from agent.errors import UserError, describe_validation_error
 from agent.gate import Judgement, Rule, Rules, Stats
@@ -47,8 +47,9 @@ class BaselineRef(BaseModel):
     logloss: LogLossStats | None = None
 
 
-class Round(Judgement):
-    """One judgement of a proposal and the learners trained for it.
+class GateRound(Judgement):
+    """One judgement of a proposal by the gate, and the learners trained for it. (Not to be
+    confused with a batch: the proposals of one propose call, `Record.round` in the log.)
 
     kind "decision" uses the first k learners; "sequential" follows when the interval
     straddled zero and two more learners were trained; "confirmation" follows an
@@ -71,10 +72,11 @@ class Record(BaseModel):
 
     event: Literal["baseline", "proposal"]
     step: int
-    round: int | None = None  # first step of the round: proposals of a round share a baseline
+    # First step of the record's batch (the proposals of one propose call, which share a
+    # baseline). Logged as "round" since the first version of the format.
+    round: int | None = None
     time: str
     status: Status
-    accepted: bool
     reason: str
     rule: Rule
     members: int
@@ -88,7 +90,7 @@ class Record(BaseModel):
     delta_E: float | None = None
     rules: Rules | None = None
     interval: Interval | None = None
-    rounds: list[Round] = []  # every judgement in order; the last one decided
+    rounds: list[GateRound] = []  # every gate judgement in order; the last one decided
     shrinkage: Shrinkage | None = None
     test: TestReport | None = None
     parameters: int | None = None  # trainable parameters of one learner
@@ -101,6 +103,12 @@ class Record(BaseModel):
     llm: LLMUsage | None = None
     attempts: list[dict[str, Any]] | None = None  # the LLM's answers' problems, when repaired
     notes: list[str] = []  # baseline: what loading did to the data (rows dropped, ...)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def accepted(self) -> bool:
+        """Derived from status; logged beside it for readers of trajectory.jsonl."""
+        return self.status == "accepted"
 
     def carried(self) -> tuple[Stats | None, LogLossStats | None]:
         """The statistics this architecture carries forward when it becomes the baseline."""

@@ -20,6 +20,20 @@ from pydantic import BaseModel
 from agent.executors import Executor, LocalExecutor, TrainRequest
 from evaluators.base import CandidateFailed, Evaluation, Evaluator
 
+__all__ = ["Cost", "Failed", "LearnerStore", "MembersUnavailable", "Pool"]
+
+
+@dataclass(frozen=True)
+class Failed:
+    """Training that produced no usable predictions: a result, not an exception."""
+
+    reason: str
+
+
+class MembersUnavailable(Exception):
+    """`verify` or `calibrate` needs members that could not be trained: the command stops
+    (a search records such an architecture as failed instead)."""
+
 
 class Cost(BaseModel):
     learners_trained: int = 0
@@ -54,7 +68,9 @@ class LearnerStore:
         self.folder = folder
         self.executor = executor or LocalExecutor(evaluator)
         self.pools: dict[str, Pool] = {}
-        self.failed: dict[str, str] = {}  # architecture hash -> why its training failed
+        # The run's one failure map: architecture hash -> why its training failed. An
+        # architecture that failed is never trained again by this store.
+        self.failed: dict[str, str] = {}
         self.unbilled: dict[str, Cost] = {}  # trained by prefetch, not yet reported by ensure
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
@@ -70,20 +86,25 @@ class LearnerStore:
                     )
         return self.pools.get(arch_hash)
 
-    def ensure(self, architecture: BaseModel, count: int) -> tuple[Pool, Cost]:
+    def ensure(self, architecture: BaseModel, count: int) -> tuple[Pool, Cost] | Failed:
         """At least `count` learners of `architecture`, and the cost of those trained for it
-        since the last call; trains only the missing ones.
-
-        Raises evaluators.base.CandidateFailed; learners finished before it are kept.
-        """
+        since the last call; trains only the missing ones. Learners finished before a
+        failure are kept."""
         arch_hash = architecture.arch_hash()
         self.prefetch([(architecture, count)])
         if arch_hash in self.failed:
             self.unbilled.pop(arch_hash, None)
-            raise CandidateFailed(self.failed.pop(arch_hash))
+            return Failed(self.failed[arch_hash])
         pool = self.get(arch_hash)
         assert pool is not None and len(pool) >= count
         return pool, self.unbilled.pop(arch_hash, Cost())
+
+    def require(self, architecture: BaseModel, count: int) -> Pool:
+        """The first `count` learners, for commands that cannot go on without them."""
+        trained = self.ensure(architecture, count)
+        if isinstance(trained, Failed):
+            raise MembersUnavailable(trained.reason)
+        return trained[0].head(count)
 
     def prefetch(
         self,

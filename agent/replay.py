@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.gate import Stats, decide, ensemble_error
-from agent.journal import Record, Round, read_records
+from agent.journal import GateRound, Record, read_records
 
 _TOLERANCE = 1e-12
 
@@ -121,7 +121,9 @@ def _check_protocol(record: Record, report: ReplayReport) -> None:
             report.mismatches.append(f"step {step}: a {current.kind} round without new learners")
 
 
-def _check_round(record: Record, number: int, round_: Round, base, base_logloss, report) -> None:
+def _check_round(
+    record: Record, number: int, round_: GateRound, base, base_logloss, report
+) -> None:
     where = f"step {record.step} round {number} ({round_.kind})"
     _check_stats(record.step, round_.stats, record.members, report)
     pair = None

@@ -110,10 +110,8 @@ def _verify(folder, records, store, evaluator, M: int, seed: int) -> dict[str, A
         entry["steps"].append(record.step)
         if "realised" in entry:
             continue
-        pool, _ = store.ensure(evaluator.parse(record.architecture), M)
-        entry.update(
-            _compare(pool.head(M), record.stats.k, evaluator.y_val, evaluator.y_test, M, seed)
-        )
+        pool = store.require(evaluator.parse(record.architecture), M)
+        entry.update(_compare(pool, record.stats.k, evaluator.y_val, evaluator.y_test, M, seed))
     result = {
         "members": M,
         "sizes": ensemble_sizes(M),

@@ -22,8 +22,12 @@ _TOOL = "propose_edits"
 class AnthropicProposer(LLMProposer):
     provider = "anthropic"
     label = "Anthropic"
-    auth_errors = (anthropic.AuthenticationError, anthropic.PermissionDeniedError)
-    not_found_error = anthropic.NotFoundError
+    not_found_errors = (anthropic.NotFoundError,)
+    fatal_errors = (
+        anthropic.AuthenticationError,
+        anthropic.PermissionDeniedError,
+        *not_found_errors,
+    )
     api_error = anthropic.APIError
 
     def __init__(self, settings: LLMSettings, budget: LLMBudget, api_key: str):

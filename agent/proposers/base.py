@@ -85,6 +85,11 @@ class ProposerStopped(Exception):
 
 
 class Proposer(Protocol):
+    # True when the same sequence of contexts always yields the same proposals (seeded
+    # builtin mutations, recorded answers): resuming a run then re-runs the recorded
+    # batches through it and checks each one. LLMs are sampled, so they say False.
+    replays_deterministically: bool
+
     def propose(self, context: ProposalContext, check: Check | None = None) -> list[Proposal]:
         """context.proposals proposals, or fewer; each becomes one step."""
         ...

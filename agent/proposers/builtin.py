@@ -178,7 +178,7 @@ ACCURACY: dict[str, Mutation] = {
 class BuiltinProposer:
     """Seeded, offline, and deterministic given the same sequence of contexts."""
 
-    stateful = True  # its generator advances every round: resume must replay the rounds
+    replays_deterministically = True  # seeded: resume re-runs the recorded batches
 
     def __init__(self, seed: int):
         self.rng = np.random.default_rng([seed, 0xED45])

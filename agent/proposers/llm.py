@@ -97,11 +97,13 @@ class Reply:
 
 
 class LLMProposer:
+    replays_deterministically = False  # sampled answers: resume asks again
     provider: str
     label: str  # how messages name the endpoint
     # Errors every later call would repeat: they stop the run instead of burning the budget.
-    auth_errors: tuple[type[Exception], ...]  # bad key, or a key without access
-    not_found_error: type[Exception]  # unknown model or wrong base_url
+    # A bad key or a key without access, or (not_found_errors) an unknown model or base_url.
+    fatal_errors: tuple[type[Exception], ...]
+    not_found_errors: tuple[type[Exception], ...] = ()
     api_error: type[Exception]  # the SDK's base error: anything else fails the round
 
     def __init__(self, settings: LLMSettings, budget: LLMBudget):
@@ -143,7 +145,7 @@ class LLMProposer:
                 transcript["exchanges"].pop()
                 problems = [f"{p} (repairs cut short: {exc})" if p else p for p in problems]
                 break
-            except (*self.auth_errors, self.not_found_error) as exc:
+            except self.fatal_errors as exc:
                 raise ProposerStopped(self.fatal_message(exc)) from None
             except self.api_error as exc:
                 # A failed call is still a call: it counts towards llm.max_calls.
@@ -237,7 +239,7 @@ class LLMProposer:
 
     def fatal_message(self, exc: Exception) -> str:
         detail = getattr(exc, "message", str(exc))
-        if isinstance(exc, self.not_found_error):
+        if isinstance(exc, self.not_found_errors):
             return (
                 f"the {self.label} endpoint does not know model {self.model!r} "
                 f"(or llm.base_url is wrong): {detail}"

@@ -25,8 +25,8 @@ _MODES = ("json_schema", "json_object", "prompt")
 class OpenAIProposer(LLMProposer):
     provider = "openai"
     label = "OpenAI"
-    auth_errors = (openai.AuthenticationError, openai.PermissionDeniedError)
-    not_found_error = openai.NotFoundError
+    not_found_errors = (openai.NotFoundError,)
+    fatal_errors = (openai.AuthenticationError, openai.PermissionDeniedError, *not_found_errors)
     api_error = openai.APIError
 
     def __init__(self, settings: LLMSettings, budget: LLMBudget, api_key: str):

@@ -26,16 +26,11 @@ class ReplayedFailure(Exception):
     """A call that failed in the recorded run fails again, with the recorded message."""
 
 
-class _NeverRaised(Exception):
-    pass
-
-
 class ReplayProposer(LLMProposer):
-    stateful = True  # its position in the recorded transcripts
+    replays_deterministically = True  # its position in the recorded transcripts
     provider = "replay"
     label = "replay"
-    auth_errors = ()
-    not_found_error = _NeverRaised
+    fatal_errors = ()
     api_error = ReplayedFailure
 
     def __init__(self, settings: LLMSettings, budget: LLMBudget, folder: Path):

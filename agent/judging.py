@@ -1,0 +1,118 @@
+"""Judging a candidate: a short series of gate rounds, then ranking a batch's winners.
+
+The decision round uses the first k learners; with `gate.sequential`, two more learners at
+a time while the interval straddles zero; after an acceptance with `gate.confirm`, fresh
+learners and a last judgement on all of them. The last round decides, so a winner carried
+by lucky seeds is caught before it becomes the baseline. Training that fails is returned
+as a value (learners.Failed), never raised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+from agent.config import Config
+from agent.gate import Gate
+from agent.journal import GateRound, Record
+from agent.learners import Failed, LearnerStore, Pool
+from agent.state import Baseline
+from evaluators.base import Evaluator
+
+# Bootstrap seed offset of the confirmation round, apart from sequential rounds 1, 2, ...
+_CONFIRMATION_SEED_OFFSET = 1000
+
+
+def make_gate(config: Config) -> Gate:
+    g = config.gate
+    return Gate(config.members, g.rule, g.confidence, g.interval_level, g.resamples)
+
+
+@dataclass(frozen=True)
+class Judged:
+    rounds: list[GateRound]  # every judgement in order; the last one decided
+    pool: Pool  # the learners behind the last round
+
+
+class Judge:
+    def __init__(self, config: Config, gate: Gate, store: LearnerStore, evaluator: Evaluator):
+        self.config = config
+        self.gate = gate
+        self.store = store
+        self.evaluator = evaluator
+
+    def rounds(self, baseline: Baseline, step: int, architecture: BaseModel) -> Judged | Failed:
+        """Decision, sequential rounds, confirmation."""
+        kind, index, learners = "decision", 0, self.config.evaluator.learners
+        rounds: list[GateRound] = []
+        while True:
+            judged = self._round(kind, baseline, step, index, architecture, learners)
+            if isinstance(judged, Failed):
+                return judged
+            rounds.append(judged)
+            following = self._next_round(rounds, learners)
+            if following is None:
+                break
+            kind, index, learners = following
+        pool = self.store.get(architecture.arch_hash())
+        assert pool is not None
+        return Judged(rounds, pool.head(learners))
+
+    def _next_round(self, rounds: list[GateRound], learners: int) -> tuple[str, int, int] | None:
+        """(kind, bootstrap seed index, learners) of the round after these, if any."""
+        gate, last = self.config.gate, rounds[-1]
+        if last.kind == "confirmation":
+            return None
+        if (
+            gate.sequential
+            and last.interval is not None
+            and last.interval.straddles_zero()
+            and learners + 2 <= gate.max_learners
+        ):
+            return "sequential", len(rounds), learners + 2
+        if gate.confirm and last.accepted:
+            return "confirmation", _CONFIRMATION_SEED_OFFSET, learners + gate.confirm_learners
+        return None
+
+    def _round(
+        self,
+        kind: str,
+        baseline: Baseline,
+        step: int,
+        index: int,
+        architecture: BaseModel,
+        learners: int,
+    ) -> GateRound | Failed:
+        trained = self.store.ensure(architecture, learners)
+        if isinstance(trained, Failed):
+            return trained
+        pool, cost = trained
+        baseline_pool = self.store.get(baseline.arch_hash)
+        assert baseline_pool is not None
+        judgement, _ = self.gate.judge(
+            baseline_pool.head(baseline.learners).val,
+            pool.head(learners).val,
+            self.evaluator.y_val,
+            self.evaluator.task,
+            seed=[self.config.seed, step, index],
+        )
+        return GateRound(kind=kind, cost=cost, **judgement.model_dump())
+
+
+def outrank(records: list[Record]) -> list[Record]:
+    """Of a batch's accepted records, keep the one with the lowest predicted E_M; the others
+    passed the gate but are rejected, so the trajectory stays monotonic."""
+    accepted = [r for r in records if r.accepted]
+    if len(accepted) < 2:
+        return records
+    best = min(accepted, key=lambda r: r.carried()[0].E_M)
+    ranked = []
+    for record in records:
+        if record.accepted and record is not best:
+            reason = f"passed the gate, but step {best.step} predicts a lower E_M; {record.reason}"
+            record = record.model_copy(
+                update={"status": "rejected", "reason": reason, "outranked_by": best.step}
+            )
+        ranked.append(record)
+    return ranked

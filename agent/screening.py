@@ -1,0 +1,87 @@
+"""Screening: proposed edits applied to the baseline and validated once, before training.
+
+A proposal becomes a Candidate (an architecture to train, or whose learners to reuse) or a
+Refusal (an outcome to record, with the reason). The same rules, in the same words, answer
+an LLM's answer through `check`, so a model is told exactly what the loop would refuse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ValidationError
+
+from agent.edits import Edit, ProposedEdits, apply_edits
+from agent.errors import describe_validation_error
+from agent.proposers.base import Proposal
+from agent.state import Parse, RunState
+
+NO_OP = "no-op: the edits leave the baseline unchanged"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    architecture: BaseModel
+    arch_hash: str
+    first_step: int  # the step that first trained it: this one, or an earlier batch's
+
+
+@dataclass(frozen=True)
+class Refusal:
+    status: Literal["invalid", "failed"]
+    reason: str
+
+
+class Screen:
+    def __init__(self, state: RunState, parse: Parse):
+        self.state = state
+        self.parse = parse
+
+    def candidate(self, proposal: Proposal, step: int, batch_start: int) -> Candidate | Refusal:
+        """The proposal's architecture, claiming `step` as its first if it is new."""
+        if proposal.problem is not None:
+            return Refusal(proposal.problem_status, proposal.problem)
+        try:
+            architecture = self.apply(proposal.edits)
+        except ValueError as exc:  # InvalidEdits is a ValueError too
+            return Refusal("invalid", str(exc))
+        arch_hash = architecture.arch_hash()
+        if arch_hash == self.state.baseline.arch_hash:
+            return Refusal("invalid", NO_OP)
+        first = self.state.first_step.setdefault(arch_hash, step)
+        if first != step and first >= batch_start:
+            return Refusal("invalid", f"duplicate of step {first} in the same round; not trained")
+        return Candidate(architecture, arch_hash, first)
+
+    def check(self, items: list[ProposedEdits]) -> list[str | None]:
+        """What is wrong with each proposed item, in words an LLM can act on."""
+        problems: list[str | None] = []
+        seen: dict[str, int] = {}
+        for index, item in enumerate(items):
+            try:
+                arch_hash = self.apply(item.edits).arch_hash()
+            except ValueError as exc:  # InvalidEdits, or the space's validation message
+                problems.append(str(exc))
+                continue
+            if arch_hash == self.state.baseline.arch_hash:
+                problems.append(NO_OP)
+            elif arch_hash in self.state.first_step:
+                problems.append(
+                    f"repeat: this architecture was already evaluated at step "
+                    f"{self.state.first_step[arch_hash]}; propose something new"
+                )
+            elif arch_hash in seen:
+                problems.append(f"duplicate of proposal {seen[arch_hash] + 1} in this answer")
+            else:
+                problems.append(None)
+            seen.setdefault(arch_hash, index)
+        return problems
+
+    def apply(self, edits: list[Edit]) -> BaseModel:
+        """The edited baseline, validated; raises ValueError with the reason."""
+        document = apply_edits(self.state.baseline.architecture.document(), edits)
+        try:
+            return self.parse(document)
+        except ValidationError as exc:
+            raise ValueError(f"outside the space: {describe_validation_error(exc)}") from None
