@@ -19,10 +19,10 @@ from rich.console import Console
 from rich.text import Text
 
 from agent.config import Config, dump_config, load_config, parse_llm_option
+from agent.door import DataError
 from agent.errors import UserError, describe_validation_error
 from agent.gate import Gate, Rule, statistics
 from agent.learners import MembersUnavailable
-from evaluators.tabular.data import DataError
 
 app = typer.Typer(
     add_completion=False,
@@ -506,13 +506,11 @@ def _npz_task(predictions: np.ndarray, y: np.ndarray) -> str:
 
 
 def _evaluator(settings: Config):
-    from evaluators.tabular.evaluator import TabularEvaluator
+    from agent.door import build_evaluator
 
     with console.status(f"Loading data '{settings.data.path}'"):
         try:
-            evaluator = TabularEvaluator(
-                settings.data, settings.evaluator, settings.seed, settings.space
-            )
+            evaluator = build_evaluator(settings)
         except DataError as exc:
             raise UserError(f"data: {exc}") from None
         except ValueError as exc:  # e.g. evaluator.device cuda without CUDA

@@ -12,11 +12,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from agent.door import DataSpec, EvaluatorSettings, SpaceSettings
 from agent.errors import UserError, describe_validation_error
 from agent.executors import ExecutorSettings
 from agent.gate import Rule
-from evaluators.tabular.data import DataSpec
-from evaluators.tabular.evaluator import EvaluatorSettings, SpaceSettings
 
 Provider = Literal["builtin", "openai", "openai-compatible", "anthropic", "replay"]
 

@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agent.door import Shipment, shipment
 from evaluators.base import CandidateFailed, Evaluation
 
 
@@ -71,16 +72,15 @@ class LocalExecutor:
         pass
 
 
-def _train_remote(data, settings, seed, limits, document, learners, first) -> Evaluation:
-    """Runs on a Ray worker: an evaluator over the shared data, one training request."""
-    from evaluators.tabular.evaluator import TabularEvaluator
-
-    evaluator = TabularEvaluator.from_data(data, settings, seed, limits)
+def _train_remote(shipment: Shipment, document, learners, first) -> Evaluation:
+    """Runs on a Ray worker: the run's evaluator rebuilt, one training request."""
+    evaluator = shipment.build()
     return evaluator.evaluate(evaluator.parse(document), learners, first)
 
 
 class RayExecutor:
-    """Each request a Ray task; the encoded dataset is put in the object store once."""
+    """Each request a Ray task; the evaluator's shipment (with the encoded data) is put in
+    the object store once."""
 
     def __init__(self, evaluator, settings: ExecutorSettings, task: Callable = _train_remote):
         import ray
@@ -94,8 +94,7 @@ class RayExecutor:
                 log_to_driver=False,
                 configure_logging=False,
             )
-        self.data = ray.put(evaluator.data)
-        self.arguments = (evaluator.settings, evaluator.seed_base // 1000, evaluator.limits)
+        self.shipment = ray.put(shipment(evaluator))
         self.task = ray.remote(
             num_cpus=settings.cpus_per_candidate,
             num_gpus=settings.gpus_per_candidate,
@@ -105,9 +104,7 @@ class RayExecutor:
     def run(self, requests: list[TrainRequest]):
         ray = self.ray
         pending = {
-            self.task.remote(
-                self.data, *self.arguments, r.architecture.document(), r.learners, r.first
-            ): i
+            self.task.remote(self.shipment, r.architecture.document(), r.learners, r.first): i
             for i, r in enumerate(requests)
         }
         while pending:

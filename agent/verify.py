@@ -86,12 +86,12 @@ def verify(
 ) -> dict[str, Any]:
     """Members are trained in chunks of `_CHUNK` seeds, all architectures' chunks submitted
     together: spread over Ray workers with `executor.kind: ray`, one after another locally."""
-    from evaluators.tabular.evaluator import TabularEvaluator
+    from agent.door import build_evaluator
 
     config = load_config(folder / "config.yaml", {})
     M = members or config.members
     records = choose_records(read_records(folder), steps)
-    evaluator = TabularEvaluator(config.data, config.evaluator, config.seed, config.space)
+    evaluator = build_evaluator(config)
     executor = make_executor(evaluator, config.executor)
     try:
         store = LearnerStore(evaluator, folder / "learners", executor)

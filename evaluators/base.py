@@ -7,6 +7,8 @@ gate or the LLM: the agent imports evaluators, never the reverse.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -14,6 +16,12 @@ import numpy as np
 from pydantic import BaseModel
 
 Task = Literal["binary", "multiclass", "regression"]
+
+
+def canonical_hash(document: dict) -> str:
+    """Equal documents hash equal whatever their key order."""
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
 class CandidateFailed(Exception):

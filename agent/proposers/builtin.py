@@ -20,7 +20,7 @@ import numpy as np
 
 from agent.edits import Edit, apply_edits
 from agent.proposers.base import Check, LLMUsage, Proposal, ProposalContext
-from evaluators.tabular.space import canonical_hash
+from evaluators.base import canonical_hash
 
 Document = dict[str, Any]
 Mutation = Callable[[Document, np.random.Generator, ProposalContext], list[Edit] | None]

@@ -65,6 +65,7 @@ class TabularEvaluator:
     ):
         self.settings = settings
         self.limits = space or SpaceSettings()
+        self.seed = seed
         self.seed_base = seed * 1000
         self._attach(load(data, seed))
 
@@ -79,7 +80,7 @@ class TabularEvaluator:
         """An evaluator over data already loaded and encoded (a Ray worker's copy)."""
         evaluator = cls.__new__(cls)
         evaluator.settings, evaluator.limits = settings, space or SpaceSettings()
-        evaluator.seed_base = seed * 1000
+        evaluator.seed, evaluator.seed_base = seed, seed * 1000
         evaluator._attach(data)
         return evaluator
 

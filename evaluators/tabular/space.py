@@ -14,8 +14,6 @@ reason instead of costing a training.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Annotated, Literal
 
 import jsonpointer
@@ -27,6 +25,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from evaluators.base import canonical_hash
 
 Width = Annotated[int, Field(ge=4, le=1024)]
 
@@ -199,9 +199,3 @@ _NO_EMBEDDED_FIELDS = (
     "the table has no categorical columns, so {} act only when /numeric/transform is "
     "'bucketize' (which embeds the numeric columns); keep their defaults otherwise"
 )
-
-
-def canonical_hash(document: dict) -> str:
-    """Equal documents hash equal whatever their key order."""
-    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:12]

@@ -84,14 +84,14 @@ def test_a_ray_run_equals_a_local_run_and_so_does_verify(fast_config: Config):
     assert json.dumps(verified[0]["architectures"]) == json.dumps(verified[1]["architectures"])
 
 
-def failing_task(data, settings, seed, limits, document, learners, first):
+def failing_task(shipment, document, learners, first):
     """A task that raises for dropout 0.3 and kills its worker for dropout 0.2."""
     dropout = document["tower"]["dropout"]
     if dropout == 0.3:
         raise CandidateFailed("learner 0: boom inside the task")
     if dropout == 0.2:
         os._exit(1)
-    return _train_remote(data, settings, seed, limits, document, learners, first)
+    return _train_remote(shipment, document, learners, first)
 
 
 def test_a_raising_task_and_a_dead_worker_fail_only_their_candidates(fast_config: Config):
