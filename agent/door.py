@@ -9,14 +9,17 @@ evaluator on a Ray worker. Past this module the agent sees only the `Evaluator` 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from evaluators.base import Evaluator
-from evaluators.tabular.data import DataError, DataSpec, EncodedDataset
-from evaluators.tabular.evaluator import EvaluatorSettings, SpaceSettings, TabularEvaluator
+from evaluators.tabular.columns import DataError
+from evaluators.tabular.settings import DataSpec, EvaluatorSettings, SpaceSettings
 
 if TYPE_CHECKING:
     from agent.config import Config
+
+# The evaluator itself (torch) is imported only when one is built: the config and the loop
+# load without it, so a numpy-only evaluator (agent/testing.py) runs where torch is absent.
 
 __all__ = [
     "DataError",
@@ -32,6 +35,8 @@ __all__ = [
 def build_evaluator(config: Config) -> Evaluator:
     """The run's evaluator: loads and encodes the data once. Raises DataError for data
     that cannot be used, ValueError for settings this machine cannot honour (CUDA)."""
+    from evaluators.tabular.evaluator import TabularEvaluator
+
     return TabularEvaluator(config.data, config.evaluator, config.seed, config.space)
 
 
@@ -39,15 +44,20 @@ def build_evaluator(config: Config) -> Evaluator:
 class Shipment:
     """What a worker needs to rebuild an evaluator without reading the data again."""
 
-    data: EncodedDataset
+    data: Any  # the encoded dataset (evaluators.tabular.data.EncodedDataset)
     settings: EvaluatorSettings
     seed: int
     space: SpaceSettings
 
     def build(self) -> Evaluator:
+        from evaluators.tabular.evaluator import TabularEvaluator
+
         return TabularEvaluator.from_data(self.data, self.settings, self.seed, self.space)
 
 
 def shipment(evaluator: Evaluator) -> Shipment:
-    assert isinstance(evaluator, TabularEvaluator)
+    from evaluators.tabular.evaluator import TabularEvaluator
+
+    if not isinstance(evaluator, TabularEvaluator):
+        raise TypeError(f"the Ray executor cannot ship a {type(evaluator).__name__} yet")
     return Shipment(evaluator.data, evaluator.settings, evaluator.seed, evaluator.limits)

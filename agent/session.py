@@ -23,7 +23,7 @@ from agent.door import build_evaluator
 from agent.executors import Executor, make_executor
 from agent.journal import CONFIG, Journal, Record, read_records
 from agent.loop import Search
-from agent.proposers import make_proposer
+from agent.proposers import Proposer, make_proposer
 from evaluators.base import Evaluator
 
 Build = Callable[[Config], Evaluator]  # the run's evaluator from its config
@@ -41,16 +41,23 @@ class RunSession:
     previous: list[Record] = field(default_factory=list)  # records of a resumed run
 
     @classmethod
-    def start(cls, config: Config, build: Build = build_evaluator) -> RunSession:
-        """A new run folder for `config`, whose evaluator `build` makes. The folder is
-        created last, so bad data or settings leave no empty run behind."""
-        search, executor = _searcher(config, build, [])
+    def start(
+        cls, config: Config, build: Build = build_evaluator, proposer: Proposer | None = None
+    ) -> RunSession:
+        """A new run folder for `config`, whose evaluator `build` makes; the proposer is
+        the config's unless given. The folder is created last, so bad data or settings
+        leave no empty run behind."""
+        search, executor = _searcher(config, build, proposer, [])
         journal = Journal.create(Path(config.runs_dir), config.name, dump_config(config))
         return cls(config, journal, search, executor)
 
     @classmethod
     def resume(
-        cls, folder: Path, changes: dict[str, Any] | None = None, build: Build = build_evaluator
+        cls,
+        folder: Path,
+        changes: dict[str, Any] | None = None,
+        build: Build = build_evaluator,
+        proposer: Proposer | None = None,
     ) -> RunSession:
         """Reopen a stopped or killed run with its own config; `changes` may set only the
         RESUMABLE keys (dotted, as on the command line)."""
@@ -59,7 +66,7 @@ class RunSession:
             raise ValueError(f"a resumed run keeps its config; only {RESUMABLE} may change")
         previous = read_records(folder, drop_torn_tail=True)
         config = load_config(folder / CONFIG, changes)
-        search, executor = _searcher(config, build, previous)
+        search, executor = _searcher(config, build, proposer, previous)
         return cls(config, Journal(folder), search, executor, previous)
 
     def run(self, on_record=lambda record: None) -> list[Record]:
@@ -79,11 +86,14 @@ class RunSession:
             self.executor.close()
 
 
-def _searcher(config: Config, build: Build, previous: list[Record]) -> tuple[Search, Executor]:
-    budget = LLMBudget(config.llm)
-    if previous:  # what the stopped run spent counts towards its caps
-        budget.restore(Spend.of(r.llm for r in previous))
-    proposer = make_proposer(config.llm, config.seed, budget)
+def _searcher(
+    config: Config, build: Build, proposer: Proposer | None, previous: list[Record]
+) -> tuple[Search, Executor]:
+    if proposer is None:
+        budget = LLMBudget(config.llm)
+        if previous:  # what the stopped run spent counts towards its caps
+            budget.restore(Spend.of(r.llm for r in previous))
+        proposer = make_proposer(config.llm, config.seed, budget)
     evaluator = build(config)
     executor = make_executor(evaluator, config.executor)
     return Search(config, evaluator, proposer, executor), executor

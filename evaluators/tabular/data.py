@@ -21,54 +21,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from evaluators.base import Task
 from evaluators.tabular.columns import DataError, Prepared, Roles, Table, prepare
+from evaluators.tabular.settings import BUILTIN_ADULT, DataSpec
 
 __all__ = ["DataError", "DataSpec", "EncodedDataset", "Part", "Table", "load"]
 
-BUILTIN_ADULT = "adult"
 _ADULT_TARGET = "income"
-_FORMATS = ("criteo", "avazu", "synthetic")
 _SPLIT_NAMES = {"train": 0, "val": 1, "valid": 1, "validation": 1, "test": 2}
-
-
-class DataSpec(BaseModel):
-    """Which table to search on and how to read it."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    path: str = Field(
-        BUILTIN_ADULT,
-        description="'adult' (built-in); a CSV, CSV.gz or Parquet file; 'criteo:FILE' or "
-        "'avazu:FILE' for those formats; 'synthetic:ROWS[:FIELDS]' for generated CTR data.",
-    )
-    target: str | None = Field(None, description="Target column; required for a plain file.")
-    task: Task | None = Field(None, description="Inferred from the target when absent.")
-    categorical: list[str] | None = Field(None, description="Inferred from dtypes when absent.")
-    numeric: list[str] | None = Field(None, description="Inferred from dtypes when absent.")
-    ignore: list[str] = Field(default_factory=list, description="Columns left out of the features.")
-    split_column: str | None = Field(
-        None, description="Column with train / val / test per row, instead of random fractions."
-    )
-    val_fraction: float = Field(0.2, gt=0.0, lt=0.5)
-    test_fraction: float = Field(0.2, gt=0.0, lt=0.5)
-
-    @model_validator(mode="after")
-    def _file_needs_target(self) -> DataSpec:
-        known_format = self.path == BUILTIN_ADULT or self.path.split(":", 1)[0] in _FORMATS
-        if not known_format and not self.target:
-            raise ValueError("a data file needs a target column (data.target / --target)")
-        if self.path.startswith("synthetic:"):
-            numbers = self.path.split(":")[1:]
-            valid = 1 <= len(numbers) <= 2 and all(n.isdigit() for n in numbers)
-            if not valid or int(numbers[0]) < 100 or (len(numbers) == 2 and int(numbers[1]) < 2):
-                raise ValueError(
-                    "synthetic data is 'synthetic:ROWS' or 'synthetic:ROWS:FIELDS' "
-                    "(ROWS >= 100, FIELDS >= 2)"
-                )
-        return self
 
 
 @dataclass(frozen=True)

@@ -3,46 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import jsonpointer
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from evaluators.base import CandidateFailed, Evaluation
 from evaluators.tabular.data import DataSpec, EncodedDataset, load
 from evaluators.tabular.model import BatchedNet, Layout, flops_per_example
+from evaluators.tabular.settings import EvaluatorSettings, SpaceSettings
 from evaluators.tabular.space import Architecture
 from evaluators.tabular.trainer import predict, train_learners
-
-
-class SpaceSettings(BaseModel):
-    """Caps on candidates, checked before any training (over the cap: status failed)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    max_params: int | None = Field(None, ge=1, description="Trainable parameters per learner.")
-    max_flops: int | None = Field(None, ge=1, description="Forward FLOPs per example.")
 
 
 @dataclass(frozen=True)
 class Size:
     parameters: int
     flops: int
-
-
-class EvaluatorSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    learners: int = Field(2, ge=2, le=64, description="Learners trained per candidate (k).")
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where learners train.")
-    threads: int | None = Field(
-        None, ge=1, le=512, description="CPU threads for torch; all cores when unset."
-    )
-    timeout_s: float | None = Field(
-        None, gt=0, le=86_400, description="Fail a candidate whose training takes longer."
-    )
 
 
 def resolve_device(name: str) -> torch.device:

@@ -8,36 +8,13 @@ from pathlib import Path
 import pytest
 
 from agent.config import Config, dump_config
-from agent.edits import Edit
 from agent.journal import Journal, read_records
 from agent.loop import BaselineFailed, Search
-from agent.proposers.base import LLMUsage, Proposal, ProposalContext
 from agent.proposers.builtin import BuiltinProposer
 from agent.replay import replay
+from agent.testing import ScriptedProposer, proposal
 from evaluators.tabular import trainer
 from evaluators.tabular.evaluator import TabularEvaluator
-
-
-class ScriptedProposer:
-    """Answers with prepared proposals, and remembers the contexts it was shown."""
-
-    def __init__(self, proposals: list[Proposal]):
-        self.proposals = list(proposals)
-        self.contexts: list[ProposalContext] = []
-
-    def propose(self, context: ProposalContext, check=None) -> list[Proposal]:
-        self.contexts.append(context)
-        return [self.proposals.pop(0)]
-
-
-def proposal(*edits: dict, problem: str | None = None, status: str = "invalid") -> Proposal:
-    return Proposal(
-        rationale="scripted",
-        edits=[Edit.model_validate(e) for e in edits],
-        usage=LLMUsage(provider="script", model="script"),
-        problem=problem,
-        problem_status=status,
-    )
 
 
 def run(config: Config, proposer) -> tuple[Search, Journal]:
