@@ -26,15 +26,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from agent.config import Config
+from agent.context import proposal_context
 from agent.costs import BudgetExhausted
 from agent.errors import UserError, describe_validation_error
 from agent.executors import Executor
-from agent.gate import statistics
-from agent.journal import Journal, Record, Shrinkage, Status, TestReport, utc_now
-from agent.judging import Judge, Judged, make_gate, outrank
-from agent.learners import Cost, Failed, LearnerStore, Pool
-from agent.metrics import task_metrics
-from agent.proposers.base import HistoryEntry, Proposal, ProposalContext, Proposer
+from agent.journal import Journal, Record
+from agent.judging import Judge, make_gate, outrank
+from agent.learners import Failed, LearnerStore
+from agent.outcomes import Recorder, candidate_fields
+from agent.proposers.base import Proposal, ProposalContext, Proposer
 from agent.screening import Candidate, Refusal, Screen
 from agent.state import Baseline, RunState, batches, training_failures
 from evaluators.base import Evaluator
@@ -88,7 +88,7 @@ class Search:
             completion = self._train_together(screened)
             records = outrank(
                 [
-                    self._judge(step, i, proposal, outcome, completion)
+                    self._outcome(step, i, proposal, outcome, completion)
                     for i, (proposal, outcome) in enumerate(zip(batch, screened, strict=True))
                 ]
             )
@@ -111,6 +111,7 @@ class Search:
         self.journal, self.on_record = journal, on_record
         self.store = LearnerStore(self.evaluator, journal.folder / "learners", self.executor)
         self.judge = Judge(self.config, self.gate, self.store, self.evaluator)
+        self.recorder = Recorder(self.config, self.evaluator)
         start = self._train_initial() if not previous else previous[0]
         if start.event != "baseline" or not start.accepted or start.stats is None:
             raise UserError("cannot resume: the run has no trained starting baseline")
@@ -158,21 +159,19 @@ class Search:
         fields: dict[str, Any] = {"architecture": document, "arch_hash": self.initial.arch_hash()}
         trained = self.store.ensure(self.initial, learners)
         if isinstance(trained, Failed):
-            failure = self._new_record("baseline", 0, "failed", trained.reason, **fields)
+            failure = self.recorder.baseline("failed", trained.reason, **fields)
             self.records.append(failure)
             self.journal.append(failure)
             self.on_record(failure)
             raise BaselineFailed(f"the starting architecture failed: {trained.reason}")
         pool, cost = trained
         stats, logloss = self.gate.summarise(pool.val, self.evaluator.y_val, self.evaluator.task)
-        record = self._new_record(
-            "baseline",
-            0,
+        record = self.recorder.baseline(
             "accepted",
             "starting baseline",
             stats=stats,
             logloss=logloss,
-            test=self._test_report(pool),
+            test=self.recorder.test_report(pool),
             parameters=pool.parameters,
             flops=pool.flops,
             learners=learners,
@@ -184,22 +183,8 @@ class Search:
         self.journal.save_best(record)
         return record
 
-    def _context(self, step: int, proposals: int = 1) -> ProposalContext:
-        recent = self.state.proposals()[-self.config.llm.history :]
-        return ProposalContext(
-            step=step,
-            budget=self.config.budget,
-            members=self.config.members,
-            rule=self.config.gate.rule,
-            baseline_step=self.baseline.step,
-            architecture=self.baseline.architecture.document(),
-            stats=self.baseline.stats,
-            history=[_history_entry(r) for r in recent] if self.config.llm.history else [],
-            space_schema=self.evaluator.space().model_json_schema(),
-            dataset=self.evaluator.describe(),
-            proposals=proposals,
-            evaluated_hashes=frozenset(self.state.first_step),
-        )
+    def _context(self, step: int, proposals: int) -> ProposalContext:
+        return proposal_context(self.config, self.evaluator, self.state, step, proposals)
 
     def _train_together(self, screened: list[Candidate | Refusal]) -> dict[str, int]:
         """Train the decision learners of a batch's candidates at once (in parallel on a
@@ -210,7 +195,7 @@ class Search:
         finished = self.store.prefetch([(a, learners) for a in wants.values()])
         return {arch_hash: order for order, arch_hash in enumerate(dict.fromkeys(finished))}
 
-    def _judge(
+    def _outcome(
         self,
         batch_start: int,
         index: int,
@@ -218,102 +203,21 @@ class Search:
         screened: Candidate | Refusal,
         completion: dict[str, int],
     ) -> Record:
-        """The one place where a proposal's outcome becomes its record."""
+        """A proposal's outcome, as its record: refused, failed (before or now) or judged."""
         step = batch_start + index
-        record = partial(self._proposal_record, step, batch_start, proposal)
+        record = partial(self.recorder.proposal, step, batch_start, proposal, self.baseline)
         if isinstance(screened, Refusal):
             return record(screened.status, screened.reason)
-        reused = screened.first_step != step
-        fields: dict[str, Any] = {
-            "architecture": screened.architecture.document(),
-            "arch_hash": screened.arch_hash,
-            "cached_from": screened.first_step if reused else None,
-        }
-        previous_failure = self.store.failed.get(screened.arch_hash)
-        if previous_failure is not None and reused:
-            return record(
-                "failed", f"{previous_failure} [from step {screened.first_step}]", **fields
-            )
+        fields = candidate_fields(screened, step)
+        failed_before = self.store.failed.get(screened.arch_hash)
+        if failed_before is not None and fields["cached_from"] is not None:
+            return record("failed", f"{failed_before} [from step {screened.first_step}]", **fields)
         judged = self.judge.rounds(self.baseline, step, screened.architecture)
         if isinstance(judged, Failed):
             return record("failed", judged.reason, **fields)
-        suffix = f" [learners reused from step {screened.first_step}]" if reused else ""
+        order = completion.get(screened.arch_hash)
         return record(
-            *self._verdict(judged, suffix),
-            stats=judged.rounds[0].stats,
-            logloss=judged.rounds[0].logloss,
-            delta_E=judged.rounds[0].delta_E,
-            rules=judged.rounds[0].rules,
-            interval=judged.rounds[0].interval,
-            rounds=judged.rounds,
-            shrinkage=self._shrinkage(judged),
-            test=self._test_report(judged.pool),
-            parameters=judged.pool.parameters,
-            flops=judged.pool.flops,
-            learners=judged.rounds[-1].stats.k,
-            completion=completion.get(screened.arch_hash),
-            cost=sum((r.cost for r in judged.rounds), Cost()),
-            **fields,
-        )
-
-    def _verdict(self, judged: Judged, suffix: str) -> tuple[Status, str]:
-        final = judged.rounds[-1]
-        reason = final.reason
-        if final.kind == "confirmation":
-            verdict = "confirmed" if final.accepted else "not confirmed"
-            reason = f"{verdict} on {final.stats.k} learners: {reason}"
-        return ("accepted" if final.accepted else "rejected"), reason + suffix
-
-    def _shrinkage(self, judged: Judged) -> Shrinkage | None:
-        if judged.rounds[-1].kind != "confirmation":
-            return None
-        return Shrinkage(
-            delta_E_M_at_decision=judged.rounds[-2].stats.E_M - self.baseline.stats.E_M,
-            delta_E_M_confirmed=judged.rounds[-1].stats.E_M - self.baseline.stats.E_M,
-        )
-
-    def _test_report(self, pool: Pool) -> TestReport:
-        y, task = self.evaluator.y_test, self.evaluator.task
-        return TestReport(
-            stats=statistics(pool.test, y, self.config.members),
-            metrics=task_metrics(task, pool.test, y),
-        )
-
-    def _proposal_record(
-        self,
-        step: int,
-        batch_start: int,
-        proposal: Proposal,
-        status: Status,
-        reason: str,
-        **fields: Any,
-    ) -> Record:
-        return self._new_record(
-            "proposal",
-            step,
-            status,
-            reason,
-            round=batch_start,
-            edits=[e.operation() for e in proposal.edits],
-            rationale=proposal.rationale,
-            baseline=self.baseline.ref(),
-            llm=proposal.usage,
-            attempts=proposal.attempts,
-            **fields,
-        )
-
-    def _new_record(
-        self, event: str, step: int, status: Status, reason: str, **fields: Any
-    ) -> Record:
-        return Record(
-            event=event,
-            step=step,
-            time=utc_now(),
-            status=status,
-            reason=reason,
-            rule=self.config.gate.rule,
-            members=self.config.members,
-            **fields,
+            **self.recorder.judged_fields(screened, step, judged, self.baseline, order), **fields
         )
 
     def _adopt_winner(self, records: list[Record]) -> None:
@@ -342,17 +246,3 @@ def initial_architecture(config: Config, evaluator: Evaluator):
         return evaluator.parse(document)
     except ValidationError as exc:
         raise UserError(f"baseline architecture {path}: {describe_validation_error(exc)}") from None
-
-
-def _history_entry(record: Record) -> HistoryEntry:
-    stats, _ = record.carried()
-    return HistoryEntry(
-        step=record.step,
-        status=record.status,
-        edits=record.edits,
-        rationale=record.rationale,
-        reason=record.reason,
-        delta_E=record.delta_E,
-        rho=stats.rho if stats else None,
-        E_M=stats.E_M if stats else None,
-    )

@@ -1,0 +1,122 @@
+"""Outcomes as trajectory records: the one place that knows which fields each kind of
+outcome fills (the starting baseline, a refused proposal, a failed or judged one)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent.config import Config
+from agent.gate import statistics
+from agent.journal import Record, Shrinkage, Status, TestReport, utc_now
+from agent.judging import Judged
+from agent.learners import Cost, Pool
+from agent.metrics import task_metrics
+from agent.proposers.base import Proposal
+from agent.screening import Candidate
+from agent.state import Baseline
+from evaluators.base import Evaluator
+
+
+class Recorder:
+    def __init__(self, config: Config, evaluator: Evaluator):
+        self.config = config
+        self.evaluator = evaluator
+
+    def baseline(self, status: Status, reason: str, **fields: Any) -> Record:
+        return self._record("baseline", 0, status, reason, **fields)
+
+    def proposal(
+        self,
+        step: int,
+        batch_start: int,
+        proposal: Proposal,
+        baseline: Baseline,
+        status: Status,
+        reason: str,
+        **fields: Any,
+    ) -> Record:
+        return self._record(
+            "proposal",
+            step,
+            status,
+            reason,
+            round=batch_start,
+            edits=[e.operation() for e in proposal.edits],
+            rationale=proposal.rationale,
+            baseline=baseline.ref(),
+            llm=proposal.usage,
+            attempts=proposal.attempts,
+            **fields,
+        )
+
+    def judged_fields(
+        self,
+        candidate: Candidate,
+        step: int,
+        judged: Judged,
+        baseline: Baseline,
+        completion: int | None,
+    ) -> dict[str, Any]:
+        """Status, reason and statistics of a judged candidate, for `proposal`."""
+        decision, final = judged.rounds[0], judged.rounds[-1]
+        reason = final.reason
+        if final.kind == "confirmation":
+            verdict = "confirmed" if final.accepted else "not confirmed"
+            reason = f"{verdict} on {final.stats.k} learners: {reason}"
+        if candidate.first_step != step:
+            reason += f" [learners reused from step {candidate.first_step}]"
+        return {
+            "status": "accepted" if final.accepted else "rejected",
+            "reason": reason,
+            "stats": decision.stats,
+            "logloss": decision.logloss,
+            "delta_E": decision.delta_E,
+            "rules": decision.rules,
+            "interval": decision.interval,
+            "rounds": judged.rounds,
+            "shrinkage": _shrinkage(judged, baseline),
+            "test": self.test_report(judged.pool),
+            "parameters": judged.pool.parameters,
+            "flops": judged.pool.flops,
+            "learners": final.stats.k,
+            "completion": completion,
+            "cost": sum((r.cost for r in judged.rounds), Cost()),
+        }
+
+    def test_report(self, pool: Pool) -> TestReport:
+        y, task = self.evaluator.y_test, self.evaluator.task
+        return TestReport(
+            stats=statistics(pool.test, y, self.config.members),
+            metrics=task_metrics(task, pool.test, y),
+        )
+
+    def _record(self, event: str, step: int, status: Status, reason: str, **fields) -> Record:
+        return Record(
+            event=event,
+            step=step,
+            time=utc_now(),
+            status=status,
+            reason=reason,
+            rule=self.config.gate.rule,
+            members=self.config.members,
+            **fields,
+        )
+
+
+def candidate_fields(candidate: Candidate, step: int) -> dict[str, Any]:
+    reused = candidate.first_step != step
+    return {
+        "architecture": candidate.architecture.document(),
+        "arch_hash": candidate.arch_hash,
+        "cached_from": candidate.first_step if reused else None,
+    }
+
+
+def _shrinkage(judged: Judged, baseline: Baseline) -> Shrinkage | None:
+    """Predicted gain at decision and after confirmation: the winner's curse, measured."""
+    if judged.rounds[-1].kind != "confirmation":
+        return None
+    return Shrinkage(
+        delta_E_M_at_decision=judged.rounds[-2].stats.E_M - baseline.stats.E_M,
+        delta_E_M_confirmed=judged.rounds[-1].stats.E_M - baseline.stats.E_M,
+    )
