@@ -13,8 +13,8 @@ import anthropic
 from agent.config import LLMSettings
 from agent.costs import LLMBudget
 from agent.edits import ProposedEdits
-from agent.prompts import RenderedPrompt
 from agent.proposers.llm import LLMProposer, MalformedAnswer, Reply, answer_schema, parse_object
+from agent.proposers.prompts import RenderedPrompt
 
 _TOOL = "propose_edits"
 

@@ -25,8 +25,8 @@ from agent.config import LLMSettings
 from agent.costs import BudgetExhausted, LLMBudget
 from agent.edits import ProposedEdits
 from agent.errors import describe_validation_error
-from agent.prompts import RenderedPrompt, render, render_repair
 from agent.proposers.base import Check, LLMUsage, Proposal, ProposalContext, ProposerStopped
+from agent.proposers.prompts import RenderedPrompt, render, render_repair
 from agent.proposers.transport import call_with_retries
 
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)

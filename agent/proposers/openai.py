@@ -16,8 +16,8 @@ import openai
 from agent.config import LLMSettings
 from agent.costs import LLMBudget
 from agent.edits import ProposedEdits
-from agent.prompts import RenderedPrompt
 from agent.proposers.llm import LLMProposer, Reply, answer_schema, parse_text
+from agent.proposers.prompts import RenderedPrompt
 
 _MODES = ("json_schema", "json_object", "prompt")
 

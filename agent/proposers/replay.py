@@ -17,9 +17,9 @@ from agent.config import LLMSettings
 from agent.costs import LLMBudget
 from agent.edits import ProposedEdits
 from agent.errors import UserError
-from agent.prompts import RenderedPrompt
 from agent.proposers.base import Check, Proposal, ProposalContext, ProposerStopped
 from agent.proposers.llm import LLMProposer, MalformedAnswer, Reply, parse_object, parse_text
+from agent.proposers.prompts import RenderedPrompt
 
 
 class ReplayedFailure(Exception):

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from agent.gate import frontier_rho
-from agent.prompts import render
+from agent.proposers.prompts import render
 from tests.agent.proposers.test_builtin import context
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_prompt_carries_space_baseline_statistics_frontier_and_history():
@@ -93,7 +93,7 @@ def test_templates_and_data_load_from_an_installed_wheel(tmp_path: Path):
         "import sys; sys.path.insert(0, sys.argv[1]);"
         "import agent, prompts; assert agent.__file__.startswith(sys.argv[1]), agent.__file__;"
         "from tests_context import ctx;"
-        "from agent.prompts import render; p = render(ctx());"
+        "from agent.proposers.prompts import render; p = render(ctx());"
         "assert 'rho = 0.900000' in p.user and 'M = 50' in p.system;"
         "from evaluators.tabular.data import DataSpec, load; d = load(DataSpec(), 0);"
         "assert len(d.train) > 20000; print('ok')"
@@ -172,7 +172,7 @@ def test_old_history_is_summarised_to_fit_the_token_budget():
 
 
 def test_the_repair_message_names_each_problem():
-    from agent.prompts import render_repair
+    from agent.proposers.prompts import render_repair
 
     text = render_repair([None, "outside the space: tower.dropout: Input should be <= 0.5"])
     assert "proposal 2: outside the space: tower.dropout" in text and "proposal 1" not in text
