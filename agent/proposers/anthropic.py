@@ -13,13 +13,21 @@ import anthropic
 from agent.config import LLMSettings
 from agent.costs import LLMBudget
 from agent.edits import ProposedEdits
-from agent.proposers.llm import LLMProposer, MalformedAnswer, Reply, answer_schema, parse_object
+from agent.proposers.llm import (
+    LLMProposer,
+    MalformedAnswer,
+    Reply,
+    answer_schema,
+    client_options,
+    describe_failure,
+    parse_object,
+)
 from agent.proposers.prompts import RenderedPrompt
 
 _TOOL = "propose_edits"
 
 
-class AnthropicProposer(LLMProposer):
+class AnthropicWire:
     provider = "anthropic"
     label = "Anthropic"
     not_found_errors = (anthropic.NotFoundError,)
@@ -29,10 +37,12 @@ class AnthropicProposer(LLMProposer):
         *not_found_errors,
     )
     api_error = anthropic.APIError
+    describe_failure = staticmethod(describe_failure)
 
-    def __init__(self, settings: LLMSettings, budget: LLMBudget, api_key: str):
-        super().__init__(settings, budget)
-        self.client = anthropic.Anthropic(**self.client_options(api_key))
+    def __init__(self, settings: LLMSettings, api_key: str):
+        self.settings = settings
+        self.model = settings.resolved_model()
+        self.client = anthropic.Anthropic(**client_options(settings, api_key))
 
     def start(self, prompt: RenderedPrompt) -> dict[str, Any]:
         return {"system": prompt.system, "messages": [{"role": "user", "content": prompt.user}]}
@@ -92,6 +102,11 @@ class AnthropicProposer(LLMProposer):
             {"role": "user", "content": answer},
         ]
         return {"system": conversation["system"], "messages": messages}
+
+
+class AnthropicProposer(LLMProposer):
+    def __init__(self, settings: LLMSettings, budget: LLMBudget, api_key: str):
+        super().__init__(AnthropicWire(settings, api_key), settings, budget)
 
 
 def _echo(block: dict[str, Any]) -> dict[str, Any]:

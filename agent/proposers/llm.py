@@ -1,7 +1,8 @@
 """What the LLM backends share: the answer's shape, the repair loop, retries and accounting.
 
-A backend module supplies only its wire format (`start`, `request`, `send`, `follow_up`)
-and its SDK's error types; endpoint settings (base_url, key, timeout) come from the config.
+A backend module supplies only a Wire: its format (`start`, `request`, `send`, `parse`,
+`follow_up`) and its SDK's error types. LLMProposer, the same for every backend, holds the
+repair loop, the accounting and the transcripts; endpoint settings come from the config.
 
 One round is one conversation:
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -96,40 +97,68 @@ class Reply:
     answer: Any  # text or an already-decoded object, for `parse`
 
 
-class LLMProposer:
-    replays_deterministically = False  # sampled answers: resume asks again
+class Wire(Protocol):
+    """One provider's wire format and the errors its SDK raises."""
+
     provider: str
+    model: str
     label: str  # how messages name the endpoint
     # Errors every later call would repeat: they stop the run instead of burning the budget.
     # A bad key or a key without access, or (not_found_errors) an unknown model or base_url.
     fatal_errors: tuple[type[Exception], ...]
-    not_found_errors: tuple[type[Exception], ...] = ()
+    not_found_errors: tuple[type[Exception], ...]
     api_error: type[Exception]  # the SDK's base error: anything else fails the round
 
-    def __init__(self, settings: LLMSettings, budget: LLMBudget):
+    def start(self, prompt: RenderedPrompt) -> Any:
+        """The conversation so far, in the backend's own shape."""
+        ...
+
+    def request(self, conversation: Any) -> dict[str, Any]: ...
+
+    def send(self, request: dict[str, Any]) -> Reply: ...
+
+    def parse(self, answer: Any) -> list[ProposedEdits]: ...
+
+    def follow_up(self, conversation: Any, reply: Reply, feedback: str) -> Any:
+        """The conversation with the model's answer and our feedback appended."""
+        ...
+
+    def describe_failure(self, exc: Exception) -> str: ...
+
+
+def client_options(settings: LLMSettings, api_key: str) -> dict[str, Any]:
+    """Both SDKs take the same names. Their own retries are off: transport.py retries."""
+    return {
+        "api_key": api_key,
+        "base_url": settings.base_url,
+        "timeout": settings.timeout_s,
+        "max_retries": 0,
+    }
+
+
+def describe_failure(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+class LLMProposer:
+    replays_deterministically = False  # sampled answers: resume asks again
+
+    def __init__(self, wire: Wire, settings: LLMSettings, budget: LLMBudget):
+        self.wire = wire
         self.settings = settings
-        self.model = settings.resolved_model()
         self.budget = budget
 
-    def client_options(self, api_key: str) -> dict[str, Any]:
-        """Both SDKs take the same names. Their own retries are off: transport.py retries."""
-        return {
-            "api_key": api_key,
-            "base_url": self.settings.base_url,
-            "timeout": self.settings.timeout_s,
-            "max_retries": 0,
-        }
-
     def propose(self, context: ProposalContext, check: Check | None = None) -> list[Proposal]:
+        wire = self.wire
         prompt = self.render_prompt(context)
-        conversation = self.start(prompt)
+        conversation = wire.start(prompt)
         transcript: dict[str, Any] = {
-            "provider": self.provider,
-            "model": self.model,
+            "provider": wire.provider,
+            "model": wire.model,
             "prompt": {"system": prompt.system, "user": prompt.user},
             "exchanges": [],
         }
-        usage = LLMUsage(provider=self.provider, model=self.model)
+        usage = LLMUsage(provider=wire.provider, model=wire.model)
         attempts: list[dict[str, Any]] = []
         items: list[ProposedEdits] = []
         problems: list[str | None] = []
@@ -145,13 +174,13 @@ class LLMProposer:
                 transcript["exchanges"].pop()
                 problems = [f"{p} (repairs cut short: {exc})" if p else p for p in problems]
                 break
-            except self.fatal_errors as exc:
+            except wire.fatal_errors as exc:
                 raise ProposerStopped(self.fatal_message(exc)) from None
-            except self.api_error as exc:
+            except wire.api_error as exc:
                 # A failed call is still a call: it counts towards llm.max_calls.
-                self.budget.charge(self.model, 0, 0)
+                self.budget.charge(wire.model, 0, 0)
                 usage.calls += 1
-                exchange["error"] = self.describe_failure(exc)
+                exchange["error"] = wire.describe_failure(exc)
                 problem = f"LLM call failed: {exchange['error']}"
                 return [self._problem(usage, transcript, problem, "failed")]
             self._account(usage, reply, exchange)
@@ -162,7 +191,7 @@ class LLMProposer:
                 break
             if attempt < self.settings.max_repairs:
                 feedback = render_repair(problems, self.settings.templates)
-                conversation = self.follow_up(conversation, reply, feedback)
+                conversation = wire.follow_up(conversation, reply, feedback)
         return self._proposals(items, problems, usage, transcript, attempts)
 
     def render_prompt(self, context: ProposalContext) -> RenderedPrompt:
@@ -170,10 +199,10 @@ class LLMProposer:
 
     def _call(self, conversation: Any, exchange: dict[str, Any]) -> Reply:
         self.budget.before_call()
-        request = self.request(conversation)
+        request = self.wire.request(conversation)
         exchange["request"] = request
         return call_with_retries(
-            lambda: self.send(request),
+            lambda: self.wire.send(request),
             self.settings.max_retries,
             self.settings.backoff_s,
             self.settings.max_wait_s,
@@ -181,7 +210,7 @@ class LLMProposer:
         )
 
     def _account(self, usage: LLMUsage, reply: Reply, exchange: dict[str, Any]) -> None:
-        cost = self.budget.charge(self.model, reply.input_tokens, reply.output_tokens)
+        cost = self.budget.charge(self.wire.model, reply.input_tokens, reply.output_tokens)
         usage.calls += 1
         usage.input_tokens += reply.input_tokens
         usage.output_tokens += reply.output_tokens
@@ -196,7 +225,7 @@ class LLMProposer:
         self, reply: Reply, wanted: int, check: Check | None
     ) -> tuple[list[ProposedEdits], list[str | None]]:
         try:
-            items = self.parse(reply.answer)[:wanted]
+            items = self.wire.parse(reply.answer)[:wanted]
         except MalformedAnswer as exc:
             return [], [str(exc)]
         return items, check(items) if check else [None] * len(items)
@@ -215,7 +244,7 @@ class LLMProposer:
                     # The round's calls are charged to its first proposal only.
                     usage=usage
                     if index == 0
-                    else LLMUsage(provider=self.provider, model=self.model),
+                    else LLMUsage(provider=self.wire.provider, model=self.wire.model),
                     transcript=transcript if index == 0 else None,
                     problem=None if problem is None else f"{problem} (after {tries} attempts)",
                     attempts=attempts if tries > 1 or problem else None,
@@ -234,34 +263,12 @@ class LLMProposer:
             attempts=attempts,
         )
 
-    def describe_failure(self, exc: Exception) -> str:
-        return f"{type(exc).__name__}: {exc}"
-
     def fatal_message(self, exc: Exception) -> str:
-        detail = getattr(exc, "message", str(exc))
-        if isinstance(exc, self.not_found_errors):
+        wire, detail = self.wire, getattr(exc, "message", str(exc))
+        if isinstance(exc, wire.not_found_errors):
             return (
-                f"the {self.label} endpoint does not know model {self.model!r} "
+                f"the {wire.label} endpoint does not know model {wire.model!r} "
                 f"(or llm.base_url is wrong): {detail}"
             )
         variable = self.settings.resolved_key_env()
-        return f"the {self.label} endpoint refused the API key ({detail}): check ${variable}"
-
-    # The wire format, supplied by each backend.
-
-    def start(self, prompt: RenderedPrompt) -> Any:
-        """The conversation so far, in the backend's own shape."""
-        raise NotImplementedError
-
-    def request(self, conversation: Any) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def send(self, request: dict[str, Any]) -> Reply:
-        raise NotImplementedError
-
-    def parse(self, answer: Any) -> list[ProposedEdits]:
-        raise NotImplementedError
-
-    def follow_up(self, conversation: Any, reply: Reply, feedback: str) -> Any:
-        """The conversation with the model's answer and our feedback appended."""
-        raise NotImplementedError
+        return f"the {wire.label} endpoint refused the API key ({detail}): check ${variable}"

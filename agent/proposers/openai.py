@@ -16,22 +16,31 @@ import openai
 from agent.config import LLMSettings
 from agent.costs import LLMBudget
 from agent.edits import ProposedEdits
-from agent.proposers.llm import LLMProposer, Reply, answer_schema, parse_text
+from agent.proposers.llm import (
+    LLMProposer,
+    Reply,
+    answer_schema,
+    client_options,
+    describe_failure,
+    parse_text,
+)
 from agent.proposers.prompts import RenderedPrompt
 
 _MODES = ("json_schema", "json_object", "prompt")
 
 
-class OpenAIProposer(LLMProposer):
+class OpenAIWire:
     provider = "openai"
     label = "OpenAI"
     not_found_errors = (openai.NotFoundError,)
     fatal_errors = (openai.AuthenticationError, openai.PermissionDeniedError, *not_found_errors)
     api_error = openai.APIError
+    describe_failure = staticmethod(describe_failure)
 
-    def __init__(self, settings: LLMSettings, budget: LLMBudget, api_key: str):
-        super().__init__(settings, budget)
-        self.client = openai.OpenAI(**self.client_options(api_key))
+    def __init__(self, settings: LLMSettings, api_key: str):
+        self.settings = settings
+        self.model = settings.resolved_model()
+        self.client = openai.OpenAI(**client_options(settings, api_key))
         self.mode = "json_schema"
 
     def start(self, prompt: RenderedPrompt) -> list[dict[str, Any]]:
@@ -73,12 +82,12 @@ class OpenAIProposer(LLMProposer):
         ]
 
 
-class OpenAICompatibleProposer(OpenAIProposer):
+class OpenAICompatibleWire(OpenAIWire):
     provider = "openai-compatible"
     label = "OpenAI-compatible"
 
-    def __init__(self, settings: LLMSettings, budget: LLMBudget, api_key: str):
-        super().__init__(settings, budget, api_key)
+    def __init__(self, settings: LLMSettings, api_key: str):
+        super().__init__(settings, api_key)
         auto = settings.structured_output == "auto"
         self.modes = list(_MODES) if auto else [settings.structured_output]
         self.mode = self.modes[0]
@@ -94,6 +103,16 @@ class OpenAICompatibleProposer(OpenAIProposer):
                 # The request is changed in place, so the transcript shows what was sent.
                 self.mode = self.modes[self.modes.index(self.mode) + 1]
                 _set_mode(request, self.mode)
+
+
+class OpenAIProposer(LLMProposer):
+    def __init__(self, settings: LLMSettings, budget: LLMBudget, api_key: str):
+        super().__init__(OpenAIWire(settings, api_key), settings, budget)
+
+
+class OpenAICompatibleProposer(LLMProposer):
+    def __init__(self, settings: LLMSettings, budget: LLMBudget, api_key: str):
+        super().__init__(OpenAICompatibleWire(settings, api_key), settings, budget)
 
 
 def _set_mode(request: dict[str, Any], mode: str) -> None:

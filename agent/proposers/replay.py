@@ -26,39 +26,25 @@ class ReplayedFailure(Exception):
     """A call that failed in the recorded run fails again, with the recorded message."""
 
 
-class ReplayProposer(LLMProposer):
-    replays_deterministically = True  # its position in the recorded transcripts
+class ReplayWire:
+    """Sends nothing: each call answers with the next recorded exchange of the round."""
+
     provider = "replay"
     label = "replay"
     fatal_errors = ()
+    not_found_errors = ()
     api_error = ReplayedFailure
 
-    def __init__(self, settings: LLMSettings, budget: LLMBudget, folder: Path):
-        super().__init__(settings, budget)
-        paths = sorted((folder / "llm").glob("step-*.json"))
-        if not (folder / "trajectory.jsonl").is_file():
-            raise UserError(f"--replay-from {folder}: not a run folder")
+    def __init__(self, folder: Path, model: str):
         self.folder = folder
-        self.rounds = deque(paths)
+        self.model = model
         self.exchanges: deque[dict[str, Any]] = deque()
 
-    def propose(self, context: ProposalContext, check: Check | None = None) -> list[Proposal]:
-        if not self.rounds:
-            raise ProposerStopped(
-                f"replay: {self.folder} has no recorded answer for step {context.step}"
-            )
-        path = self.rounds.popleft()
-        recorded = json.loads(path.read_text())
-        prompt = self.render_prompt(context)
-        if recorded.get("prompt") != {"system": prompt.system, "user": prompt.user}:
-            raise ProposerStopped(
-                f"replay diverged at step {context.step}: the prompt differs from {path.name} "
-                "(same config and seed as the recorded run?)"
-            )
+    def play(self, recorded: dict[str, Any]) -> None:
+        """Answer the next round from this recorded one, as the provider it came from, so
+        the two trajectories are identical."""
         self.exchanges = deque(recorded["exchanges"])
-        # Report what the recorded run reported, so the two trajectories are identical.
         self.provider, self.model = recorded["provider"], recorded["model"]
-        return super().propose(context, check)
 
     def describe_failure(self, exc: Exception) -> str:
         return str(exc)  # the recorded description, word for word
@@ -90,3 +76,30 @@ class ReplayProposer(LLMProposer):
 
     def follow_up(self, conversation: Any, reply: Reply, feedback: str) -> None:
         return None
+
+
+class ReplayProposer(LLMProposer):
+    replays_deterministically = True  # its position in the recorded transcripts
+
+    def __init__(self, settings: LLMSettings, budget: LLMBudget, folder: Path):
+        if not (folder / "trajectory.jsonl").is_file():
+            raise UserError(f"--replay-from {folder}: not a run folder")
+        self.replay = ReplayWire(folder, settings.resolved_model())
+        super().__init__(self.replay, settings, budget)
+        self.rounds = deque(sorted((folder / "llm").glob("step-*.json")))
+
+    def propose(self, context: ProposalContext, check: Check | None = None) -> list[Proposal]:
+        if not self.rounds:
+            raise ProposerStopped(
+                f"replay: {self.replay.folder} has no recorded answer for step {context.step}"
+            )
+        path = self.rounds.popleft()
+        recorded = json.loads(path.read_text())
+        prompt = self.render_prompt(context)
+        if recorded.get("prompt") != {"system": prompt.system, "user": prompt.user}:
+            raise ProposerStopped(
+                f"replay diverged at step {context.step}: the prompt differs from {path.name} "
+                "(same config and seed as the recorded run?)"
+            )
+        self.replay.play(recorded)
+        return super().propose(context, check)

@@ -139,9 +139,9 @@ def test_every_backend_sends_the_rendered_statistics(provider, mode):
     )
     proposer = cls(settings, LLMBudget(settings), api_key="k")
     if mode:
-        proposer.mode = mode
+        proposer.wire.mode = mode
     ctx = context(0.93)
-    request = proposer.request(proposer.start(proposer.render_prompt(ctx)))
+    request = proposer.wire.request(proposer.wire.start(proposer.render_prompt(ctx)))
     text = json.dumps(request)
     s = ctx.stats
     for claim in (f"rho = {s.rho:.6f}", f"E = {s.E:.6f}", f"predicted E_M (M = 50) = {s.E_M:.6f}"):
