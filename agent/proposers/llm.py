@@ -95,6 +95,7 @@ class Reply:
     input_tokens: int
     output_tokens: int
     answer: Any  # text or an already-decoded object, for `parse`
+    mode: str | None = None  # the structured-output mode the answer was asked in, if any
 
 
 class Wire(Protocol):
@@ -216,6 +217,8 @@ class LLMProposer:
         usage.output_tokens += reply.output_tokens
         usage.cost = None if cost is None or usage.cost is None else usage.cost + cost
         exchange.update(response=reply.raw, answer=reply.answer)
+        if reply.mode is not None:
+            exchange["structured_output"] = reply.mode
         exchange["usage"] = {
             "input_tokens": reply.input_tokens,
             "output_tokens": reply.output_tokens,

@@ -1,14 +1,18 @@
 """OpenAI Chat Completions: the official API and any server that speaks it.
 
 `openai` asks for JSON-schema structured output. `openai-compatible` (vLLM, Ollama,
-llama.cpp server, LM Studio, a LiteLLM proxy) speaks the same wire format at
-`llm.base_url`, but servers differ in what they support: with `structured_output: auto` it
-tries json_schema, then json_object, then plain JSON extracted from the text, and keeps the
-first mode the server accepts for the rest of the run.
+llama.cpp server, llama-cpp-python, LM Studio, a LiteLLM proxy) speaks the same wire format
+at `llm.base_url`, but servers differ in what they support: with `structured_output: auto`
+it tries json_schema, then json_object (with the schema beside it, which llama-cpp-python's
+server enforces), then plain JSON extracted from the text, and keeps the first mode the
+server accepts for the rest of the run. A server says it cannot do a mode in an error of
+any status (400, 422, and 500 from llama-cpp-python): the error's text decides, not its
+status, and such an error steps down at once instead of being retried.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import openai
@@ -69,6 +73,7 @@ class OpenAIWire:
             input_tokens=usage.prompt_tokens if usage else 0,
             output_tokens=usage.completion_tokens if usage else 0,
             answer=response.choices[0].message.content if response.choices else None,
+            mode=self.mode,
         )
 
     def parse(self, answer: Any) -> list[ProposedEdits]:
@@ -96,12 +101,17 @@ class OpenAICompatibleWire(OpenAIWire):
         while True:
             try:
                 return super().send(request)
-            except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
-                if not _about_json_mode(exc) or self.mode == self.modes[-1]:
+            except openai.APIStatusError as exc:
+                if not _refuses_the_mode(exc) or self.mode == self.modes[-1]:
                     raise
                 # The server cannot do this mode: fall back for this and every later call.
                 # The request is changed in place, so the transcript shows what was sent.
-                self.mode = self.modes[self.modes.index(self.mode) + 1]
+                previous, self.mode = self.mode, self.modes[self.modes.index(self.mode) + 1]
+                warnings.warn(
+                    f"{self.label} server at {self.settings.base_url} refused structured "
+                    f"output {previous!r} ({_first_line(exc)}); using {self.mode!r} from now on",
+                    stacklevel=2,
+                )
                 _set_mode(request, self.mode)
 
 
@@ -123,11 +133,31 @@ def _set_mode(request: dict[str, Any], mode: str) -> None:
             "json_schema": {"name": "proposals", "schema": answer_schema(), "strict": False},
         }
     elif mode == "json_object":
-        request["response_format"] = {"type": "json_object"}
+        # llama-cpp-python's server constrains decoding to a schema given here; servers
+        # that do not know the key ignore it.
+        request["response_format"] = {"type": "json_object", "schema": answer_schema()}
     else:
         request.pop("response_format", None)
 
 
-def _about_json_mode(exc: openai.APIStatusError) -> bool:
-    text = str(getattr(exc, "message", exc)).lower()
-    return any(word in text for word in ("response_format", "json", "schema"))
+# Errors that say something else than "this mode is not supported", whatever their text.
+_NOT_ABOUT_MODES = (
+    openai.AuthenticationError,
+    openai.PermissionDeniedError,
+    openai.NotFoundError,
+    openai.RateLimitError,
+    openai.ConflictError,
+)
+
+
+def _refuses_the_mode(exc: openai.APIStatusError) -> bool:
+    """Does the error (of any status) name the response format or schema?"""
+    if isinstance(exc, _NOT_ABOUT_MODES):
+        return False
+    text = f"{getattr(exc, 'message', '')} {exc.body}".lower()
+    return any(word in text for word in ("response_format", "json", "schema", "grammar"))
+
+
+def _first_line(exc: Exception) -> str:
+    lines = str(getattr(exc, "message", exc)).strip().splitlines()
+    return lines[0][:200] if lines else type(exc).__name__

@@ -335,3 +335,32 @@ def test_anthropic_overload_is_retried_then_fails_the_round():
     with serve([overloaded, overloaded]) as server:
         (proposal,) = anthropic_proposer(server.url, max_retries=1).propose(context(0.9))
     assert proposal.problem_status == "failed" and len(server.requests) == 2
+
+
+def test_a_500_that_names_the_response_format_steps_down_at_once_without_retries():
+    """llama-cpp-python answers an unsupported json_schema with HTTP 500 and a validation
+    message about response_format.type: not a transient fault, so no retry is spent."""
+    refusal = openai_error(500, "1 validation error: response_format.type: input should be 'text'")
+    with serve([refusal, openai_completion(json.dumps(ANSWER))]) as server:
+        proposer = openai_proposer(server.url, cls=OpenAICompatibleProposer)
+        with pytest.warns(UserWarning, match="refused structured output 'json_schema'"):
+            (proposal,) = proposer.propose(context(0.9))
+    assert proposal.problem is None and len(server.requests) == 2
+    exchange = proposal.transcript["exchanges"][0]
+    assert exchange["retries"] == [] and exchange["structured_output"] == "json_object"
+    # json_object carries the schema, which llama-cpp-python's server enforces.
+    sent = server.requests[1]["body"]["response_format"]
+    assert sent["type"] == "json_object" and "proposals" in sent["schema"]["properties"]
+
+
+def test_a_500_about_something_else_is_still_retried():
+    replies = [
+        openai_error(500, "CUDA error: out of memory"),
+        openai_completion(json.dumps(ANSWER)),
+    ]
+    with serve(replies) as server:
+        proposer = openai_proposer(server.url, cls=OpenAICompatibleProposer, max_retries=2)
+        (proposal,) = proposer.propose(context(0.9))
+    exchange = proposal.transcript["exchanges"][0]
+    assert [r["status"] for r in exchange["retries"]] == [500]
+    assert exchange["structured_output"] == "json_schema"
