@@ -29,7 +29,7 @@ from agent.learners import MembersUnavailable
 
 def report(run_dir: Annotated[Path, typer.Argument(help="A run folder under runs/.")]) -> None:
     """Write report.html (self-contained) and PNGs into the run folder; print a summary."""
-    from agent.display import print_summary
+    from agent.display import print_summary, wall_seconds
     from agent.journal import read_records
     from agent.report import write_report
 
@@ -38,7 +38,7 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run folder under runs
         page = write_report(run_dir)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    print_summary(console, records, run_dir, sum(r.cost.train_seconds for r in records))
+    print_summary(console, records, run_dir, wall_seconds(records))
     console.print(f"Report: {page}")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 from rich.console import Console
@@ -117,6 +118,18 @@ def trajectory_table(records: list[Record], title: str = "Accepted trajectory") 
             _edits_summary(record) or "(start)",
         )
     return table
+
+
+def wall_seconds(records: list[Record]) -> float:
+    """From the run's start to its last record. The first record is written once the
+    starting baseline has trained, so that training is added; the pause of a stopped and
+    resumed run is included."""
+    if not records:
+        return 0.0
+    first, last = (
+        datetime.fromisoformat(r.time.replace("Z", "+00:00")) for r in (records[0], records[-1])
+    )
+    return (last - first).total_seconds() + records[0].cost.train_seconds
 
 
 def print_summary(console: Console, records: list[Record], folder: Path, seconds: float) -> None:

@@ -110,11 +110,13 @@ def _frontier(records: list[Record]):
         axes.scatter([], [], marker="o", color="grey", label="accepted")
         axes.scatter([], [], marker="x", color="grey", label="rejected")
         axes.plot([], [], color="grey", label="frontier (colour: baseline, early to late)")
+        axes.legend(fontsize=8)
+    else:  # every proposal was invalid or failed: there is nothing to draw, say so
+        axes.text(0.5, 0.5, "no proposal reached the gate", ha="center", transform=axes.transAxes)
     axes.axvline(0, color="grey", linewidth=0.5)
     axes.set_xlabel("delta E (candidate minus its baseline, single learner)")
     axes.set_ylabel("rho of the candidate")
     axes.set_title("Acceptance frontiers: below its own line a proposal wins")
-    axes.legend(fontsize=8)
     return figure
 
 

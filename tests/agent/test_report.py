@@ -69,3 +69,40 @@ def test_runs_lists_state_progress_and_best(monkeypatch, capsys, run_folder: Pat
     (run_folder / LOCK).unlink()
     code, out, _ = invoke(monkeypatch, capsys, "runs", "--runs-dir", str(runs_dir))
     assert code == 0 and run_folder.name in out and "finished" in out
+
+
+def test_report_states_the_run_wall_time_not_the_training_time(
+    monkeypatch, capsys, run_folder: Path
+):
+    """A run whose records span 45 minutes (LLM calls, a pause) reports 45 minutes."""
+    import json
+
+    from agent.journal import TRAJECTORY
+
+    path = run_folder / TRAJECTORY
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    lines[0]["time"], lines[-1]["time"] = "2026-01-01T09:00:00.000Z", "2026-01-01T09:45:00.000Z"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    code, out, _ = invoke(monkeypatch, capsys, "report", str(run_folder))
+    seconds = 45 * 60 + lines[0]["cost"]["train_seconds"]
+    assert code == 0 and f"{seconds:.0f} s wall time" in out
+
+
+def test_a_run_where_nothing_reached_the_gate_reports_without_warnings(tmp_path: Path):
+    import warnings
+
+    from agent.config import load_config
+    from agent.session import RunSession
+    from agent.testing import NumpyEvaluator, ScriptedProposer, proposal
+
+    config = load_config(None, {"budget": 2, "members": 10, "runs_dir": str(tmp_path)})
+    script = ScriptedProposer(
+        [proposal(problem="not JSON"), proposal({"op": "replace", "path": "/l2", "value": 1e9})]
+    )
+    with RunSession.start(config, lambda c: NumpyEvaluator(), script) as session:
+        session.run()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib's "No artists with labels" among them
+        page = write_report(session.journal.folder)
+    assert (session.journal.folder / "frontier.png").read_bytes().startswith(PNG)
+    assert page.is_file()
