@@ -43,8 +43,10 @@ class AnthropicWire:
         self.settings = settings
         self.model = settings.resolved_model()
         self.client = anthropic.Anthropic(**client_options(settings, api_key))
+        self.schema = answer_schema()  # this round's: typed by the space (start)
 
     def start(self, prompt: RenderedPrompt) -> dict[str, Any]:
+        self.schema = prompt.answer_schema or answer_schema()
         return {"system": prompt.system, "messages": [{"role": "user", "content": prompt.user}]}
 
     def request(self, conversation: dict[str, Any]) -> dict[str, Any]:
@@ -57,7 +59,7 @@ class AnthropicWire:
                 {
                     "name": _TOOL,
                     "description": "Propose JSON Patch edits to the baseline architecture.",
-                    "input_schema": answer_schema(),
+                    "input_schema": self.schema,
                 }
             ],
             "tool_choice": {"type": "tool", "name": _TOOL},

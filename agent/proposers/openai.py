@@ -46,8 +46,10 @@ class OpenAIWire:
         self.model = settings.resolved_model()
         self.client = openai.OpenAI(**client_options(settings, api_key))
         self.mode = "json_schema"
+        self.schema = answer_schema()  # this round's: typed by the space (start)
 
     def start(self, prompt: RenderedPrompt) -> list[dict[str, Any]]:
+        self.schema = prompt.answer_schema or answer_schema()
         return [
             {"role": "system", "content": prompt.system},
             {"role": "user", "content": prompt.user},
@@ -62,7 +64,7 @@ class OpenAIWire:
             "temperature": self.settings.temperature,
             length_key: self.settings.max_tokens,
         }
-        _set_mode(request, self.mode)
+        _set_mode(request, self.mode, self.schema)
         return request
 
     def send(self, request: dict[str, Any]) -> Reply:
@@ -112,7 +114,7 @@ class OpenAICompatibleWire(OpenAIWire):
                     f"output {previous!r} ({_first_line(exc)}); using {self.mode!r} from now on",
                     stacklevel=2,
                 )
-                _set_mode(request, self.mode)
+                _set_mode(request, self.mode, self.schema)
 
 
 class OpenAIProposer(LLMProposer):
@@ -125,17 +127,17 @@ class OpenAICompatibleProposer(LLMProposer):
         super().__init__(OpenAICompatibleWire(settings, api_key), settings, budget)
 
 
-def _set_mode(request: dict[str, Any], mode: str) -> None:
+def _set_mode(request: dict[str, Any], mode: str, schema: dict[str, Any]) -> None:
     if mode == "json_schema":
-        # Not strict: strict mode forbids the free-typed "value" of a JSON Patch operation.
+        # Not strict: OpenAI's strict mode refuses schemas with anyOf values and bounds.
         request["response_format"] = {
             "type": "json_schema",
-            "json_schema": {"name": "proposals", "schema": answer_schema(), "strict": False},
+            "json_schema": {"name": "proposals", "schema": schema, "strict": False},
         }
     elif mode == "json_object":
         # llama-cpp-python's server constrains decoding to a schema given here; servers
         # that do not know the key ignore it.
-        request["response_format"] = {"type": "json_object", "schema": answer_schema()}
+        request["response_format"] = {"type": "json_object", "schema": schema}
     else:
         request.pop("response_format", None)
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jinja2
 
+from agent.edit_schema import typed_answer_schema
 from agent.gate import frontier_rho
 from agent.proposers.base import ProposalContext
 
@@ -21,6 +22,9 @@ _CHARS_PER_TOKEN = 4
 class RenderedPrompt:
     system: str
     user: str
+    # The answer's schema, typed by the space and the baseline (agent/edit_schema.py):
+    # what a server with constrained decoding enforces.
+    answer_schema: dict[str, Any] = field(default_factory=dict)
 
 
 def environment(user_templates: str | None = None) -> jinja2.Environment:
@@ -60,7 +64,16 @@ def render(
         if len(user) <= token_budget * _CHARS_PER_TOKEN or not history:
             break
         history = history[1:]
-    return RenderedPrompt(system=env.get_template("system.j2").render(variables), user=user)
+    return RenderedPrompt(
+        system=env.get_template("system.j2").render(variables),
+        user=user,
+        answer_schema=typed_answer_schema(
+            context.space_schema,
+            context.architecture,
+            context.proposals,
+            context.evaluated_hashes,
+        ),
+    )
 
 
 def render_repair(problems: list[str | None], user_templates: str | None = None) -> str:

@@ -1,0 +1,105 @@
+"""The typed answer schema: every single edit it allows is inside the space and new."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.edit_schema import typed_answer_schema
+from agent.edits import Edit, apply_edits
+from agent.testing import RidgeArchitecture
+from evaluators.base import canonical_hash
+from evaluators.tabular.space import Architecture
+
+
+def single_edits(schema: dict) -> list[Edit]:
+    """Every edit an answer matching `schema` can contain, value by value."""
+    proposal = schema["properties"]["proposals"]["items"]
+    edits = []
+    for variant in proposal["properties"]["edits"]["items"]["anyOf"]:
+        op, path = (variant["properties"][k]["const"] for k in ("op", "path"))
+        value = variant["properties"].get("value")
+        if value is None:
+            edits.append(Edit(op=op, path=path))
+            continue
+        options = value.get("anyOf", [value])
+        for option in options:
+            for v in option.get("enum", [None]):
+                edits.append(Edit(op=op, path=path, value=v))
+    return edits
+
+
+BASELINES = [
+    Architecture(),
+    Architecture.model_validate(
+        {
+            "tower": {"widths": [8, 16, 32, 64, 128, 256], "norm": "layer"},  # at max length
+            "embeddings": {"hash_buckets": 64},
+            "numeric": {"transform": "bucketize"},
+        }
+    ),
+]
+
+
+@pytest.mark.parametrize("baseline", BASELINES, ids=["default", "full-tower"])
+def test_every_single_edit_is_inside_the_space_and_new(baseline: Architecture):
+    document = baseline.document()
+    evaluated = {
+        canonical_hash(
+            apply_edits(document, [Edit(op="replace", path="/tower/dropout", value=0.1)])
+        )
+    }
+    schema = typed_answer_schema(Architecture.model_json_schema(), document, 2, evaluated)
+    assert (
+        schema["properties"]["proposals"]["minItems"]
+        == 2
+        == schema["properties"]["proposals"]["maxItems"]
+    )
+    edits = single_edits(schema)
+    assert len(edits) > 100
+    seen = set()
+    for edit in edits:
+        architecture = Architecture.model_validate(apply_edits(document, [edit]))
+        assert architecture.arch_hash() not in evaluated | {baseline.arch_hash()}, edit
+        seen.add(edit.path)
+    assert "/tower/dropout" in seen  # other dropout values stay on offer
+    has_room = len(baseline.tower.widths) < 6
+    assert ("/tower/widths/-" in seen) == has_room
+
+
+def test_the_schema_follows_any_pydantic_space():
+    document = RidgeArchitecture().document()
+    schema = typed_answer_schema(RidgeArchitecture.model_json_schema(), document, 1)
+    edits = single_edits(schema)
+    assert {e.path for e in edits} == {"/l2", "/features", "/rows"}
+    for edit in edits:
+        RidgeArchitecture.model_validate(apply_edits(document, [edit]))
+
+
+def test_an_answer_valid_by_the_schema_parses_as_proposals():
+    jsonschema = pytest.importorskip("jsonschema")
+    from agent.proposers.llm import parse_object
+
+    document = Architecture().document()
+    schema = typed_answer_schema(Architecture.model_json_schema(), document, 1)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    answer = {
+        "proposals": [
+            {
+                "rationale": "diversity",
+                "edits": [{"op": "replace", "path": "/tower/dropout", "value": 0.2}],
+            }
+        ]
+    }
+    jsonschema.validate(answer, schema)
+    (item,) = parse_object(answer)
+    assert item.edits[0].path == "/tower/dropout"
+    bad = {
+        "proposals": [
+            {
+                "rationale": "x",
+                "edits": [{"op": "replace", "path": "/tower/dropout", "value": 0.95}],
+            }
+        ]
+    }
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema)
