@@ -88,6 +88,14 @@ class LLMSettings(_Section):
         "json_object, then plain JSON extraction, keeping the first the server accepts.",
     )
     temperature: float = Field(0.7, ge=0.0, le=2.0)
+    seed: int | None = Field(
+        None,
+        ge=0,
+        le=2**31 - 1,
+        description="openai / openai-compatible: sampling seed, sent as seed + the call's "
+        "number, so a repair never resamples the same answer and a run against a local "
+        "server can be reproduced. Unset: not sent.",
+    )
     max_tokens: int = Field(2048, ge=256, le=65536, description="Answer length limit.")
     timeout_s: float = Field(120.0, gt=0, le=3600, description="Seconds per LLM call.")
     max_retries: int = Field(
@@ -99,6 +107,14 @@ class LLMSettings(_Section):
     max_wait_s: float = Field(60.0, gt=0, le=3600, description="Longest wait between retries.")
     max_repairs: int = Field(
         2, ge=0, le=10, description="Times a bad answer is sent back with its error."
+    )
+    edits_per_proposal: int = Field(
+        3,
+        ge=1,
+        le=12,
+        description="Most edits in one proposal, in the answer schema. 1 makes every answer "
+        "of a server with constrained decoding valid and new by construction (small local "
+        "models); more lets a capable model combine edits.",
     )
     proposals_per_round: int = Field(
         1, ge=1, le=16, description="Distinct proposals asked for per LLM call."

@@ -5,9 +5,12 @@ then gets wrong (unknown keys, values out of bounds, edits that change nothing).
 is derived from the space's JSON Schema and the baseline document: each edit is one of a
 list of variants `{"op": <const>, "path": <const>, "value": <typed>}`, one per editable
 place, and every value is chosen from a bounded list that leaves out the baseline's own
-value and every value whose edit alone would give an architecture already evaluated. A
-server that constrains decoding to it cannot return an answer that fails to parse, names a
-path outside the space, leaves a bound, or (with one edit) repeats an architecture.
+value and every value whose edit alone the loop would refuse (the loop's own check: outside
+this table's space, a no-op, an architecture already evaluated). A server that constrains
+decoding to it cannot return an answer that fails to parse, names a path outside the space
+or leaves a bound; with one edit per proposal, every answer is also valid and new. Several
+edits in one proposal can still interfere (two removes from one list, a combination
+evaluated before), which is why `llm.edits_per_proposal` exists.
 Pydantic validation of the answer stays as the safety net (for cross-field rules, and for
 servers that do not constrain).
 
@@ -18,7 +21,7 @@ them) enforce enumerations everywhere but numeric bounds only for some types.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 import jsonpointer
@@ -29,18 +32,21 @@ from evaluators.base import canonical_hash
 _GRID = 11  # values offered for a bounded number on a linear scale
 _MAX_ENUMERATED_INTEGERS = 64
 _RATIONALE_CHARS = 300
-_EDITS_PER_PROPOSAL = 3
+Keep = Callable[[Edit], bool]  # is this one edit, applied alone, worth offering?
 
 
 def typed_answer_schema(
     space: dict[str, Any],
     document: dict[str, Any],
     proposals: int,
-    evaluated: Collection[str] = (),
+    keep: Keep | None = None,
+    edits_per_proposal: int = 3,
 ) -> dict[str, Any]:
-    """{"proposals": [exactly `proposals` items of {rationale, edits: 1-3 variants}]};
-    `evaluated` holds the hashes of architectures not to propose again."""
-    variants = [_novel(v, document, evaluated) for v in edit_variants(space, document)]
+    """{"proposals": [exactly `proposals` items of {rationale, edits}]}. `keep` says
+    whether one edit, applied alone, is worth offering (inside this table's space, new);
+    by default every edit that changes the document is."""
+    keep = keep or (lambda edit: _hash_after(document, edit) != canonical_hash(document))
+    variants = [_filtered(v, keep) for v in edit_variants(space, document)]
     variants = [v for v in variants if v is not None]
     proposal = {
         "type": "object",
@@ -50,7 +56,7 @@ def typed_answer_schema(
                 "type": "array",
                 "items": {"anyOf": variants},
                 "minItems": 1,
-                "maxItems": _EDITS_PER_PROPOSAL,
+                "maxItems": edits_per_proposal,
             },
         },
         "required": ["rationale", "edits"],
@@ -71,6 +77,12 @@ def typed_answer_schema(
     }
 
 
+def novel(document: dict[str, Any], evaluated: Collection[str]) -> Keep:
+    """Edits that give neither the document back nor an architecture already evaluated."""
+    avoid = {canonical_hash(document), *evaluated}
+    return lambda edit: _hash_after(document, edit) not in avoid
+
+
 def edit_variants(space: dict[str, Any], document: dict[str, Any]) -> list[dict[str, Any]]:
     """One schema per editable place of `document`, in document order."""
     definitions = space.get("$defs", {})
@@ -79,32 +91,29 @@ def edit_variants(space: dict[str, Any], document: dict[str, Any]) -> list[dict[
     return variants
 
 
-def _novel(variant: dict[str, Any], document: dict[str, Any], evaluated: Collection[str]):
-    """The variant without the values that, applied alone, give the baseline back or an
-    architecture already evaluated; None if nothing is left."""
-    avoid = {canonical_hash(document), *evaluated}
+def _filtered(variant: dict[str, Any], keep: Keep) -> dict[str, Any] | None:
+    """The variant with only the values `keep` accepts; None if nothing is left."""
     op, path = (variant["properties"][key]["const"] for key in ("op", "path"))
     value = variant["properties"].get("value")
     if value is None:  # remove
-        return None if _hash_after(document, op, path, None) in avoid else variant
-    kept = _filter_values(value, lambda v: _hash_after(document, op, path, v) not in avoid)
+        return variant if keep(Edit(op=op, path=path)) else None
+    kept = _filter_values(value, lambda v: keep(Edit(op=op, path=path, value=v)))
     if kept is None:
         return None
     return {**variant, "properties": {**variant["properties"], "value": kept}}
 
 
-def _filter_values(schema: dict[str, Any], keep) -> dict[str, Any] | None:
+def _filter_values(schema: dict[str, Any], accept: Callable[[Any], bool]):
     if "anyOf" in schema:
-        options = [_filter_values(option, keep) for option in schema["anyOf"]]
+        options = [_filter_values(option, accept) for option in schema["anyOf"]]
         options = [o for o in options if o is not None]
         return {"anyOf": options} if options else None
     if "enum" in schema:
-        return _enum([v for v in schema["enum"] if keep(v)])
-    return schema if keep(None) else None  # {"type": "null"}
+        return _enum([v for v in schema["enum"] if accept(v)])
+    return schema if accept(None) else None  # {"type": "null"}
 
 
-def _hash_after(document: dict[str, Any], op: str, path: str, value: Any) -> str:
-    edit = Edit(op=op, path=path) if op == "remove" else Edit(op=op, path=path, value=value)
+def _hash_after(document: dict[str, Any], edit: Edit) -> str:
     return canonical_hash(apply_edits(document, [edit]))
 
 

@@ -77,6 +77,7 @@ class AnthropicWire:
             input_tokens=response.usage.input_tokens,
             output_tokens=response.usage.output_tokens,
             answer=tool_inputs[0] if tool_inputs else None,
+            truncated=response.stop_reason == "max_tokens",
         )
 
     def parse(self, answer: Any) -> list[ProposedEdits]:

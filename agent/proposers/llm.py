@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.config import LLMSettings
 from agent.costs import BudgetExhausted, LLMBudget
+from agent.edit_schema import novel, typed_answer_schema
 from agent.edits import ProposedEdits
 from agent.errors import describe_validation_error
 from agent.proposers.base import Check, LLMUsage, Proposal, ProposalContext, ProposerStopped
@@ -96,6 +97,7 @@ class Reply:
     output_tokens: int
     answer: Any  # text or an already-decoded object, for `parse`
     mode: str | None = None  # the structured-output mode the answer was asked in, if any
+    truncated: bool = False  # the answer stopped at the length limit (finish_reason length)
 
 
 class Wire(Protocol):
@@ -151,7 +153,9 @@ class LLMProposer:
 
     def propose(self, context: ProposalContext, check: Check | None = None) -> list[Proposal]:
         wire = self.wire
-        prompt = self.render_prompt(context)
+        prompt = replace(
+            self.render_prompt(context), answer_schema=self.answer_schema(context, check)
+        )
         conversation = wire.start(prompt)
         transcript: dict[str, Any] = {
             "provider": wire.provider,
@@ -195,6 +199,20 @@ class LLMProposer:
                 conversation = wire.follow_up(conversation, reply, feedback)
         return self._proposals(items, problems, usage, transcript, attempts)
 
+    def answer_schema(self, context: ProposalContext, check: Check | None) -> dict[str, Any]:
+        """The answer schema typed by the space, offering only the single edits the loop's
+        check accepts (or, without a check, those that lead somewhere new)."""
+        keep = novel(context.architecture, context.evaluated_hashes)
+        if check is not None:
+            keep = lambda edit: check([ProposedEdits(rationale="-", edits=[edit])]) == [None]  # noqa: E731
+        return typed_answer_schema(
+            context.space_schema,
+            context.architecture,
+            context.proposals,
+            keep,
+            self.settings.edits_per_proposal,
+        )
+
     def render_prompt(self, context: ProposalContext) -> RenderedPrompt:
         return render(context, self.settings.templates, self.settings.prompt_tokens)
 
@@ -230,6 +248,12 @@ class LLMProposer:
         try:
             items = self.wire.parse(reply.answer)[:wanted]
         except MalformedAnswer as exc:
+            if reply.truncated:  # say why, or the model is told about a symptom
+                return [], [
+                    f"your answer was cut off at the length limit ({reply.output_tokens} "
+                    "tokens) before it was complete JSON: answer again, shorter (a one-sentence "
+                    "rationale, one to three edits)"
+                ]
             return [], [str(exc)]
         return items, check(items) if check else [None] * len(items)
 

@@ -47,6 +47,7 @@ class OpenAIWire:
         self.client = openai.OpenAI(**client_options(settings, api_key))
         self.mode = "json_schema"
         self.schema = answer_schema()  # this round's: typed by the space (start)
+        self.calls = 0  # requests built, for the sampling seed
 
     def start(self, prompt: RenderedPrompt) -> list[dict[str, Any]]:
         self.schema = prompt.answer_schema or answer_schema()
@@ -65,6 +66,9 @@ class OpenAIWire:
             length_key: self.settings.max_tokens,
         }
         _set_mode(request, self.mode, self.schema)
+        if self.settings.seed is not None:
+            request["seed"] = self.settings.seed + self.calls
+        self.calls += 1
         return request
 
     def send(self, request: dict[str, Any]) -> Reply:
@@ -76,6 +80,7 @@ class OpenAIWire:
             output_tokens=usage.completion_tokens if usage else 0,
             answer=response.choices[0].message.content if response.choices else None,
             mode=self.mode,
+            truncated=bool(response.choices) and response.choices[0].finish_reason == "length",
         )
 
     def parse(self, answer: Any) -> list[ProposedEdits]:

@@ -9,7 +9,6 @@ from typing import Any
 
 import jinja2
 
-from agent.edit_schema import typed_answer_schema
 from agent.gate import frontier_rho
 from agent.proposers.base import ProposalContext
 
@@ -22,8 +21,8 @@ _CHARS_PER_TOKEN = 4
 class RenderedPrompt:
     system: str
     user: str
-    # The answer's schema, typed by the space and the baseline (agent/edit_schema.py):
-    # what a server with constrained decoding enforces.
+    # The answer's schema, typed by the space and the baseline (agent/edit_schema.py;
+    # LLMProposer fills it in): what a server with constrained decoding enforces.
     answer_schema: dict[str, Any] = field(default_factory=dict)
 
 
@@ -67,12 +66,6 @@ def render(
     return RenderedPrompt(
         system=env.get_template("system.j2").render(variables),
         user=user,
-        answer_schema=typed_answer_schema(
-            context.space_schema,
-            context.architecture,
-            context.proposals,
-            context.evaluated_hashes,
-        ),
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.edit_schema import typed_answer_schema
+from agent.edit_schema import novel, typed_answer_schema
 from agent.edits import Edit, apply_edits
 from agent.testing import RidgeArchitecture
 from evaluators.base import canonical_hash
@@ -48,7 +48,9 @@ def test_every_single_edit_is_inside_the_space_and_new(baseline: Architecture):
             apply_edits(document, [Edit(op="replace", path="/tower/dropout", value=0.1)])
         )
     }
-    schema = typed_answer_schema(Architecture.model_json_schema(), document, 2, evaluated)
+    schema = typed_answer_schema(
+        Architecture.model_json_schema(), document, 2, novel(document, evaluated)
+    )
     assert (
         schema["properties"]["proposals"]["minItems"]
         == 2
@@ -103,3 +105,26 @@ def test_an_answer_valid_by_the_schema_parses_as_proposals():
     }
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, schema)
+
+
+def test_a_keep_function_removes_what_the_table_refuses_and_sets_the_edit_count():
+    """The loop passes its check: on a numeric-only table, embedding edits are refused by
+    the space, so the schema does not offer them."""
+    from pydantic import ValidationError
+
+    fields = {"categorical_fields": [], "numeric_fields": ["x0", "x1"]}
+    document = Architecture().document()
+
+    def keep(edit: Edit) -> bool:
+        try:
+            Architecture.model_validate(apply_edits(document, [edit]), context=fields)
+        except ValidationError:
+            return False
+        return True
+
+    schema = typed_answer_schema(Architecture.model_json_schema(), document, 1, keep, 1)
+    edits_schema = schema["properties"]["proposals"]["items"]["properties"]["edits"]
+    assert edits_schema["maxItems"] == 1
+    paths = {e.path for e in single_edits(schema)}
+    assert not any(p.startswith(("/embeddings", "/fm", "/attention")) for p in paths)
+    assert "/numeric/transform" in paths and "/tower/dropout" in paths

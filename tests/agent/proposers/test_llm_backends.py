@@ -364,3 +364,26 @@ def test_a_500_about_something_else_is_still_retried():
     exchange = proposal.transcript["exchanges"][0]
     assert [r["status"] for r in exchange["retries"]] == [500]
     assert exchange["structured_output"] == "json_schema"
+
+
+def test_a_configured_seed_changes_with_every_call_so_repairs_resample():
+    replies = [openai_completion(json.dumps(OUT_OF_BOUNDS)), openai_completion(json.dumps(ANSWER))]
+    with serve(replies) as server:
+        proposer = openai_proposer(server.url, cls=OpenAICompatibleProposer, seed=7, max_repairs=1)
+        (proposal,) = proposer.propose(context(0.9), check=space_check)
+    assert proposal.problem is None
+    assert [r["body"]["seed"] for r in server.requests] == [7, 8]
+    with serve([openai_completion(json.dumps(ANSWER))]) as server:
+        openai_proposer(server.url).propose(context(0.9))
+    assert "seed" not in server.requests[0]["body"]  # unset: not sent
+
+
+def test_an_answer_cut_off_at_the_length_limit_is_repaired_as_truncated():
+    status, cut = openai_completion('{"proposals": [{"rationale": "a very long', 200, 2048)
+    cut["choices"][0]["finish_reason"] = "length"
+    with serve([(status, cut), openai_completion(json.dumps(ANSWER))]) as server:
+        (proposal,) = openai_proposer(server.url, max_repairs=1).propose(context(0.9))
+    assert proposal.problem is None
+    (problem,) = proposal.attempts[0]["problems"]
+    assert "cut off at the length limit (2048 tokens)" in problem
+    assert "cut off at the length limit" in server.requests[1]["body"]["messages"][-1]["content"]
