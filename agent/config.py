@@ -82,10 +82,13 @@ class LLMSettings(_Section):
     api_key_env: str | None = Field(
         None, description="Environment variable holding the API key (OPENAI_API_KEY, ...)."
     )
-    structured_output: Literal["auto", "json_schema", "json_object", "prompt"] = Field(
+    structured_output: Literal["auto", "json_schema", "json_object", "grammar", "prompt"] = Field(
         "auto",
         description="openai-compatible: how to ask for JSON. auto tries json_schema, then "
-        "json_object, then plain JSON extraction, keeping the first the server accepts.",
+        "json_object (with the schema), then plain JSON extraction (prompt), keeping the "
+        "first the server accepts. grammar sends a GBNF grammar of the answer in the "
+        "`grammar` field (llama.cpp server, llama-cpp-python); it is never tried by auto, "
+        "because servers that do not know the field ignore it silently.",
     )
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     seed: int | None = Field(
@@ -97,7 +100,39 @@ class LLMSettings(_Section):
         "server can be reproduced. Unset: not sent.",
     )
     max_tokens: int = Field(2048, ge=256, le=65536, description="Answer length limit.")
-    timeout_s: float = Field(120.0, gt=0, le=3600, description="Seconds per LLM call.")
+    cap_answer: bool = Field(
+        True,
+        description="openai-compatible with a structured-output mode: ask for no more tokens "
+        "than the longest answer the typed schema allows (plus a margin), so a runaway answer "
+        "is cut, not waited for. Turn off for models that think before they answer.",
+    )
+    context_tokens: int | None = Field(
+        None,
+        ge=1024,
+        description="The server's context window in tokens (llama.cpp's --n_ctx / -c, vLLM's "
+        "max_model_len, Ollama's num_ctx). When set, each call asks for at most the room left "
+        "after its prompt, and a prompt that leaves no room for an answer stops the run with "
+        "advice instead of failing every round.",
+    )
+    prompt: Literal["full", "compact"] = Field(
+        "full",
+        description="full shows the space's JSON Schema, the acceptance frontier and the "
+        "history; compact leaves out the schema and the frontier (the typed answer schema "
+        "carries the bounds) for small models and small contexts.",
+    )
+    instructions: Literal["system", "user"] = Field(
+        "system",
+        description="Where the instructions go: a system message, or the top of the user "
+        "message for chat formats that drop system messages (llama-cpp-python's gemma).",
+    )
+    timeout_s: float = Field(
+        120.0,
+        gt=0,
+        le=3600,
+        description="Seconds per LLM call. A call that times out is retried with twice the "
+        "time: a local server is still finishing the abandoned answer before it starts the "
+        "retry.",
+    )
     max_retries: int = Field(
         4, ge=0, le=20, description="Retries of a call on connection errors, 408, 429 and 5xx."
     )

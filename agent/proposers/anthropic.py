@@ -50,10 +50,11 @@ class AnthropicWire:
         return {"system": prompt.system, "messages": [{"role": "user", "content": prompt.user}]}
 
     def request(self, conversation: dict[str, Any]) -> dict[str, Any]:
+        system = {"system": conversation["system"]} if conversation["system"] else {}
         return {
             "model": self.model,
             "max_tokens": self.settings.max_tokens,
-            "system": conversation["system"],
+            **system,
             "messages": conversation["messages"],
             "tools": [
                 {

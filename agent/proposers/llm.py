@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -156,7 +157,9 @@ class LLMProposer:
         prompt = replace(
             self.render_prompt(context), answer_schema=self.answer_schema(context, check)
         )
-        conversation = wire.start(prompt)
+        # Repairs go back to the opening: the model sees the prompt, its last answer and what
+        # was wrong with it, so a round's conversation does not grow with every attempt.
+        opening = conversation = wire.start(prompt)
         transcript: dict[str, Any] = {
             "provider": wire.provider,
             "model": wire.model,
@@ -167,6 +170,7 @@ class LLMProposer:
         attempts: list[dict[str, Any]] = []
         items: list[ProposedEdits] = []
         problems: list[str | None] = []
+        answers: list[str] = []  # each attempt's answer, to notice a model repeating itself
         for attempt in range(self.settings.max_repairs + 1):
             exchange: dict[str, Any] = {"retries": []}
             transcript["exchanges"].append(exchange)
@@ -194,9 +198,12 @@ class LLMProposer:
             attempts.append({"attempt": attempt, "problems": problems})
             if items and not any(problems):
                 break
+            answer = json.dumps(reply.answer, sort_keys=True)
+            repeated = answers.index(answer) + 1 if answer in answers else None
+            answers.append(answer)
             if attempt < self.settings.max_repairs:
-                feedback = render_repair(problems, self.settings.templates)
-                conversation = wire.follow_up(conversation, reply, feedback)
+                feedback = render_repair(problems, self.settings.templates, repeated)
+                conversation = wire.follow_up(opening, reply, feedback)
         return self._proposals(items, problems, usage, transcript, attempts)
 
     def answer_schema(self, context: ProposalContext, check: Check | None) -> dict[str, Any]:
@@ -214,19 +221,42 @@ class LLMProposer:
         )
 
     def render_prompt(self, context: ProposalContext) -> RenderedPrompt:
-        return render(context, self.settings.templates, self.settings.prompt_tokens)
+        settings = self.settings
+        prompt = render(context, settings.templates, settings.prompt_tokens, settings.prompt)
+        if settings.instructions == "user":  # for chat formats that drop system messages
+            return replace(prompt, system="", user=f"{prompt.system.rstrip()}\n\n{prompt.user}")
+        return prompt
 
     def _call(self, conversation: Any, exchange: dict[str, Any]) -> Reply:
         self.budget.before_call()
         request = self.wire.request(conversation)
         exchange["request"] = request
-        return call_with_retries(
-            lambda: self.wire.send(request),
-            self.settings.max_retries,
-            self.settings.backoff_s,
-            self.settings.max_wait_s,
-            on_retry=exchange["retries"].append,
-        )
+        timeout = self.settings.timeout_s
+
+        def send() -> Reply:
+            return self.wire.send(
+                request if timeout == self.settings.timeout_s else {**request, "timeout": timeout}
+            )
+
+        def on_retry(event: dict[str, Any]) -> None:
+            nonlocal timeout
+            exchange["retries"].append(event)
+            if event["timed_out"]:
+                # A local server keeps generating the abandoned answer and starts the retry
+                # only after it: the retry needs the time of both.
+                timeout *= 2
+
+        started = time.monotonic()
+        try:
+            return call_with_retries(
+                send,
+                self.settings.max_retries,
+                self.settings.backoff_s,
+                self.settings.max_wait_s,
+                on_retry=on_retry,
+            )
+        finally:
+            exchange["seconds"] = round(time.monotonic() - started, 3)  # retries included
 
     def _account(self, usage: LLMUsage, reply: Reply, exchange: dict[str, Any]) -> None:
         cost = self.budget.charge(self.wire.model, reply.input_tokens, reply.output_tokens)

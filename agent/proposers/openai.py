@@ -12,6 +12,7 @@ status, and such an error steps down at once instead of being retried.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from typing import Any
 
@@ -20,6 +21,8 @@ import openai
 from agent.config import LLMSettings
 from agent.costs import LLMBudget
 from agent.edits import ProposedEdits
+from agent.grammar import gbnf, longest_sentence
+from agent.proposers.base import ProposerStopped
 from agent.proposers.llm import (
     LLMProposer,
     Reply,
@@ -31,6 +34,9 @@ from agent.proposers.llm import (
 from agent.proposers.prompts import RenderedPrompt
 
 _MODES = ("json_schema", "json_object", "prompt")
+_CHARS_PER_TOKEN = 3.0  # until the server has counted a prompt: English prose runs about 4
+_ANSWER_MARGIN = 64  # tokens beyond the longest schema-valid answer: whitespace, a template
+_SMALLEST_ANSWER = 256
 
 
 class OpenAIWire:
@@ -51,10 +57,8 @@ class OpenAIWire:
 
     def start(self, prompt: RenderedPrompt) -> list[dict[str, Any]]:
         self.schema = prompt.answer_schema or answer_schema()
-        return [
-            {"role": "system", "content": prompt.system},
-            {"role": "user", "content": prompt.user},
-        ]
+        system = [{"role": "system", "content": prompt.system}] if prompt.system else []
+        return [*system, {"role": "user", "content": prompt.user}]
 
     def request(self, conversation: list[dict[str, Any]]) -> dict[str, Any]:
         # OpenAI's own newer models take max_completion_tokens; compatible servers max_tokens.
@@ -103,11 +107,45 @@ class OpenAICompatibleWire(OpenAIWire):
         auto = settings.structured_output == "auto"
         self.modes = list(_MODES) if auto else [settings.structured_output]
         self.mode = self.modes[0]
+        self.chars_per_token = _CHARS_PER_TOKEN  # learnt from the server's own counts
+
+    def request(self, conversation: list[dict[str, Any]]) -> dict[str, Any]:
+        request = super().request(conversation)
+        request["max_tokens"] = self.answer_limit(conversation)
+        return request
+
+    def answer_limit(self, conversation: list[dict[str, Any]]) -> int:
+        """llm.max_tokens, lowered to the longest answer the schema allows (a runaway answer
+        is cut, not waited for) and to the room the prompt leaves in the server's context."""
+        settings, limit = self.settings, self.settings.max_tokens
+        if settings.cap_answer and self.mode != "prompt":
+            # The generic answer schema (no space given) has no longest answer: no cap.
+            with contextlib.suppress(ValueError):
+                limit = min(limit, longest_sentence(self.schema) + _ANSWER_MARGIN)
+        if settings.context_tokens is not None:
+            prompt = sum(len(str(message["content"])) for message in conversation)
+            room = settings.context_tokens - int(prompt / self.chars_per_token * 1.05) - 32
+            if room < _SMALLEST_ANSWER:
+                raise ProposerStopped(
+                    f"the prompt needs about {settings.context_tokens - room} tokens of the "
+                    f"server's {settings.context_tokens} (llm.context_tokens), leaving no room "
+                    "for an answer: set llm.prompt: compact, lower llm.history or "
+                    "llm.proposals_per_round, or start the server with a larger context"
+                )
+            limit = min(limit, room)
+        return limit
+
+    def learn_token_length(self, request: dict[str, Any], reply: Reply) -> None:
+        if reply.input_tokens > 0:
+            sent = sum(len(str(message["content"])) for message in request["messages"])
+            self.chars_per_token = max(1.0, sent / reply.input_tokens)
 
     def send(self, request: dict[str, Any]) -> Reply:
         while True:
             try:
-                return super().send(request)
+                reply = super().send(request)
+                self.learn_token_length(request, reply)
+                return reply
             except openai.APIStatusError as exc:
                 if not _refuses_the_mode(exc) or self.mode == self.modes[-1]:
                     raise
@@ -139,12 +177,18 @@ def _set_mode(request: dict[str, Any], mode: str, schema: dict[str, Any]) -> Non
             "type": "json_schema",
             "json_schema": {"name": "proposals", "schema": schema, "strict": False},
         }
+    elif mode == "grammar":
+        # llama.cpp's server and llama-cpp-python's read a GBNF grammar in `grammar`.
+        request.pop("response_format", None)
+        request["extra_body"] = {"grammar": gbnf(schema)}
     elif mode == "json_object":
         # llama-cpp-python's server constrains decoding to a schema given here; servers
         # that do not know the key ignore it.
         request["response_format"] = {"type": "json_object", "schema": schema}
     else:
         request.pop("response_format", None)
+    if mode != "grammar":
+        request.pop("extra_body", None)
 
 
 # Errors that say something else than "this mode is not supported", whatever their text.

@@ -44,10 +44,15 @@ def environment(user_templates: str | None = None) -> jinja2.Environment:
 
 
 def render(
-    context: ProposalContext, user_templates: str | None = None, token_budget: int = 8000
+    context: ProposalContext,
+    user_templates: str | None = None,
+    token_budget: int = 8000,
+    style: str = "full",
 ) -> RenderedPrompt:
-    """The prompt for one round. History beyond the token budget (about 4 characters a
-    token) is summarised from the oldest entry on, so long runs keep fitting."""
+    """The prompt for one round, `full` or `compact` (system_compact.j2, propose_compact.j2).
+    History beyond the token budget (about 4 characters a token) is summarised from the
+    oldest entry on, so long runs keep fitting."""
+    suffix = "" if style == "full" else f"_{style}"
     env = environment(user_templates)
     variables = context.model_dump()
     variables["frontier"] = [
@@ -55,7 +60,7 @@ def render(
         for d in (step * context.stats.E for step in _FRONTIER_STEPS)
     ]
     history = list(variables["history"])
-    template = env.get_template("propose.j2")
+    template = env.get_template(f"propose{suffix}.j2")
     while True:
         variables["omitted"] = _omitted(context.history[: len(context.history) - len(history)])
         variables["history"] = history
@@ -64,13 +69,17 @@ def render(
             break
         history = history[1:]
     return RenderedPrompt(
-        system=env.get_template("system.j2").render(variables),
+        system=env.get_template(f"system{suffix}.j2").render(variables),
         user=user,
     )
 
 
-def render_repair(problems: list[str | None], user_templates: str | None = None) -> str:
-    return environment(user_templates).get_template("repair.j2").render(problems=problems)
+def render_repair(
+    problems: list[str | None], user_templates: str | None = None, repeated: int | None = None
+) -> str:
+    """What was wrong; `repeated` names the earlier attempt this answer repeats word for word."""
+    template = environment(user_templates).get_template("repair.j2")
+    return template.render(problems=problems, repeated=repeated)
 
 
 def _omitted(entries: list) -> dict | None:

@@ -34,6 +34,11 @@ def is_transient(exc: BaseException) -> bool:
     return any(cls.__name__ == "APIConnectionError" for cls in type(exc).__mro__)
 
 
+def timed_out(exc: BaseException) -> bool:
+    """No answer within the client's timeout (APITimeoutError of either SDK)."""
+    return any(cls.__name__ == "APITimeoutError" for cls in type(exc).__mro__)
+
+
 def retry_after_seconds(exc: BaseException) -> float | None:
     response = getattr(exc, "response", None)
     headers = getattr(response, "headers", None) or {}
@@ -83,6 +88,7 @@ def call_with_retries(
                 "attempt": state.attempt_number,
                 "error": f"{type(exc).__name__}: {exc}",
                 "status": status_of(exc) if exc else None,
+                "timed_out": exc is not None and timed_out(exc),
                 "wait_s": round(state.upcoming_sleep, 3),
             }
         )

