@@ -28,6 +28,7 @@ import numpy as np
 from agent.gate import Gate, ensemble_error, statistics
 from agent.learners import LearnerStore
 from agent.verify import realised_error
+from evaluators.base import architecture_hash
 
 METHODS = ("exact", "paper", "confident", "single")
 # Bins of |realised E_M(b) - E_M(a)| / E_M(a), the difference a decision has to resolve.
@@ -58,7 +59,7 @@ def calibrate(
     on_learner: Callable[[str, int], None] = lambda name, j: None,
 ) -> dict[str, Any]:
     evaluator = store.evaluator
-    names = {a.arch_hash(): n for n, a in architectures.items()}
+    names = {architecture_hash(a): n for n, a in architectures.items()}
     store.prefetch(
         [(a, members) for a in architectures.values()],
         chunk=4,

@@ -34,6 +34,7 @@ from agent.errors import UserError, describe_validation_error
 from agent.gate import statistics
 from agent.judging import make_gate
 from agent.session import RESUMABLE, RunSession
+from evaluators.base import architecture_hash, document_of
 
 
 @app.command()
@@ -191,8 +192,8 @@ def evaluate(
     evaluation = evaluator.evaluate(architecture, settings.evaluator.learners)
     M = settings.members
     result = {
-        "arch_hash": architecture.arch_hash(),
-        "architecture": architecture.document(),
+        "arch_hash": architecture_hash(architecture),
+        "architecture": document_of(architecture),
         "members": M,
         "parameters": evaluation.parameters,
         "flops_per_example": evaluation.flops,

@@ -22,9 +22,10 @@ from agent.cli_shared import (
     report_error,
 )
 from agent.config import dump_config, load_config
-from agent.door import DataError
+from agent.door import DataError, PluginError
 from agent.errors import UserError, describe_validation_error
 from agent.learners import MembersUnavailable
+from evaluators.base import architecture_hash
 
 
 def report(run_dir: Annotated[Path, typer.Argument(help="A run folder under runs/.")]) -> None:
@@ -98,6 +99,8 @@ def verify(
             result = verify_run(run_dir, members, steps, on_learner=advance)
         except DataError as exc:
             raise UserError(f"data: {exc}") from None
+        except PluginError as exc:
+            raise UserError(str(exc)) from None
         except MembersUnavailable as exc:  # a member could not be trained (lost worker, NaN)
             report_error("verify stopped:", f"{exc}; finished members are saved, rerun to resume")
             raise typer.Exit(1) from None
@@ -149,7 +152,7 @@ def calibrate(
             architectures[name] = evaluator.parse(document)
         except ValidationError as exc:
             raise UserError(f"architecture {name}: {describe_validation_error(exc)}") from None
-    if len({a.arch_hash() for a in architectures.values()}) < 2:
+    if len({architecture_hash(a) for a in architectures.values()}) < 2:
         raise UserError("calibrate needs at least two different architectures")
     if folder is None:
         folder = Journal.create(Path(settings.runs_dir), "calibrate", dump_config(settings)).folder

@@ -7,7 +7,7 @@ from agent.config import Config
 from agent.journal import Record
 from agent.proposers.base import HistoryEntry, ProposalContext
 from agent.state import RunState
-from evaluators.base import Evaluator
+from evaluators.base import Evaluator, document_of
 
 
 def proposal_context(
@@ -20,7 +20,7 @@ def proposal_context(
         members=config.members,
         rule=config.gate.rule,
         baseline_step=state.baseline.step,
-        architecture=state.baseline.architecture.document(),
+        architecture=document_of(state.baseline.architecture),
         stats=state.baseline.stats,
         history=[_history_entry(r) for r in recent],
         space_schema=evaluator.space().model_json_schema(),

@@ -8,7 +8,10 @@ evaluator on a Ray worker. Past this module the agent sees only the `Evaluator` 
 
 from __future__ import annotations
 
+import importlib
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evaluators.base import Evaluator
@@ -22,27 +25,106 @@ if TYPE_CHECKING:
 # load without it, so a numpy-only evaluator (agent/testing.py) runs where torch is absent.
 
 __all__ = [
+    "ConfigShipment",
     "DataError",
     "DataSpec",
     "EvaluatorSettings",
+    "PluginError",
     "Shipment",
     "SpaceSettings",
     "build_evaluator",
+    "is_tabular",
+    "keep_files",
     "shipment",
 ]
 
 
 def build_evaluator(config: Config) -> Evaluator:
-    """The run's evaluator: loads and encodes the data once. Raises DataError for data
-    that cannot be used, ValueError for settings this machine cannot honour (CUDA)."""
-    from evaluators.tabular.evaluator import TabularEvaluator
+    """The run's evaluator: the built-in tabular one (loads and encodes the data once), the
+    plugin named in evaluator.plugin, or the command of evaluator.command. Raises DataError
+    for data that cannot be used, ValueError for settings this machine cannot honour (CUDA)
+    or a plugin or command that cannot be set up."""
+    settings = config.evaluator
+    if settings.plugin:
+        evaluator = _plugin(settings.plugin, config.seed, settings.options, settings.workdir)
+    elif settings.command:
+        evaluator = _command(config)
+    else:
+        from evaluators.tabular.evaluator import TabularEvaluator
 
-    return TabularEvaluator(config.data, config.evaluator, config.seed, config.space)
+        return TabularEvaluator(config.data, settings, config.seed, config.space)
+    _rebuilt_from[id(evaluator)] = config
+    return evaluator
+
+
+def is_tabular(evaluator: Evaluator) -> bool:
+    """Does the built-in space (and its hand-written builtin mutations) apply?"""
+    from evaluators.tabular.space import Architecture
+
+    return isinstance(evaluator.default_architecture(), Architecture)
+
+
+def keep_files(evaluator: Evaluator, run_folder: Path) -> None:
+    """An evaluator that writes files per learner (the command evaluator) keeps them in
+    the run folder, under commands/."""
+    keep = getattr(evaluator, "keep_files_in", None)
+    if keep is not None:
+        keep(run_folder / "commands")
+
+
+class PluginError(ValueError):
+    """evaluator.plugin cannot be imported, called, or does not return an Evaluator."""
+
+
+def _plugin(name: str, seed: int, options: dict[str, Any], workdir: str | None) -> Evaluator:
+    module_name, _, attribute = name.partition(":")
+    # A module beside the user's config imports as `python -m` would import it there.
+    if workdir and workdir not in sys.path:
+        sys.path.insert(0, workdir)
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise PluginError(
+            f"evaluator.plugin {name!r} cannot be imported ({type(exc).__name__}: {exc}); "
+            "install your package (pip install -e .) or run from its folder"
+        ) from None
+    try:
+        evaluator = factory(seed=seed, **options)
+    except TypeError as exc:
+        raise PluginError(f"evaluator.plugin {name!r}: {exc}") from None
+    missing = [m for m in _PROTOCOL if not hasattr(evaluator, m)]
+    if missing:
+        raise PluginError(
+            f"evaluator.plugin {name!r} returned a {type(evaluator).__name__}, which lacks "
+            f"{', '.join(missing)} of the Evaluator protocol (evaluators/base.py)"
+        )
+    return evaluator
+
+
+_PROTOCOL = ("task", "y_val", "y_test", "space", "parse", "default_architecture", "evaluate")
+
+
+def _command(config: Config) -> Evaluator:
+    from evaluators.command import CommandEvaluator
+
+    settings = config.evaluator
+    assert settings.command and settings.space and settings.targets  # checked by the config
+    try:
+        return CommandEvaluator.from_files(
+            settings.command, Path(settings.space), Path(settings.targets),
+            settings.timeout_s, Path(settings.workdir or "."), config.seed,
+        )  # fmt: skip
+    except ValueError as exc:  # SpaceError, unusable targets
+        raise PluginError(f"evaluator.command: {exc}") from None
+
+
+# Evaluators built from a config (plugin, command) are rebuilt from it on Ray workers.
+_rebuilt_from: dict[int, Config] = {}
 
 
 @dataclass(frozen=True)
 class Shipment:
-    """What a worker needs to rebuild an evaluator without reading the data again."""
+    """What a worker needs to rebuild the tabular evaluator without reading the data again."""
 
     data: Any  # the encoded dataset (evaluators.tabular.data.EncodedDataset)
     settings: EvaluatorSettings
@@ -55,9 +137,28 @@ class Shipment:
         return TabularEvaluator.from_data(self.data, self.settings, self.seed, self.space)
 
 
-def shipment(evaluator: Evaluator) -> Shipment:
+@dataclass(frozen=True)
+class ConfigShipment:
+    """A plugin or command evaluator: rebuilt on the worker from the run's config, so the
+    plugin's package (or the command's files) must be there too."""
+
+    config: Config
+
+    def build(self) -> Evaluator:
+        try:
+            return build_evaluator(self.config)
+        except ValueError as exc:
+            raise RuntimeError(f"on this Ray worker: {exc}") from None
+
+
+def shipment(evaluator: Evaluator) -> Shipment | ConfigShipment:
     from evaluators.tabular.evaluator import TabularEvaluator
 
-    if not isinstance(evaluator, TabularEvaluator):
-        raise TypeError(f"the Ray executor cannot ship a {type(evaluator).__name__} yet")
-    return Shipment(evaluator.data, evaluator.settings, evaluator.seed, evaluator.limits)
+    if isinstance(evaluator, TabularEvaluator):
+        return Shipment(evaluator.data, evaluator.settings, evaluator.seed, evaluator.limits)
+    if id(evaluator) in _rebuilt_from:
+        return ConfigShipment(_rebuilt_from[id(evaluator)])
+    raise TypeError(
+        f"the Ray executor cannot ship a {type(evaluator).__name__} passed from Python: "
+        "name its factory in evaluator.plugin so workers can rebuild it"
+    )

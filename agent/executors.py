@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.door import Shipment, shipment
-from evaluators.base import CandidateFailed, Evaluation
+from evaluators.base import CandidateFailed, Evaluation, document_of
 
 
 class ExecutorSettings(BaseModel):
@@ -104,7 +104,7 @@ class RayExecutor:
     def run(self, requests: list[TrainRequest]):
         ray = self.ray
         pending = {
-            self.task.remote(self.shipment, r.architecture.document(), r.learners, r.first): i
+            self.task.remote(self.shipment, document_of(r.architecture), r.learners, r.first): i
             for i, r in enumerate(requests)
         }
         while pending:

@@ -18,7 +18,7 @@ from agent.gate import Gate
 from agent.journal import GateRound, Record
 from agent.learners import Failed, LearnerStore, Pool
 from agent.state import Baseline
-from evaluators.base import Evaluator
+from evaluators.base import Evaluator, architecture_hash
 
 # Bootstrap seed offset of the confirmation round, apart from sequential rounds 1, 2, ...
 _CONFIRMATION_SEED_OFFSET = 1000
@@ -55,7 +55,7 @@ class Judge:
             if following is None:
                 break
             kind, index, learners = following
-        pool = self.store.get(architecture.arch_hash())
+        pool = self.store.get(architecture_hash(architecture))
         assert pool is not None
         return Judged(rounds, pool.head(learners))
 

@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from agent.executors import Executor, LocalExecutor, TrainRequest
-from evaluators.base import CandidateFailed, Evaluation, Evaluator
+from evaluators.base import CandidateFailed, Evaluation, Evaluator, architecture_hash
 
 __all__ = ["Cost", "Failed", "LearnerStore", "MembersUnavailable", "Pool"]
 
@@ -90,7 +90,7 @@ class LearnerStore:
         """At least `count` learners of `architecture`, and the cost of those trained for it
         since the last call; trains only the missing ones. Learners finished before a
         failure are kept."""
-        arch_hash = architecture.arch_hash()
+        arch_hash = architecture_hash(architecture)
         self.prefetch([(architecture, count)])
         if arch_hash in self.failed:
             self.unbilled.pop(arch_hash, None)
@@ -119,7 +119,7 @@ class LearnerStore:
         architectures' hashes in the order their requests finished."""
         requests: list[TrainRequest] = []
         for architecture, count in wants:
-            arch_hash = architecture.arch_hash()
+            arch_hash = architecture_hash(architecture)
             have = len(self.get(arch_hash) or ())
             if arch_hash in self.failed or have >= count:
                 continue
@@ -132,7 +132,7 @@ class LearnerStore:
         finished: list[str] = []
         for index, result in self.executor.run(requests):
             request = requests[index]
-            arch_hash = request.architecture.arch_hash()
+            arch_hash = architecture_hash(request.architecture)
             finished.append(arch_hash)
             if isinstance(result, CandidateFailed):
                 self.failed.setdefault(arch_hash, str(result))

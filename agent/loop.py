@@ -37,7 +37,7 @@ from agent.outcomes import Recorder, candidate_fields
 from agent.proposers.base import Proposal, ProposalContext, Proposer
 from agent.screening import Candidate, Refusal, Screen
 from agent.state import Baseline, RunState, batches, training_failures
-from evaluators.base import Evaluator
+from evaluators.base import Evaluator, architecture_hash, document_of
 
 __all__ = ["BaselineFailed", "Search", "initial_architecture", "make_gate"]
 
@@ -155,8 +155,11 @@ class Search:
         learners = self.config.evaluator.learners
         if self.config.gate.confirm:
             learners += self.config.gate.confirm_learners
-        document = self.initial.document()
-        fields: dict[str, Any] = {"architecture": document, "arch_hash": self.initial.arch_hash()}
+        document = document_of(self.initial)
+        fields: dict[str, Any] = {
+            "architecture": document,
+            "arch_hash": architecture_hash(self.initial),
+        }
         trained = self.store.ensure(self.initial, learners)
         if isinstance(trained, Failed):
             failure = self.recorder.baseline("failed", trained.reason, **fields)

@@ -14,7 +14,7 @@ from agent.metrics import task_metrics
 from agent.proposers.base import Proposal
 from agent.screening import Candidate
 from agent.state import Baseline
-from evaluators.base import Evaluator
+from evaluators.base import Evaluator, document_of
 
 
 class Recorder:
@@ -106,7 +106,7 @@ class Recorder:
 def candidate_fields(candidate: Candidate, step: int) -> dict[str, Any]:
     reused = candidate.first_step != step
     return {
-        "architecture": candidate.architecture.document(),
+        "architecture": document_of(candidate.architecture),
         "arch_hash": candidate.arch_hash,
         "cached_from": candidate.first_step if reused else None,
     }

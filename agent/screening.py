@@ -16,6 +16,7 @@ from agent.edits import Edit, ProposedEdits, apply_edits
 from agent.errors import describe_validation_error
 from agent.proposers.base import Proposal
 from agent.state import Parse, RunState
+from evaluators.base import architecture_hash, document_of
 
 NO_OP = "no-op: the edits leave the baseline unchanged"
 
@@ -46,7 +47,7 @@ class Screen:
             architecture = self.apply(proposal.edits)
         except ValueError as exc:  # InvalidEdits is a ValueError too
             return Refusal("invalid", str(exc))
-        arch_hash = architecture.arch_hash()
+        arch_hash = architecture_hash(architecture)
         if arch_hash == self.state.baseline.arch_hash:
             return Refusal("invalid", NO_OP)
         first = self.state.first_step.setdefault(arch_hash, step)
@@ -60,7 +61,7 @@ class Screen:
         seen: dict[str, int] = {}
         for index, item in enumerate(items):
             try:
-                arch_hash = self.apply(item.edits).arch_hash()
+                arch_hash = architecture_hash(self.apply(item.edits))
             except ValueError as exc:  # InvalidEdits, or the space's validation message
                 problems.append(str(exc))
                 continue
@@ -80,7 +81,7 @@ class Screen:
 
     def apply(self, edits: list[Edit]) -> BaseModel:
         """The edited baseline, validated; raises ValueError with the reason."""
-        document = apply_edits(self.state.baseline.architecture.document(), edits)
+        document = apply_edits(document_of(self.state.baseline.architecture), edits)
         try:
             return self.parse(document)
         except ValidationError as exc:

@@ -19,7 +19,7 @@ from typing import Any
 
 from agent.config import Config, dump_config, load_config
 from agent.costs import LLMBudget, Spend
-from agent.door import build_evaluator
+from agent.door import build_evaluator, is_tabular, keep_files
 from agent.executors import Executor, make_executor
 from agent.journal import CONFIG, Journal, Record, read_records
 from agent.loop import Search
@@ -49,6 +49,7 @@ class RunSession:
         leave no empty run behind."""
         search, executor = _searcher(config, build, proposer, [])
         journal = Journal.create(Path(config.runs_dir), config.name, dump_config(config))
+        keep_files(search.evaluator, journal.folder)
         return cls(config, journal, search, executor)
 
     @classmethod
@@ -67,6 +68,7 @@ class RunSession:
         previous = read_records(folder, drop_torn_tail=True)
         config = load_config(folder / CONFIG, changes)
         search, executor = _searcher(config, build, proposer, previous)
+        keep_files(search.evaluator, folder)
         return cls(config, Journal(folder), search, executor, previous)
 
     def run(self, on_record=lambda record: None) -> list[Record]:
@@ -89,11 +91,11 @@ class RunSession:
 def _searcher(
     config: Config, build: Build, proposer: Proposer | None, previous: list[Record]
 ) -> tuple[Search, Executor]:
+    evaluator = build(config)
     if proposer is None:
         budget = LLMBudget(config.llm)
         if previous:  # what the stopped run spent counts towards its caps
             budget.restore(Spend.of(r.llm for r in previous))
-        proposer = make_proposer(config.llm, config.seed, budget)
-    evaluator = build(config)
+        proposer = make_proposer(config.llm, config.seed, budget, is_tabular(evaluator))
     executor = make_executor(evaluator, config.executor)
     return Search(config, evaluator, proposer, executor), executor

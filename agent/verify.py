@@ -86,12 +86,13 @@ def verify(
 ) -> dict[str, Any]:
     """Members are trained in chunks of `_CHUNK` seeds, all architectures' chunks submitted
     together: spread over Ray workers with `executor.kind: ray`, one after another locally."""
-    from agent.door import build_evaluator
+    from agent.door import build_evaluator, keep_files
 
     config = load_config(folder / "config.yaml", {})
     M = members or config.members
     records = choose_records(read_records(folder), steps)
     evaluator = build_evaluator(config)
+    keep_files(evaluator, folder)
     executor = make_executor(evaluator, config.executor)
     try:
         store = LearnerStore(evaluator, folder / "learners", executor)

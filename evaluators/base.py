@@ -24,6 +24,15 @@ def canonical_hash(document: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
+def document_of(architecture: BaseModel) -> dict[str, Any]:
+    """The JSON document that edits (JSON Patch) operate on, for any pydantic space."""
+    return architecture.model_dump(mode="json")
+
+
+def architecture_hash(architecture: BaseModel) -> str:
+    return canonical_hash(document_of(architecture))
+
+
 class CandidateFailed(Exception):
     """Training could not produce usable predictions (NaN loss, runtime error, ...).
 

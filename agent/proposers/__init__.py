@@ -10,13 +10,18 @@ from agent.costs import LLMBudget
 from agent.errors import UserError
 from agent.proposers.base import Check, Proposal, ProposalContext, Proposer, ProposerStopped
 from agent.proposers.builtin import BuiltinProposer
+from agent.proposers.generic import GenericProposer
 
 __all__ = ["Check", "Proposal", "ProposalContext", "Proposer", "ProposerStopped", "make_proposer"]
 
 
-def make_proposer(settings: LLMSettings, seed: int, budget: LLMBudget) -> Proposer:
+def make_proposer(
+    settings: LLMSettings, seed: int, budget: LLMBudget, tabular: bool = True
+) -> Proposer:
+    """The config's proposer; `builtin` mutates the tabular space by hand-written rules
+    and any other space generically (`tabular` False: a plugin's or a command's)."""
     if settings.provider == "builtin":
-        return BuiltinProposer(seed)
+        return BuiltinProposer(seed) if tabular else GenericProposer(seed)
     if settings.provider == "replay":
         from agent.proposers.replay import ReplayProposer
 

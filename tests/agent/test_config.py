@@ -76,3 +76,33 @@ def test_resolved_config_round_trips(tmp_path: Path):
     path = tmp_path / "resolved.yaml"
     path.write_text(dump_config(config))
     assert load_config(path, {}) == config
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"evaluator.plugin": "a:b", "evaluator.command": "x {arch} {seed} {out}"}, "exclude"),
+        ({"evaluator.plugin": "no_colon"}, "module:function"),
+        ({"evaluator.command": "x {arch} {seed} {out}"}, "needs evaluator.space"),
+        (
+            {"evaluator.command": "x {arch}", "evaluator.space": "s", "evaluator.targets": "t"},
+            "must contain {seed}, {out}",
+        ),
+        ({"evaluator.space": "s.json"}, "belong to evaluator.command"),
+    ],
+)
+def test_evaluator_kinds_are_checked(tmp_path: Path, changes, message):
+    with pytest.raises(UserError, match=message):
+        load_config(None, changes)
+
+
+def test_a_command_evaluator_keeps_absolute_paths_for_resume(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = load_config(
+        None,
+        {"evaluator.command": "x {arch} {seed} {out}", "evaluator.space": "s.json",
+         "evaluator.targets": "t.npz"},
+    )  # fmt: skip
+    assert config.evaluator.space == str(tmp_path / "s.json")
+    assert config.evaluator.workdir == str(tmp_path)
+    assert load_config(None, {}).evaluator.workdir is None  # the built-in evaluator needs none

@@ -115,3 +115,35 @@ def test_a_search_survives_failing_tasks(fast_config: Config):
     assert len(records) == 9
     failed = [r for r in records if r.status == "failed"]
     assert failed and all("boom" in r.reason or "worker" in r.reason.lower() for r in failed)
+
+
+PLUGIN = """
+import numpy as np
+from pydantic import BaseModel, Field
+from edas_agent import FunctionEvaluator
+
+class Knob(BaseModel):
+    scale: float = Field(1.0, ge=0.1, le=2.0)
+
+def make(seed, rows=30):
+    y_val, y_test = np.linspace(0, 1, rows), np.linspace(1, 0, rows)
+    def train(knob, learner_seed):
+        noise = np.random.default_rng(learner_seed).normal(size=(2, rows))
+        return y_val + knob.scale * noise[0], y_test + knob.scale * noise[1]
+    return FunctionEvaluator(Knob, train, y_val, y_test, task="regression", seed=seed)
+"""
+
+
+def test_a_plugin_is_rebuilt_from_the_config_on_ray_workers(tmp_path, monkeypatch):
+    from agent.config import load_config
+    from agent.session import RunSession
+
+    (tmp_path / "ray_plugin.py").write_text(PLUGIN)
+    monkeypatch.chdir(tmp_path)  # the plugin's module lives here, as a user's would
+    changes = {"evaluator.plugin": "ray_plugin:make", "executor.kind": "ray", "budget": 3,
+               "runs_dir": str(tmp_path / "runs")}  # fmt: skip
+    with RunSession.start(load_config(None, changes)) as session:
+        session.run()
+        folder = session.journal.folder
+    statuses = [r.status for r in read_records(folder) if r.event == "proposal"]
+    assert len(statuses) == 3 and "failed" not in statuses, statuses
