@@ -115,6 +115,13 @@ def run(
 def _open_session(
     config: Path | None, resume: Path | None, changes: dict[str, Any], fresh: dict[str, Any]
 ) -> RunSession:
+    try:
+        return _session(config, resume, changes, fresh)
+    except RuntimeError as exc:  # Ray not installed, or its workers cannot build a plugin
+        raise UserError(str(exc)) from None
+
+
+def _session(config, resume, changes, fresh) -> RunSession:
     if resume is None:
         return RunSession.start(load_config(config, {**changes, **fresh}), load_evaluator)
     given = sorted(k for k, v in fresh.items() if v is not None) + (["--config"] if config else [])

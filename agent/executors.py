@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.door import Shipment, shipment
+from agent.door import ConfigShipment, Shipment, shipment
 from evaluators.base import CandidateFailed, Evaluation, document_of
 
 
@@ -78,6 +78,10 @@ def _train_remote(shipment: Shipment, document, learners, first) -> Evaluation:
     return evaluator.evaluate(evaluator.parse(document), learners, first)
 
 
+def _build_on_worker(shipment: ConfigShipment) -> None:
+    shipment.build()
+
+
 class RayExecutor:
     """Each request a Ray task; the evaluator's shipment (with the encoded data) is put in
     the object store once."""
@@ -94,12 +98,26 @@ class RayExecutor:
                 log_to_driver=False,
                 configure_logging=False,
             )
-        self.shipment = ray.put(shipment(evaluator))
+        shipped = shipment(evaluator)
+        self.shipment = ray.put(shipped)
+        if isinstance(shipped, ConfigShipment):
+            self._check_a_worker_can_build(shipped)
         self.task = ray.remote(
             num_cpus=settings.cpus_per_candidate,
             num_gpus=settings.gpus_per_candidate,
             max_retries=settings.retries,
         )(task)
+
+    def _check_a_worker_can_build(self, shipped: ConfigShipment) -> None:
+        """A plugin or command evaluator is rebuilt on the workers: fail once, at the start,
+        where a worker cannot (the plugin's package is not installed there), instead of
+        failing every candidate."""
+        try:
+            self.ray.get(self.ray.remote(_build_on_worker).remote(self.shipment))
+        except self.ray.exceptions.RayError as exc:
+            self.close()
+            message = f"a Ray worker cannot rebuild the evaluator: {_first_line(exc)}"
+            raise RuntimeError(message) from None
 
     def run(self, requests: list[TrainRequest]):
         ray = self.ray

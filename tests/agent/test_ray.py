@@ -147,3 +147,22 @@ def test_a_plugin_is_rebuilt_from_the_config_on_ray_workers(tmp_path, monkeypatc
         folder = session.journal.folder
     statuses = [r.status for r in read_records(folder) if r.event == "proposal"]
     assert len(statuses) == 3 and "failed" not in statuses, statuses
+
+
+def test_a_plugin_the_workers_cannot_import_stops_the_run_at_the_start(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    from agent.config import load_config
+    from agent.session import RunSession
+
+    # Importable here (in this process only), as a package installed on the driver alone.
+    module = types.ModuleType("driver_only_plugin")
+    exec(PLUGIN, module.__dict__)
+    monkeypatch.setitem(sys.modules, "driver_only_plugin", module)
+    monkeypatch.chdir(tmp_path)
+    changes = {"evaluator.plugin": "driver_only_plugin:make", "executor.kind": "ray",
+               "runs_dir": str(tmp_path / "runs")}  # fmt: skip
+    with pytest.raises(RuntimeError, match=r"cannot rebuild the evaluator.*driver_only_plugin"):
+        RunSession.start(load_config(None, changes))
+    assert not (tmp_path / "runs").exists()  # no run folder left behind
