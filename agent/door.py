@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib
 import sys
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,7 +55,7 @@ def build_evaluator(config: Config) -> Evaluator:
         from evaluators.tabular.evaluator import TabularEvaluator
 
         return TabularEvaluator(config.data, settings, config.seed, config.space)
-    _rebuilt_from[id(evaluator)] = config
+    _remember(evaluator, config)
     return evaluator
 
 
@@ -118,8 +120,23 @@ def _command(config: Config) -> Evaluator:
         raise PluginError(f"evaluator.command: {exc}") from None
 
 
-# Evaluators built from a config (plugin, command) are rebuilt from it on Ray workers.
-_rebuilt_from: dict[int, Config] = {}
+# Evaluators built from a config (plugin, command) are rebuilt from it on Ray workers. Keyed
+# by id, with a weak reference that proves the id still names the same object (an id is
+# reused once its object is gone; the user's class need not be hashable).
+_rebuilt_from: dict[int, tuple[Callable[[], object], Config]] = {}
+
+
+def _remember(evaluator: Evaluator, config: Config) -> None:
+    try:
+        alive: Callable[[], object] = weakref.ref(evaluator)
+    except TypeError:  # no weak references (__slots__): hold it, so its id stays its own
+        alive = lambda: evaluator  # noqa: E731
+    _rebuilt_from[id(evaluator)] = (alive, config)
+
+
+def _config_of(evaluator: Evaluator) -> Config | None:
+    alive, config = _rebuilt_from.get(id(evaluator), (lambda: None, None))
+    return config if alive() is evaluator else None
 
 
 @dataclass(frozen=True)
@@ -156,8 +173,9 @@ def shipment(evaluator: Evaluator) -> Shipment | ConfigShipment:
 
     if isinstance(evaluator, TabularEvaluator):
         return Shipment(evaluator.data, evaluator.settings, evaluator.seed, evaluator.limits)
-    if id(evaluator) in _rebuilt_from:
-        return ConfigShipment(_rebuilt_from[id(evaluator)])
+    config = _config_of(evaluator)
+    if config is not None:
+        return ConfigShipment(config)
     raise TypeError(
         f"the Ray executor cannot ship a {type(evaluator).__name__} passed from Python: "
         "name its factory in evaluator.plugin so workers can rebuild it"

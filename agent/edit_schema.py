@@ -45,7 +45,7 @@ def typed_answer_schema(
     """{"proposals": [exactly `proposals` items of {rationale, edits}]}. `keep` says
     whether one edit, applied alone, is worth offering (inside this table's space, new);
     by default every edit that changes the document is."""
-    keep = keep or (lambda edit: _hash_after(document, edit) != canonical_hash(document))
+    keep = keep or (lambda edit: hash_after(document, edit) != canonical_hash(document))
     variants = [_filtered(v, keep) for v in edit_variants(space, document)]
     variants = [v for v in variants if v is not None]
     proposal = {
@@ -80,7 +80,7 @@ def typed_answer_schema(
 def novel(document: dict[str, Any], evaluated: Collection[str]) -> Keep:
     """Edits that give neither the document back nor an architecture already evaluated."""
     avoid = {canonical_hash(document), *evaluated}
-    return lambda edit: _hash_after(document, edit) not in avoid
+    return lambda edit: hash_after(document, edit) not in avoid
 
 
 def edit_variants(space: dict[str, Any], document: dict[str, Any]) -> list[dict[str, Any]]:
@@ -89,6 +89,16 @@ def edit_variants(space: dict[str, Any], document: dict[str, Any]) -> list[dict[
     variants: list[dict[str, Any]] = []
     _walk(space, document, "", definitions, variants)
     return variants
+
+
+def edits_of(variant: dict[str, Any]) -> list[Edit]:
+    """Every edit one variant allows, value by value."""
+    properties = variant["properties"]
+    op, path = properties["op"]["const"], properties["path"]["const"]
+    if "value" not in properties:
+        return [Edit(op=op, path=path)]
+    options = properties["value"].get("anyOf", [properties["value"]])
+    return [Edit(op=op, path=path, value=v) for o in options for v in o.get("enum", [None])]
 
 
 def _filtered(variant: dict[str, Any], keep: Keep) -> dict[str, Any] | None:
@@ -113,7 +123,8 @@ def _filter_values(schema: dict[str, Any], accept: Callable[[Any], bool]):
     return schema if accept(None) else None  # {"type": "null"}
 
 
-def _hash_after(document: dict[str, Any], edit: Edit) -> str:
+def hash_after(document: dict[str, Any], edit: Edit) -> str:
+    """The hash of the document with this one edit applied."""
     return canonical_hash(apply_edits(document, [edit]))
 
 

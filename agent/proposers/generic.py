@@ -17,10 +17,9 @@ from typing import Any
 import jsonpointer
 import numpy as np
 
-from agent.edit_schema import edit_variants, novel
-from agent.edits import Edit, apply_edits
+from agent.edit_schema import edit_variants, edits_of, hash_after, novel
+from agent.edits import Edit
 from agent.proposers.base import Check, LLMUsage, Proposal, ProposalContext
-from evaluators.base import canonical_hash
 
 _LOCAL_STEP = 0.7  # chance of a neighbouring grid value rather than any value
 
@@ -42,7 +41,7 @@ class GenericProposer:
             edit = self._sample(context, evaluated)
             if edit is None:
                 break  # every single edit leads somewhere already evaluated
-            evaluated.add(_hash_after(context.architecture, edit))
+            evaluated.add(hash_after(context.architecture, edit))
             self._last.append((context.step + offset, edit.path))
             proposals.append(
                 Proposal(
@@ -67,7 +66,7 @@ class GenericProposer:
         keep = novel(context.architecture, evaluated)
         places = []
         for variant in edit_variants(context.space_schema, context.architecture):
-            edits = [e for e in _edits_of(variant, context.architecture) if keep(e)]
+            edits = [e for e in edits_of(variant) if keep(e)]
             if edits:
                 places.append((variant["properties"]["path"]["const"], edits))
         if not places:
@@ -101,22 +100,8 @@ class GenericProposer:
         self._last = [(s, p) for s, p in self._last if s not in outcomes]
 
 
-def _edits_of(variant: dict[str, Any], document: dict[str, Any]) -> list[Edit]:
-    properties = variant["properties"]
-    op, path = properties["op"]["const"], properties["path"]["const"]
-    if "value" not in properties:
-        return [Edit(op=op, path=path)]
-    options = properties["value"].get("anyOf", [properties["value"]])
-    values = [v for option in options for v in option.get("enum", [None])]
-    return [Edit(op=op, path=path, value=v) for v in values]
-
-
 def _at(document: dict[str, Any], path: str) -> Any:
     try:
         return jsonpointer.resolve_pointer(document, path, None)
     except jsonpointer.JsonPointerException:
         return None
-
-
-def _hash_after(document: dict[str, Any], edit: Edit) -> str:
-    return canonical_hash(apply_edits(document, [edit]))

@@ -123,7 +123,7 @@ class OpenAICompatibleWire(OpenAIWire):
             with contextlib.suppress(ValueError):
                 limit = min(limit, longest_sentence(self.schema) + _ANSWER_MARGIN)
         if settings.context_tokens is not None:
-            prompt = sum(len(str(message["content"])) for message in conversation)
+            prompt = _characters(conversation)
             room = settings.context_tokens - int(prompt / self.chars_per_token * 1.05) - 32
             if room < _SMALLEST_ANSWER:
                 raise ProposerStopped(
@@ -137,8 +137,7 @@ class OpenAICompatibleWire(OpenAIWire):
 
     def learn_token_length(self, request: dict[str, Any], reply: Reply) -> None:
         if reply.input_tokens > 0:
-            sent = sum(len(str(message["content"])) for message in request["messages"])
-            self.chars_per_token = max(1.0, sent / reply.input_tokens)
+            self.chars_per_token = max(1.0, _characters(request["messages"]) / reply.input_tokens)
 
     def send(self, request: dict[str, Any]) -> Reply:
         while True:
@@ -168,6 +167,10 @@ class OpenAIProposer(LLMProposer):
 class OpenAICompatibleProposer(LLMProposer):
     def __init__(self, settings: LLMSettings, budget: LLMBudget, api_key: str):
         super().__init__(OpenAICompatibleWire(settings, api_key), settings, budget)
+
+
+def _characters(messages: list[dict[str, Any]]) -> int:
+    return sum(len(str(message["content"])) for message in messages)
 
 
 def _set_mode(request: dict[str, Any], mode: str, schema: dict[str, Any]) -> None:

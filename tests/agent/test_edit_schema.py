@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.edit_schema import novel, typed_answer_schema
+from agent.edit_schema import edits_of, novel, typed_answer_schema
 from agent.edits import Edit, apply_edits
 from agent.testing import RidgeArchitecture
 from evaluators.base import canonical_hash
@@ -14,18 +14,8 @@ from evaluators.tabular.space import Architecture
 def single_edits(schema: dict) -> list[Edit]:
     """Every edit an answer matching `schema` can contain, value by value."""
     proposal = schema["properties"]["proposals"]["items"]
-    edits = []
-    for variant in proposal["properties"]["edits"]["items"]["anyOf"]:
-        op, path = (variant["properties"][k]["const"] for k in ("op", "path"))
-        value = variant["properties"].get("value")
-        if value is None:
-            edits.append(Edit(op=op, path=path))
-            continue
-        options = value.get("anyOf", [value])
-        for option in options:
-            for v in option.get("enum", [None]):
-                edits.append(Edit(op=op, path=path, value=v))
-    return edits
+    variants = proposal["properties"]["edits"]["items"]["anyOf"]
+    return [edit for variant in variants for edit in edits_of(variant)]
 
 
 BASELINES = [

@@ -197,3 +197,21 @@ def test_a_plugin_that_cannot_be_imported_stops_before_the_run(monkeypatch, caps
     )  # fmt: skip
     assert code != 0 and "cannot be imported" in out + err and "ModuleNotFoundError" in out + err
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
+
+
+def test_only_an_evaluator_built_from_the_config_ships_to_ray_workers(monkeypatch, tmp_path):
+    import numpy as np
+
+    from agent.config import load_config
+    from agent.door import ConfigShipment, build_evaluator, shipment
+    from evaluators.function import FunctionEvaluator
+
+    (tmp_path / "faulty_plugin.py").write_text(FAULTY_PLUGIN)
+    monkeypatch.chdir(tmp_path)
+    config = load_config(None, {"evaluator.plugin": "faulty_plugin:make"})
+    assert shipment(build_evaluator(config)) == ConfigShipment(config)
+    by_hand = FunctionEvaluator(
+        type(build_evaluator(config).default), None, np.zeros(2), np.zeros(2)
+    )
+    with pytest.raises(TypeError, match="passed from Python"):
+        shipment(by_hand)
