@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from agent.gate import Gate, ensemble_error, statistics
-from agent.learners import LearnerStore
-from agent.verify import realised_error
-from evaluators.base import architecture_hash
+from edas_agent.evaluators.base import architecture_hash
+from edas_agent.gate import Gate, ensemble_error, statistics
+from edas_agent.learners import LearnerStore
+from edas_agent.verify import realised_error
 
 METHODS = ("exact", "paper", "confident", "single")
 # Bins of |realised E_M(b) - E_M(a)| / E_M(a), the difference a decision has to resolve.

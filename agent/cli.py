@@ -14,8 +14,8 @@ import numpy as np
 import typer
 from pydantic import ValidationError
 
-from agent import cli_runs
-from agent.cli_shared import (
+from edas_agent import cli_runs
+from edas_agent.cli_shared import (
     ConfigOption,
     JsonOption,
     SeedOption,
@@ -29,12 +29,12 @@ from agent.cli_shared import (
     parse_sets,
     report_error,
 )
-from agent.config import Config, load_config, parse_llm_option
-from agent.errors import UserError, describe_validation_error
-from agent.gate import statistics
-from agent.judging import make_gate
-from agent.session import RESUMABLE, RunSession
-from evaluators.base import architecture_hash, document_of
+from edas_agent.config import Config, load_config, parse_llm_option
+from edas_agent.errors import UserError, describe_validation_error
+from edas_agent.evaluators.base import architecture_hash, document_of
+from edas_agent.gate import statistics
+from edas_agent.judging import make_gate
+from edas_agent.session import RESUMABLE, RunSession
 
 
 @app.command()
@@ -66,9 +66,9 @@ def run(
 ) -> None:
     """Search: propose, train learners, gate, log. Ctrl-C stops after the current step
     (twice: at once); --resume continues a stopped or killed run."""
-    from agent.display import LiveDisplay, print_summary
-    from agent.loop import BaselineFailed
-    from agent.proposers import ProposerStopped
+    from edas_agent.display import LiveDisplay, print_summary
+    from edas_agent.loop import BaselineFailed
+    from edas_agent.proposers import ProposerStopped
 
     changes = dict(zip(RESUMABLE, (budget, max_cost, max_llm_calls), strict=True))
     fresh: dict[str, Any] = {
@@ -157,8 +157,8 @@ def _stop_on_ctrl_c(search):
 @app.command()
 def replay(run_dir: Annotated[Path, typer.Argument(help="A run folder under runs/.")]) -> None:
     """Re-derive every decision from the logged statistics; exit 1 on any mismatch."""
-    from agent.display import trajectory_table
-    from agent.replay import replay as replay_run
+    from edas_agent.display import trajectory_table
+    from edas_agent.replay import replay as replay_run
 
     report = replay_run(run_dir)
     console.print(trajectory_table(report.records, title=f"Accepted trajectory of {run_dir}"))
@@ -183,8 +183,8 @@ def evaluate(
     data_overrides: dict[str, Any] | None = None,
 ) -> None:
     """Train k learners of one architecture; print statistics and timings."""
-    from agent.loop import initial_architecture
-    from agent.metrics import task_metrics
+    from edas_agent.loop import initial_architecture
+    from edas_agent.metrics import task_metrics
 
     overrides = {
         "baseline": str(arch) if arch else None,

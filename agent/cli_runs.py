@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from agent.cli_shared import (
+from edas_agent.cli_shared import (
     ConfigOption,
     JsonOption,
     SeedOption,
@@ -21,18 +21,18 @@ from agent.cli_shared import (
     read_json,
     report_error,
 )
-from agent.config import dump_config, load_config
-from agent.door import DataError, PluginError
-from agent.errors import UserError, describe_validation_error
-from agent.learners import MembersUnavailable
-from evaluators.base import architecture_hash
+from edas_agent.config import dump_config, load_config
+from edas_agent.door import DataError, PluginError
+from edas_agent.errors import UserError, describe_validation_error
+from edas_agent.evaluators.base import architecture_hash
+from edas_agent.learners import MembersUnavailable
 
 
 def report(run_dir: Annotated[Path, typer.Argument(help="A run folder under runs/.")]) -> None:
     """Write report.html (self-contained) and PNGs into the run folder; print a summary."""
-    from agent.display import print_summary, wall_seconds
-    from agent.journal import read_records
-    from agent.report import write_report
+    from edas_agent.display import print_summary, wall_seconds
+    from edas_agent.journal import read_records
+    from edas_agent.report import write_report
 
     records = read_records(run_dir)
     try:
@@ -50,7 +50,7 @@ def runs(
     """List the run folders: state, steps, best predicted E_M, learners and LLM cost."""
     from rich.table import Table
 
-    from agent.runs import list_runs
+    from edas_agent.runs import list_runs
 
     summaries = list_runs(runs_dir)
     if as_json:
@@ -87,8 +87,8 @@ def verify(
 ) -> None:
     """Train real M-member ensembles of chosen steps (reusing the run's learners) and compare
     them with the predictions; writes verify.json. Interrupt and rerun to resume."""
-    from agent.display import verify_table
-    from agent.verify import verify as verify_run
+    from edas_agent.display import verify_table
+    from edas_agent.verify import verify as verify_run
 
     if members is not None and members < 2:
         raise UserError(f"--members must be at least 2, got {members}")
@@ -131,11 +131,11 @@ def calibrate(
 ) -> None:
     """Measure how often a 2-learner gate orders architectures like their realised M-member
     ensembles; writes calibration.json."""
-    from agent.calibrate import DEFAULT_ARCHITECTURES
-    from agent.calibrate import calibrate as run_calibration
-    from agent.display import calibration_tables
-    from agent.journal import Journal
-    from agent.learners import LearnerStore
+    from edas_agent.calibrate import DEFAULT_ARCHITECTURES
+    from edas_agent.calibrate import calibrate as run_calibration
+    from edas_agent.display import calibration_tables
+    from edas_agent.journal import Journal
+    from edas_agent.learners import LearnerStore
 
     if members < 4 or pairs < 1 or not 0.5 <= confidence < 1:
         raise UserError("calibrate needs --members >= 4, --pairs >= 1, --confidence in [0.5, 1)")

@@ -19,10 +19,10 @@ import yaml
 from rich.console import Console
 from rich.text import Text
 
-from agent.config import Config
-from agent.door import DataError, build_evaluator
-from agent.errors import UserError
-from evaluators.base import Evaluator
+from edas_agent.config import Config
+from edas_agent.door import DataError, build_evaluator
+from edas_agent.errors import UserError
+from edas_agent.evaluators.base import Evaluator
 
 app = typer.Typer(
     add_completion=False,
@@ -120,7 +120,7 @@ def load_evaluator(settings: Config) -> Evaluator:
 
 
 def executor_for(evaluator: Evaluator, settings: Config):
-    from agent.executors import make_executor
+    from edas_agent.executors import make_executor
 
     try:
         return make_executor(evaluator, settings.executor)

@@ -12,10 +12,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from agent.door import DataSpec, EvaluatorSettings, SpaceSettings
-from agent.errors import UserError, describe_validation_error
-from agent.executors import ExecutorSettings
-from agent.gate import Rule
+from edas_agent.door import DataSpec, EvaluatorSettings, SpaceSettings
+from edas_agent.errors import UserError, describe_validation_error
+from edas_agent.executors import ExecutorSettings
+from edas_agent.gate import Rule
 
 Provider = Literal["builtin", "openai", "openai-compatible", "anthropic", "replay"]
 

@@ -3,11 +3,11 @@ history, the space and the data."""
 
 from __future__ import annotations
 
-from agent.config import Config
-from agent.journal import Record
-from agent.proposers.base import HistoryEntry, ProposalContext
-from agent.state import RunState
-from evaluators.base import Evaluator, document_of
+from edas_agent.config import Config
+from edas_agent.evaluators.base import Evaluator, document_of
+from edas_agent.journal import Record
+from edas_agent.proposers.base import HistoryEntry, ProposalContext
+from edas_agent.state import RunState
 
 
 def proposal_context(

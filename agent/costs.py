@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from agent.config import LLMSettings, Price
+from edas_agent.config import LLMSettings, Price
 
 BUILTIN_PRICES: dict[str, Price] = {
     "gpt-4o-mini": Price(input=0.15, output=0.60),

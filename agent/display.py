@@ -14,8 +14,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from agent.costs import Spend
-from agent.journal import Record
+from edas_agent.costs import Spend
+from edas_agent.journal import Record
 
 STATUS_STYLE = {
     "accepted": "bold green",

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evaluators.base import Evaluator
-from evaluators.tabular.columns import DataError
-from evaluators.tabular.settings import DataSpec, EvaluatorSettings, SpaceSettings
+from edas_agent.evaluators.base import Evaluator
+from edas_agent.evaluators.tabular.columns import DataError
+from edas_agent.evaluators.tabular.settings import DataSpec, EvaluatorSettings, SpaceSettings
 
 if TYPE_CHECKING:
-    from agent.config import Config
+    from edas_agent.config import Config
 
 # The evaluator itself (torch) is imported only when one is built: the config and the loop
 # load without it, so a numpy-only evaluator (agent/testing.py) runs where torch is absent.
@@ -52,7 +52,7 @@ def build_evaluator(config: Config) -> Evaluator:
     elif settings.command:
         evaluator = _command(config)
     else:
-        from evaluators.tabular.evaluator import TabularEvaluator
+        from edas_agent.evaluators.tabular.evaluator import TabularEvaluator
 
         return TabularEvaluator(config.data, settings, config.seed, config.space)
     _remember(evaluator, config)
@@ -61,7 +61,7 @@ def build_evaluator(config: Config) -> Evaluator:
 
 def is_tabular(evaluator: Evaluator) -> bool:
     """Does the built-in space (and its hand-written builtin mutations) apply?"""
-    from evaluators.tabular.space import Architecture
+    from edas_agent.evaluators.tabular.space import Architecture
 
     return isinstance(evaluator.default_architecture(), Architecture)
 
@@ -107,7 +107,7 @@ _PROTOCOL = ("task", "y_val", "y_test", "space", "parse", "default_architecture"
 
 
 def _command(config: Config) -> Evaluator:
-    from evaluators.command import CommandEvaluator
+    from edas_agent.evaluators.command import CommandEvaluator
 
     settings = config.evaluator
     assert settings.command and settings.space and settings.targets  # checked by the config
@@ -143,13 +143,13 @@ def _config_of(evaluator: Evaluator) -> Config | None:
 class Shipment:
     """What a worker needs to rebuild the tabular evaluator without reading the data again."""
 
-    data: Any  # the encoded dataset (evaluators.tabular.data.EncodedDataset)
+    data: Any  # the encoded dataset (edas_agent.evaluators.tabular.data.EncodedDataset)
     settings: EvaluatorSettings
     seed: int
     space: SpaceSettings
 
     def build(self) -> Evaluator:
-        from evaluators.tabular.evaluator import TabularEvaluator
+        from edas_agent.evaluators.tabular.evaluator import TabularEvaluator
 
         return TabularEvaluator.from_data(self.data, self.settings, self.seed, self.space)
 
@@ -169,7 +169,7 @@ class ConfigShipment:
 
 
 def shipment(evaluator: Evaluator) -> Shipment | ConfigShipment:
-    from evaluators.tabular.evaluator import TabularEvaluator
+    from edas_agent.evaluators.tabular.evaluator import TabularEvaluator
 
     if isinstance(evaluator, TabularEvaluator):
         return Shipment(evaluator.data, evaluator.settings, evaluator.seed, evaluator.limits)

@@ -26,8 +26,8 @@ from typing import Any
 
 import jsonpointer
 
-from agent.edits import Edit, apply_edits
-from evaluators.base import canonical_hash
+from edas_agent.edits import Edit, apply_edits
+from edas_agent.evaluators.base import canonical_hash
 
 _GRID = 11  # values offered for a bounded number on a linear scale
 _MAX_ENUMERATED_INTEGERS = 64

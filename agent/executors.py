@@ -15,8 +15,8 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.door import ConfigShipment, Shipment, shipment
-from evaluators.base import CandidateFailed, Evaluation, document_of
+from edas_agent.door import ConfigShipment, Shipment, shipment
+from edas_agent.evaluators.base import CandidateFailed, Evaluation, document_of
 
 
 class ExecutorSettings(BaseModel):

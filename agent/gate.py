@@ -23,8 +23,8 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from agent.logloss import LogLossStats, logloss_statistics, logloss_terms
-from agent.uncertainty import Interval, paired_bootstrap
+from edas_agent.logloss import LogLossStats, logloss_statistics, logloss_terms
+from edas_agent.uncertainty import Interval, paired_bootstrap
 
 Rule = Literal["exact", "paper", "logloss"]
 

@@ -17,12 +17,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError, computed_field
 
-from agent.errors import UserError, describe_validation_error
-from agent.gate import Judgement, Rule, Rules, Stats
-from agent.learners import Cost
-from agent.logloss import LogLossStats
-from agent.proposers.base import LLMUsage
-from agent.uncertainty import Interval
+from edas_agent.errors import UserError, describe_validation_error
+from edas_agent.gate import Judgement, Rule, Rules, Stats
+from edas_agent.learners import Cost
+from edas_agent.logloss import LogLossStats
+from edas_agent.proposers.base import LLMUsage
+from edas_agent.uncertainty import Interval
 
 Status = Literal["accepted", "rejected", "invalid", "failed"]
 TRAJECTORY = "trajectory.jsonl"

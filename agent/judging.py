@@ -13,12 +13,12 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from agent.config import Config
-from agent.gate import Gate
-from agent.journal import GateRound, Record
-from agent.learners import Failed, LearnerStore, Pool
-from agent.state import Baseline
-from evaluators.base import Evaluator, architecture_hash
+from edas_agent.config import Config
+from edas_agent.evaluators.base import Evaluator, architecture_hash
+from edas_agent.gate import Gate
+from edas_agent.journal import GateRound, Record
+from edas_agent.learners import Failed, LearnerStore, Pool
+from edas_agent.state import Baseline
 
 # Bootstrap seed offset of the confirmation round, apart from sequential rounds 1, 2, ...
 _CONFIRMATION_SEED_OFFSET = 1000

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel
 
-from agent.executors import Executor, LocalExecutor, TrainRequest
-from evaluators.base import CandidateFailed, Evaluation, Evaluator, architecture_hash
+from edas_agent.evaluators.base import CandidateFailed, Evaluation, Evaluator, architecture_hash
+from edas_agent.executors import Executor, LocalExecutor, TrainRequest
 
 __all__ = ["Cost", "Failed", "LearnerStore", "MembersUnavailable", "Pool"]
 

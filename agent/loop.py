@@ -25,19 +25,19 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from agent.config import Config
-from agent.context import proposal_context
-from agent.costs import BudgetExhausted
-from agent.errors import UserError, describe_validation_error
-from agent.executors import Executor
-from agent.journal import Journal, Record
-from agent.judging import Judge, make_gate, outrank
-from agent.learners import Failed, LearnerStore
-from agent.outcomes import Recorder, candidate_fields
-from agent.proposers.base import Proposal, ProposalContext, Proposer
-from agent.screening import Candidate, Refusal, Screen
-from agent.state import Baseline, RunState, batches, training_failures
-from evaluators.base import Evaluator, architecture_hash, document_of
+from edas_agent.config import Config
+from edas_agent.context import proposal_context
+from edas_agent.costs import BudgetExhausted
+from edas_agent.errors import UserError, describe_validation_error
+from edas_agent.evaluators.base import Evaluator, architecture_hash, document_of
+from edas_agent.executors import Executor
+from edas_agent.journal import Journal, Record
+from edas_agent.judging import Judge, make_gate, outrank
+from edas_agent.learners import Failed, LearnerStore
+from edas_agent.outcomes import Recorder, candidate_fields
+from edas_agent.proposers.base import Proposal, ProposalContext, Proposer
+from edas_agent.screening import Candidate, Refusal, Screen
+from edas_agent.state import Baseline, RunState, batches, training_failures
 
 __all__ = ["BaselineFailed", "Search", "initial_architecture", "make_gate"]
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.config import Config
-from agent.gate import statistics
-from agent.journal import Record, Shrinkage, Status, TestReport, utc_now
-from agent.judging import Judged
-from agent.learners import Cost, Pool
-from agent.metrics import task_metrics
-from agent.proposers.base import Proposal
-from agent.screening import Candidate
-from agent.state import Baseline
-from evaluators.base import Evaluator, document_of
+from edas_agent.config import Config
+from edas_agent.evaluators.base import Evaluator, document_of
+from edas_agent.gate import statistics
+from edas_agent.journal import Record, Shrinkage, Status, TestReport, utc_now
+from edas_agent.judging import Judged
+from edas_agent.learners import Cost, Pool
+from edas_agent.metrics import task_metrics
+from edas_agent.proposers.base import Proposal
+from edas_agent.screening import Candidate
+from edas_agent.state import Baseline
 
 
 class Recorder:

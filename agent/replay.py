@@ -13,8 +13,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.gate import Stats, decide, ensemble_error
-from agent.journal import GateRound, Record, read_records
+from edas_agent.gate import Stats, decide, ensemble_error
+from edas_agent.journal import GateRound, Record, read_records
 
 _TOLERANCE = 1e-12
 

@@ -24,9 +24,9 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
-from agent.costs import Spend
-from agent.journal import Record, read_records
-from agent.verify import VERIFY
+from edas_agent.costs import Spend
+from edas_agent.journal import Record, read_records
+from edas_agent.verify import VERIFY
 
 COLOURS = {"accepted": "#2ca02c", "rejected": "#ff7f0e", "invalid": "#9467bd", "failed": "#d62728"}
 REPORT = "report.html"

@@ -7,9 +7,9 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel
 
-from agent.costs import Spend
-from agent.errors import UserError
-from agent.journal import CONFIG, LOCK, TRAJECTORY, _alive, _pid_in, read_records
+from edas_agent.costs import Spend
+from edas_agent.errors import UserError
+from edas_agent.journal import CONFIG, LOCK, TRAJECTORY, _alive, _pid_in, read_records
 
 
 class RunSummary(BaseModel):

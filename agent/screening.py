@@ -12,11 +12,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ValidationError
 
-from agent.edits import Edit, ProposedEdits, apply_edits
-from agent.errors import describe_validation_error
-from agent.proposers.base import Proposal
-from agent.state import Parse, RunState
-from evaluators.base import architecture_hash, document_of
+from edas_agent.edits import Edit, ProposedEdits, apply_edits
+from edas_agent.errors import describe_validation_error
+from edas_agent.evaluators.base import architecture_hash, document_of
+from edas_agent.proposers.base import Proposal
+from edas_agent.state import Parse, RunState
 
 NO_OP = "no-op: the edits leave the baseline unchanged"
 

@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.config import Config, dump_config, load_config
-from agent.costs import LLMBudget, Spend
-from agent.door import build_evaluator, is_tabular, keep_files
-from agent.executors import Executor, make_executor
-from agent.journal import CONFIG, Journal, Record, read_records
-from agent.loop import Search
-from agent.proposers import Proposer, make_proposer
-from evaluators.base import Evaluator
+from edas_agent.config import Config, dump_config, load_config
+from edas_agent.costs import LLMBudget, Spend
+from edas_agent.door import build_evaluator, is_tabular, keep_files
+from edas_agent.evaluators.base import Evaluator
+from edas_agent.executors import Executor, make_executor
+from edas_agent.journal import CONFIG, Journal, Record, read_records
+from edas_agent.loop import Search
+from edas_agent.proposers import Proposer, make_proposer
 
 Build = Callable[[Config], Evaluator]  # the run's evaluator from its config
 

@@ -13,9 +13,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from agent.gate import Stats
-from agent.journal import BaselineRef, Record
-from agent.logloss import LogLossStats
+from edas_agent.gate import Stats
+from edas_agent.journal import BaselineRef, Record
+from edas_agent.logloss import LogLossStats
 
 Parse = Callable[[dict[str, Any]], BaseModel]
 

@@ -2,7 +2,7 @@
 from a script, and a small evaluator in plain numpy (no torch, no network), so the whole
 loop (screening, gate rounds, journal, replay, resume) runs in a second.
 
-    from agent.testing import NumpyEvaluator, ScriptedProposer, proposal
+    from edas_agent.testing import NumpyEvaluator, ScriptedProposer, proposal
     evaluator = NumpyEvaluator(seed=0)
     script = ScriptedProposer([proposal({"op": "replace", "path": "/l2", "value": 0.1})])
     Search(config, evaluator, script).run(journal)
@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.edits import Edit
-from agent.proposers.base import Check, LLMUsage, Proposal, ProposalContext
-from evaluators.base import Evaluation, canonical_hash
+from edas_agent.edits import Edit
+from edas_agent.evaluators.base import Evaluation, canonical_hash
+from edas_agent.proposers.base import Check, LLMUsage, Proposal, ProposalContext
 
 
 def proposal(*edits: dict[str, Any], problem: str | None = None, status="invalid") -> Proposal:

@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from agent.config import load_config
-from agent.errors import UserError
-from agent.executors import make_executor
-from agent.gate import ensemble_error, residuals, statistics
-from agent.journal import Record, read_records
-from agent.learners import LearnerStore
+from edas_agent.config import load_config
+from edas_agent.errors import UserError
+from edas_agent.executors import make_executor
+from edas_agent.gate import ensemble_error, residuals, statistics
+from edas_agent.journal import Record, read_records
+from edas_agent.learners import LearnerStore
 
 VERIFY = "verify.json"
 _SUBSETS = 20  # random member subsets averaged per ensemble size below M
@@ -86,7 +86,7 @@ def verify(
 ) -> dict[str, Any]:
     """Members are trained in chunks of `_CHUNK` seeds, all architectures' chunks submitted
     together: spread over Ray workers with `executor.kind: ray`, one after another locally."""
-    from agent.door import build_evaluator, keep_files
+    from edas_agent.door import build_evaluator, keep_files
 
     config = load_config(folder / "config.yaml", {})
     M = members or config.members

@@ -19,9 +19,9 @@ import time
 
 import torch
 
-from evaluators.tabular.data import DataSpec, EncodedDataset, load
-from evaluators.tabular.space import Architecture
-from evaluators.tabular.trainer import train_learners
+from edas_agent.evaluators.tabular.data import DataSpec, EncodedDataset, load
+from edas_agent.evaluators.tabular.space import Architecture
+from edas_agent.evaluators.tabular.trainer import train_learners
 
 DEVICE = torch.device("cpu")
 MODELS = {

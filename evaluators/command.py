@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
-from evaluators.base import CandidateFailed, Task, architecture_hash, document_of
-from evaluators.function import FunctionEvaluator
-from evaluators.json_space import load_space
+from edas_agent.evaluators.base import CandidateFailed, Task, architecture_hash, document_of
+from edas_agent.evaluators.function import FunctionEvaluator
+from edas_agent.evaluators.json_space import load_space
 
 _LOG_LINES = 8
 

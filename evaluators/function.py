@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
-from evaluators.base import CandidateFailed, Evaluation, Task
+from edas_agent.evaluators.base import CandidateFailed, Evaluation, Task
 
 Predictions = tuple[Any, Any]  # (val, test): array-likes
 Train = Callable[[Any, int], Predictions]

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from agent.config import Config, load_config
+from edas_agent.config import Config, load_config
 
 
 def make_table(rows: int = 1200, seed: int = 0) -> pd.DataFrame:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from agent.config import LLMSettings
-from agent.costs import LLMBudget
-from agent.errors import UserError
-from agent.proposers.base import Check, Proposal, ProposalContext, Proposer, ProposerStopped
-from agent.proposers.builtin import BuiltinProposer
-from agent.proposers.generic import GenericProposer
+from edas_agent.config import LLMSettings
+from edas_agent.costs import LLMBudget
+from edas_agent.errors import UserError
+from edas_agent.proposers.base import Check, Proposal, ProposalContext, Proposer, ProposerStopped
+from edas_agent.proposers.builtin import BuiltinProposer
+from edas_agent.proposers.generic import GenericProposer
 
 __all__ = ["Check", "Proposal", "ProposalContext", "Proposer", "ProposerStopped", "make_proposer"]
 
@@ -23,7 +23,7 @@ def make_proposer(
     if settings.provider == "builtin":
         return BuiltinProposer(seed) if tabular else GenericProposer(seed)
     if settings.provider == "replay":
-        from agent.proposers.replay import ReplayProposer
+        from edas_agent.proposers.replay import ReplayProposer
 
         assert settings.replay_from is not None  # checked by Config
         return ReplayProposer(settings, budget, Path(settings.replay_from))
@@ -33,10 +33,10 @@ def make_proposer(
         raise UserError(str(exc)) from None
     api_key = _api_key(settings)
     if settings.provider == "anthropic":
-        from agent.proposers.anthropic import AnthropicProposer
+        from edas_agent.proposers.anthropic import AnthropicProposer
 
         return AnthropicProposer(settings, budget, api_key)
-    from agent.proposers.openai import OpenAICompatibleProposer, OpenAIProposer
+    from edas_agent.proposers.openai import OpenAICompatibleProposer, OpenAIProposer
 
     if settings.provider == "openai-compatible":
         return OpenAICompatibleProposer(settings, budget, api_key)

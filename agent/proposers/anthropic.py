@@ -10,10 +10,10 @@ from typing import Any
 
 import anthropic
 
-from agent.config import LLMSettings
-from agent.costs import LLMBudget
-from agent.edits import ProposedEdits
-from agent.proposers.llm import (
+from edas_agent.config import LLMSettings
+from edas_agent.costs import LLMBudget
+from edas_agent.edits import ProposedEdits
+from edas_agent.proposers.llm import (
     LLMProposer,
     MalformedAnswer,
     Reply,
@@ -22,7 +22,7 @@ from agent.proposers.llm import (
     describe_failure,
     parse_object,
 )
-from agent.proposers.prompts import RenderedPrompt
+from edas_agent.proposers.prompts import RenderedPrompt
 
 _TOOL = "propose_edits"
 

@@ -8,8 +8,8 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from agent.edits import Edit, ProposedEdits
-from agent.gate import Rule, Stats
+from edas_agent.edits import Edit, ProposedEdits
+from edas_agent.gate import Rule, Stats
 
 
 class HistoryEntry(BaseModel):

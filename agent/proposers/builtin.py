@@ -18,9 +18,9 @@ from typing import Any
 import jsonpointer
 import numpy as np
 
-from agent.edits import Edit, apply_edits
-from agent.proposers.base import Check, LLMUsage, Proposal, ProposalContext
-from evaluators.base import canonical_hash
+from edas_agent.edits import Edit, apply_edits
+from edas_agent.evaluators.base import canonical_hash
+from edas_agent.proposers.base import Check, LLMUsage, Proposal, ProposalContext
 
 Document = dict[str, Any]
 Mutation = Callable[[Document, np.random.Generator, ProposalContext], list[Edit] | None]

@@ -17,9 +17,9 @@ from typing import Any
 import jsonpointer
 import numpy as np
 
-from agent.edit_schema import edit_variants, edits_of, hash_after, novel
-from agent.edits import Edit
-from agent.proposers.base import Check, LLMUsage, Proposal, ProposalContext
+from edas_agent.edit_schema import edit_variants, edits_of, hash_after, novel
+from edas_agent.edits import Edit
+from edas_agent.proposers.base import Check, LLMUsage, Proposal, ProposalContext
 
 _LOCAL_STEP = 0.7  # chance of a neighbouring grid value rather than any value
 

@@ -23,14 +23,14 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agent.config import LLMSettings
-from agent.costs import BudgetExhausted, LLMBudget
-from agent.edit_schema import novel, typed_answer_schema
-from agent.edits import ProposedEdits
-from agent.errors import describe_validation_error
-from agent.proposers.base import Check, LLMUsage, Proposal, ProposalContext, ProposerStopped
-from agent.proposers.prompts import RenderedPrompt, render, render_repair
-from agent.proposers.transport import call_with_retries
+from edas_agent.config import LLMSettings
+from edas_agent.costs import BudgetExhausted, LLMBudget
+from edas_agent.edit_schema import novel, typed_answer_schema
+from edas_agent.edits import ProposedEdits
+from edas_agent.errors import describe_validation_error
+from edas_agent.proposers.base import Check, LLMUsage, Proposal, ProposalContext, ProposerStopped
+from edas_agent.proposers.prompts import RenderedPrompt, render, render_repair
+from edas_agent.proposers.transport import call_with_retries
 
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
 

@@ -18,12 +18,12 @@ from typing import Any
 
 import openai
 
-from agent.config import LLMSettings
-from agent.costs import LLMBudget
-from agent.edits import ProposedEdits
-from agent.grammar import gbnf, longest_sentence
-from agent.proposers.base import ProposerStopped
-from agent.proposers.llm import (
+from edas_agent.config import LLMSettings
+from edas_agent.costs import LLMBudget
+from edas_agent.edits import ProposedEdits
+from edas_agent.grammar import gbnf, longest_sentence
+from edas_agent.proposers.base import ProposerStopped
+from edas_agent.proposers.llm import (
     LLMProposer,
     Reply,
     answer_schema,
@@ -31,7 +31,7 @@ from agent.proposers.llm import (
     describe_failure,
     parse_text,
 )
-from agent.proposers.prompts import RenderedPrompt
+from edas_agent.proposers.prompts import RenderedPrompt
 
 _MODES = ("json_schema", "json_object", "prompt")
 _CHARS_PER_TOKEN = 3.0  # until the server has counted a prompt: English prose runs about 4

@@ -9,8 +9,8 @@ from typing import Any
 
 import jinja2
 
-from agent.gate import frontier_rho
-from agent.proposers.base import ProposalContext
+from edas_agent.gate import frontier_rho
+from edas_agent.proposers.base import ProposalContext
 
 # delta_E values shown in the frontier table, as fractions of the baseline's E.
 _FRONTIER_STEPS = (-0.02, -0.01, -0.005, 0.0, 0.005, 0.01, 0.02)
@@ -32,7 +32,7 @@ def environment(user_templates: str | None = None) -> jinja2.Environment:
     if user_templates:
         loaders.append(jinja2.FileSystemLoader(user_templates))
     # PackageLoader also reads templates from a zipped or installed wheel.
-    loaders.append(jinja2.PackageLoader("prompts", "."))
+    loaders.append(jinja2.PackageLoader("edas_agent.prompts", "."))
     env = jinja2.Environment(
         loader=jinja2.ChoiceLoader(loaders),
         undefined=jinja2.StrictUndefined,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from evaluators.base import Task
+from edas_agent.evaluators.base import Task
 
 MAX_INFERRED_CLASSES = 50
 _MAX_MULTICLASS_INTEGERS = 20  # an integer target with more distinct values is a quantity

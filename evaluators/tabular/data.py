@@ -22,9 +22,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from evaluators.base import Task
-from evaluators.tabular.columns import DataError, Prepared, Roles, Table, prepare
-from evaluators.tabular.settings import BUILTIN_ADULT, DataSpec
+from edas_agent.evaluators.base import Task
+from edas_agent.evaluators.tabular.columns import DataError, Prepared, Roles, Table, prepare
+from edas_agent.evaluators.tabular.settings import BUILTIN_ADULT, DataSpec
 
 __all__ = ["DataError", "DataSpec", "EncodedDataset", "Part", "Table", "load"]
 
@@ -89,13 +89,13 @@ def load(spec: DataSpec, seed: int) -> EncodedDataset:
 def _read(spec: DataSpec) -> Table:
     if spec.path == BUILTIN_ADULT:
         # Opened through importlib.resources so it also reads from a zipped wheel.
-        vendored = resources.files("evaluators.tabular") / "datasets" / "adult.csv.gz"
+        vendored = resources.files("edas_agent.evaluators.tabular") / "datasets" / "adult.csv.gz"
         with vendored.open("rb") as handle:
             frame = pd.read_csv(handle, compression="gzip")
         return Table(frame, spec.target or _ADULT_TARGET, BUILTIN_ADULT)
     kind, _, rest = spec.path.partition(":")
     if kind == "synthetic":
-        from evaluators.tabular.synthetic import SyntheticSpec, generate
+        from edas_agent.evaluators.tabular.synthetic import SyntheticSpec, generate
 
         rows, _, fields = rest.partition(":")
         shape = {"rows": int(rows)}

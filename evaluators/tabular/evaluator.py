@@ -10,12 +10,12 @@ import numpy as np
 import torch
 from pydantic import BaseModel
 
-from evaluators.base import CandidateFailed, Evaluation
-from evaluators.tabular.data import DataSpec, EncodedDataset, load
-from evaluators.tabular.model import BatchedNet, Layout, flops_per_example
-from evaluators.tabular.settings import EvaluatorSettings, SpaceSettings
-from evaluators.tabular.space import Architecture
-from evaluators.tabular.trainer import predict, train_learners
+from edas_agent.evaluators.base import CandidateFailed, Evaluation
+from edas_agent.evaluators.tabular.data import DataSpec, EncodedDataset, load
+from edas_agent.evaluators.tabular.model import BatchedNet, Layout, flops_per_example
+from edas_agent.evaluators.tabular.settings import EvaluatorSettings, SpaceSettings
+from edas_agent.evaluators.tabular.space import Architecture
+from edas_agent.evaluators.tabular.trainer import predict, train_learners
 
 
 @dataclass(frozen=True)

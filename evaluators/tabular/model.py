@@ -18,8 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from evaluators.tabular.data import EncodedDataset
-from evaluators.tabular.space import Architecture
+from edas_agent.evaluators.tabular.data import EncodedDataset
+from edas_agent.evaluators.tabular.space import Architecture
 
 _HASH_MULTIPLIER = 2654435761  # Knuth's multiplicative hash, spreads ids over buckets
 

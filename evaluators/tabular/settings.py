@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from evaluators.base import Task
+from edas_agent.evaluators.base import Task
 
 BUILTIN_ADULT = "adult"
 _FORMATS = ("criteo", "avazu", "synthetic")

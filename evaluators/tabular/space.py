@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from evaluators.base import canonical_hash
+from edas_agent.evaluators.base import canonical_hash
 
 Width = Annotated[int, Field(ge=4, le=1024)]
 

@@ -16,10 +16,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from evaluators.base import CandidateFailed
-from evaluators.tabular.data import EncodedDataset, Part
-from evaluators.tabular.model import BatchedNet, FeatureBag, Layout, learner_generator
-from evaluators.tabular.space import Architecture
+from edas_agent.evaluators.base import CandidateFailed
+from edas_agent.evaluators.tabular.data import EncodedDataset, Part
+from edas_agent.evaluators.tabular.model import BatchedNet, FeatureBag, Layout, learner_generator
+from edas_agent.evaluators.tabular.space import Architecture
 
 _PREDICT_BATCH = 16384
 _INIT, _ORDER, _DROPOUT = 0, 1, 2

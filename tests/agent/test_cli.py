@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent import cli
-from agent.journal import read_records
+from edas_agent import cli
+from edas_agent.journal import read_records
 from tests.agent.proposers.fake_servers import anthropic_tool_message, openai_completion, serve
 
 GOOD = {

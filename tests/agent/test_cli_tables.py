@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from agent.journal import read_records
+from edas_agent.journal import read_records
 from tests.agent.test_cli import invoke
 
 ROWS = 600

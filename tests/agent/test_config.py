@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import dump_config, load_config, parse_llm_option
-from agent.errors import UserError
+from edas_agent.config import dump_config, load_config, parse_llm_option
+from edas_agent.errors import UserError
 
 
 def test_defaults_are_the_offline_default_run():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.journal import LOCK, read_records
+from edas_agent.journal import LOCK, read_records
 from tests.agent.test_cli import invoke
 
 BUDGET = 14
@@ -50,7 +50,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(monkeypatch, capsys, a
     command = [
         sys.executable,
         "-c",
-        "from agent.cli import main; main()",
+        "from edas_agent.cli import main; main()",
         "run",
         *args,
         "--runs-dir",
@@ -71,7 +71,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(monkeypatch, capsys, a
     assert 5 <= len(finished) < BUDGET + 1, "the kill should land mid-run"
     assert (folder / LOCK).exists()  # left behind by the killed process: stale
 
-    from evaluators.tabular.evaluator import TabularEvaluator
+    from edas_agent.evaluators.tabular.evaluator import TabularEvaluator
 
     original = TabularEvaluator.evaluate
     trained = []
@@ -128,7 +128,7 @@ def test_resume_refuses_a_changed_config(monkeypatch, capsys, args, tmp_path):
 def test_a_stop_request_ends_after_the_step_and_resume_finishes(
     monkeypatch, capsys, args, tmp_path
 ):
-    from agent import loop
+    from edas_agent import loop
 
     original = loop.Search._log
 
@@ -152,7 +152,7 @@ def test_a_stop_request_ends_after_the_step_and_resume_finishes(
 def test_a_full_disk_stops_the_run_and_what_was_written_resumes(
     monkeypatch, capsys, args, tmp_path
 ):
-    from agent.journal import Journal
+    from edas_agent.journal import Journal
 
     original = Journal.append
     writes = {"n": 0}
@@ -178,7 +178,7 @@ def test_a_full_disk_stops_the_run_and_what_was_written_resumes(
 def test_training_faults_are_recorded_and_the_run_goes_on(monkeypatch, capsys, table_csv, tmp_path):
     import torch
 
-    from evaluators.tabular import evaluator as evaluator_module
+    from edas_agent.evaluators.tabular import evaluator as evaluator_module
 
     original = evaluator_module.train_learners
 
@@ -202,9 +202,9 @@ def test_training_faults_are_recorded_and_the_run_goes_on(monkeypatch, capsys, t
 
 
 def test_a_candidate_past_the_timeout_fails(table_csv):
-    from evaluators.base import CandidateFailed
-    from evaluators.tabular.data import DataSpec
-    from evaluators.tabular.evaluator import EvaluatorSettings, TabularEvaluator
+    from edas_agent.evaluators.base import CandidateFailed
+    from edas_agent.evaluators.tabular.data import DataSpec
+    from edas_agent.evaluators.tabular.evaluator import EvaluatorSettings, TabularEvaluator
 
     spec = DataSpec(path=str(table_csv), target="label")
     evaluator = TabularEvaluator(spec, EvaluatorSettings(device="cpu", timeout_s=1e-6), 0)

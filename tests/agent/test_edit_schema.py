@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from agent.edit_schema import edits_of, novel, typed_answer_schema
-from agent.edits import Edit, apply_edits
-from agent.testing import RidgeArchitecture
-from evaluators.base import canonical_hash
-from evaluators.tabular.space import Architecture
+from edas_agent.edit_schema import edits_of, novel, typed_answer_schema
+from edas_agent.edits import Edit, apply_edits
+from edas_agent.evaluators.base import canonical_hash
+from edas_agent.evaluators.tabular.space import Architecture
+from edas_agent.testing import RidgeArchitecture
 
 
 def single_edits(schema: dict) -> list[Edit]:
@@ -69,7 +69,7 @@ def test_the_schema_follows_any_pydantic_space():
 
 def test_an_answer_valid_by_the_schema_parses_as_proposals():
     jsonschema = pytest.importorskip("jsonschema")
-    from agent.proposers.llm import parse_object
+    from edas_agent.proposers.llm import parse_object
 
     document = Architecture().document()
     schema = typed_answer_schema(Architecture.model_json_schema(), document, 1)

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from agent.edits import Edit, InvalidEdits, ProposedEdits, apply_edits
-from evaluators.tabular.space import Architecture
+from edas_agent.edits import Edit, InvalidEdits, ProposedEdits, apply_edits
+from edas_agent.evaluators.tabular.space import Architecture
 
 
 def test_edits_apply_to_a_copy_and_revalidate():

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from agent.gate import (
+from edas_agent.gate import (
     Stats,
     decide,
     ensemble_error,
@@ -182,7 +182,7 @@ def test_jackknife_seed_noise_needs_three_learners():
 
 
 def test_per_example_terms_average_to_E_M():
-    from agent.gate import per_example_terms
+    from edas_agent.gate import per_example_terms
 
     rng = np.random.default_rng(9)
     y = rng.integers(0, 3, 100)
@@ -193,7 +193,7 @@ def test_per_example_terms_average_to_E_M():
 
 
 def test_the_confidence_gate_needs_the_interval_to_clear_zero():
-    from agent.uncertainty import Interval
+    from edas_agent.uncertainty import Interval
 
     old, new = _stats(0.10, 0.05, 0.90), _stats(0.099, 0.05, 0.90)  # better by the point estimate
     unsure = Interval(confidence=0.9, lower=-0.002, upper=0.0005, p_improve=0.7, resamples=100)

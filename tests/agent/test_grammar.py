@@ -13,10 +13,10 @@ import re
 
 import pytest
 
-from agent.edit_schema import typed_answer_schema
-from agent.grammar import gbnf
-from agent.testing import RidgeArchitecture
-from evaluators.tabular.space import Architecture
+from edas_agent.edit_schema import typed_answer_schema
+from edas_agent.evaluators.tabular.space import Architecture
+from edas_agent.grammar import gbnf
+from edas_agent.testing import RidgeArchitecture
 from tests.agent.test_edit_schema import single_edits
 
 _TOKEN = re.compile(

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent.logloss import logloss_statistics, logloss_terms
+from edas_agent.logloss import logloss_statistics, logloss_terms
 
 
 def logit_average_logloss(probabilities: np.ndarray, y: np.ndarray) -> float:

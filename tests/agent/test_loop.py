@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import Config, dump_config
-from agent.journal import Journal, read_records
-from agent.loop import BaselineFailed, Search
-from agent.proposers.builtin import BuiltinProposer
-from agent.replay import replay
-from agent.testing import ScriptedProposer, proposal
-from evaluators.tabular import trainer
-from evaluators.tabular.evaluator import TabularEvaluator
+from edas_agent.config import Config, dump_config
+from edas_agent.evaluators.tabular import trainer
+from edas_agent.evaluators.tabular.evaluator import TabularEvaluator
+from edas_agent.journal import Journal, read_records
+from edas_agent.loop import BaselineFailed, Search
+from edas_agent.proposers.builtin import BuiltinProposer
+from edas_agent.replay import replay
+from edas_agent.testing import ScriptedProposer, proposal
 
 
 def run(config: Config, proposer) -> tuple[Search, Journal]:
@@ -85,7 +85,7 @@ def test_failed_training_is_recorded_and_the_run_goes_on(fast_config: Config, mo
 
     def fit_nan_for_sgd(net, masks, architecture, data, seeds, device, *limits):
         if architecture.training.optimizer == "sgd":
-            from evaluators.base import CandidateFailed
+            from edas_agent.evaluators.base import CandidateFailed
 
             raise CandidateFailed("learner 0: training loss became nan in epoch 1")
         return original(net, masks, architecture, data, seeds, device, *limits)
@@ -107,7 +107,7 @@ def test_failed_training_is_recorded_and_the_run_goes_on(fast_config: Config, mo
 
 
 def test_a_failing_baseline_stops_with_a_reason(fast_config: Config, monkeypatch):
-    from evaluators.base import CandidateFailed
+    from edas_agent.evaluators.base import CandidateFailed
 
     def always_fail(*args, **kwargs):
         raise CandidateFailed("training loss became inf in epoch 1")

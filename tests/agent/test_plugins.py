@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.journal import read_records
+from edas_agent.journal import read_records
 from tests.agent.test_cli import invoke
 
 EXAMPLES = Path(__file__).parents[2] / "docs" / "examples"
@@ -64,7 +64,7 @@ def test_a_killed_plugin_run_resumes_to_the_uninterrupted_trajectory(
     code, out, _ = invoke(monkeypatch, capsys, "run", *args, "--runs-dir", str(tmp_path / "a"))
     assert code == 0, out
     reference = only_run(tmp_path / "a")
-    command = [sys.executable, "-c", "from agent.cli import main; main()", "run", *args,
+    command = [sys.executable, "-c", "from edas_agent.cli import main; main()", "run", *args,
                "--runs-dir", str(tmp_path / "b")]  # fmt: skip
     process = subprocess.Popen(command, cwd=digits, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
@@ -202,9 +202,9 @@ def test_a_plugin_that_cannot_be_imported_stops_before_the_run(monkeypatch, caps
 def test_only_an_evaluator_built_from_the_config_ships_to_ray_workers(monkeypatch, tmp_path):
     import numpy as np
 
-    from agent.config import load_config
-    from agent.door import ConfigShipment, build_evaluator, shipment
-    from evaluators.function import FunctionEvaluator
+    from edas_agent.config import load_config
+    from edas_agent.door import ConfigShipment, build_evaluator, shipment
+    from edas_agent.evaluators.function import FunctionEvaluator
 
     (tmp_path / "faulty_plugin.py").write_text(FAULTY_PLUGIN)
     monkeypatch.chdir(tmp_path)

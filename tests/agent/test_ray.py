@@ -10,20 +10,20 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from agent.config import Config, dump_config
-from agent.executors import (
+from edas_agent.config import Config, dump_config
+from edas_agent.evaluators.base import CandidateFailed
+from edas_agent.evaluators.tabular.evaluator import TabularEvaluator
+from edas_agent.executors import (
     ExecutorSettings,
     LocalExecutor,
     RayExecutor,
     TrainRequest,
     _train_remote,
 )
-from agent.journal import Journal, read_records
-from agent.loop import Search
-from agent.proposers.builtin import BuiltinProposer
-from agent.verify import verify
-from evaluators.base import CandidateFailed
-from evaluators.tabular.evaluator import TabularEvaluator
+from edas_agent.journal import Journal, read_records
+from edas_agent.loop import Search
+from edas_agent.proposers.builtin import BuiltinProposer
+from edas_agent.verify import verify
 
 TIMINGS = {
     "time": True,
@@ -135,8 +135,8 @@ def make(seed, rows=30):
 
 
 def test_a_plugin_is_rebuilt_from_the_config_on_ray_workers(tmp_path, monkeypatch):
-    from agent.config import load_config
-    from agent.session import RunSession
+    from edas_agent.config import load_config
+    from edas_agent.session import RunSession
 
     (tmp_path / "ray_plugin.py").write_text(PLUGIN)
     monkeypatch.chdir(tmp_path)  # the plugin's module lives here, as a user's would
@@ -153,8 +153,8 @@ def test_a_plugin_the_workers_cannot_import_stops_the_run_at_the_start(tmp_path,
     import sys
     import types
 
-    from agent.config import load_config
-    from agent.session import RunSession
+    from edas_agent.config import load_config
+    from edas_agent.session import RunSession
 
     # Importable here (in this process only), as a package installed on the driver alone.
     module = types.ModuleType("driver_only_plugin")

@@ -5,13 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import Config, dump_config
-from agent.errors import UserError
-from agent.journal import Journal
-from agent.loop import Search
-from agent.proposers.builtin import BuiltinProposer
-from agent.replay import replay
-from evaluators.tabular.evaluator import TabularEvaluator
+from edas_agent.config import Config, dump_config
+from edas_agent.errors import UserError
+from edas_agent.evaluators.tabular.evaluator import TabularEvaluator
+from edas_agent.journal import Journal
+from edas_agent.loop import Search
+from edas_agent.proposers.builtin import BuiltinProposer
+from edas_agent.replay import replay
 
 
 @pytest.fixture

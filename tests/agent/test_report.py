@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.journal import LOCK
-from agent.report import write_report
-from agent.runs import list_runs
-from agent.verify import verify
+from edas_agent.journal import LOCK
+from edas_agent.report import write_report
+from edas_agent.runs import list_runs
+from edas_agent.verify import verify
 from tests.agent.test_cli import invoke
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -77,7 +77,7 @@ def test_report_states_the_run_wall_time_not_the_training_time(
     """A run whose records span 45 minutes (LLM calls, a pause) reports 45 minutes."""
     import json
 
-    from agent.journal import TRAJECTORY
+    from edas_agent.journal import TRAJECTORY
 
     path = run_folder / TRAJECTORY
     lines = [json.loads(line) for line in path.read_text().splitlines()]
@@ -91,9 +91,9 @@ def test_report_states_the_run_wall_time_not_the_training_time(
 def test_a_run_where_nothing_reached_the_gate_reports_without_warnings(tmp_path: Path):
     import warnings
 
-    from agent.config import load_config
-    from agent.session import RunSession
-    from agent.testing import NumpyEvaluator, ScriptedProposer, proposal
+    from edas_agent.config import load_config
+    from edas_agent.session import RunSession
+    from edas_agent.testing import NumpyEvaluator, ScriptedProposer, proposal
 
     config = load_config(None, {"budget": 2, "members": 10, "runs_dir": str(tmp_path)})
     script = ScriptedProposer(

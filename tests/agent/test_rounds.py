@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import Config, dump_config
-from agent.gate import Judgement, Rules, Stats
-from agent.journal import Journal, read_records
-from agent.loop import Search
-from agent.replay import replay
-from agent.uncertainty import Interval
-from evaluators.tabular.evaluator import TabularEvaluator
+from edas_agent.config import Config, dump_config
+from edas_agent.evaluators.tabular.evaluator import TabularEvaluator
+from edas_agent.gate import Judgement, Rules, Stats
+from edas_agent.journal import Journal, read_records
+from edas_agent.loop import Search
+from edas_agent.replay import replay
+from edas_agent.uncertainty import Interval
 from tests.agent.test_loop import ScriptedProposer, proposal
 
 STRADDLING = Interval(confidence=0.9, lower=-0.01, upper=0.01, p_improve=0.5, resamples=100)
@@ -120,7 +120,7 @@ def test_real_gate_with_sequential_testing_replays(fast_config):
     config = with_gate(fast_config, sequential=True, max_learners=6, confidence=0.8).model_copy(
         update={"budget": 8}
     )
-    from agent.proposers.builtin import BuiltinProposer
+    from edas_agent.proposers.builtin import BuiltinProposer
 
     evaluator = TabularEvaluator(config.data, config.evaluator, config.seed)
     journal = Journal.create(Path(config.runs_dir), config.name, dump_config(config))
@@ -147,8 +147,8 @@ class PairProposer:
         self.round = 0
 
     def propose(self, context, check=None):
-        from agent.edits import Edit
-        from agent.proposers.base import LLMUsage, Proposal
+        from edas_agent.edits import Edit
+        from edas_agent.proposers.base import LLMUsage, Proposal
 
         self.round += 1
         usage = LLMUsage(provider="script", model="script")
@@ -200,7 +200,7 @@ def test_several_proposals_per_round_share_a_baseline_and_one_is_adopted(fast_co
 
 
 def test_real_gate_with_three_proposals_per_round_replays(fast_config):
-    from agent.proposers.builtin import BuiltinProposer
+    from edas_agent.proposers.builtin import BuiltinProposer
 
     llm = fast_config.llm.model_copy(update={"proposals_per_round": 3})
     config = fast_config.model_copy(update={"budget": 10, "llm": llm})

@@ -22,10 +22,10 @@ SCRIPT = textwrap.dedent(
 
     sys.meta_path.insert(0, NoTorch())
 
-    from agent.config import load_config
-    from agent.replay import replay
-    from agent.session import RunSession
-    from agent.testing import NumpyEvaluator, ScriptedProposer, proposal
+    from edas_agent.config import load_config
+    from edas_agent.replay import replay
+    from edas_agent.session import RunSession
+    from edas_agent.testing import NumpyEvaluator, ScriptedProposer, proposal
 
     def script():
         return ScriptedProposer([

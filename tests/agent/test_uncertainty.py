@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent.gate import per_example_terms, statistics
-from agent.uncertainty import paired_bootstrap
+from edas_agent.gate import per_example_terms, statistics
+from edas_agent.uncertainty import paired_bootstrap
 
 
 def test_same_seed_same_interval_other_seed_other_interval():

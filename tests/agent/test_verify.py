@@ -6,14 +6,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.calibrate import calibrate, cohens_kappa
-from agent.config import Config, dump_config
-from agent.journal import Journal, read_records
-from agent.learners import LearnerStore
-from agent.loop import Search
-from agent.proposers.builtin import BuiltinProposer
-from agent.verify import choose_records, ensemble_sizes, realised_error, verify
-from evaluators.tabular.evaluator import TabularEvaluator
+from edas_agent.calibrate import calibrate, cohens_kappa
+from edas_agent.config import Config, dump_config
+from edas_agent.evaluators.tabular.evaluator import TabularEvaluator
+from edas_agent.journal import Journal, read_records
+from edas_agent.learners import LearnerStore
+from edas_agent.loop import Search
+from edas_agent.proposers.builtin import BuiltinProposer
+from edas_agent.verify import choose_records, ensemble_sizes, realised_error, verify
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ def test_verify_reuses_the_runs_learners_and_resumes(run_folder: Path, monkeypat
 
 
 def test_an_interrupted_verify_keeps_finished_members(run_folder: Path, monkeypatch):
-    from evaluators.tabular import evaluator as evaluator_module
+    from edas_agent.evaluators.tabular import evaluator as evaluator_module
 
     original = evaluator_module.TabularEvaluator.evaluate
     calls = {"n": 0}
@@ -80,14 +80,14 @@ def test_an_interrupted_verify_keeps_finished_members(run_folder: Path, monkeypa
     monkeypatch.setattr(evaluator_module.TabularEvaluator, "evaluate", original)
     resumed = []
     verify(run_folder, members=16, steps="0", on_learner=lambda h, j: resumed.append(j))
-    from agent.verify import _CHUNK
+    from edas_agent.verify import _CHUNK
 
     start = read_records(run_folder)[0]
     assert resumed == list(range(start.learners + _CHUNK, 16))
 
 
 def test_unknown_steps_are_a_user_error(run_folder: Path):
-    from agent.errors import UserError
+    from edas_agent.errors import UserError
 
     with pytest.raises(UserError, match="no evaluated architecture"):
         verify(run_folder, members=4, steps="99")
@@ -127,8 +127,8 @@ def test_cohens_kappa_by_hand():
 def test_a_member_that_cannot_be_trained_stops_verify_cleanly(
     monkeypatch, capsys, run_folder: Path
 ):
-    from evaluators.base import CandidateFailed
-    from evaluators.tabular import evaluator as evaluator_module
+    from edas_agent.evaluators.base import CandidateFailed
+    from edas_agent.evaluators.tabular import evaluator as evaluator_module
     from tests.agent.test_cli import invoke
 
     def lost_worker(self, architecture, learners, first=0):

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from evaluators.base import CandidateFailed
-from evaluators.command import CommandEvaluator, load_targets
-from evaluators.json_space import SpaceError, space_from_schema
+from edas_agent.evaluators.base import CandidateFailed
+from edas_agent.evaluators.command import CommandEvaluator, load_targets
+from edas_agent.evaluators.json_space import SpaceError, space_from_schema
 
 SPACE = {
     "type": "object",

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from pydantic import BaseModel, Field
 
-from evaluators.base import CandidateFailed
-from evaluators.function import FunctionEvaluator, infer_task
+from edas_agent.evaluators.base import CandidateFailed
+from edas_agent.evaluators.function import FunctionEvaluator, infer_task
 
 Y_VAL = np.array([0, 1, 1, 0, 1])
 Y_TEST = np.array([1, 0, 0])

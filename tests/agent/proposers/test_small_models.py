@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from agent.grammar import gbnf
-from agent.proposers.base import ProposerStopped
-from agent.proposers.openai import OpenAICompatibleProposer
-from agent.proposers.prompts import render
+from edas_agent.grammar import gbnf
+from edas_agent.proposers.base import ProposerStopped
+from edas_agent.proposers.openai import OpenAICompatibleProposer
+from edas_agent.proposers.prompts import render
 from tests.agent.proposers.fake_servers import openai_completion, serve
 from tests.agent.proposers.test_builtin import context
 from tests.agent.proposers.test_llm_backends import (

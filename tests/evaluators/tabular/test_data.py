@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evaluators.tabular.data import DataError, DataSpec, load
+from edas_agent.evaluators.tabular.data import DataError, DataSpec, load
 from tests.conftest import make_table
 
 
@@ -93,7 +93,7 @@ def test_bad_files_get_clear_errors(tmp_path: Path):
 
 
 def test_synthetic_generator_is_seeded_and_shaped():
-    from evaluators.tabular.synthetic import SyntheticSpec, generate
+    from edas_agent.evaluators.tabular.synthetic import SyntheticSpec, generate
 
     spec = SyntheticSpec(rows=5000, categorical=6, numeric=3, max_cardinality=500, seed=1)
     a, categorical, numeric = generate(spec)

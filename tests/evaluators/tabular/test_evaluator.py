@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from evaluators.base import CandidateFailed
-from evaluators.tabular import trainer
-from evaluators.tabular.data import DataSpec
-from evaluators.tabular.evaluator import EvaluatorSettings, TabularEvaluator
-from evaluators.tabular.model import BatchedNet, FeatureBag
+from edas_agent.evaluators.base import CandidateFailed
+from edas_agent.evaluators.tabular import trainer
+from edas_agent.evaluators.tabular.data import DataSpec
+from edas_agent.evaluators.tabular.evaluator import EvaluatorSettings, TabularEvaluator
+from edas_agent.evaluators.tabular.model import BatchedNet, FeatureBag
 
 SMALL = {"tower": {"widths": [16]}, "training": {"epochs": 2, "batch_size": 256}}
 
@@ -139,7 +139,7 @@ def test_learners_trained_together_equal_learners_trained_alone(evaluator, name:
 
 
 def test_the_caps_fail_a_candidate_before_training(table_csv: Path):
-    from evaluators.tabular.evaluator import SpaceSettings
+    from edas_agent.evaluators.tabular.evaluator import SpaceSettings
 
     spec = DataSpec(path=str(table_csv), target="label")
     capped = TabularEvaluator(

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from evaluators.tabular.space import Architecture
+from edas_agent.evaluators.tabular.space import Architecture
 
 
 def test_every_number_in_the_schema_has_bounds():
