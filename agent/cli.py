@@ -220,7 +220,7 @@ def gate(
     baseline: Annotated[Path, typer.Option(help="NPZ with preds (k, n[, C]) and y (n,).")],
     candidate: Annotated[Path, typer.Option(help="NPZ with preds (k, n[, C]) and y (n,).")],
     members: Annotated[int, typer.Option(help="M, the deployed ensemble size.")],
-    rule: Annotated[str, typer.Option(help="exact, paper or logloss.")] = "exact",
+    rule: Annotated[str, typer.Option(help="exact, paper, logloss or single.")] = "exact",
     confidence: Annotated[
         float | None,
         typer.Option(help="Also require the bootstrap upper bound of dE_M below 0 at this level."),

@@ -46,7 +46,7 @@ SetOption = Annotated[
 
 _COLUMNS = "Comma-separated column names"
 # The data options of every command that loads data: (name, config key, help).
-_DATA_OPTIONS = (
+DATA_OPTIONS = (
     ("data", "data.path", "'adult', a CSV/CSV.gz/Parquet file, criteo:F, avazu:F, synthetic:N."),
     ("target", "data.target", "Target column of --data."),
     ("task", "data.task", "binary, multiclass or regression (inferred if unset)."),
@@ -55,7 +55,7 @@ _DATA_OPTIONS = (
     ("ignore", "data.ignore", f"{_COLUMNS} to leave out of the features."),
     ("split_column", "data.split_column", "Column holding train / val / test for each row."),
 )
-_LISTS = ("categorical", "numeric", "ignore")
+LIST_OPTIONS = ("categorical", "numeric", "ignore")
 
 
 def data_options(command: Callable[..., None]) -> Callable[..., None]:
@@ -77,14 +77,14 @@ def data_options(command: Callable[..., None]) -> Callable[..., None]:
             default=None,
             annotation=Annotated[str | None, typer.Option(help=help_)],
         )
-        for name, _, help_ in _DATA_OPTIONS
+        for name, _, help_ in DATA_OPTIONS
     ]
 
     @functools.wraps(command)
     def with_data(*args: Any, **kwargs: Any) -> None:
-        overrides = {key: kwargs.pop(name) for name, key, _ in _DATA_OPTIONS}
-        for name, key, _ in _DATA_OPTIONS:
-            if name in _LISTS and overrides[key] is not None:
+        overrides = {key: kwargs.pop(name) for name, key, _ in DATA_OPTIONS}
+        for name, key, _ in DATA_OPTIONS:
+            if name in LIST_OPTIONS and overrides[key] is not None:
                 overrides[key] = [c.strip() for c in overrides[key].split(",") if c.strip()]
         return command(*args, **kwargs, data_overrides=overrides)
 

@@ -17,10 +17,11 @@ from edas_agent.errors import UserError, describe_validation_error
 from edas_agent.executors import ExecutorSettings
 from edas_agent.gate import Rule
 
-Provider = Literal["builtin", "openai", "openai-compatible", "anthropic", "replay"]
+Provider = Literal["builtin", "random", "openai", "openai-compatible", "anthropic", "replay"]
 
 DEFAULT_MODELS: dict[str, str] = {
     "builtin": "builtin",
+    "random": "random",
     "openai": "gpt-4.1-mini",
     "openai-compatible": "local-model",
     "anthropic": "claude-sonnet-4-5",
@@ -41,7 +42,8 @@ class GateSettings(_Section):
     rule: Rule = Field(
         "exact",
         description="Which rule decides (all are logged): exact or paper on squared loss, or "
-        "logloss, the approximate log-loss E_M with logit averaging (classification).",
+        "logloss, the approximate log-loss E_M with logit averaging (classification); single "
+        "judges by single-learner error alone (the gate at M = 1, for comparison).",
     )
     confidence: float | None = Field(
         None,
@@ -49,6 +51,15 @@ class GateSettings(_Section):
         lt=1.0,
         description="Also require the paired-bootstrap upper bound of delta E_M at this "
         "confidence to be below zero; unset: the point estimate decides.",
+    )
+    min_effect: float | None = Field(
+        None,
+        ge=0,
+        le=10,
+        description="Also require the deciding loss to fall by at least this many times the "
+        "seed noise measured on the starting baseline (sqrt(2) times the jackknife standard "
+        "error of its E_M over its learners), so gains below what reseeding alone moves are "
+        "not taken. Needs 3 or more starting learners (gate.confirm, or evaluator.learners).",
     )
     interval_level: float = Field(
         0.9, ge=0.5, lt=1.0, description="Level of the logged interval when confidence is unset."
@@ -74,7 +85,11 @@ class Price(_Section):
 
 
 class LLMSettings(_Section):
-    provider: Provider = Field("builtin", description="Who proposes edits.")
+    provider: Provider = Field(
+        "builtin",
+        description="Who proposes edits. random draws whole architectures from the space "
+        "(random search, to compare with).",
+    )
     model: str | None = Field(None, description="Model name; a per-provider default if unset.")
     base_url: str | None = Field(
         None, description="Endpoint of an OpenAI-compatible server (vLLM, Ollama, llama.cpp)."
@@ -203,6 +218,12 @@ class Config(_Section):
             raise ValueError(
                 f"gate.max_learners ({self.gate.max_learners}) leaves no room for sequential "
                 f"rounds above evaluator.learners ({self.evaluator.learners})"
+            )
+        start = self.evaluator.learners + (self.gate.confirm_learners if self.gate.confirm else 0)
+        if self.gate.min_effect is not None and start < 3:
+            raise ValueError(
+                f"gate.min_effect needs the seed noise of 3 or more starting learners; the "
+                f"start gets {start} (turn on gate.confirm or raise evaluator.learners)"
             )
         if self.gate.rule == "logloss" and self.data.task == "regression":
             raise ValueError("gate.rule 'logloss' needs a classification task")

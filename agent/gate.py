@@ -14,6 +14,9 @@ disagreement), which is what the paired bootstrap in `agent/uncertainty.py` resa
 
 Decisions use only these statistics (and, with `gate.confidence`, a logged interval), so
 `edas-agent replay` can re-derive every decision from the log without the predictions.
+
+The `single` rule, E(candidate) < E(baseline), is the gate at M = 1: what an architecture
+search for one deployed model uses. It is there to be compared with (bench/search_value.py).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from pydantic import BaseModel, ConfigDict
 from edas_agent.logloss import LogLossStats, logloss_statistics, logloss_terms
 from edas_agent.uncertainty import Interval, paired_bootstrap
 
-Rule = Literal["exact", "paper", "logloss"]
+Rule = Literal["exact", "paper", "logloss", "single"]
 
 
 class Stats(BaseModel):
@@ -52,6 +55,7 @@ class Rules(BaseModel):
     paper: bool
     exact: bool
     logloss: bool | None = None  # approximate log-loss E_M lower; classification only
+    single: bool | None = None  # E lower: single-learner error alone (the gate at M = 1)
     confident: bool | None = None  # interval.upper < 0, when an interval was computed
 
 
@@ -62,6 +66,7 @@ class Decision(BaseModel):
     rules: Rules
     rule: Rule
     confidence: float | None = None  # set when the interval had to clear zero
+    min_effect: float | None = None  # set when the gain had to reach it (gate.min_effect)
     interval: Interval | None = None
     accepted: bool
     reason: str
@@ -166,12 +171,14 @@ def decide(
     interval: Interval | None = None,
     confidence: float | None = None,
     logloss: tuple[LogLossStats, LogLossStats] | None = None,
+    min_effect: float | None = None,
 ) -> Decision:
     """Every rule, always; the configured one decides.
 
     With `confidence`, the rule must pass and the interval's upper bound of delta E_M must
     be below zero as well; the interval is then required and must be at that level.
-    `logloss` is (baseline, candidate) log-loss statistics, for classification.
+    `logloss` is (baseline, candidate) log-loss statistics, for classification. With
+    `min_effect`, the deciding loss must also fall by at least that much.
     """
     if members < 2:
         raise ValueError("members (M) must be at least 2")
@@ -184,9 +191,12 @@ def decide(
         exact=exact_rule(baseline, candidate, members),
         logloss=None if logloss is None else logloss[1].E_M < logloss[0].E_M,
         confident=None if interval is None else interval.upper < 0,
+        single=candidate.E < baseline.E,
     )
     passed = bool(getattr(rules, rule))
-    accepted = passed and (confidence is None or bool(rules.confident))
+    gain = -deciding_delta(baseline, candidate, rule, logloss)
+    large_enough = min_effect is None or gain >= min_effect
+    accepted = passed and (confidence is None or bool(rules.confident)) and large_enough
     if rule == "logloss":
         assert logloss is not None
         verdict = "<" if passed else ">="
@@ -202,15 +212,44 @@ def decide(
             f"; {interval.confidence:.0%} upper bound of dE_M {interval.upper:+.6f} {bound} 0"
             f"{gate}, P(better)={interval.p_improve:.2f}"
         )
+    if min_effect is not None:
+        verdict = ">=" if large_enough else "<"
+        reason += f"; gain {gain:.6f} {verdict} min effect {min_effect:.6f}"
     return Decision(
         delta_E=candidate.E - baseline.E,
         rules=rules,
         rule=rule,
         confidence=confidence,
+        min_effect=min_effect,
         interval=interval,
         accepted=accepted,
         reason=reason,
     )
+
+
+def deciding_delta(
+    baseline: Stats,
+    candidate: Stats,
+    rule: Rule,
+    logloss: tuple[LogLossStats, LogLossStats] | None = None,
+) -> float:
+    """Candidate minus baseline in the loss the rule decides on: E_M (exact, paper), the
+    approximate log-loss E_M (logloss) or E (single)."""
+    if rule == "logloss":
+        assert logloss is not None
+        return logloss[1].E_M - logloss[0].E_M
+    if rule == "single":
+        return candidate.E - baseline.E
+    return candidate.E_M - baseline.E_M
+
+
+def seed_noise_floor(start: Stats, multiple: float) -> float:
+    """gate.min_effect in the loss's units: `multiple` times the seed noise of a difference
+    between two pools as large as the starting baseline's, sqrt(2) times its jackknife
+    standard error (learner seeds; the bootstrap interval sees only example noise)."""
+    if start.seed_se is None:
+        raise ValueError("the seed noise needs a starting baseline of at least 3 learners")
+    return multiple * float(np.sqrt(2.0)) * start.seed_se
 
 
 def _reason(baseline: Stats, candidate: Stats, members: int, rule: Rule, accepted: bool) -> str:
@@ -220,15 +259,16 @@ def _reason(baseline: Stats, candidate: Stats, members: int, rule: Rule, accepte
         f"dE={candidate.E - baseline.E:+.5f}, dD={candidate.D - baseline.D:+.5f}, "
         f"rho {baseline.rho:.4f}->{candidate.rho:.4f}"
     )
+    verdict = "<" if accepted else ">="
     if rule == "exact":
-        verdict = "<" if accepted else ">="
         return f"exact: E_M {e_new:.5f} {verdict} baseline {e_old:.5f} ({mechanisms})"
+    if rule == "single":
+        return f"single: E {candidate.E:.5f} {verdict} baseline {baseline.E:.5f} ({mechanisms})"
     limit = (
         baseline.rho - members / (members - 1) * (candidate.E - baseline.E) / candidate.sigma2
         if candidate.sigma2 > 0
         else float("-inf")
     )
-    verdict = "<" if accepted else ">="
     return f"paper: rho {candidate.rho:.4f} {verdict} frontier {limit:.4f} ({mechanisms})"
 
 
@@ -253,8 +293,10 @@ class Gate:
         confidence: float | None = None,
         interval_level: float = 0.9,
         resamples: int = 1000,
+        min_effect: float | None = None,
     ):
         self.members = members
+        self.min_effect = min_effect  # absolute; set from the start's seed noise by the loop
         self.rule = rule
         self.confidence = confidence
         self.interval_level = confidence if confidence is not None else interval_level
@@ -280,11 +322,14 @@ class Gate:
         base = self.summarise(baseline, y, task)
         cand = self.summarise(candidate, y, task)
         terms = logloss_terms if self.rule == "logloss" else per_example_terms
-        delta = terms(candidate, y, self.members) - terms(baseline, y, self.members)
+        # The single rule's interval is of delta E: the per-example terms at M = 1.
+        members = 1 if self.rule == "single" else self.members
+        delta = terms(candidate, y, members) - terms(baseline, y, members)
         interval = paired_bootstrap(delta, self.interval_level, self.resamples, seed)
         pair = None if cand[1] is None or base[1] is None else (base[1], cand[1])
         decision = decide(
-            base[0], cand[0], self.members, self.rule, interval, self.confidence, pair
-        )
+            base[0], cand[0], self.members, self.rule, interval, self.confidence, pair,
+            self.min_effect,
+        )  # fmt: skip
         judgement = Judgement(stats=cand[0], logloss=cand[1], **decision.model_dump())
         return judgement, base

@@ -31,6 +31,7 @@ from edas_agent.costs import BudgetExhausted
 from edas_agent.errors import UserError, describe_validation_error
 from edas_agent.evaluators.base import Evaluator, architecture_hash, document_of
 from edas_agent.executors import Executor
+from edas_agent.gate import seed_noise_floor
 from edas_agent.journal import Journal, Record
 from edas_agent.judging import Judge, make_gate, outrank
 from edas_agent.learners import Failed, LearnerStore
@@ -115,6 +116,8 @@ class Search:
         start = self._train_initial() if not previous else previous[0]
         if start.event != "baseline" or not start.accepted or start.stats is None:
             raise UserError("cannot resume: the run has no trained starting baseline")
+        if self.config.gate.min_effect is not None:  # from the log, so a resume agrees
+            self.gate.min_effect = seed_noise_floor(start.stats, self.config.gate.min_effect)
         self.state = RunState.starting_from(start, self.evaluator.parse, self.records)
         self.screen = Screen(self.state, self.evaluator.parse)
         self.on_record(start)

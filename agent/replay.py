@@ -138,6 +138,7 @@ def _check_round(
             round_.interval,
             round_.confidence,
             pair,
+            round_.min_effect,
         )
     except ValueError as exc:
         report.mismatches.append(f"{where}: cannot be re-decided: {exc}")

@@ -22,6 +22,10 @@ def make_proposer(
     and any other space generically (`tabular` False: a plugin's or a command's)."""
     if settings.provider == "builtin":
         return BuiltinProposer(seed) if tabular else GenericProposer(seed)
+    if settings.provider == "random":
+        from edas_agent.proposers.random import RandomProposer
+
+        return RandomProposer(seed)
     if settings.provider == "replay":
         from edas_agent.proposers.replay import ReplayProposer
 

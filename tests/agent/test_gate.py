@@ -205,3 +205,44 @@ def test_the_confidence_gate_needs_the_interval_to_clear_zero():
         decide(old, new, 50, "exact", None, confidence=0.9)
     with pytest.raises(ValueError, match="classification only"):
         decide(old, new, 50, "logloss")
+
+
+def test_the_single_rule_is_single_learner_error_and_its_interval_is_of_delta_E():
+    from edas_agent.gate import Gate
+
+    old = _stats(0.10, 0.05, 0.90)
+    diverse = _stats(0.1005, 0.08, 0.80)  # worse alone, better as an ensemble
+    assert decide(old, diverse, 50, "exact").accepted
+    single = decide(old, diverse, 50, "single")
+    assert not single.accepted and single.reason.startswith("single: E 0.10050 >=")
+    assert single.rules.single is False and decide(old, diverse, 50, "exact").rules == single.rules
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 300)
+    base = np.clip(y + rng.normal(0, 0.3, (2, 300)), 0, 1)
+    cand = np.clip(y + rng.normal(0, 0.45, (2, 300)), 0, 1)
+    judgement, _ = Gate(50, "single", resamples=200).judge(base, cand, y, "binary", [0])
+    dE = statistics(cand, y, 50).E - statistics(base, y, 50).E
+    assert judgement.interval.lower < dE < judgement.interval.upper
+    assert judgement.accepted == (dE < 0)
+
+
+def test_a_min_effect_rejects_gains_smaller_than_it_in_the_deciding_loss():
+    old = _stats(0.10, 0.05, 0.90)
+    new = _stats(0.0995, 0.05, 0.90)  # E_M lower by 0.0005
+    gain = old.E_M - new.E_M
+    assert decide(old, new, 50, "exact", min_effect=gain * 0.9).accepted
+    small = decide(old, new, 50, "exact", min_effect=gain * 1.1)
+    assert not small.accepted and small.rules.exact  # the rule passed; the effect did not
+    assert "< min effect" in small.reason and small.min_effect == pytest.approx(gain * 1.1)
+
+
+def test_the_seed_noise_floor_is_root_two_jackknife_errors_of_the_start():
+    from edas_agent.gate import seed_noise_floor
+
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, 300)
+    start = statistics(np.clip(y + rng.normal(0, 0.4, (4, 300)), 0, 1), y, 50)
+    assert seed_noise_floor(start, 0.5) == pytest.approx(0.5 * np.sqrt(2) * start.seed_se)
+    with pytest.raises(ValueError, match="at least 3 learners"):
+        seed_noise_floor(statistics(np.clip(y + rng.normal(0, 0.4, (2, 300)), 0, 1), y, 50), 1)

@@ -141,3 +141,40 @@ def test_three_learners_per_candidate(fast_config: Config):
         if record.rounds:
             assert record.rounds[0].stats.k == 3 and record.rounds[0].stats.seed_se > 0
     assert replay(journal.folder).ok
+
+
+def test_a_min_effect_turns_down_a_gain_below_the_seed_noise_and_replays(tmp_path):
+    from edas_agent.config import load_config
+    from edas_agent.gate import seed_noise_floor
+    from edas_agent.session import RunSession
+    from edas_agent.testing import NumpyEvaluator
+
+    (tmp_path / "start.json").write_text(json.dumps({"l2": 1.0, "features": 0.6, "rows": 0.5}))
+    steps = [("/rows", 0.55), ("/features", 0.7), ("/rows", 0.6), ("/features", 0.8),
+             ("/rows", 0.7), ("/features", 0.9), ("/rows", 1.0), ("/features", 1.0)]  # fmt: skip
+
+    def search(min_effect):
+        config = load_config(None, {"budget": len(steps), "members": 10, "runs_dir": str(tmp_path),
+                                    "baseline": str(tmp_path / "start.json"),
+                                    "gate.min_effect": min_effect})  # fmt: skip
+        script = ScriptedProposer([proposal({"op": "replace", "path": p, "value": v})
+                                   for p, v in steps])  # fmt: skip
+        with RunSession.start(config, lambda c: NumpyEvaluator(seed=c.seed), script) as session:
+            return session.run(), session.journal.folder
+
+    plain, _ = search(None)
+    floored, folder = search(1.0)
+    assert plain[-1].accepted  # the gain is real by the point estimate ...
+    last = floored[-1].rounds[-1]
+    assert last.rules.exact and not last.accepted  # ... but below the seed noise
+    assert last.min_effect == pytest.approx(seed_noise_floor(floored[0].stats, 1.0))
+    assert "< min effect" in last.reason
+    assert replay(folder).mismatches == []
+
+
+def test_min_effect_without_three_starting_learners_is_a_config_error():
+    from edas_agent.config import load_config
+    from edas_agent.errors import UserError
+
+    with pytest.raises(UserError, match="3 or more starting learners"):
+        load_config(None, {"gate.min_effect": 1.0, "gate.confirm": False})

@@ -1,0 +1,407 @@
+"""Does the search pay? Realised ensemble quality at equal training compute, per search arm.
+
+A benchmark that prints and writes tables, not a test. For each search seed, every arm
+searches from the same starting architecture with the same training compute, counted in
+learner-epochs (a learner trained for e epochs costs e; wall time is reported too). The
+`edas` arm runs `--budget` proposals and sets the compute; every other arm stops after the
+first step that reaches it. Then a judge no arm sees trains `--members` fresh members (seeds
+no search uses) of each arm's final architecture, and of the incumbents after 25 % and 50 %
+of the compute, and measures the realised ensemble's squared error on the test split.
+
+    python bench/search_value.py --seeds 3 --budget 50                     # built-in Adult
+    python bench/search_value.py --data synthetic:200000:24 --seeds 3 --budget 50
+    python bench/search_value.py --arms edas,random --seeds 1 --budget 10  # a quick look
+
+Arms (`--arms`, comma-separated):
+    edas           the default configuration
+    confident      exact rule + gate.confidence 0.9
+    sequential     exact rule + gate.sequential (two more learners while unsure)
+    min-effect-Z   exact rule + gate.min_effect Z: the predicted gain must reach Z times the
+                   seed noise measured on the starting baseline (Z = 0.5, 1)
+    accuracy-only  the same proposer and learners judged by single-learner error (M = 1)
+    random         architectures drawn from the space, two learners each; the gate keeps
+                   the best predicted E_M
+    honest         candidates judged by really trained m-member ensembles (--honest-members,
+                   the gate with M = k = m is exactly the realised m-ensemble error), so it
+                   sees about 2/m as many candidates
+Writes results.json, tables.md and compute.png to --out (default runs/search_value/<data>);
+judged ensembles are cached in judge.json there, so a rerun with more arms trains only what
+is new.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edas_agent import RunSession, load_config
+from edas_agent.cli_shared import DATA_OPTIONS, LIST_OPTIONS
+from edas_agent.config import Config
+from edas_agent.door import build_evaluator
+from edas_agent.evaluators.base import architecture_hash
+from edas_agent.gate import residuals
+from edas_agent.journal import Record
+
+JUDGE_FIRST = 1_000_000  # learner indices of the judge; a search uses 0 .. a few dozen
+FRACTIONS = (0.25, 0.5, 1.0)  # of the compute, for the anytime view
+
+
+@dataclass(frozen=True)
+class Arm:
+    name: str
+    overrides: dict[str, Any]
+    sets_compute: bool = False  # the arm whose spend every other arm matches
+
+
+def arms(honest_members: int) -> dict[str, Arm]:
+    m = honest_members
+    return {
+        arm.name: arm
+        for arm in (
+            Arm("edas", {}, sets_compute=True),
+            Arm("confident", {"gate.confidence": 0.9}),
+            Arm("sequential", {"gate.sequential": True}),
+            Arm("min-effect-0.5", {"gate.min_effect": 0.5}),
+            Arm("min-effect-1", {"gate.min_effect": 1.0}),
+            Arm("accuracy-only", {"gate.rule": "single"}),
+            Arm("random", {"llm.provider": "random"}),
+            Arm("honest", {"members": m, "evaluator.learners": m, "gate.confirm": False}),
+        )
+    }
+
+
+def learner_epochs(record: Record) -> int:
+    """Training compute of one record: learners trained times their epochs (1 for spaces
+    without a `training.epochs`)."""
+    training = (record.architecture or {}).get("training") or {}
+    return record.cost.learners_trained * int(training.get("epochs", 1))
+
+
+@dataclass
+class Searched:
+    arm: str
+    seed: int
+    folder: Path
+    records: list[Record]
+    wall_s: float
+    spend: list[int] = field(default_factory=list)  # cumulative learner-epochs per record
+
+    @property
+    def compute(self) -> int:
+        return self.spend[-1]
+
+    def incumbent(self, compute: float) -> dict[str, Any]:
+        """The adopted architecture once `compute` learner-epochs were spent."""
+        current = self.records[0].architecture
+        for record, spent in zip(self.records, self.spend, strict=True):
+            if spent > compute:
+                break
+            if record.event == "proposal" and record.accepted:
+                current = record.architecture
+        assert current is not None
+        return current
+
+
+def search(arm: Arm, seed: int, base: dict[str, Any], budget: int, cap: int | None) -> Searched:
+    """One arm's search; with `cap`, it stops after the first step that reaches cap
+    learner-epochs (its budget is then only a safety limit)."""
+    overrides = {**base, "seed": seed, "budget": budget, "name": f"{arm.name}-{seed}",
+                 **arm.overrides}  # fmt: skip
+    config = load_config(None, overrides)
+    spend: list[int] = []
+    started = time.perf_counter()
+    with RunSession.start(config) as session:
+
+        def on_record(record: Record) -> None:
+            spend.append((spend[-1] if spend else 0) + learner_epochs(record))
+            if cap is not None and spend[-1] >= cap:
+                session.search.stop_requested = True
+
+        records = session.run(on_record)
+        folder = session.journal.folder
+    return Searched(arm.name, seed, folder, records, time.perf_counter() - started, spend)
+
+
+class Judge:
+    """Realised test (and validation) error of `members` fresh members of an architecture,
+    cached by seed and architecture in judge.json."""
+
+    def __init__(self, path: Path, members: int):
+        self.path, self.members = path, members
+        self.cache: dict[str, dict[str, float]] = (
+            json.loads(path.read_text()) if path.is_file() else {}
+        )
+        self.evaluators: dict[int, Any] = {}
+
+    def error(self, config: Config, document: dict[str, Any], first: int = JUDGE_FIRST) -> float:
+        if config.seed not in self.evaluators:
+            self.evaluators[config.seed] = build_evaluator(config)
+        evaluator = self.evaluators[config.seed]
+        architecture = evaluator.parse(document)
+        key = f"{config.seed}:{first}:{self.members}:{architecture_hash(architecture)}"
+        if key not in self.cache:
+            evaluation = evaluator.evaluate(architecture, self.members, first=first)
+            self.cache[key] = {
+                "test": _ensemble_error(evaluation.test_predictions, evaluator.y_test),
+                "val": _ensemble_error(evaluation.val_predictions, evaluator.y_val),
+            }
+            self.path.write_text(json.dumps(self.cache, indent=1))
+        return self.cache[key]["test"]
+
+
+def _ensemble_error(predictions: np.ndarray, y: np.ndarray) -> float:
+    r = residuals(predictions.mean(axis=0, keepdims=True), y)
+    return float(np.mean(np.sum(r**2, axis=-1)))
+
+
+def accepted_steps_that_improved(run: Searched, judge: Judge, config: Config) -> list[bool]:
+    """For each accepted step: is its realised ensemble better than its baseline's?"""
+    documents = {r.step: r.architecture for r in run.records}
+    verdicts = []
+    for record in run.records:
+        if record.event == "proposal" and record.accepted and record.baseline is not None:
+            before = judge.error(config, documents[record.baseline.step])
+            verdicts.append(judge.error(config, record.architecture) < before)
+    return verdicts
+
+
+def run_searches(
+    chosen: list[Arm], reference: Arm, options: argparse.Namespace, base: dict[str, Any]
+) -> dict[tuple[int, str], Searched]:
+    """Every (seed, arm) search, `options.jobs` at a time: a seed's reference arm first,
+    since it sets the compute of that seed's other arms."""
+    runs: dict[tuple[int, str], Searched] = {}
+    spawn = multiprocessing.get_context("spawn")  # no forked torch thread pools
+    pool = (
+        ThreadPoolExecutor(1)  # in this process: no pickling, plain tracebacks
+        if options.jobs == 1
+        else ProcessPoolExecutor(options.jobs, mp_context=spawn)
+    )
+    with pool:
+        pending = {
+            pool.submit(search, reference, seed, base, options.budget, None): seed
+            for seed in options.seeds
+        }
+        while pending:
+            done = next(as_completed(pending))
+            seed = pending.pop(done)
+            run = done.result()
+            runs[(seed, run.arm)] = run
+            print(f"seed {seed}: {run.arm}: {run.compute} learner-epochs, "
+                  f"{sum(r.event == 'proposal' for r in run.records)} proposals, "
+                  f"{run.wall_s:.0f} s", flush=True)  # fmt: skip
+            if run.arm == reference.name:
+                for arm in chosen:
+                    if arm is not reference:
+                        budget = options.budget * 20  # a safety limit: the compute stops it
+                        pending[pool.submit(search, arm, seed, base, budget, run.compute)] = seed
+    return runs
+
+
+def run_benchmark(options: argparse.Namespace) -> dict[str, Any]:
+    catalogue = arms(options.honest_members)
+    chosen = [catalogue[name] for name in options.arms]
+    reference = next((a for a in chosen if a.sets_compute), None)
+    if reference is None:
+        sys.exit("--arms must include edas: it sets the compute every other arm gets")
+    out: Path = options.out
+    base = {**options.data, "runs_dir": str(out / "runs")}
+    threads = max(1, (os.cpu_count() or 1) // options.jobs)
+    runs = run_searches(chosen, reference, options, {**base, "evaluator.threads": threads})
+    judge = Judge(out / "judge.json", options.members)
+    rows: list[dict[str, Any]] = []
+    for seed in options.seeds:
+        config = load_config(None, {**base, "seed": seed})
+        ref = runs[(seed, reference.name)]
+        start_doc = ref.records[0].architecture  # every arm's starting baseline
+        start_error = judge.error(config, start_doc)
+        judge_noise = abs(judge.error(config, start_doc, JUDGE_FIRST + 10_000) - start_error)
+        for arm in chosen:
+            run = runs[(seed, arm.name)]
+            anytime = {
+                str(f): judge.error(config, run.incumbent(f * ref.compute)) for f in FRACTIONS
+            }
+            row = {
+                "seed": seed, "arm": run.arm, "folder": str(run.folder),
+                "start_error": start_error, "judge_noise": judge_noise,
+                "final_error": anytime["1.0"], "anytime": anytime,
+                "compute": run.compute, "compute_ratio": run.compute / ref.compute,
+                "wall_s": run.wall_s,
+                "proposals": sum(r.event == "proposal" for r in run.records),
+                "accepted": sum(r.event == "proposal" and r.accepted for r in run.records),
+            }  # fmt: skip
+            if run.arm == reference.name:
+                row["accepted_improved"] = accepted_steps_that_improved(run, judge, config)
+            rows.append(row)
+            print(f"seed {seed}: {run.arm}: realised test error {row['final_error']:.5f} "
+                  f"(start {start_error:.5f})", flush=True)  # fmt: skip
+    return {"options": _jsonable(options), "rows": rows}
+
+
+def tables(result: dict[str, Any]) -> str:
+    rows, options = result["rows"], result["options"]
+    arms_seen = list(dict.fromkeys(r["arm"] for r in rows))
+    M = options["members"]
+    lines = [
+        f"Data `{options['data'].get('data.path', 'adult')}`, seeds {options['seeds']}, "
+        f"budget {options['budget']} (edas), judge: {M} fresh members, squared error (Brier "
+        "score for classification) of the averaged ensemble on the test split. Mean ± sd "
+        "over seeds; improvement is relative to the starting architecture, paired by seed.",
+        "",
+        f"| arm | realised test error ({M} members) | improvement over start | better than "
+        "start | proposals | accepted | learner-epochs (ratio to edas) | wall s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for arm in arms_seen:
+        mine = [r for r in rows if r["arm"] == arm]
+        final = np.array([r["final_error"] for r in mine])
+        gain = np.array([(r["start_error"] - r["final_error"]) / r["start_error"] for r in mine])
+        lines.append(
+            f"| {arm} | {_mean_sd(final, 5)} | {_mean_sd(gain * 100, 2)} % | "
+            f"{sum(g > 0 for g in gain)}/{len(gain)} | "
+            f"{np.mean([r['proposals'] for r in mine]):.0f} | "
+            f"{np.mean([r['accepted'] for r in mine]):.1f} | "
+            f"{np.mean([r['compute'] for r in mine]):.0f} "
+            f"({np.mean([r['compute_ratio'] for r in mine]):.2f}) | "
+            f"{np.mean([r['wall_s'] for r in mine]):.0f} |"
+        )
+    starts = {r["seed"]: (r["start_error"], r["judge_noise"]) for r in rows}
+    noise = np.mean([n for _, n in starts.values()])
+    lines += [
+        "",
+        f"Start: {_mean_sd(np.array([s for s, _ in starts.values()]), 5)}. Judge noise: two "
+        f"independent {M}-member ensembles of the start differ by {noise:.5f} on average "
+        "(differences between arms below that are not resolved).",
+        "",
+        "Anytime: realised test error of each arm's incumbent after a share of the compute.",
+        "",
+        "| arm | " + " | ".join(f"{f:.0%}" for f in FRACTIONS) + " |",
+        "|---|" + "---:|" * len(FRACTIONS),
+    ]
+    for arm in arms_seen:
+        mine = [r for r in rows if r["arm"] == arm]
+        cells = [_mean_sd(np.array([r["anytime"][str(f)] for r in mine]), 5) for f in FRACTIONS]
+        lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    verdicts = [v for r in rows for v in r.get("accepted_improved", [])]
+    if verdicts:
+        lines += [
+            "",
+            f"Accepted steps of the edas arm whose realised {M}-member test error beat their "
+            f"baseline's: {sum(verdicts)}/{len(verdicts)} ({np.mean(verdicts):.0%}).",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["rows"]
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for arm in dict.fromkeys(r["arm"] for r in rows):
+        mine = [r for r in rows if r["arm"] == arm]
+        curve = np.array([[r["start_error"]] + [r["anytime"][str(f)] for f in FRACTIONS]
+                          for r in mine])  # fmt: skip
+        x = [0.0, *FRACTIONS]
+        axes.errorbar(x, curve.mean(axis=0), yerr=curve.std(axis=0), label=arm, capsize=3,
+                      marker="o")  # fmt: skip
+    axes.set_xlabel("share of the training compute (learner-epochs of the edas arm)")
+    axes.set_ylabel(f"realised test error, {result['options']['members']} fresh members")
+    axes.set_title("Incumbent quality against compute (mean ± sd over seeds)")
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+
+
+_SETUP = ("data", "seeds", "budget", "members", "honest_members")
+
+
+def _with_earlier_arms(options: argparse.Namespace, rows: list[dict]) -> list[dict]:
+    """Rows of arms an earlier invocation ran into the same --out with the same setup are
+    kept, so arms can be added later; the edas arm is rerun each time (it sets the
+    compute) and must have spent exactly what it spent before."""
+    path = options.out / "results.json"
+    if not path.is_file():
+        return rows
+    earlier = json.loads(path.read_text())
+    mine = _jsonable(options)
+    if any(earlier["options"].get(key) != mine[key] for key in _SETUP):
+        return rows
+    reference = {r["seed"]: r["compute"] for r in rows if r["arm"] == "edas"}
+    if any(reference[r["seed"]] != r["compute"] for r in earlier["rows"] if r["arm"] == "edas"):
+        sys.exit(f"the edas arm spent differently than in {path}: not merging; use a new --out")
+    kept = [r for r in earlier["rows"] if r["arm"] not in options.arms]
+    order = list(arms(options.honest_members))
+    return sorted(kept + rows, key=lambda r: (r["seed"], order.index(r["arm"])))
+
+
+def _mean_sd(values: np.ndarray, digits: int) -> str:
+    if len(values) < 2:
+        return f"{values.mean():.{digits}f}"
+    return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
+
+
+def _jsonable(options: argparse.Namespace) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(options).items()}
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    for name, _, help_ in DATA_OPTIONS:
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, help=help_)
+    parser.add_argument("--seeds", type=int, default=3, help="Search seeds 0 .. N-1.")
+    parser.add_argument("--budget", type=int, default=50, help="Proposals of the edas arm.")
+    parser.add_argument("--members", type=int, default=16, help="Fresh members per judgement.")
+    parser.add_argument("--honest-members", type=int, default=8, help="m of the honest arm.")
+    parser.add_argument("--arms", default=",".join(arms(8)), help="Comma-separated arms.")
+    parser.add_argument("--out", type=Path, help="Output folder.")
+    parser.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 1,
+        help="Searches run at once, each on cores/jobs torch threads (default: one per core).",
+    )  # fmt: skip
+    options = parser.parse_args(argv)
+    options.arms = [a.strip() for a in options.arms.split(",") if a.strip()]
+    unknown = set(options.arms) - set(arms(8))
+    if unknown:
+        parser.error(f"unknown arms {sorted(unknown)}; choose from {', '.join(arms(8))}")
+    data = {}
+    for name, key, _ in DATA_OPTIONS:
+        value = getattr(options, name)
+        if value is not None:
+            data[key] = [c.strip() for c in value.split(",")] if name in LIST_OPTIONS else value
+    options.data = data
+    options.seeds = list(range(options.seeds))
+    tag = str(data.get("data.path", "adult")).replace("/", "_").replace(":", "-")
+    options.out = options.out or Path("runs") / "search_value" / tag
+    return options
+
+
+def main(argv: list[str] | None = None) -> None:
+    options = parse(argv)
+    options.out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    result = run_benchmark(options)
+    result["wall_s"] = time.perf_counter() - started
+    result["rows"] = _with_earlier_arms(options, result["rows"])
+    (options.out / "results.json").write_text(json.dumps(result, indent=1))
+    text = tables(result)
+    (options.out / "tables.md").write_text(text)
+    plot(result, options.out / "compute.png")
+    print(text)
+    print(f"Total {result['wall_s'] / 60:.1f} min; tables, results and plot in {options.out}")
+
+
+if __name__ == "__main__":
+    main()

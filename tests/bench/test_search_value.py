@@ -1,0 +1,49 @@
+"""bench/search_value.py end to end on a tiny table, so the benchmark cannot rot unseen. Its
+numbers are not checked: a benchmark measures, it does not pass or fail."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).parents[2] / "bench" / "search_value.py"
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("search_value", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["search_value"] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_arm_gets_the_reference_compute_and_a_judged_result(tmp_path: Path):
+    bench = load_bench()
+    bench.main(["--data", "synthetic:1500:4", "--seeds", "1", "--budget", "3", "--members", "3",
+                "--arms", "edas,random,honest", "--jobs", "1", "--out", str(tmp_path)])  # fmt: skip
+    result = json.loads((tmp_path / "results.json").read_text())
+    rows = {row["arm"]: row for row in result["rows"]}
+    assert set(rows) == {"edas", "random", "honest"}
+    reference = rows["edas"]["compute"]
+    for row in rows.values():
+        assert row["compute"] >= reference  # each ran until it reached the edas spend
+        assert 0 < row["final_error"] < 1 and set(row["anytime"]) == {"0.25", "0.5", "1.0"}
+    assert (tmp_path / "compute.png").stat().st_size > 0
+    assert "| honest |" in (tmp_path / "tables.md").read_text()
+    judged = json.loads((tmp_path / "judge.json").read_text())
+    assert all(key.split(":")[1] in ("1000000", "1010000") for key in judged)
+
+
+def test_learner_epochs_count_each_learner_times_its_epochs():
+    from edas_agent.journal import Record
+    from edas_agent.learners import Cost
+
+    bench = load_bench()
+    record = Record(event="proposal", step=1, time="t", status="rejected", reason="", rule="exact",
+                    members=50, architecture={"training": {"epochs": 7}},
+                    cost=Cost(learners_trained=4, train_seconds=1.0))  # fmt: skip
+    assert bench.learner_epochs(record) == 28
+    plugin = record.model_copy(update={"architecture": {"width": 3}})
+    assert bench.learner_epochs(plugin) == 4
