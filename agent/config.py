@@ -53,13 +53,14 @@ class GateSettings(_Section):
         "confidence to be below zero; unset: the point estimate decides.",
     )
     min_effect: float | None = Field(
-        None,
+        0.5,
         ge=0,
         le=10,
         description="Also require the deciding loss to fall by at least this many times the "
         "seed noise measured on the starting baseline (sqrt(2) times the jackknife standard "
         "error of its E_M over its learners), so gains below what reseeding alone moves are "
-        "not taken. Needs 3 or more starting learners (gate.confirm, or evaluator.learners).",
+        "not taken. The starting baseline then gets at least 3 learners. 0.5 by default "
+        "(docs/search_value.md); null turns it off.",
     )
     interval_level: float = Field(
         0.9, ge=0.5, lt=1.0, description="Level of the logged interval when confidence is unset."
@@ -218,12 +219,6 @@ class Config(_Section):
             raise ValueError(
                 f"gate.max_learners ({self.gate.max_learners}) leaves no room for sequential "
                 f"rounds above evaluator.learners ({self.evaluator.learners})"
-            )
-        start = self.evaluator.learners + (self.gate.confirm_learners if self.gate.confirm else 0)
-        if self.gate.min_effect is not None and start < 3:
-            raise ValueError(
-                f"gate.min_effect needs the seed noise of 3 or more starting learners; the "
-                f"start gets {start} (turn on gate.confirm or raise evaluator.learners)"
             )
         if self.gate.rule == "logloss" and self.data.task == "regression":
             raise ValueError("gate.rule 'logloss' needs a classification task")

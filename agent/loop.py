@@ -158,6 +158,8 @@ class Search:
         learners = self.config.evaluator.learners
         if self.config.gate.confirm:
             learners += self.config.gate.confirm_learners
+        if self.config.gate.min_effect is not None:
+            learners = max(learners, 3)  # the jackknife of its seed noise needs three
         document = document_of(self.initial)
         fields: dict[str, Any] = {
             "architecture": document,

@@ -172,9 +172,14 @@ def test_a_min_effect_turns_down_a_gain_below_the_seed_noise_and_replays(tmp_pat
     assert replay(folder).mismatches == []
 
 
-def test_min_effect_without_three_starting_learners_is_a_config_error():
+def test_min_effect_without_confirmation_trains_three_starting_learners(tmp_path):
     from edas_agent.config import load_config
-    from edas_agent.errors import UserError
+    from edas_agent.session import RunSession
+    from edas_agent.testing import NumpyEvaluator
 
-    with pytest.raises(UserError, match="3 or more starting learners"):
-        load_config(None, {"gate.min_effect": 1.0, "gate.confirm": False})
+    config = load_config(None, {"budget": 2, "gate.min_effect": 1.0, "gate.confirm": False,
+                                "members": 10, "runs_dir": str(tmp_path)})  # fmt: skip
+    with RunSession.start(config, lambda c: NumpyEvaluator(seed=c.seed)) as session:
+        records = session.run()
+    assert records[0].learners == 3 and records[0].stats.seed_se is not None
+    assert all(r.rounds[0].min_effect is not None for r in records[1:])

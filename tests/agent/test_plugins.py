@@ -129,6 +129,28 @@ def test_a_plugin_that_raises_returns_nan_or_the_wrong_shape_fails_only_that_can
     assert len(by_mode) == 4  # and the run went on to its budget
 
 
+def test_calibrate_trains_members_of_architecture_files_through_a_plugin(
+    monkeypatch, capsys, tmp_path
+):
+    import json
+
+    both_splits = FAULTY_PLUGIN.replace("y_test + noise[1]", "y_test + arch.scale * noise[1]")
+    (tmp_path / "scaled_plugin.py").write_text(both_splits)  # a new name: not cached
+    (tmp_path / "plugin.yaml").write_text("evaluator:\n  plugin: scaled_plugin:make\n")
+    (tmp_path / "calm.json").write_text(json.dumps({"scale": 1}))
+    (tmp_path / "noisy.json").write_text(json.dumps({"scale": 2}))
+    monkeypatch.chdir(tmp_path)
+    code, out, err = invoke(
+        monkeypatch, capsys, "calibrate", "--config", "plugin.yaml", "--arch", "calm.json",
+        "--arch", "noisy.json", "--members", "4", "--pairs", "3", "--folder", "calibration",
+    )  # fmt: skip
+    assert code == 0, out + err
+    saved = json.loads((tmp_path / "calibration" / "calibration.json").read_text())
+    realised = saved["realised_test_E_M"]
+    assert saved["architectures"] == ["0:calm", "1:noisy"]
+    assert realised["0:calm"] < realised["1:noisy"]  # the noisier learners are worse
+
+
 FAULTY_SCRIPT = """
 import json, sys, time
 import numpy as np
