@@ -38,7 +38,7 @@ import multiprocessing
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,7 @@ from edas_agent import RunSession, load_config
 from edas_agent.cli_shared import DATA_OPTIONS, LIST_OPTIONS, parse_sets
 from edas_agent.config import Config
 from edas_agent.door import build_evaluator
-from edas_agent.evaluators.base import architecture_hash
+from edas_agent.evaluators.base import canonical_hash
 from edas_agent.gate import residuals
 from edas_agent.journal import Record
 
@@ -135,29 +135,57 @@ def search(arm: Arm, seed: int, base: dict[str, Any], budget: int, cap: int | No
 
 class Judge:
     """Realised test (and validation) error of `members` fresh members of an architecture,
-    cached by seed and architecture in judge.json."""
+    cached by seed and architecture in judge.json. Judgements are trained in the worker
+    pool as soon as a search finishes (`submit`), beside the searches still running; `error`
+    reads the cache and trains only what is missing."""
 
     def __init__(self, path: Path, members: int):
         self.path, self.members = path, members
         self.cache: dict[str, dict[str, float]] = (
             json.loads(path.read_text()) if path.is_file() else {}
         )
-        self.evaluators: dict[int, Any] = {}
+        self.submitted: set[str] = set()
+
+    def key(self, seed: int, document: dict[str, Any], first: int) -> str:
+        return f"{seed}:{first}:{self.members}:{canonical_hash(document)}"
+
+    def submit(self, pool: Executor, overrides: dict[str, Any], document, first: int):
+        """A future of (key, errors), or None when it is known or on its way."""
+        key = self.key(overrides["seed"], document, first)
+        if key in self.cache or key in self.submitted:
+            return None
+        self.submitted.add(key)
+        return pool.submit(judged, key, overrides, document, self.members, first)
+
+    def store(self, key: str, errors: dict[str, float]) -> None:
+        self.cache[key] = errors
+        self.path.write_text(json.dumps(self.cache, indent=1))
 
     def error(self, config: Config, document: dict[str, Any], first: int = JUDGE_FIRST) -> float:
-        if config.seed not in self.evaluators:
-            self.evaluators[config.seed] = build_evaluator(config)
-        evaluator = self.evaluators[config.seed]
-        architecture = evaluator.parse(document)
-        key = f"{config.seed}:{first}:{self.members}:{architecture_hash(architecture)}"
+        key = self.key(config.seed, document, first)
         if key not in self.cache:
-            evaluation = evaluator.evaluate(architecture, self.members, first=first)
-            self.cache[key] = {
-                "test": _ensemble_error(evaluation.test_predictions, evaluator.y_test),
-                "val": _ensemble_error(evaluation.val_predictions, evaluator.y_val),
-            }
-            self.path.write_text(json.dumps(self.cache, indent=1))
+            overrides = {**config.model_dump(mode="json", exclude_unset=True), "seed": config.seed}
+            self.store(*judged(key, overrides, document, self.members, first))
         return self.cache[key]["test"]
+
+
+_EVALUATORS: dict[str, Any] = {}  # per process: each seed's data is loaded and encoded once
+
+
+def judged(key: str, overrides: dict[str, Any], document: dict[str, Any], members: int,
+           first: int) -> tuple[str, dict[str, float]]:  # fmt: skip
+    """Trains `members` fresh learners (indices first, first+1, ...) and measures their
+    averaged ensemble; runs in a worker."""
+    config = load_config(None, overrides)
+    settings = json.dumps(overrides, sort_keys=True)
+    if settings not in _EVALUATORS:
+        _EVALUATORS[settings] = build_evaluator(config)
+    evaluator = _EVALUATORS[settings]
+    evaluation = evaluator.evaluate(evaluator.parse(document), members, first=first)
+    return key, {
+        "test": _ensemble_error(evaluation.test_predictions, evaluator.y_test),
+        "val": _ensemble_error(evaluation.val_predictions, evaluator.y_val),
+    }
 
 
 def _ensemble_error(predictions: np.ndarray, y: np.ndarray) -> float:
@@ -165,22 +193,41 @@ def _ensemble_error(predictions: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(np.sum(r**2, axis=-1)))
 
 
+def accepted_steps(run: Searched) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(accepted architecture, the baseline it replaced) for each accepted step."""
+    documents = {r.step: r.architecture for r in run.records}
+    return [
+        (record.architecture, documents[record.baseline.step])
+        for record in run.records
+        if record.event == "proposal" and record.accepted and record.baseline is not None
+    ]
+
+
 def accepted_steps_that_improved(run: Searched, judge: Judge, config: Config) -> list[bool]:
     """For each accepted step: is its realised ensemble better than its baseline's?"""
-    documents = {r.step: r.architecture for r in run.records}
-    verdicts = []
-    for record in run.records:
-        if record.event == "proposal" and record.accepted and record.baseline is not None:
-            before = judge.error(config, documents[record.baseline.step])
-            verdicts.append(judge.error(config, record.architecture) < before)
-    return verdicts
+    return [
+        judge.error(config, after) < judge.error(config, before)
+        for after, before in accepted_steps(run)
+    ]
+
+
+def wanted(run: Searched, reference_compute: int, reference: bool) -> list[tuple[dict, int]]:
+    """(architecture, first learner index) of every judgement this run's rows will need."""
+    needs = [(run.incumbent(f * reference_compute), JUDGE_FIRST) for f in FRACTIONS]
+    if reference:
+        start = run.records[0].architecture
+        needs += [(start, JUDGE_FIRST), (start, JUDGE_FIRST + 10_000)]
+        needs += [(d, JUDGE_FIRST) for step in accepted_steps(run) for d in step]
+    return needs
 
 
 def run_searches(
-    chosen: list[Arm], reference: Arm, options: argparse.Namespace, base: dict[str, Any]
-) -> dict[tuple[int, str], Searched]:
+    chosen: list[Arm], reference: Arm, options: argparse.Namespace, base: dict[str, Any],
+    judge: Judge,
+) -> dict[tuple[int, str], Searched]:  # fmt: skip
     """Every (seed, arm) search, `options.jobs` at a time: a seed's reference arm first,
-    since it sets the compute of that seed's other arms."""
+    since it sets the compute of that seed's other arms. Each finished search sends its
+    judgements to the same pool."""
     runs: dict[tuple[int, str], Searched] = {}
     spawn = multiprocessing.get_context("spawn")  # no forked torch thread pools
     pool = (
@@ -196,6 +243,9 @@ def run_searches(
         while pending:
             done = next(as_completed(pending))
             seed = pending.pop(done)
+            if seed is None:  # a judgement
+                judge.store(*done.result())
+                continue
             run = done.result()
             runs[(seed, run.arm)] = run
             print(f"seed {seed}: {run.arm}: {run.compute} learner-epochs, "
@@ -206,6 +256,11 @@ def run_searches(
                     if arm is not reference:
                         budget = options.budget * 20  # a safety limit: the compute stops it
                         pending[pool.submit(search, arm, seed, base, budget, run.compute)] = seed
+            compute = runs[(seed, reference.name)].compute
+            for document, first in wanted(run, compute, run.arm == reference.name):
+                future = judge.submit(pool, {**base, "seed": seed}, document, first)
+                if future is not None:
+                    pending[future] = None
     return runs
 
 
@@ -218,8 +273,8 @@ def run_benchmark(options: argparse.Namespace) -> dict[str, Any]:
     out: Path = options.out
     base = {**options.data, **options.sets, "runs_dir": str(out / "runs")}
     threads = max(1, (os.cpu_count() or 1) // options.jobs)
-    runs = run_searches(chosen, reference, options, {**base, "evaluator.threads": threads})
     judge = Judge(out / "judge.json", options.members)
+    runs = run_searches(chosen, reference, options, {**base, "evaluator.threads": threads}, judge)
     rows: list[dict[str, Any]] = []
     for seed in options.seeds:
         config = load_config(None, {**base, "seed": seed})
