@@ -36,9 +36,11 @@ import argparse
 import json
 import multiprocessing
 import os
+import signal
 import sys
 import time
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -235,7 +237,7 @@ def run_searches(
         if options.jobs == 1
         else ProcessPoolExecutor(options.jobs, mp_context=spawn)
     )
-    with pool:
+    with pool, _workers_end_with(pool):
         pending = {
             pool.submit(search, reference, seed, base, options.budget, None): seed
             for seed in options.seeds
@@ -262,6 +264,19 @@ def run_searches(
                 if future is not None:
                     pending[future] = None
     return runs
+
+
+@contextmanager
+def _workers_end_with(pool: Executor):
+    """Stopping the benchmark (Ctrl-C, or SIGTERM, which main turns into SystemExit) ends
+    its worker processes too, instead of leaving them to finish searches nobody reads."""
+    try:
+        yield
+    except BaseException:
+        processes = getattr(pool, "_processes", None) or {}  # no public way to stop a task
+        for process in list(processes.values()):
+            process.terminate()
+        raise
 
 
 def run_benchmark(options: argparse.Namespace) -> dict[str, Any]:
@@ -485,4 +500,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    # SIGTERM (kill, a CI timeout) unwinds like Ctrl-C, so the workers are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     main()
