@@ -49,11 +49,10 @@ import numpy as np
 
 from edas_agent import RunSession, load_config
 from edas_agent.cli_shared import DATA_OPTIONS, LIST_OPTIONS, parse_sets
-from edas_agent.config import Config
 from edas_agent.door import build_evaluator
 from edas_agent.evaluators.base import canonical_hash
-from edas_agent.gate import residuals
 from edas_agent.journal import Record
+from edas_agent.verify import realised_error
 
 JUDGE_FIRST = 1_000_000  # learner indices of the judge; a search uses 0 .. a few dozen
 FRACTIONS = (0.25, 0.5, 1.0)  # of the compute, for the anytime view
@@ -163,10 +162,12 @@ class Judge:
         self.cache[key] = errors
         self.path.write_text(json.dumps(self.cache, indent=1))
 
-    def error(self, config: Config, document: dict[str, Any], first: int = JUDGE_FIRST) -> float:
-        key = self.key(config.seed, document, first)
+    def error(
+        self, overrides: dict[str, Any], document: dict[str, Any], first: int = JUDGE_FIRST
+    ) -> float:
+        """`overrides` are the config's, as `submit` got them (they name the seed)."""
+        key = self.key(overrides["seed"], document, first)
         if key not in self.cache:
-            overrides = {**config.model_dump(mode="json", exclude_unset=True), "seed": config.seed}
             self.store(*judged(key, overrides, document, self.members, first))
         return self.cache[key]["test"]
 
@@ -184,15 +185,13 @@ def judged(key: str, overrides: dict[str, Any], document: dict[str, Any], member
         _EVALUATORS[settings] = build_evaluator(config)
     evaluator = _EVALUATORS[settings]
     evaluation = evaluator.evaluate(evaluator.parse(document), members, first=first)
+    every_member = np.random.default_rng(0)  # unused: with all members there is one subset
     return key, {
-        "test": _ensemble_error(evaluation.test_predictions, evaluator.y_test),
-        "val": _ensemble_error(evaluation.val_predictions, evaluator.y_val),
-    }
-
-
-def _ensemble_error(predictions: np.ndarray, y: np.ndarray) -> float:
-    r = residuals(predictions.mean(axis=0, keepdims=True), y)
-    return float(np.mean(np.sum(r**2, axis=-1)))
+        "test": realised_error(evaluation.test_predictions, evaluator.y_test, members,
+                               every_member),
+        "val": realised_error(evaluation.val_predictions, evaluator.y_val, members,
+                              every_member),
+    }  # fmt: skip
 
 
 def accepted_steps(run: Searched) -> list[tuple[dict[str, Any], dict[str, Any]]]:
@@ -205,10 +204,12 @@ def accepted_steps(run: Searched) -> list[tuple[dict[str, Any], dict[str, Any]]]
     ]
 
 
-def accepted_steps_that_improved(run: Searched, judge: Judge, config: Config) -> list[bool]:
+def accepted_steps_that_improved(
+    run: Searched, judge: Judge, overrides: dict[str, Any]
+) -> list[bool]:
     """For each accepted step: is its realised ensemble better than its baseline's?"""
     return [
-        judge.error(config, after) < judge.error(config, before)
+        judge.error(overrides, after) < judge.error(overrides, before)
         for after, before in accepted_steps(run)
     ]
 
@@ -288,11 +289,12 @@ def run_benchmark(options: argparse.Namespace) -> dict[str, Any]:
     out: Path = options.out
     base = {**options.data, **options.sets, "runs_dir": str(out / "runs")}
     threads = max(1, (os.cpu_count() or 1) // options.jobs)
+    base["evaluator.threads"] = threads
     judge = Judge(out / "judge.json", options.members)
-    runs = run_searches(chosen, reference, options, {**base, "evaluator.threads": threads}, judge)
+    runs = run_searches(chosen, reference, options, base, judge)
     rows: list[dict[str, Any]] = []
     for seed in options.seeds:
-        config = load_config(None, {**base, "seed": seed})
+        config = {**base, "seed": seed}  # what the judgements were submitted with
         ref = runs[(seed, reference.name)]
         start_doc = ref.records[0].architecture  # every arm's starting baseline
         start_error = judge.error(config, start_doc)

@@ -17,14 +17,15 @@ PACKAGE_FOLDERS = {"agent": "edas_agent", "evaluators": "edas_agent/evaluators",
                    "prompts": "edas_agent/prompts"}  # fmt: skip
 
 
+def pip(*args: str) -> None:
+    """This interpreter's pip, without dependencies (they are installed here already)."""
+    subprocess.run([sys.executable, "-m", "pip", *args, "--no-deps", "-q"], check=True)
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(folder), str(ROOT)],
-        check=True,
-    )  # fmt: skip
+    pip("wheel", "--no-build-isolation", "-w", str(folder), str(ROOT))
     (built,) = folder.glob("edas_agent-*.whl")
     return built
 
@@ -89,11 +90,7 @@ def noisy(y, scale, seed):
 def site(wheel, tmp_path_factory) -> Path:
     """The wheel installed the way pip installs it, in a folder of its own."""
     folder = tmp_path_factory.mktemp("site")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q",
-         "--target", str(folder), str(wheel)],
-        check=True,
-    )  # fmt: skip
+    pip("install", "--no-index", "--target", str(folder), str(wheel))
     return folder
 
 
