@@ -79,9 +79,8 @@ def run(
         "llm.replay_from": replay_from,
         **(data_overrides or {}),
         **(parse_llm_option(llm) if llm else {}),
-        **parse_sets(set_),
     }
-    session = _open_session(config, resume, changes, fresh)
+    session = _open_session(config, resume, changes, fresh, parse_sets(set_))
     problem = None
     with session:
         console.print(f"Run folder: {session.journal.folder}" + (" (resumed)" if resume else ""))
@@ -113,18 +112,23 @@ def run(
 
 
 def _open_session(
-    config: Path | None, resume: Path | None, changes: dict[str, Any], fresh: dict[str, Any]
+    config: Path | None,
+    resume: Path | None,
+    changes: dict[str, Any],
+    fresh: dict[str, Any],
+    sets: dict[str, Any],
 ) -> RunSession:
     try:
-        return _session(config, resume, changes, fresh)
+        return _session(config, resume, changes, fresh, sets)
     except RuntimeError as exc:  # Ray not installed, or its workers cannot build a plugin
         raise UserError(str(exc)) from None
 
 
-def _session(config, resume, changes, fresh) -> RunSession:
+def _session(config, resume, changes, fresh, sets) -> RunSession:
     if resume is None:
-        return RunSession.start(load_config(config, {**changes, **fresh}), load_evaluator)
+        return RunSession.start(load_config(config, {**changes, **fresh}, sets), load_evaluator)
     given = sorted(k for k, v in fresh.items() if v is not None) + (["--config"] if config else [])
+    given += sorted(f"--set {key}" for key in sets)
     if given:
         raise UserError(
             f"--resume continues the run with its own config; only --budget, --max-cost "
@@ -260,7 +264,13 @@ def gate(
 
 
 # After gate, so `edas-agent --help` lists the search commands first.
-for _command in (cli_runs.report, cli_runs.runs, cli_runs.verify, cli_runs.calibrate):
+for _command in (
+    cli_runs.report,
+    cli_runs.runs,
+    cli_runs.ensemble,
+    cli_runs.verify,
+    cli_runs.calibrate,
+):
     app.command()(_command)
 
 

@@ -1,4 +1,4 @@
-"""Commands that look at runs and measure them: report, runs, verify, calibrate."""
+"""Commands that look at runs and measure them: report, runs, ensemble, verify, calibrate."""
 
 from __future__ import annotations
 
@@ -77,26 +77,82 @@ def runs(
     console.print(table)
 
 
+def ensemble(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder under runs/.")],
+    members: Annotated[int | None, typer.Option(help="M; the run's members if unset.")] = None,
+    max_architectures: Annotated[
+        int | None, typer.Option(help="At most this many different architectures.")
+    ] = None,
+    max_flops: Annotated[
+        int | None,
+        typer.Option(help="Inference FLOPs per example the ensemble may cost (sum n_a flops_a)."),
+    ] = None,
+    tolerance: Annotated[
+        float, typer.Option(help="Pruning: relative excess error allowed over the best.")
+    ] = 0.005,
+    as_json: JsonOption = False,
+) -> None:
+    """The best mixture of the run's architectures and the best homogeneous ensemble,
+    predicted from the learners the run trained (no training); the smallest ensembles
+    within --tolerance of the best; the cost front. Writes ensemble.json."""
+    from edas_agent.display import ensemble_tables
+    from edas_agent.ensemble import ensemble as analyse_run
+
+    if (members is not None and members < 1) or (max_architectures or 1) < 1:
+        raise UserError("--members and --max-architectures must be at least 1")
+    if not 0 <= tolerance < 1:
+        raise UserError(f"--tolerance must be in [0, 1), got {tolerance}")
+    if not (run_dir / "config.yaml").is_file():
+        raise UserError(f"{run_dir} is not a run folder: config.yaml is missing")
+    try:
+        result = analyse_run(run_dir, members, max_architectures, max_flops, tolerance)
+    except DataError as exc:
+        raise UserError(f"data: {exc}") from None
+    except PluginError as exc:
+        raise UserError(str(exc)) from None
+    if as_json:
+        print(result.model_dump_json(indent=2))
+        return
+    for table in ensemble_tables(result):
+        console.print(table)
+    console.print(f"Wrote {run_dir / 'ensemble.json'}")
+
+
 def verify(
     run_dir: Annotated[Path, typer.Argument(help="A run folder under runs/.")],
     members: Annotated[int | None, typer.Option(help="M; the run's members if unset.")] = None,
     steps: Annotated[
         str, typer.Option(help="accepted, all, or step numbers: 3,8,12.")
     ] = "accepted",
+    mixture: Annotated[
+        bool,
+        typer.Option(
+            "--mixture",
+            help="Instead: the best mixture and best homogeneous ensemble of ensemble.json, "
+            "trained with fresh seeds (runs `ensemble` first if needed).",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Train real M-member ensembles of chosen steps (reusing the run's learners) and compare
-    them with the predictions; writes verify.json. Interrupt and rerun to resume."""
-    from edas_agent.display import verify_table
+    them with the predictions; writes verify.json (verify_mixture.json with --mixture).
+    Interrupt and rerun to resume."""
+    from edas_agent.display import verify_mixture_table, verify_table
     from edas_agent.verify import verify as verify_run
+    from edas_agent.verify import verify_mixture
 
     if members is not None and members < 2:
         raise UserError(f"--members must be at least 2, got {members}")
     if not (run_dir / "config.yaml").is_file():
         raise UserError(f"{run_dir} is not a run folder: config.yaml is missing")
+    if mixture:
+        _ensemble_for(run_dir, members)
     with learner_progress("verify") as advance:
         try:
-            result = verify_run(run_dir, members, steps, on_learner=advance)
+            if mixture:
+                result = verify_mixture(run_dir, on_learner=advance)
+            else:
+                result = verify_run(run_dir, members, steps, on_learner=advance)
         except DataError as exc:
             raise UserError(f"data: {exc}") from None
         except PluginError as exc:
@@ -107,8 +163,26 @@ def verify(
     if as_json:
         print(json.dumps(result, indent=2))
         return
+    if mixture:
+        console.print(verify_mixture_table(result))
+        console.print(f"Wrote {run_dir / 'verify_mixture.json'}")
+        return
     console.print(verify_table(result))
     console.print(f"Wrote {run_dir / 'verify.json'}")
+
+
+def _ensemble_for(run_dir: Path, members: int | None) -> None:
+    """ensemble.json for `verify --mixture`: computed with default limits when it is
+    missing or was made for another M."""
+    from edas_agent.ensemble import ENSEMBLE, ensemble, read_ensemble
+
+    if (run_dir / ENSEMBLE).is_file() and members in (None, read_ensemble(run_dir).members):
+        return
+    console.print(f"Choosing the mixture first: edas-agent ensemble {run_dir} --members {members}")
+    try:
+        ensemble(run_dir, members)
+    except (DataError, PluginError) as exc:
+        raise UserError(str(exc)) from None
 
 
 @data_options

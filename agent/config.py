@@ -229,16 +229,21 @@ class Config(_Section):
         return self
 
 
-def load_config(path: Path | None, overrides: dict[str, Any]) -> Config:
+def load_config(
+    path: Path | None, overrides: dict[str, Any], sets: dict[str, Any] | None = None
+) -> Config:
     """Read the YAML file (if any), apply dotted-key overrides, validate.
 
     `overrides` maps dotted keys ('llm.provider') to values; None values are ignored so
-    CLI options left unset do not override the file.
+    CLI options left unset do not override the file. `sets` (--set KEY=VALUE) apply last,
+    and there None is a value: `--set gate.min_effect=null` turns the floor off.
     """
     raw = _read_yaml(path) if path else {}
     for dotted, value in overrides.items():
         if value is not None:
             _set_dotted(raw, dotted, value)
+    for dotted, value in (sets or {}).items():
+        _set_dotted(raw, dotted, value)
     _reject_secrets(raw)
     try:
         return Config.model_validate(raw)

@@ -7,6 +7,7 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 from rich.live import Live
 from rich.panel import Panel
@@ -230,3 +231,60 @@ def calibration_tables(result: dict) -> list[Table]:
     for split, values in result["prediction_error"].items():
         errors.add_row(split, *(f"{values[m]:.2%}" for m in sizes))
     return [agreement, errors]
+
+
+def ensemble_tables(result) -> list[Table]:
+    """`edas-agent ensemble`: the chosen ensembles, the pruned ones and the cost front."""
+    M = result.members
+    chosen = Table(
+        title=f"Ensembles of {M} members from {result.candidates} architectures of the run "
+        "(predicted; chosen on validation, test is the honest number)"
+    )
+    for column in ("ensemble", "composition (step x members)", "archs", "FLOPs/example",
+                   "val E", "test E"):  # fmt: skip
+        chosen.add_column(column, justify="left" if column[0] in "ec" else "right")
+    rows = [("best mixture", result.mixture), ("best homogeneous", result.homogeneous)]
+    if result.incumbent is not None:
+        rows.append(("run's final baseline", result.incumbent))
+    tolerance = f"{result.tolerance:.1%}"
+    rows += [
+        (f"fewest members (within {tolerance})", result.pruned.members),
+        (f"fewest architectures (within {tolerance})", result.pruned.architectures),
+        (f"fewest FLOPs (within {tolerance})", result.pruned.flops),
+    ]
+    for name, choice in rows:
+        chosen.add_row(name, choice.summary(), str(choice.architectures),
+                       f"{choice.flops:,}", f"{choice.val:.5f}", f"{choice.test:.5f}")  # fmt: skip
+    chosen.caption = "optimisers (validation E of their mixture): " + ", ".join(
+        f"{name} {error:.6f}" for name, error in result.optimisers.items()
+    )
+    front = Table(title="Cost front: predicted validation error against inference cost")
+    for column in ("members", "archs", "FLOPs/example", "val E", "test E"):
+        front.add_column(column, justify="right")
+    shown = sorted(set(np.linspace(0, len(result.front) - 1, 15).round().astype(int)))
+    if len(shown) < len(result.front):
+        front.caption = f"{len(shown)} of its {len(result.front)} points; all in ensemble.json"
+    for choice in (result.front[i] for i in shown):
+        front.add_row(str(choice.members), str(choice.architectures), f"{choice.flops:,}",
+                      f"{choice.val:.5f}", f"{choice.test:.5f}")  # fmt: skip
+    return [chosen, front]
+
+
+def verify_mixture_table(result: dict) -> Table:
+    M = result["members"]
+    table = Table(title=f"Predicted vs realised {M}-member ensembles, members with fresh seeds")
+    for column in ("ensemble", "composition (step x members)", "val pred", "val real",
+                   "rel err", "test pred", "test real", "rel err"):  # fmt: skip
+        table.add_column(column, justify="left" if column[0] in "ec" else "right")
+    for name, row in result["ensembles"].items():
+        parts = sorted(row["composition"], key=lambda member: -member["members"])
+        cells = [name, " + ".join(f"{m['step']}x{m['members']}" for m in parts)]
+        for split in ("val", "test"):
+            s = row[split]
+            cells += [
+                f"{s['predicted']:.5f}",
+                f"{s['realised']:.5f}",
+                f"{s['relative_error']:+.2%}",
+            ]
+        table.add_row(*cells)
+    return table

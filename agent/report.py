@@ -7,6 +7,8 @@
                      with lines of equal predicted E_M
     cost.png         learners trained, seconds, LLM tokens and money per step
     verify.png       predicted against realised ensemble error, when verify.json exists
+    ensemble.png     the cost front of mixtures, when ensemble.json exists (edas-agent
+                     ensemble), with realised errors from verify_mixture.json
 
 The page embeds the images (base64), so it can be mailed or archived as one file.
 """
@@ -25,8 +27,9 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
 from edas_agent.costs import Spend
+from edas_agent.ensemble import ENSEMBLE, EnsembleResult, read_ensemble
 from edas_agent.journal import Record, read_records
-from edas_agent.verify import VERIFY
+from edas_agent.verify import VERIFY, VERIFY_MIXTURE
 
 COLOURS = {"accepted": "#2ca02c", "rejected": "#ff7f0e", "invalid": "#9467bd", "failed": "#d62728"}
 REPORT = "report.html"
@@ -45,11 +48,16 @@ def write_report(folder: Path) -> Path:
     verify_path = folder / VERIFY
     if verify_path.is_file():
         images["verify.png"] = _verify(json.loads(verify_path.read_text()))
+    mixtures = read_ensemble(folder) if (folder / ENSEMBLE).is_file() else None
+    verified_path = folder / VERIFY_MIXTURE
+    verified = json.loads(verified_path.read_text()) if verified_path.is_file() else None
+    if mixtures is not None:
+        images["ensemble.png"] = _ensemble(mixtures, verified)
     for name, figure in images.items():
         figure.savefig(folder / name, dpi=110, bbox_inches="tight")
         plt.close(figure)
     page = folder / REPORT
-    page.write_text(_html(folder, records, list(images)))
+    page.write_text(_html(folder, records, list(images), _mixture_section(mixtures, verified)))
     return page
 
 
@@ -180,7 +188,63 @@ def _verify(result: dict):
     return figure
 
 
-def _html(folder: Path, records: list[Record], images: list[str]) -> str:
+def _ensemble(result: EnsembleResult, verified: dict | None):
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    by_flops = result.front[-1].flops > 0
+    front = result.front
+
+    def cost(choice) -> float:
+        return choice.flops if by_flops else choice.members
+
+    for split, style in (("val", "-o"), ("test", "--s")):
+        axes.plot([cost(c) for c in front], [getattr(c, split) for c in front], style,
+                  markersize=3, label=f"front, predicted {split}")  # fmt: skip
+    marked = {"best mixture": result.mixture, "best homogeneous": result.homogeneous,
+              "fewest FLOPs within tolerance": result.pruned.flops}  # fmt: skip
+    for name, choice in marked.items():
+        axes.scatter([cost(choice)], [choice.test], s=60, zorder=3, label=f"{name} (test)")
+    if verified is not None and verified["members"] == result.members:
+        chosen = {"mixture": result.mixture, "homogeneous": result.homogeneous}
+        for name, row in verified["ensembles"].items():
+            axes.scatter([cost(chosen[name])], [row["test"]["realised"]], marker="*", s=120,
+                         color="black", zorder=4)  # fmt: skip
+        axes.scatter([], [], marker="*", color="black", label="realised test (verify --mixture)")
+    axes.set_xscale("log")
+    axes.set_xlabel("inference FLOPs per example" if by_flops else "members")
+    axes.set_ylabel("ensemble error")
+    axes.set_title(f"Mixtures of the run's architectures, up to {result.members} members")
+    axes.legend(fontsize=7)
+    return figure
+
+
+def _mixture_section(result: EnsembleResult | None, verified: dict | None) -> str:
+    if result is None:
+        return ""
+    realised = {}
+    if verified is not None and verified["members"] == result.members:
+        realised = {name: row["test"]["realised"] for name, row in verified["ensembles"].items()}
+    rows = ""
+    for name, key, choice in (
+        ("best mixture", "mixture", result.mixture),
+        ("best homogeneous", "homogeneous", result.homogeneous),
+        ("fewest members within tolerance", "", result.pruned.members),
+        ("fewest FLOPs within tolerance", "", result.pruned.flops),
+    ):
+        real = f"{realised[key]:.5f}" if key in realised else "-"
+        rows += (
+            f"<tr><td>{name}</td><td>{choice.members}</td><td>{choice.flops:,}</td>"
+            f"<td>{choice.val:.5f}</td><td>{choice.test:.5f}</td><td>{real}</td>"
+            f"<td>{html.escape(choice.summary())}</td></tr>"
+        )
+    return f"""<h2>Mixtures (edas-agent ensemble)</h2>
+<p>From {result.candidates} architectures' stored learners; chosen on validation, so the
+test column is the honest prediction. Tolerance {result.tolerance:.1%}.</p>
+<table><tr><th>ensemble</th><th>members</th><th>FLOPs/example</th><th>predicted val</th>
+<th>predicted test</th><th>realised test</th><th>composition (step x members)</th></tr>
+{rows}</table>"""
+
+
+def _html(folder: Path, records: list[Record], images: list[str], mixtures: str = "") -> str:
     counts = Counter(r.status for r in records if r.event == "proposal")
     accepted = [r for r in records if r.accepted]
     rows = "".join(
@@ -216,6 +280,7 @@ Ensemble size M = {records[0].members}, rule {records[0].rule}.</p>
 <h2>Accepted trajectory</h2>
 <table><tr><th>step</th><th>arch</th><th>k</th><th>E</th><th>rho</th><th>D</th>
 <th>E_M val</th><th>E_M test</th><th>edits</th></tr>{rows}</table>
+{mixtures}
 {figures}
 </body></html>
 """

@@ -14,17 +14,22 @@ of the compute, and measures the realised ensemble's squared error on the test s
     python bench/search_value.py --set gate.min_effect=null ...   # arms over another base
 
 Arms (`--arms`, comma-separated):
-    edas           the default configuration (--set changes it, and every arm with it)
-    confident      exact rule + gate.confidence 0.9
-    sequential     exact rule + gate.sequential (two more learners while unsure)
-    min-effect-Z   exact rule + gate.min_effect Z: the predicted gain must reach Z times the
-                   seed noise measured on the starting baseline (Z = 0.5, 1)
+    edas           the default configuration (--set changes it, and every arm with it);
+                   its gate.min_effect 0.5 asks every predicted gain to reach half the seed
+                   noise measured on the starting baseline
+    confident      the default + gate.confidence 0.9
+    sequential     the default + gate.sequential (two more learners while unsure)
+    no-floor       the default without the floor (gate.min_effect null: the old default)
+    min-effect-1   the default with a floor of one seed noise (gate.min_effect 1)
     accuracy-only  the same proposer and learners judged by single-learner error (M = 1)
     random         architectures drawn from the space, two learners each; the gate keeps
                    the best predicted E_M
     honest         candidates judged by really trained m-member ensembles (--honest-members,
                    the gate with M = k = m is exactly the realised m-ensemble error), so it
                    sees about 2/m as many candidates
+    mixture        no search of its own: the best mixture of --members members over every
+                   architecture the edas arm evaluated (agent/ensemble.py), chosen on
+                   validation from the stored learners, at no extra training
 Writes results.json, tables.md and compute.png to --out (default runs/search_value/<data>);
 judged ensembles are cached in judge.json there, so a rerun with more arms trains only what
 is new.
@@ -41,7 +46,7 @@ import sys
 import time
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +55,10 @@ import numpy as np
 from edas_agent import RunSession, load_config
 from edas_agent.cli_shared import DATA_OPTIONS, LIST_OPTIONS, parse_sets
 from edas_agent.door import build_evaluator
+from edas_agent.ensemble import best_counts, load_candidates
 from edas_agent.evaluators.base import canonical_hash
 from edas_agent.journal import Record
+from edas_agent.learners import LearnerStore
 from edas_agent.verify import realised_error
 
 JUDGE_FIRST = 1_000_000  # learner indices of the judge; a search uses 0 .. a few dozen
@@ -63,6 +70,7 @@ class Arm:
     name: str
     overrides: dict[str, Any]
     sets_compute: bool = False  # the arm whose spend every other arm matches
+    mixes_reference: bool = False  # no search: the best mixture of the reference's candidates
 
 
 def arms(honest_members: int) -> dict[str, Arm]:
@@ -73,11 +81,12 @@ def arms(honest_members: int) -> dict[str, Arm]:
             Arm("edas", {}, sets_compute=True),
             Arm("confident", {"gate.confidence": 0.9}),
             Arm("sequential", {"gate.sequential": True}),
-            Arm("min-effect-0.5", {"gate.min_effect": 0.5}),
+            Arm("no-floor", {"gate.min_effect": None}),
             Arm("min-effect-1", {"gate.min_effect": 1.0}),
             Arm("accuracy-only", {"gate.rule": "single"}),
             Arm("random", {"llm.provider": "random"}),
             Arm("honest", {"members": m, "evaluator.learners": m, "gate.confirm": False}),
+            Arm("mixture", {}, mixes_reference=True),
         )
     }
 
@@ -89,6 +98,9 @@ def learner_epochs(record: Record) -> int:
     return record.cost.learners_trained * int(training.get("epochs", 1))
 
 
+Parts = list[tuple[dict[str, Any], int]]  # an ensemble: (architecture, members) per part
+
+
 @dataclass
 class Searched:
     arm: str
@@ -97,10 +109,16 @@ class Searched:
     records: list[Record]
     wall_s: float
     spend: list[int] = field(default_factory=list)  # cumulative learner-epochs per record
+    # the mixture arm's incumbents: (architecture, members) parts per share of the compute
+    mixtures: dict[float, Parts] = field(default_factory=dict)
 
     @property
     def compute(self) -> int:
         return self.spend[-1]
+
+    def judged_at(self, share: float, reference_compute: int) -> dict[str, Any] | Parts:
+        """What the judge measures after `share` of the reference's compute."""
+        return self.mixtures[share] if self.mixtures else self.incumbent(share * reference_compute)
 
     def incumbent(self, compute: float) -> dict[str, Any]:
         """The adopted architecture once `compute` learner-epochs were spent."""
@@ -119,7 +137,7 @@ def search(arm: Arm, seed: int, base: dict[str, Any], budget: int, cap: int | No
     learner-epochs (its budget is then only a safety limit)."""
     overrides = {**base, "seed": seed, "budget": budget, "name": f"{arm.name}-{seed}",
                  **arm.overrides}  # fmt: skip
-    config = load_config(None, overrides)
+    config = load_config(None, {}, overrides)  # every value explicit: None is null
     spend: list[int] = []
     started = time.perf_counter()
     with RunSession.start(config) as session:
@@ -147,51 +165,82 @@ class Judge:
         )
         self.submitted: set[str] = set()
 
-    def key(self, seed: int, document: dict[str, Any], first: int) -> str:
-        return f"{seed}:{first}:{self.members}:{canonical_hash(document)}"
+    def parts(self, judged: dict[str, Any] | Parts) -> Parts:
+        """An architecture (all members of it) or a mixture, as parts."""
+        return [(judged, self.members)] if isinstance(judged, dict) else judged
 
-    def submit(self, pool: Executor, overrides: dict[str, Any], document, first: int):
+    def key(self, seed: int, judged: dict[str, Any] | Parts, first: int) -> str:
+        parts = self.parts(judged)
+        if len(parts) == 1:
+            return f"{seed}:{first}:{self.members}:{canonical_hash(parts[0][0])}"
+        mixed = canonical_hash({"parts": [[canonical_hash(d), n] for d, n in parts]})
+        return f"{seed}:{first}:{self.members}:mixture-{mixed}"
+
+    def submit(self, pool: Executor, overrides: dict[str, Any], judged, first: int):
         """A future of (key, errors), or None when it is known or on its way."""
-        key = self.key(overrides["seed"], document, first)
+        key = self.key(overrides["seed"], judged, first)
         if key in self.cache or key in self.submitted:
             return None
         self.submitted.add(key)
-        return pool.submit(judged, key, overrides, document, self.members, first)
+        return pool.submit(judged_ensemble, key, overrides, self.parts(judged), first)
 
     def store(self, key: str, errors: dict[str, float]) -> None:
         self.cache[key] = errors
         self.path.write_text(json.dumps(self.cache, indent=1))
 
-    def error(
-        self, overrides: dict[str, Any], document: dict[str, Any], first: int = JUDGE_FIRST
-    ) -> float:
+    def error(self, overrides: dict[str, Any], judged, first: int = JUDGE_FIRST) -> float:
         """`overrides` are the config's, as `submit` got them (they name the seed)."""
-        key = self.key(overrides["seed"], document, first)
+        key = self.key(overrides["seed"], judged, first)
         if key not in self.cache:
-            self.store(*judged(key, overrides, document, self.members, first))
+            self.store(*judged_ensemble(key, overrides, self.parts(judged), first))
         return self.cache[key]["test"]
 
 
 _EVALUATORS: dict[str, Any] = {}  # per process: each seed's data is loaded and encoded once
 
 
-def judged(key: str, overrides: dict[str, Any], document: dict[str, Any], members: int,
-           first: int) -> tuple[str, dict[str, float]]:  # fmt: skip
-    """Trains `members` fresh learners (indices first, first+1, ...) and measures their
-    averaged ensemble; runs in a worker."""
-    config = load_config(None, overrides)
+def evaluator_for(overrides: dict[str, Any]):
     settings = json.dumps(overrides, sort_keys=True)
     if settings not in _EVALUATORS:
-        _EVALUATORS[settings] = build_evaluator(config)
-    evaluator = _EVALUATORS[settings]
-    evaluation = evaluator.evaluate(evaluator.parse(document), members, first=first)
+        _EVALUATORS[settings] = build_evaluator(load_config(None, {}, overrides))
+    return _EVALUATORS[settings]
+
+
+def judged_ensemble(key: str, overrides: dict[str, Any], parts: Parts,
+                    first: int) -> tuple[str, dict[str, float]]:  # fmt: skip
+    """Trains fresh members, every one with its own learner index (first, first+1, ...
+    across the parts), and measures their averaged ensemble; runs in a worker."""
+    evaluator = evaluator_for(overrides)
+    val, test = [], []
+    for document, members in parts:
+        evaluation = evaluator.evaluate(evaluator.parse(document), members, first=first)
+        val.append(evaluation.val_predictions)
+        test.append(evaluation.test_predictions)
+        first += members
     every_member = np.random.default_rng(0)  # unused: with all members there is one subset
+    members = sum(n for _, n in parts)
     return key, {
-        "test": realised_error(evaluation.test_predictions, evaluator.y_test, members,
-                               every_member),
-        "val": realised_error(evaluation.val_predictions, evaluator.y_val, members,
-                              every_member),
-    }  # fmt: skip
+        "test": realised_error(np.concatenate(test), evaluator.y_test, members, every_member),
+        "val": realised_error(np.concatenate(val), evaluator.y_val, members, every_member),
+    }
+
+
+def best_mixtures(run: Searched, overrides: dict[str, Any], members: int) -> dict[float, Parts]:
+    """The best mixture of `members` members (on validation, agent/ensemble.py) over the
+    architectures `run` had evaluated after each share of its compute."""
+    evaluator = evaluator_for(overrides)
+    store = LearnerStore(evaluator, run.folder / "learners")
+    documents = {r.arch_hash: r.architecture for r in run.records if r.arch_hash}
+    mixtures = {}
+    for share in FRACTIONS:
+        # the start always counts, as it does for incumbent(): it is where every arm begins
+        so_far = [r for i, (r, spent) in enumerate(zip(run.records, run.spend, strict=True))
+                  if i == 0 or spent <= share * run.compute]  # fmt: skip
+        candidates = load_candidates(so_far, store)
+        counts = best_counts(candidates, members)
+        chosen = zip(candidates.hashes, counts, strict=True)
+        mixtures[share] = [(documents[h], int(n)) for h, n in chosen if n]
+    return mixtures
 
 
 def accepted_steps(run: Searched) -> list[tuple[dict[str, Any], dict[str, Any]]]:
@@ -216,10 +265,12 @@ def accepted_steps_that_improved(
 
 def wanted(run: Searched, reference_compute: int, reference: bool) -> list[tuple[dict, int]]:
     """(architecture, first learner index) of every judgement this run's rows will need."""
-    needs = [(run.incumbent(f * reference_compute), JUDGE_FIRST) for f in FRACTIONS]
+    needs = [(run.judged_at(f, reference_compute), JUDGE_FIRST) for f in FRACTIONS]
     if reference:
         start = run.records[0].architecture
+        final = run.incumbent(run.compute)  # the judge's noise, on the start and on a winner
         needs += [(start, JUDGE_FIRST), (start, JUDGE_FIRST + 10_000)]
+        needs += [(final, JUDGE_FIRST + 10_000)]
         needs += [(d, JUDGE_FIRST) for step in accepted_steps(run) for d in step]
     return needs
 
@@ -254,16 +305,22 @@ def run_searches(
             print(f"seed {seed}: {run.arm}: {run.compute} learner-epochs, "
                   f"{sum(r.event == 'proposal' for r in run.records)} proposals, "
                   f"{run.wall_s:.0f} s", flush=True)  # fmt: skip
+            finished = [run]
             if run.arm == reference.name:
                 for arm in chosen:
-                    if arm is not reference:
+                    if arm.mixes_reference:
+                        mixtures = best_mixtures(run, {**base, "seed": seed}, options.members)
+                        finished.append(replace(run, arm=arm.name, mixtures=mixtures))
+                        runs[(seed, arm.name)] = finished[-1]
+                    elif arm is not reference:
                         budget = options.budget * 20  # a safety limit: the compute stops it
                         pending[pool.submit(search, arm, seed, base, budget, run.compute)] = seed
             compute = runs[(seed, reference.name)].compute
-            for document, first in wanted(run, compute, run.arm == reference.name):
-                future = judge.submit(pool, {**base, "seed": seed}, document, first)
-                if future is not None:
-                    pending[future] = None
+            for searched in finished:
+                for judged, first in wanted(searched, compute, searched.arm == reference.name):
+                    future = judge.submit(pool, {**base, "seed": seed}, judged, first)
+                    if future is not None:
+                        pending[future] = None
     return runs
 
 
@@ -302,7 +359,7 @@ def run_benchmark(options: argparse.Namespace) -> dict[str, Any]:
         for arm in chosen:
             run = runs[(seed, arm.name)]
             anytime = {
-                str(f): judge.error(config, run.incumbent(f * ref.compute)) for f in FRACTIONS
+                str(f): judge.error(config, run.judged_at(f, ref.compute)) for f in FRACTIONS
             }
             row = {
                 "seed": seed, "arm": run.arm, "folder": str(run.folder),
@@ -315,6 +372,11 @@ def run_benchmark(options: argparse.Namespace) -> dict[str, Any]:
             }  # fmt: skip
             if run.arm == reference.name:
                 row["accepted_improved"] = accepted_steps_that_improved(run, judge, config)
+                final = run.incumbent(run.compute)
+                second = judge.error(config, final, JUDGE_FIRST + 10_000)
+                row["judge_noise_final"] = abs(second - row["final_error"])
+            if run.mixtures:
+                row["architectures"] = len(run.mixtures[1.0])
             rows.append(row)
             print(f"seed {seed}: {run.arm}: realised test error {row['final_error']:.5f} "
                   f"(start {start_error:.5f})", flush=True)  # fmt: skip
@@ -356,11 +418,17 @@ def tables(result: dict[str, Any]) -> str:
         )
     starts = {r["seed"]: (r["start_error"], r["judge_noise"]) for r in rows}
     noise = np.mean([n for _, n in starts.values()])
+    finals = [r["judge_noise_final"] for r in rows if "judge_noise_final" in r]
     lines += [
         "",
         f"Start: {_mean_sd(np.array([s for s, _ in starts.values()]), 5)}. Judge noise: two "
         f"independent {M}-member ensembles of the start differ by {noise:.5f} on average "
-        "(differences between arms below that are not resolved).",
+        "(differences between arms below that are not resolved)"
+        + (
+            f"; on the edas arm's final architectures they differ by {np.mean(finals):.5f}."
+            if finals
+            else "."
+        ),
         "",
         "Anytime: realised test error of each arm's incumbent after a share of the compute.",
         "",
@@ -371,6 +439,10 @@ def tables(result: dict[str, Any]) -> str:
         mine = [r for r in rows if r["arm"] == arm]
         cells = [_mean_sd(np.array([r["anytime"][str(f)] for r in mine]), 5) for f in FRACTIONS]
         lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    mixed = [r["architectures"] for r in rows if "architectures" in r]
+    if mixed:
+        lines += ["", f"The mixture arm's final mixtures hold {np.mean(mixed):.1f} architectures "
+                  f"on average (proposals and accepted: the edas search it mixes)."]  # fmt: skip
     verdicts = [v for r in rows for v in r.get("accepted_improved", [])]
     if verdicts:
         lines += [

@@ -361,3 +361,13 @@ def test_a_cost_cap_without_a_price_is_refused_up_front(monkeypatch, capsys, toy
         monkeypatch, capsys, "run", "--llm", "openai:mystery-model", "--max-cost", "1", *toy_args
     )
     assert code == 2 and "llm.prices" in err
+
+
+def test_set_null_turns_a_default_off(monkeypatch, capsys, toy_args, tmp_path):
+    code, _, _ = invoke(monkeypatch, capsys, "run", "--budget", "1",
+                        "--set", "gate.min_effect=null", *toy_args)  # fmt: skip
+    config = (only_run_folder(tmp_path) / "config.yaml").read_text()
+    assert code == 0 and "min_effect: null" in config
+    code, _, err = invoke(monkeypatch, capsys, "run", "--resume", str(only_run_folder(tmp_path)),
+                          "--set", "gate.min_effect=1")  # fmt: skip
+    assert code == 2 and "--set gate.min_effect" in err

@@ -23,6 +23,12 @@ def test_file_then_overrides(tmp_path: Path):
     assert config.llm.model == "b" and config.members == 100
 
 
+def test_a_set_to_null_is_a_value():
+    assert load_config(None, {}).gate.min_effect == 0.5
+    assert load_config(None, {"gate.min_effect": None}).gate.min_effect == 0.5  # unset option
+    assert load_config(None, {}, {"gate.min_effect": None}).gate.min_effect is None  # --set
+
+
 def test_unknown_keys_are_rejected_with_their_path(tmp_path: Path):
     path = tmp_path / "c.yaml"
     path.write_text("llm:\n  providr: openai\n")

@@ -22,10 +22,15 @@ def load_bench():
 def test_every_arm_gets_the_reference_compute_and_a_judged_result(tmp_path: Path):
     bench = load_bench()
     bench.main(["--data", "synthetic:1500:4", "--seeds", "1", "--budget", "3", "--members", "3",
-                "--arms", "edas,random,honest", "--jobs", "1", "--out", str(tmp_path)])  # fmt: skip
+                "--arms", "edas,random,honest,mixture,no-floor", "--jobs", "1",
+                "--out", str(tmp_path)])  # fmt: skip
     result = json.loads((tmp_path / "results.json").read_text())
     rows = {row["arm"]: row for row in result["rows"]}
-    assert set(rows) == {"edas", "random", "honest"}
+    assert set(rows) == {"edas", "random", "honest", "mixture", "no-floor"}
+    assert rows["mixture"]["compute"] == rows["edas"]["compute"]  # it trains nothing more
+    assert rows["mixture"]["architectures"] >= 1
+    floors = {arm: _min_effect(rows[arm]["folder"]) for arm in ("edas", "no-floor")}
+    assert floors == {"edas": "0.5", "no-floor": "null"}
     reference = rows["edas"]["compute"]
     for row in rows.values():
         assert row["compute"] >= reference  # each ran until it reached the edas spend
@@ -34,6 +39,11 @@ def test_every_arm_gets_the_reference_compute_and_a_judged_result(tmp_path: Path
     assert "| honest |" in (tmp_path / "tables.md").read_text()
     judged = json.loads((tmp_path / "judge.json").read_text())
     assert all(key.split(":")[1] in ("1000000", "1010000") for key in judged)
+
+
+def _min_effect(folder: str) -> str:
+    config = (Path(folder) / "config.yaml").read_text()
+    return config.split("min_effect:")[1].split()[0]
 
 
 def test_learner_epochs_count_each_learner_times_its_epochs():
