@@ -105,7 +105,8 @@ def ensemble(
     if not (run_dir / "config.yaml").is_file():
         raise UserError(f"{run_dir} is not a run folder: config.yaml is missing")
     try:
-        result = analyse_run(run_dir, members, max_architectures, max_flops, tolerance)
+        with console.status("Loading the run's learners and choosing mixtures"):
+            result = analyse_run(run_dir, members, max_architectures, max_flops, tolerance)
     except DataError as exc:
         raise UserError(f"data: {exc}") from None
     except PluginError as exc:

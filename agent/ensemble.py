@@ -229,19 +229,27 @@ def _pruned(c: Candidates, members: int, pool: list[np.ndarray], threshold: floa
     within = [counts for counts in pool if mixture_error(c.val, counts) <= threshold]
     by_size = [counts for counts in within if counts.sum() <= members]
     fewest_members = min(by_size, key=lambda counts: (counts.sum(), mixture_error(c.val, counts)))
-    fewest_architectures = None
-    for limit in range(1, len(c.hashes) + 1):
-        counts = best_counts(c, members, limit)
-        if mixture_error(c.val, counts) <= threshold:
-            fewest_architectures = counts
-            break
-    assert fewest_architectures is not None  # the limit-free mixture is within the threshold
+    fewest_architectures = _fewest_architectures(c, members, threshold)
     cheapest = min(within, key=lambda counts: (counts @ c.flops, mixture_error(c.val, counts)))
     return Pruned(
         members=c.choice(fewest_members),
         architectures=c.choice(fewest_architectures),
         flops=c.choice(cheapest),
     )
+
+
+def _fewest_architectures(c: Candidates, members: int, threshold: float) -> np.ndarray:
+    """Bisection on the architecture limit: the best error only falls as the limit grows."""
+    low, high = 1, len(c.hashes)
+    found = {high: best_counts(c, members, high)}
+    while low < high:
+        middle = (low + high) // 2
+        found[middle] = best_counts(c, members, middle)
+        if mixture_error(c.val, found[middle]) <= threshold:
+            high = middle
+        else:
+            low = middle + 1
+    return found[high]
 
 
 def _front(c: Candidates, pool: list[np.ndarray]) -> list[np.ndarray]:

@@ -147,10 +147,15 @@ def _best_move(m: Moments, counts: np.ndarray, limit: int) -> tuple[int, int] | 
 
 def _simplex_minimum(C: np.ndarray, linear: np.ndarray, steps: int) -> np.ndarray:
     symmetric = (C + C.T) / 2
-    step = 1.0 / (2 * max(np.abs(np.linalg.eigvalsh(symmetric)).max(), 1e-12))
+    # 1 / Lipschitz constant of the gradient; the largest absolute row sum bounds the
+    # spectral radius and costs O(A^2), not an eigendecomposition
+    step = 1.0 / (2 * max(np.abs(symmetric).sum(axis=1).max(), 1e-12))
     weights = np.full(len(linear), 1.0 / len(linear))
     for _ in range(steps):
-        weights = _project(weights - step * (2 * symmetric @ weights + linear))
+        moved = _project(weights - step * (2 * symmetric @ weights + linear))
+        if np.abs(moved - weights).max() < 1e-10:
+            return moved
+        weights = moved
     return weights
 
 
