@@ -90,6 +90,10 @@ def ensemble(
     tolerance: Annotated[
         float, typer.Option(help="Pruning: relative excess error allowed over the best.")
     ] = 0.005,
+    min_learners: Annotated[
+        int,
+        typer.Option(help="Only architectures with this many stored learners (4: confirmed)."),
+    ] = 2,
     as_json: JsonOption = False,
 ) -> None:
     """The best mixture of the run's architectures and the best homogeneous ensemble,
@@ -106,7 +110,9 @@ def ensemble(
         raise UserError(f"{run_dir} is not a run folder: config.yaml is missing")
     try:
         with console.status("Loading the run's learners and choosing mixtures"):
-            result = analyse_run(run_dir, members, max_architectures, max_flops, tolerance)
+            result = analyse_run(
+                run_dir, members, max_architectures, max_flops, tolerance, min_learners
+            )
     except DataError as exc:
         raise UserError(f"data: {exc}") from None
     except PluginError as exc:

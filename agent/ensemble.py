@@ -60,7 +60,8 @@ class Pruned(BaseModel):
 
 class EnsembleResult(BaseModel):
     members: int
-    candidates: int  # architectures with >= 2 learners
+    candidates: int  # architectures with >= min_learners learners
+    min_learners: int = 2
     tolerance: float  # relative, on predicted validation error
     max_architectures: int | None
     max_flops: int | None
@@ -103,28 +104,35 @@ def ensemble(
     max_architectures: int | None = None,
     max_flops: int | None = None,
     tolerance: float = 0.005,
+    min_learners: int = 2,
 ) -> EnsembleResult:
     from edas_agent.door import build_evaluator
 
     config = load_config(folder / "config.yaml", {})
     records = read_records(folder)
     store = LearnerStore(build_evaluator(config), folder / "learners")  # read, never trained
-    candidates = load_candidates(records, store)
+    candidates = load_candidates(records, store, min_learners)
     result = analyse(candidates, members or config.members, max_architectures, max_flops,
                      tolerance, incumbent_hash(records))  # fmt: skip
+    result = result.model_copy(update={"min_learners": max(2, min_learners)})
     (folder / ENSEMBLE).write_text(result.model_dump_json(indent=2))
     return result
 
 
-def load_candidates(records: list[Record], store: LearnerStore) -> Candidates:
+def load_candidates(
+    records: list[Record], store: LearnerStore, min_learners: int = 2
+) -> Candidates:
+    """Every evaluated, non-failed architecture with at least `min_learners` stored learners
+    (4 keeps those that reached confirmation: fewer lucky 2-learner draws to choose from)."""
     first_step: dict[str, int] = {}
     for record in records:
         if record.stats is not None and record.arch_hash and record.status != "failed":
             first_step.setdefault(record.arch_hash, record.step)
     pools = {h: store.get(h) for h in first_step}
-    usable = [h for h, pool in pools.items() if pool is not None and len(pool) >= 2]
+    least = max(2, min_learners)
+    usable = [h for h, pool in pools.items() if pool is not None and len(pool) >= least]
     if not usable:
-        raise UserError("the run has no evaluated architecture with 2 stored learners")
+        raise UserError(f"the run has no evaluated architecture with {least} stored learners")
     evaluator = store.evaluator
     chosen = [pools[h] for h in usable]
     return Candidates(

@@ -30,6 +30,8 @@ Arms (`--arms`, comma-separated):
     mixture        no search of its own: the best mixture of --members members over every
                    architecture the edas arm evaluated (agent/ensemble.py), chosen on
                    validation from the stored learners, at no extra training
+    mixture-confirmed   the same over the architectures with >= 4 learners (those that
+                   reached confirmation), as `edas-agent ensemble --min-learners 4`
 Writes results.json, tables.md and compute.png to --out (default runs/search_value/<data>);
 judged ensembles are cached in judge.json there, so a rerun with more arms trains only what
 is new.
@@ -71,6 +73,7 @@ class Arm:
     overrides: dict[str, Any]
     sets_compute: bool = False  # the arm whose spend every other arm matches
     mixes_reference: bool = False  # no search: the best mixture of the reference's candidates
+    min_learners: int = 2  # of the architectures a mixture may use
 
 
 def arms(honest_members: int) -> dict[str, Arm]:
@@ -87,6 +90,7 @@ def arms(honest_members: int) -> dict[str, Arm]:
             Arm("random", {"llm.provider": "random"}),
             Arm("honest", {"members": m, "evaluator.learners": m, "gate.confirm": False}),
             Arm("mixture", {}, mixes_reference=True),
+            Arm("mixture-confirmed", {}, mixes_reference=True, min_learners=4),
         )
     }
 
@@ -225,7 +229,9 @@ def judged_ensemble(key: str, overrides: dict[str, Any], parts: Parts,
     }
 
 
-def best_mixtures(run: Searched, overrides: dict[str, Any], members: int) -> dict[float, Parts]:
+def best_mixtures(
+    run: Searched, overrides: dict[str, Any], members: int, min_learners: int
+) -> dict[float, Parts]:
     """The best mixture of `members` members (on validation, agent/ensemble.py) over the
     architectures `run` had evaluated after each share of its compute."""
     evaluator = evaluator_for(overrides)
@@ -236,7 +242,7 @@ def best_mixtures(run: Searched, overrides: dict[str, Any], members: int) -> dic
         # the start always counts, as it does for incumbent(): it is where every arm begins
         so_far = [r for i, (r, spent) in enumerate(zip(run.records, run.spend, strict=True))
                   if i == 0 or spent <= share * run.compute]  # fmt: skip
-        candidates = load_candidates(so_far, store)
+        candidates = load_candidates(so_far, store, min_learners)
         counts = best_counts(candidates, members)
         chosen = zip(candidates.hashes, counts, strict=True)
         mixtures[share] = [(documents[h], int(n)) for h, n in chosen if n]
@@ -309,7 +315,8 @@ def run_searches(
             if run.arm == reference.name:
                 for arm in chosen:
                     if arm.mixes_reference:
-                        mixtures = best_mixtures(run, {**base, "seed": seed}, options.members)
+                        overrides = {**base, "seed": seed}
+                        mixtures = best_mixtures(run, overrides, options.members, arm.min_learners)
                         finished.append(replace(run, arm=arm.name, mixtures=mixtures))
                         runs[(seed, arm.name)] = finished[-1]
                     elif arm is not reference:
@@ -439,10 +446,12 @@ def tables(result: dict[str, Any]) -> str:
         mine = [r for r in rows if r["arm"] == arm]
         cells = [_mean_sd(np.array([r["anytime"][str(f)] for r in mine]), 5) for f in FRACTIONS]
         lines.append(f"| {arm} | " + " | ".join(cells) + " |")
-    mixed = [r["architectures"] for r in rows if "architectures" in r]
-    if mixed:
-        lines += ["", f"The mixture arm's final mixtures hold {np.mean(mixed):.1f} architectures "
-                  f"on average (proposals and accepted: the edas search it mixes)."]  # fmt: skip
+    for arm in arms_seen:
+        mixed = [r["architectures"] for r in rows if r["arm"] == arm and "architectures" in r]
+        if not mixed:
+            continue
+        lines += ["", f"The {arm} arm's final mixtures hold {np.mean(mixed):.1f} architectures "
+                  "on average (proposals and accepted: the edas search it mixes)."]  # fmt: skip
     verdicts = [v for r in rows for v in r.get("accepted_improved", [])]
     if verdicts:
         lines += [

@@ -69,6 +69,16 @@ def test_limits_on_architectures_and_flops(run_folder: Path):
     assert tight.mixture.flops <= 3 * cheapest and tight.mixture.members <= 3
 
 
+def test_min_learners_keeps_only_architectures_with_that_many(run_folder: Path):
+    every = ensemble(run_folder, members=8)
+    confirmed = ensemble(run_folder, members=8, min_learners=4)
+    pools = {p.stem: len(np.load(p)["val"]) for p in (run_folder / "learners").glob("*.npz")}
+    assert confirmed.candidates == sum(k >= 4 for k in pools.values()) < every.candidates
+    assert confirmed.min_learners == 4
+    for choice in (confirmed.mixture, confirmed.homogeneous, *confirmed.front):
+        assert all(pools[m.arch_hash] >= 4 for m in choice.composition)
+
+
 def test_verify_mixture_trains_fresh_members_once(run_folder: Path):
     ensemble(run_folder, members=4)
     trained: list[tuple[str, int]] = []
