@@ -166,7 +166,11 @@ def analyse(
     affordable = [counts for counts in pool if max_flops is None or counts @ c.flops <= max_flops]
     if max_flops is not None:
         if not affordable:
-            raise UserError(f"no ensemble fits --max-flops {max_flops}")
+            cheapest = int(c.flops.min())
+            raise UserError(
+                f"no ensemble fits --max-flops {max_flops}: one member of the cheapest "
+                f"architecture costs {cheapest:,} FLOPs per example"
+            )
         best = _lowest(c.val, affordable)
     homogeneous = _homogeneous(c, members, int(np.argmin(c.val.C.diagonal() + c.val.D / members)))
     current = c.hashes.index(incumbent) if incumbent in c.hashes else None
