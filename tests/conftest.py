@@ -1,4 +1,5 @@
-"""Shared fixtures: a small synthetic dataset and a fast configuration for loop tests."""
+"""Shared fixtures: a small synthetic dataset, a fast configuration for loop tests, and a
+finished search on them."""
 
 from __future__ import annotations
 
@@ -57,3 +58,22 @@ def fast_config(table_csv: Path, tmp_path: Path) -> Config:
             "evaluator.device": "cpu",
         },
     )
+
+
+@pytest.fixture
+def searched(fast_config: Config):
+    """A finished builtin search of `budget` proposals on the toy table: its run folder."""
+    from edas_agent.config import dump_config
+    from edas_agent.evaluators.tabular.evaluator import TabularEvaluator
+    from edas_agent.journal import Journal
+    from edas_agent.loop import Search
+    from edas_agent.proposers.builtin import BuiltinProposer
+
+    def search(budget: int, proposer_seed: int) -> Path:
+        config = fast_config.model_copy(update={"budget": budget})
+        evaluator = TabularEvaluator(config.data, config.evaluator, config.seed)
+        journal = Journal.create(Path(config.runs_dir), config.name, dump_config(config))
+        Search(config, evaluator, BuiltinProposer(proposer_seed)).run(journal)
+        return journal.folder
+
+    return search

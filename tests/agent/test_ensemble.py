@@ -6,24 +6,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edas_agent.config import Config, dump_config
 from edas_agent.ensemble import ENSEMBLE, ensemble
 from edas_agent.evaluators.tabular.evaluator import TabularEvaluator
 from edas_agent.gate import statistics
-from edas_agent.journal import Journal, read_records
-from edas_agent.loop import Search
-from edas_agent.proposers.builtin import BuiltinProposer
+from edas_agent.journal import read_records
 from edas_agent.verify import MIXTURE_FIRST, VERIFY_MIXTURE, verify_mixture
 from tests.agent.test_cli import invoke, only_run_folder
 
 
 @pytest.fixture
-def run_folder(fast_config: Config) -> Path:
-    config = fast_config.model_copy(update={"budget": 6})
-    evaluator = TabularEvaluator(config.data, config.evaluator, config.seed)
-    journal = Journal.create(Path(config.runs_dir), config.name, dump_config(config))
-    Search(config, evaluator, BuiltinProposer(1)).run(journal)
-    return journal.folder
+def run_folder(searched) -> Path:
+    return searched(6, proposer_seed=1)
 
 
 def test_ensemble_of_a_run(run_folder: Path):

@@ -5,22 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from edas_agent.config import Config, dump_config
+from edas_agent.config import Config
 from edas_agent.errors import UserError
-from edas_agent.evaluators.tabular.evaluator import TabularEvaluator
-from edas_agent.journal import Journal
-from edas_agent.loop import Search
-from edas_agent.proposers.builtin import BuiltinProposer
 from edas_agent.replay import replay
 
 
 @pytest.fixture
-def run_folder(fast_config: Config) -> Path:
-    config = fast_config.model_copy(update={"budget": 8})
-    evaluator = TabularEvaluator(config.data, config.evaluator, config.seed)
-    journal = Journal.create(Path(config.runs_dir), config.name, dump_config(config))
-    Search(config, evaluator, BuiltinProposer(config.seed)).run(journal)
-    return journal.folder
+def run_folder(searched, fast_config: Config) -> Path:
+    return searched(8, proposer_seed=fast_config.seed)
 
 
 def rewrite(folder: Path, step: int, change) -> None:

@@ -7,22 +7,16 @@ import numpy as np
 import pytest
 
 from edas_agent.calibrate import calibrate, cohens_kappa
-from edas_agent.config import Config, dump_config
+from edas_agent.config import Config
 from edas_agent.evaluators.tabular.evaluator import TabularEvaluator
-from edas_agent.journal import Journal, read_records
+from edas_agent.journal import read_records
 from edas_agent.learners import LearnerStore
-from edas_agent.loop import Search
-from edas_agent.proposers.builtin import BuiltinProposer
 from edas_agent.verify import choose_records, ensemble_sizes, realised_error, verify
 
 
 @pytest.fixture
-def run_folder(fast_config: Config) -> Path:
-    config = fast_config.model_copy(update={"budget": 4})
-    evaluator = TabularEvaluator(config.data, config.evaluator, config.seed)
-    journal = Journal.create(Path(config.runs_dir), config.name, dump_config(config))
-    Search(config, evaluator, BuiltinProposer(1)).run(journal)
-    return journal.folder
+def run_folder(searched) -> Path:
+    return searched(4, proposer_seed=1)
 
 
 def test_ensemble_sizes():
