@@ -271,14 +271,15 @@ def ensemble_tables(result) -> list[Table]:
 
 
 def verify_mixture_table(result: dict) -> Table:
+    from edas_agent.ensemble import Member, summary
+
     M = result["members"]
     table = Table(title=f"Predicted vs realised {M}-member ensembles, members with fresh seeds")
     for column in ("ensemble", "composition (step x members)", "val pred", "val real",
                    "rel err", "test pred", "test real", "rel err"):  # fmt: skip
         table.add_column(column, justify="left" if column[0] in "ec" else "right")
     for name, row in result["ensembles"].items():
-        parts = sorted(row["composition"], key=lambda member: -member["members"])
-        cells = [name, " + ".join(f"{m['step']}x{m['members']}" for m in parts)]
+        cells = [name, summary([Member.model_validate(m) for m in row["composition"]])]
         for split in ("val", "test"):
             s = row[split]
             cells += [

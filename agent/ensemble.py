@@ -45,9 +45,13 @@ class Choice(BaseModel):
     composition: list[Member]
 
     def summary(self) -> str:
-        """'12x30 + 3x20': step x members, largest part first."""
-        parts = sorted(self.composition, key=lambda member: -member.members)
-        return " + ".join(f"{member.step}x{member.members}" for member in parts)
+        return summary(self.composition)
+
+
+def summary(composition: list[Member]) -> str:
+    """'12x30 + 3x20': step x members, largest part first."""
+    parts = sorted(composition, key=lambda member: -member.members)
+    return " + ".join(f"{member.step}x{member.members}" for member in parts)
 
 
 class Pruned(BaseModel):
