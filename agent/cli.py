@@ -170,7 +170,14 @@ def replay(run_dir: Annotated[Path, typer.Argument(help="A run folder under runs
         for mismatch in report.mismatches:
             report_error("mismatch", mismatch)
         raise typer.Exit(1)
-    console.print(f"{report.checked} decisions re-derived from the log: all agree.")
+    for note in report.notes:
+        console.print(f"[yellow]note:[/yellow] {note}")
+    recomputed = (
+        f"; {report.recomputed} mixture rounds recomputed from the stored learners"
+        if report.recomputed
+        else ""
+    )
+    console.print(f"{report.checked} decisions re-derived from the log{recomputed}: all agree.")
 
 
 @app.command()

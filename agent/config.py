@@ -78,6 +78,23 @@ class GateSettings(_Section):
     confirm_learners: int = Field(2, ge=1, le=64, description="Fresh learners per confirmation.")
 
 
+class SearchSettings(_Section):
+    target: Literal["single", "mixture"] = Field(
+        "single",
+        description="What the search improves. single: one architecture, deployed as M "
+        "copies (the gate compares E_M). mixture: an ensemble of several architectures; a "
+        "candidate is accepted when the best mixture of the current mixture's architectures "
+        "plus the candidate predicts a lower M-member error (agent/mixture_gate.py).",
+    )
+    max_architectures: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="search.target mixture: most different architectures in the mixture "
+        "(each one is a model to build and serve); unset: no limit.",
+    )
+
+
 class Price(_Section):
     """US dollars per million tokens."""
 
@@ -211,6 +228,7 @@ class Config(_Section):
     space: SpaceSettings = Field(default_factory=SpaceSettings)
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
     gate: GateSettings = Field(default_factory=GateSettings)
+    search: SearchSettings = Field(default_factory=SearchSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
 
     @model_validator(mode="after")
@@ -222,6 +240,11 @@ class Config(_Section):
             )
         if self.gate.rule == "logloss" and self.data.task == "regression":
             raise ValueError("gate.rule 'logloss' needs a classification task")
+        if self.search.target == "mixture" and self.gate.rule != "exact":
+            raise ValueError(
+                "search.target 'mixture' decides on the squared-loss mixture error, which "
+                f"gate.rule 'exact' generalises; gate.rule {self.gate.rule!r} cannot be used"
+            )
         if self.llm.provider == "replay" and not self.llm.replay_from:
             raise ValueError("llm.provider 'replay' needs llm.replay_from (--replay-from RUN_DIR)")
         if self.llm.provider == "openai-compatible" and not self.llm.base_url:

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from edas_agent.costs import Spend
 from edas_agent.journal import Record
+from edas_agent.mixture_gate import summary
 
 STATUS_STYLE = {
     "accepted": "bold green",
@@ -82,6 +83,10 @@ class LiveDisplay:
                 f"E={s.E:.5f}  rho={s.rho:.4f}  predicted E_M(M={self.members})={s.E_M:.5f}"
                 f"  (k={s.k})",
             )
+        if self.baseline is not None and (judged := self.baseline.mixture()) is not None:
+            grid.add_row(
+                "mixture", f"{summary(judged.after)}  predicted E_mix={judged.E_after:.5f}"
+            )
         if self.last is not None:
             grid.add_row("last decision", _decision_text(self.last))
         tally = "  ".join(f"{status} {self.counts[status]}" for status in STATUS_STYLE)
@@ -95,18 +100,25 @@ class LiveDisplay:
 
 
 def trajectory_table(records: list[Record], title: str = "Accepted trajectory") -> Table:
+    """The accepted records; in a mixture search, with the mixture each one left (step x
+    members) and its predicted error, since that is what was accepted."""
+    mixtures = any(r.mixture() is not None for r in records)
     table = Table(title=title)
     table.add_column("step", justify="right", no_wrap=True)
     table.add_column("arch", no_wrap=True, min_width=12)
     table.add_column("k", justify="right", no_wrap=True)
     for column in ("E", "rho", "D", "E_M val", "E_M test", "params"):
         table.add_column(column, justify="right", no_wrap=True, min_width=7)
+    if mixtures:
+        table.add_column("mixture", overflow="fold")
+        for column in ("E_mix val", "E_mix test"):
+            table.add_column(column, justify="right", no_wrap=True, min_width=7)
     table.add_column("edits", overflow="fold", ratio=1)
     for record in records:
         s = record.carried()[0]
         if not record.accepted or s is None:
             continue
-        table.add_row(
+        cells = [
             str(record.step),
             record.arch_hash or "",
             str(s.k),
@@ -116,8 +128,15 @@ def trajectory_table(records: list[Record], title: str = "Accepted trajectory") 
             f"{s.E_M:.5f}",
             f"{record.test.stats.E_M:.5f}" if record.test else "",
             str(record.parameters or ""),
-            _edits_summary(record) or "(start)",
-        )
+        ]
+        if mixtures:
+            judged = record.mixture()
+            cells += (
+                [summary(judged.after), f"{judged.E_after:.5f}", f"{judged.test_after:.5f}"]
+                if judged is not None
+                else [f"{record.step}x{record.members}", f"{s.E_M:.5f}", cells[7]]
+            )
+        table.add_row(*cells, _edits_summary(record) or "(start)")
     return table
 
 
@@ -271,7 +290,7 @@ def ensemble_tables(result) -> list[Table]:
 
 
 def verify_mixture_table(result: dict) -> Table:
-    from edas_agent.ensemble import Member, summary
+    from edas_agent.ensemble import Member
 
     M = result["members"]
     table = Table(title=f"Predicted vs realised {M}-member ensembles, members with fresh seeds")

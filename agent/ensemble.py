@@ -23,6 +23,7 @@ from edas_agent.errors import UserError
 from edas_agent.journal import Record, read_records
 from edas_agent.learners import LearnerStore
 from edas_agent.mixture import Moments, best_mixture, greedy, local_search, mixture_error, moments
+from edas_agent.mixture_gate import summary
 
 ENSEMBLE = "ensemble.json"
 
@@ -46,12 +47,6 @@ class Choice(BaseModel):
 
     def summary(self) -> str:
         return summary(self.composition)
-
-
-def summary(composition: list[Member]) -> str:
-    """'12x30 + 3x20': step x members, largest part first."""
-    parts = sorted(composition, key=lambda member: -member.members)
-    return " + ".join(f"{member.step}x{member.members}" for member in parts)
 
 
 class Pruned(BaseModel):

@@ -21,6 +21,7 @@ from edas_agent.errors import UserError, describe_validation_error
 from edas_agent.gate import Judgement, Rule, Rules, Stats
 from edas_agent.learners import Cost
 from edas_agent.logloss import LogLossStats
+from edas_agent.mixture_gate import MixtureJudgement, Part
 from edas_agent.proposers.base import LLMUsage
 from edas_agent.uncertainty import Interval
 
@@ -45,6 +46,7 @@ class BaselineRef(BaseModel):
     arch_hash: str
     stats: Stats
     logloss: LogLossStats | None = None
+    mixture: list[Part] | None = None  # search.target mixture: the mixture it was judged against
 
 
 class GateRound(Judgement):
@@ -58,10 +60,15 @@ class GateRound(Judgement):
 
     kind: Literal["decision", "sequential", "confirmation"]
     cost: Cost = Cost()
+    # search.target mixture: the judgement that decided (accepted, reason, interval,
+    # confidence and min_effect above are its); stats, delta_E and rules describe the
+    # candidate beside the baseline architecture, for the prompt and the report
+    mixture: MixtureJudgement | None = None
 
 
 class Shrinkage(BaseModel):
-    """Predicted gain at decision and after confirmation: the winner's curse, measured."""
+    """Predicted gain at decision and after confirmation: the winner's curse, measured (of
+    E_mix, the mixture's predicted error, in a mixture search)."""
 
     delta_E_M_at_decision: float
     delta_E_M_confirmed: float
@@ -115,6 +122,18 @@ class Record(BaseModel):
         if self.rounds:
             return self.rounds[-1].stats, self.rounds[-1].logloss
         return self.stats, self.logloss
+
+    def mixture(self) -> MixtureJudgement | None:
+        """The mixture judgement that decided, in a mixture search."""
+        return self.rounds[-1].mixture if self.rounds else None
+
+    def predicted_error(self) -> float | None:
+        """What the search minimises, as this record predicts it if adopted: the mixture's
+        E_mix in a mixture search, the architecture's E_M otherwise."""
+        if (judged := self.mixture()) is not None:
+            return judged.E_after
+        stats = self.carried()[0]
+        return stats.E_M if stats is not None else None
 
 
 def utc_now() -> str:

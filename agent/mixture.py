@@ -24,7 +24,7 @@ import numpy as np
 
 from edas_agent.gate import residuals
 
-__all__ = ["Moments", "best_mixture", "mixture_error", "moments"]
+__all__ = ["Moments", "best_mixture", "example_terms", "mixture_error", "moments"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,27 @@ def mixture_error(m: Moments, counts: np.ndarray) -> float:
     counts = np.asarray(counts, dtype=np.float64)
     members = counts.sum()
     return float((counts @ m.C @ counts + counts @ m.D) / members**2)
+
+
+def example_terms(predictions: list[np.ndarray], y: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """t_i, one per example, whose mean is mixture_error(moments(predictions, y), counts):
+    what the paired bootstrap of a mixture decision resamples. O(A^2 n) for the A
+    architectures with members, so it is meant for the few of one mixture."""
+    counts = np.asarray(counts, dtype=np.float64)
+    used = np.flatnonzero(counts)
+    R = [residuals(predictions[a], y) for a in used]  # (k_a, n, C) each
+    sums = [r.sum(axis=0) for r in R]
+    terms = np.zeros(R[0].shape[1])
+    for i, a in enumerate(used):
+        for j, b in enumerate(used):
+            k_a, k_b = R[i].shape[0], R[j].shape[0]
+            shared = min(k_a, k_b)  # same-seed pairs, taken out as in `moments`
+            same_seed = np.einsum("knc,knc->n", R[i][:shared], R[j][:shared])
+            c = (np.sum(sums[i] * sums[j], axis=-1) - same_seed) / (k_a * k_b - shared)
+            terms += counts[a] * counts[b] * c
+            if a == b:  # D_a = E_a - C_aa, per example
+                terms += counts[a] * (np.sum(R[i] ** 2, axis=(0, 2)) / k_a - c)
+    return terms / counts.sum() ** 2
 
 
 def best_mixture(

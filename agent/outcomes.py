@@ -43,7 +43,7 @@ class Recorder:
             round=batch_start,
             edits=[e.operation() for e in proposal.edits],
             rationale=proposal.rationale,
-            baseline=baseline.ref(),
+            baseline=baseline.ref(with_mixture=self.config.search.target == "mixture"),
             llm=proposal.usage,
             attempts=proposal.attempts,
             **fields,
@@ -116,6 +116,9 @@ def _shrinkage(judged: Judged, baseline: Baseline) -> Shrinkage | None:
     """Predicted gain at decision and after confirmation: the winner's curse, measured."""
     if judged.rounds[-1].kind != "confirmation":
         return None
+    decided, confirmed = judged.rounds[-2].mixture, judged.rounds[-1].mixture
+    if decided is not None and confirmed is not None:  # a mixture search: of E_mix
+        return Shrinkage(delta_E_M_at_decision=decided.delta, delta_E_M_confirmed=confirmed.delta)
     return Shrinkage(
         delta_E_M_at_decision=judged.rounds[-2].stats.E_M - baseline.stats.E_M,
         delta_E_M_confirmed=judged.rounds[-1].stats.E_M - baseline.stats.E_M,

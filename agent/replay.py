@@ -5,6 +5,12 @@ re-decided from the logged statistics of the candidate and of the baseline it wa
 compared with, and checked against what was logged. The walk also checks that each
 proposal was compared with the baseline current at the time (as confirmed), that rounds
 follow the gate's protocol, and that E_M agrees with E and D for the run's M.
+
+A mixture search (`search.target: mixture`) is checked the same way, with each round
+re-decided by agent/mixture_gate.py from its logged errors and interval, and its mixture
+checked against the one the run had at the time. Then, since a mixture's errors are not
+functions of logged statistics, they are recomputed from the stored learners (which needs
+the run's data for the targets): both errors of every round, and the optimiser's choice.
 """
 
 from __future__ import annotations
@@ -13,8 +19,14 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from edas_agent.errors import UserError
 from edas_agent.gate import Stats, decide, ensemble_error
-from edas_agent.journal import GateRound, Record, read_records
+from edas_agent.journal import CONFIG, GateRound, Record, read_records
+from edas_agent.mixture import mixture_error, moments
+from edas_agent.mixture_gate import Part, best_counts_after, decide_mixture
+from edas_agent.state import mixture_of
 
 _TOLERANCE = 1e-12
 
@@ -24,6 +36,8 @@ class ReplayReport:
     records: list[Record]
     mismatches: list[str] = field(default_factory=list)
     checked: int = 0
+    recomputed: int = 0  # mixture rounds whose errors were recomputed from the learners
+    notes: list[str] = field(default_factory=list)  # what could not be checked, and why
 
     @property
     def ok(self) -> bool:
@@ -56,6 +70,7 @@ def replay(folder: Path) -> ReplayReport:
             if winner is not None:
                 report.mismatches.append(f"step {record.step}: a second acceptance in one round")
             winner = record
+    _recompute_mixtures(folder, proposals, report)
     return report
 
 
@@ -63,12 +78,12 @@ def _check_outranking(record: Record, by_step: dict[int, Record], report: Replay
     if record.outranked_by is None:
         return
     best = by_step.get(record.outranked_by)
-    own, theirs = record.carried()[0], best.carried()[0] if best else None
+    own, theirs = record.predicted_error(), best.predicted_error() if best else None
     if best is None or not best.accepted or best.round != record.round or theirs is None:
         report.mismatches.append(f"step {record.step}: outranked by a step that was not accepted")
-    elif own is None or not theirs.E_M < own.E_M:
+    elif own is None or not theirs < own:
         report.mismatches.append(
-            f"step {record.step}: outranked by step {best.step} with no lower E_M"
+            f"step {record.step}: outranked by step {best.step} with no lower predicted error"
         )
 
 
@@ -85,6 +100,11 @@ def _check_record(record: Record, baseline: Record, report: ReplayReport) -> Non
     if ref.stats != base_stats or ref.logloss != base_logloss:
         report.mismatches.append(
             f"step {step}: logged baseline statistics differ from step {baseline.step}'s"
+        )
+    if record.mixture() is not None and ref.mixture != mixture_of(baseline):
+        report.mismatches.append(
+            f"step {step}: judged against mixture {ref.mixture}, but the run's mixture after "
+            f"step {baseline.step} was {mixture_of(baseline)}"
         )
     first = record.rounds[0]
     _check_stats(step, record.stats, record.members, report)
@@ -129,6 +149,9 @@ def _check_round(
     pair = None
     if base_logloss is not None and round_.logloss is not None:
         pair = (base_logloss, round_.logloss)
+    if round_.mixture is not None:
+        _check_mixture_round(record, where, round_, base, pair, report)
+        return
     try:
         decision = decide(
             base,
@@ -156,6 +179,91 @@ def _check_round(
         report.mismatches.append(
             f"{where}: delta_E {round_.delta_E!r} logged, {decision.delta_E!r} re-derived"
         )
+
+
+def _check_mixture_round(
+    record: Record, where: str, round_: GateRound, base: Stats, pair, report: ReplayReport
+) -> None:
+    """Re-decide a mixture round from its logged errors and interval; its statistics beside
+    the baseline architecture are re-derived too (they decide nothing)."""
+    judged = round_.mixture
+    assert judged is not None and record.arch_hash is not None and record.baseline is not None
+    if judged.before != record.baseline.mixture:
+        report.mismatches.append(f"{where}: judged against another mixture than the record's")
+    accepted, _ = decide_mixture(
+        record.arch_hash, judged.before, judged.after, judged.E_before, judged.E_after,
+        judged.interval, judged.confidence, judged.min_effect,
+    )  # fmt: skip
+    logged = (round_.accepted, round_.interval, round_.confidence, round_.min_effect)
+    if logged != (judged.accepted, judged.interval, judged.confidence, judged.min_effect):
+        report.mismatches.append(f"{where}: the round and its mixture judgement differ")
+    if accepted != judged.accepted:
+        verdict = "accepted" if accepted else "rejected"
+        report.mismatches.append(
+            f"{where}: logged accepted={judged.accepted}, re-derived {verdict}"
+        )
+    if sum(p.members for p in judged.after) != record.members:
+        report.mismatches.append(f"{where}: the mixture does not have M = {record.members} members")
+    alone = decide(base, round_.stats, record.members, record.rule, logloss=pair)
+    if (alone.rules, alone.delta_E) != (round_.rules, round_.delta_E):
+        report.mismatches.append(f"{where}: statistics beside the baseline re-derive otherwise")
+
+
+def _recompute_mixtures(folder: Path, proposals: list[Record], report: ReplayReport) -> None:
+    """Both errors of every mixture round, and the optimiser's choice, from the learners."""
+    rounds = [(r, round_) for r in proposals for round_ in r.rounds if round_.mixture]
+    if not rounds:
+        return
+    from edas_agent.config import load_config
+    from edas_agent.door import build_evaluator
+    from edas_agent.learners import LearnerStore
+
+    try:
+        config = load_config(folder / CONFIG, {})
+        evaluator = build_evaluator(config)
+    except UserError as exc:
+        report.notes.append(f"mixture errors not recomputed: the run's data: {exc}")
+        return
+    store = LearnerStore(evaluator, folder / "learners")
+    missing = [
+        record.step
+        for record, round_ in rounds
+        if not _recompute_round(record, round_, store, config.search.max_architectures, report)
+    ]
+    if missing:
+        report.notes.append(
+            f"mixture errors not recomputed at steps {sorted(set(missing))}: learners missing "
+            f"from {folder / 'learners'}"
+        )
+
+
+def _recompute_round(record, round_: GateRound, store, max_architectures, report) -> bool:
+    """False when the round's learners are not all stored."""
+    judged = round_.mixture
+    assert judged is not None and record.arch_hash is not None
+    newcomer = Part(
+        step=record.step, arch_hash=record.arch_hash, members=0, learners=round_.stats.k
+    )
+    parts = [*judged.before, newcomer]
+    pools = [store.get(p.arch_hash) for p in parts]
+    if any(pool is None or len(pool) < p.learners for pool, p in zip(pools, parts, strict=True)):
+        return False
+    val = [pool.val[: p.learners] for pool, p in zip(pools, parts, strict=True)]
+    m = moments(val, store.evaluator.y_val)
+    old = np.array([p.members for p in judged.before] + [0], dtype=np.float64)
+    new = best_counts_after(m, old, record.members, max_architectures)
+    where = f"step {record.step} ({round_.kind})"
+    chosen = {p.arch_hash: int(n) for p, n in zip(parts, new, strict=True) if n}
+    if chosen != {p.arch_hash: p.members for p in judged.after}:
+        report.mismatches.append(f"{where}: the optimiser now chooses another mixture")
+    for name, logged, counts in (("before", judged.E_before, old), ("after", judged.E_after, new)):
+        again = mixture_error(m, counts)
+        if not math.isclose(logged, again, rel_tol=1e-9, abs_tol=1e-12):
+            report.mismatches.append(
+                f"{where}: E_mix {name} {logged!r} logged, {again!r} from the learners"
+            )
+    report.recomputed += 1
+    return True
 
 
 def _check_stats(step: int, s: Stats | None, members: int, report: ReplayReport) -> None:

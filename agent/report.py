@@ -66,18 +66,26 @@ def _evaluated(records: list[Record]) -> list[Record]:
 
 
 def _trajectory(records: list[Record]):
+    """The predicted error the search minimises (E_M, or E_mix in a mixture search) of the
+    baseline and of every judged proposal had it been adopted."""
+    name = "E_mix" if any(r.mixture() is not None for r in records) else "E_M"
     figure, axes = plt.subplots(figsize=(9, 4.5))
     steps, levels, current = [], [], None
     for record in records:
         if record.accepted:
-            current = record.carried()[0].E_M
+            current = record.predicted_error()
         steps.append(record.step)
         levels.append(current)
     axes.step(
-        steps, levels, where="post", color="black", linewidth=2, label="baseline (predicted E_M)"
+        steps,
+        levels,
+        where="post",
+        color="black",
+        linewidth=2,
+        label=f"baseline (predicted {name})",
     )
     _scatter_by_status(
-        axes, [((r.step, r.carried()[0].E_M), r.status) for r in _evaluated(records)]
+        axes, [((r.step, r.predicted_error()), r.status) for r in _evaluated(records)]
     )
     unjudged = [r.step for r in records if r.event == "proposal" and r.carried()[0] is None]
     if unjudged:
@@ -86,7 +94,7 @@ def _trajectory(records: list[Record]):
             unjudged, [bottom] * len(unjudged), marker="x", color="grey", label="invalid / failed"
         )
     axes.set_xlabel("step")
-    axes.set_ylabel(f"predicted E_M (M = {records[0].members})")
+    axes.set_ylabel(f"predicted {name} (M = {records[0].members})")
     axes.set_title("Predicted ensemble error: baseline and every proposal")
     axes.legend(fontsize=8)
     return figure

@@ -18,7 +18,7 @@ class RunSummary(BaseModel):
     steps: int
     budget: int | None
     best_step: int | None
-    best_E_M: float | None
+    best_E_M: float | None  # E_mix, the mixture's, in a mixture search
     accepted: int
     learners: int
     llm_cost: float
@@ -59,7 +59,7 @@ def _summary(folder: Path, records) -> RunSummary:
         steps=steps,
         budget=budget,
         best_step=best.step if best else None,
-        best_E_M=best.carried()[0].E_M if best and best.carried()[0] else None,
+        best_E_M=best.predicted_error() if best else None,
         accepted=sum(r.accepted for r in records if r.event == "proposal"),
         learners=sum(r.cost.learners_trained for r in records),
         llm_cost=Spend.of(r.llm for r in records).cost,

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from edas_agent.gate import Stats
 from edas_agent.journal import BaselineRef, Record
 from edas_agent.logloss import LogLossStats
+from edas_agent.mixture_gate import Part
 
 Parse = Callable[[dict[str, Any]], BaseModel]
 
@@ -28,6 +29,9 @@ class Baseline:
     learners: int  # how many of its pool's learners its statistics use
     stats: Stats
     logloss: LogLossStats | None
+    # The ensemble the search has: in a mixture search the last accepted mixture, otherwise
+    # (and at the start) this architecture's M copies
+    mixture: list[Part]
 
     @classmethod
     def of(cls, record: Record, parse: Parse) -> Baseline:
@@ -43,12 +47,27 @@ class Baseline:
             learners=record.learners,
             stats=stats,
             logloss=logloss,
+            mixture=mixture_of(record),
         )
 
-    def ref(self) -> BaselineRef:
+    def ref(self, with_mixture: bool = False) -> BaselineRef:
         return BaselineRef(
-            step=self.step, arch_hash=self.arch_hash, stats=self.stats, logloss=self.logloss
+            step=self.step,
+            arch_hash=self.arch_hash,
+            stats=self.stats,
+            logloss=self.logloss,
+            mixture=self.mixture if with_mixture else None,
         )
+
+
+def mixture_of(record: Record) -> list[Part]:
+    """The ensemble an accepted record leaves the search with: its mixture judgement's
+    `after` in a mixture search, otherwise M copies of its architecture."""
+    if (judged := record.mixture()) is not None:
+        return judged.after
+    assert record.arch_hash is not None and record.learners is not None
+    return [Part(step=record.step, arch_hash=record.arch_hash, members=record.members,
+                 learners=record.learners)]  # fmt: skip
 
 
 @dataclass

@@ -25,6 +25,36 @@ class HistoryEntry(BaseModel):
     delta_E: float | None = None
     rho: float | None = None
     E_M: float | None = None
+    # a mixture search: the mixture's predicted error had it joined, the members it would
+    # get, and its residual cross-moment and correlation with the mixture it was judged by
+    E_mix: float | None = None
+    joined_members: int | None = None
+    cross: float | None = None
+    mixture_moment: float | None = None
+    correlation: float | None = None
+
+
+class MixtureMember(BaseModel):
+    """One architecture of the current mixture, as the prompt shows it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    step: int
+    members: int
+    E: float
+    D: float
+    E_M: float
+    architecture: dict[str, Any]
+
+
+class MixtureView(BaseModel):
+    """The current mixture of a mixture search (`search.target: mixture`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    E_mix: float  # predicted validation error of the M-member mixture
+    members: list[MixtureMember]
+    max_architectures: int | None = None
 
 
 class ProposalContext(BaseModel):
@@ -44,6 +74,7 @@ class ProposalContext(BaseModel):
     dataset: dict[str, Any]
     proposals: int = 1  # distinct proposals wanted this round
     evaluated_hashes: frozenset[str] = frozenset()
+    mixture: MixtureView | None = None  # a mixture search; the baseline is its newest member
 
 
 class LLMUsage(BaseModel):
