@@ -6,6 +6,7 @@ import pytest
 from edas_agent.gate import residuals, statistics
 from edas_agent.mixture import (
     best_mixture,
+    example_terms,
     greedy,
     local_search,
     mixture_error,
@@ -110,3 +111,16 @@ def test_greedy_path_and_rounding_sizes():
     assert rounded_simplex(m, 10, 3).sum() == 10
     worse = np.array([10.0, 0, 0])
     assert mixture_error(m, local_search(m, worse, 3)) <= mixture_error(m, worse)
+
+
+@pytest.mark.parametrize("classes", [None, 3])
+def test_example_terms_average_to_the_mixture_error(classes):
+    """What a mixture decision's bootstrap resamples has the mixture's error as its mean,
+    for unequal learner counts and an architecture with no members."""
+    rng = np.random.default_rng(4)
+    preds, y = learners(rng, 3, 5, classes=classes)
+    preds = [preds[0][:2], preds[1], preds[2][:3]]
+    counts = np.array([7, 0, 4])
+    terms = example_terms(preds, y, counts)
+    assert terms.shape == (len(y),)
+    assert terms.mean() == pytest.approx(mixture_error(moments(preds, y), counts), abs=1e-12)
