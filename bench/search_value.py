@@ -32,6 +32,10 @@ Arms (`--arms`, comma-separated):
                    validation from the stored learners, at no extra training
     mixture-confirmed   the same over the architectures with >= 4 learners (those that
                    reached confirmation), as `edas-agent ensemble --min-learners 4`
+    mixture-search the default with search.target mixture: a search whose baseline is a
+                   mixture and whose gate accepts newcomers that lower the mixture's
+                   predicted error; judged on its incumbent mixture, re-optimised for
+                   --members members over that mixture's architectures on validation
 Writes results.json, tables.md and compute.png to --out (default runs/search_value/<data>);
 judged ensembles are cached in judge.json there, so a rerun with more arms trains only what
 is new.
@@ -61,6 +65,7 @@ from edas_agent.ensemble import best_counts, load_candidates
 from edas_agent.evaluators.base import canonical_hash
 from edas_agent.journal import Record
 from edas_agent.learners import LearnerStore
+from edas_agent.state import mixture_of
 from edas_agent.verify import realised_error
 
 JUDGE_FIRST = 1_000_000  # learner indices of the judge; a search uses 0 .. a few dozen
@@ -73,6 +78,7 @@ class Arm:
     overrides: dict[str, Any]
     sets_compute: bool = False  # the arm whose spend every other arm matches
     mixes_reference: bool = False  # no search: the best mixture of the reference's candidates
+    searches_mixtures: bool = False  # its incumbent is a mixture (search.target mixture)
     min_learners: int = 2  # of the architectures a mixture may use
 
 
@@ -91,6 +97,7 @@ def arms(honest_members: int) -> dict[str, Arm]:
             Arm("honest", {"members": m, "evaluator.learners": m, "gate.confirm": False}),
             Arm("mixture", {}, mixes_reference=True),
             Arm("mixture-confirmed", {}, mixes_reference=True, min_learners=4),
+            Arm("mixture-search", {"search.target": "mixture"}, searches_mixtures=True),
         )
     }
 
@@ -242,11 +249,36 @@ def best_mixtures(
         # the start always counts, as it does for incumbent(): it is where every arm begins
         so_far = [r for i, (r, spent) in enumerate(zip(run.records, run.spend, strict=True))
                   if i == 0 or spent <= share * run.compute]  # fmt: skip
-        candidates = load_candidates(so_far, store, min_learners)
-        counts = best_counts(candidates, members)
-        chosen = zip(candidates.hashes, counts, strict=True)
-        mixtures[share] = [(documents[h], int(n)) for h, n in chosen if n]
+        mixtures[share] = best_parts(load_candidates(so_far, store, min_learners), documents,
+                                     members)  # fmt: skip
     return mixtures
+
+
+def incumbent_mixtures(
+    run: Searched, overrides: dict[str, Any], members: int, reference_compute: int
+) -> dict[float, Parts]:
+    """A mixture search's incumbent mixture after each share of the reference's compute,
+    re-optimised for `members` members (the search optimised it for the run's M) over that
+    mixture's architectures, from the stored learners, on validation."""
+    store = LearnerStore(evaluator_for(overrides), run.folder / "learners")
+    documents = {r.arch_hash: r.architecture for r in run.records if r.arch_hash}
+    mixtures = {}
+    for share in FRACTIONS:
+        incumbent = run.records[0]
+        for record, spent in zip(run.records, run.spend, strict=True):
+            if spent <= share * reference_compute and record.accepted:
+                incumbent = record
+        parts = mixture_of(incumbent)
+        hashes = {p.arch_hash for p in parts}
+        candidates = load_candidates([r for r in run.records if r.arch_hash in hashes], store)
+        mixtures[share] = best_parts(candidates, documents, members)
+    return mixtures
+
+
+def best_parts(candidates, documents: dict[str, Any], members: int) -> Parts:
+    counts = best_counts(candidates, members)
+    chosen = zip(candidates.hashes, counts, strict=True)
+    return [(documents[h], int(n)) for h, n in chosen if n]
 
 
 def accepted_steps(run: Searched) -> list[tuple[dict[str, Any], dict[str, Any]]]:
@@ -307,6 +339,11 @@ def run_searches(
                 judge.store(*done.result())
                 continue
             run = done.result()
+            if catalogue_arm(chosen, run.arm).searches_mixtures:
+                compute = runs[(seed, reference.name)].compute
+                overrides = {**base, "seed": seed}
+                mixtures = incumbent_mixtures(run, overrides, options.members, compute)
+                run = replace(run, mixtures=mixtures)
             runs[(seed, run.arm)] = run
             print(f"seed {seed}: {run.arm}: {run.compute} learner-epochs, "
                   f"{sum(r.event == 'proposal' for r in run.records)} proposals, "
@@ -329,6 +366,10 @@ def run_searches(
                     if future is not None:
                         pending[future] = None
     return runs
+
+
+def catalogue_arm(chosen: list[Arm], name: str) -> Arm:
+    return next(arm for arm in chosen if arm.name == name)
 
 
 @contextmanager

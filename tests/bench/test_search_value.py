@@ -22,13 +22,16 @@ def load_bench():
 def test_every_arm_gets_the_reference_compute_and_a_judged_result(tmp_path: Path):
     bench = load_bench()
     bench.main(["--data", "synthetic:1500:4", "--seeds", "1", "--budget", "3", "--members", "3",
-                "--arms", "edas,random,honest,mixture,mixture-confirmed,no-floor", "--jobs", "1",
+                "--arms", "edas,random,honest,mixture,mixture-confirmed,no-floor,mixture-search",
+                "--jobs", "1",
                 "--out", str(tmp_path)])  # fmt: skip
     result = json.loads((tmp_path / "results.json").read_text())
     rows = {row["arm"]: row for row in result["rows"]}
-    assert set(rows) == {"edas", "random", "honest", "mixture", "mixture-confirmed", "no-floor"}
+    assert set(rows) == {"edas", "random", "honest", "mixture", "mixture-confirmed", "no-floor",
+                         "mixture-search"}  # fmt: skip
     assert rows["mixture"]["compute"] == rows["edas"]["compute"]  # it trains nothing more
-    assert rows["mixture"]["architectures"] >= 1
+    assert rows["mixture"]["architectures"] >= 1 and rows["mixture-search"]["architectures"] >= 1
+    assert "target: mixture" in (Path(rows["mixture-search"]["folder"]) / "config.yaml").read_text()
     floors = {arm: _min_effect(rows[arm]["folder"]) for arm in ("edas", "no-floor")}
     assert floors == {"edas": "0.5", "no-floor": "null"}
     reference = rows["edas"]["compute"]
