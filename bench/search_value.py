@@ -491,8 +491,10 @@ def tables(result: dict[str, Any]) -> str:
         mixed = [r["architectures"] for r in rows if r["arm"] == arm and "architectures" in r]
         if not mixed:
             continue
+        whose = " (proposals and accepted: the edas search it mixes)" if arms(8)[
+            arm].mixes_reference else ""  # fmt: skip
         lines += ["", f"The {arm} arm's final mixtures hold {np.mean(mixed):.1f} architectures "
-                  "on average (proposals and accepted: the edas search it mixes)."]  # fmt: skip
+                  f"on average{whose}."]  # fmt: skip
     verdicts = [v for r in rows for v in r.get("accepted_improved", [])]
     if verdicts:
         lines += [
