@@ -205,16 +205,7 @@ def decide(
         )
     else:
         reason = _reason(baseline, candidate, members, rule, passed)
-    if interval is not None:
-        bound = "<" if interval.upper < 0 else ">="
-        gate = " (deciding)" if confidence is not None else ""
-        reason += (
-            f"; {interval.confidence:.0%} upper bound of dE_M {interval.upper:+.6f} {bound} 0"
-            f"{gate}, P(better)={interval.p_improve:.2f}"
-        )
-    if min_effect is not None:
-        verdict = ">=" if large_enough else "<"
-        reason += f"; gain {gain:.6f} {verdict} min effect {min_effect:.6f}"
+    reason += evidence(interval, confidence, gain, min_effect)
     return Decision(
         delta_E=candidate.E - baseline.E,
         rules=rules,
@@ -225,6 +216,29 @@ def decide(
         accepted=accepted,
         reason=reason,
     )
+
+
+def evidence(
+    interval: Interval | None,
+    confidence: float | None,
+    gain: float,
+    min_effect: float | None,
+    quantity: str = "dE_M",
+) -> str:
+    """The part of a decision's reason beyond the rule: the interval of the difference
+    (`quantity`), and the gain against the floor, each when there is one."""
+    text = ""
+    if interval is not None:
+        bound = "<" if interval.upper < 0 else ">="
+        deciding = " (deciding)" if confidence is not None else ""
+        text += (
+            f"; {interval.confidence:.0%} upper bound of {quantity} {interval.upper:+.6f} "
+            f"{bound} 0{deciding}, P(better)={interval.p_improve:.2f}"
+        )
+    if min_effect is not None:
+        verdict = ">=" if gain >= min_effect else "<"
+        text += f"; gain {gain:.6f} {verdict} min effect {min_effect:.6f}"
+    return text
 
 
 def deciding_delta(

@@ -32,6 +32,7 @@ from typing import Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from edas_agent.gate import evidence
 from edas_agent.learners import Pool
 from edas_agent.mixture import Moments, best_mixture, example_terms, mixture_error, moments
 from edas_agent.uncertainty import Interval, paired_bootstrap
@@ -104,13 +105,12 @@ def judge_mixture(
     parts = [*before, candidate]
     val = [pools[p.arch_hash].val[: p.learners] for p in parts]
     test = [pools[p.arch_hash].test[: p.learners] for p in parts]
-    on_val, on_test = moments(val, y_val), moments(test, y_test)
-    old = np.array([p.members for p in before] + [0], dtype=np.float64)
-    new = best_counts_after(on_val, old, members, max_architectures)
+    on_val, old, new = reoptimise(val, y_val, before, members, max_architectures)
+    on_test = moments(test, y_test)
     delta = example_terms(val, y_val, new) - example_terms(val, y_val, old)
     level = confidence if confidence is not None else interval_level
     interval = paired_bootstrap(delta, level, resamples, seed)
-    after = [p.model_copy(update={"members": int(n)}) for p, n in zip(parts, new, strict=True) if n]
+    after = composition(parts, new)
     E_before, E_after = mixture_error(on_val, old), mixture_error(on_val, new)
     accepted, reason = decide_mixture(
         candidate.arch_hash, before, after, E_before, E_after, interval, confidence, min_effect
@@ -137,14 +137,28 @@ def judge_mixture(
     )
 
 
-def best_counts_after(
-    m: Moments, old: np.ndarray, members: int, max_architectures: int | None
-) -> np.ndarray:
-    """The best integer mixture over all of m's architectures; the current one (`old`) wins
-    ties, so a candidate must strictly improve the prediction to get members."""
+def reoptimise(
+    val: list[np.ndarray],
+    y_val: np.ndarray,
+    before: list[Part],
+    members: int,
+    max_architectures: int | None,
+) -> tuple[Moments, np.ndarray, np.ndarray]:
+    """The validation moments of the mixture's architectures plus the candidate (last in
+    `val`), the current counts (the candidate's 0) and the best integer mixture over all of
+    them. The current mixture wins ties, so a candidate must strictly improve the
+    prediction to get members. `replay` calls this too, to re-derive the choice."""
+    m = moments(val, y_val)
+    old = np.array([p.members for p in before] + [0], dtype=np.float64)
     limit = max_architectures or len(m)
     found = [old, *best_mixture(m, members, limit).values()]
-    return min(found, key=lambda counts: mixture_error(m, counts))
+    return m, old, min(found, key=lambda counts: mixture_error(m, counts))
+
+
+def composition(parts: list[Part], counts: np.ndarray) -> list[Part]:
+    """The parts with members under `counts`, those without left out."""
+    chosen = zip(parts, counts, strict=True)
+    return [part.model_copy(update={"members": int(n)}) for part, n in chosen if n]
 
 
 def decide_mixture(
@@ -169,15 +183,7 @@ def decide_mixture(
     verdict = "<" if gain > 0 else ">="
     reason = f"mixture: E_mix {E_after:.5f} {verdict} current {E_before:.5f}"
     reason += f" with {summary(after)}" if joins else "; the best mixture leaves it out"
-    bound = "<" if interval.upper < 0 else ">="
-    deciding = " (deciding)" if confidence is not None else ""
-    reason += (
-        f"; {interval.confidence:.0%} upper bound of dE_mix {interval.upper:+.6f} {bound} 0"
-        f"{deciding}, P(better)={interval.p_improve:.2f}"
-    )
-    if min_effect is not None:
-        reason += f"; gain {gain:.6f} {'>=' if large_enough else '<'} min effect {min_effect:.6f}"
-    return accepted, reason
+    return accepted, reason + evidence(interval, confidence, gain, min_effect, "dE_mix")
 
 
 def _diversity(m: Moments, old: np.ndarray) -> tuple[float, float, float | None]:

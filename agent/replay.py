@@ -19,13 +19,11 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from edas_agent.errors import UserError
 from edas_agent.gate import Stats, decide, ensemble_error
 from edas_agent.journal import CONFIG, GateRound, Record, read_records
-from edas_agent.mixture import mixture_error, moments
-from edas_agent.mixture_gate import Part, best_counts_after, decide_mixture
+from edas_agent.mixture import mixture_error
+from edas_agent.mixture_gate import Part, composition, decide_mixture, reoptimise
 from edas_agent.state import mixture_of
 
 _TOLERANCE = 1e-12
@@ -249,12 +247,10 @@ def _recompute_round(record, round_: GateRound, store, max_architectures, report
     if any(pool is None or len(pool) < p.learners for pool, p in zip(pools, parts, strict=True)):
         return False
     val = [pool.val[: p.learners] for pool, p in zip(pools, parts, strict=True)]
-    m = moments(val, store.evaluator.y_val)
-    old = np.array([p.members for p in judged.before] + [0], dtype=np.float64)
-    new = best_counts_after(m, old, record.members, max_architectures)
+    m, old, new = reoptimise(val, store.evaluator.y_val, judged.before, record.members,
+                             max_architectures)  # fmt: skip
     where = f"step {record.step} ({round_.kind})"
-    chosen = {p.arch_hash: int(n) for p, n in zip(parts, new, strict=True) if n}
-    if chosen != {p.arch_hash: p.members for p in judged.after}:
+    if composition(parts, new) != judged.after:
         report.mismatches.append(f"{where}: the optimiser now chooses another mixture")
     for name, logged, counts in (("before", judged.E_before, old), ("after", judged.E_after, new)):
         again = mixture_error(m, counts)
