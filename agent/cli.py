@@ -91,6 +91,7 @@ def run(
             ) as display,
             _stop_on_ctrl_c(session.search),
         ):
+            session.search.on_progress = display.on_progress
             try:
                 session.run(display.on_record)
             except (ProposerStopped, BaselineFailed) as exc:
@@ -177,6 +178,8 @@ def replay(run_dir: Annotated[Path, typer.Argument(help="A run folder under runs
         if report.recomputed
         else ""
     )
+    if report.screened:
+        recomputed += f"; screening of {report.screened} candidates re-derived from their stages"
     console.print(f"{report.checked} decisions re-derived from the log{recomputed}: all agree.")
 
 

@@ -64,6 +64,7 @@ def runs(
         "best step",
         "best E_M",
         "accepted",
+        "pruned",
         "learners",
         "LLM $",
     ):
@@ -72,7 +73,8 @@ def runs(
         best_step = "-" if s.best_step is None else str(s.best_step)
         best = "-" if s.best_E_M is None else f"{s.best_E_M:.5f}"
         progress = f"{s.steps}/{s.budget or '?'}"
-        cells = (s.folder, s.state, progress, best_step, best, str(s.accepted), str(s.learners))
+        cells = (s.folder, s.state, progress, best_step, best, str(s.accepted), str(s.pruned),
+                 str(s.learners))  # fmt: skip
         table.add_row(*cells, f"{s.llm_cost:.4f}")
     console.print(table)
 

@@ -95,6 +95,62 @@ class SearchSettings(_Section):
     )
 
 
+class ScreeningSettings(_Section):
+    enabled: bool = Field(
+        False,
+        description="Multi-fidelity screening (agent/staging.py): each round asks for "
+        "screening.proposals proposals, trains them all to a small fraction of their "
+        "schedule, drops those that cannot beat the baseline and keeps the best 1/eta at "
+        "each stage; only the survivors are fully trained and judged by the gate.",
+    )
+    proposals: int = Field(9, ge=2, le=64, description="Proposals per screened round.")
+    eta: int = Field(
+        3,
+        ge=1,
+        le=16,
+        description="Successive halving: each stage keeps the best ceil(n / eta) by predicted "
+        "E_M; 1 keeps all (only the early-stopping rule prunes).",
+    )
+    stages: int = Field(
+        2,
+        ge=1,
+        le=4,
+        description="Partial-fidelity stages before full training, at fractions "
+        "eta^-stages, ..., eta^-1 of the schedule (with eta 1: 1/3, 2/3, ...).",
+    )
+    prune: bool = Field(
+        True,
+        description="Stop a candidate when the optimistic end of its predicted final E_M "
+        "(early-curve model, screening.level) still fails the gate's bar.",
+    )
+    level: float = Field(
+        0.95, ge=0.5, le=0.99, description="One-sided confidence of that optimistic bound."
+    )
+    predictor: bool = Field(
+        True,
+        description="A fused predictor of full-fidelity E_M from cheap signals (size, FLOPs, "
+        "a zero-cost proxy, lowest-fidelity E_M and D, distance to evaluated architectures), "
+        "refitted after every full evaluation; it orders a round's proposals and, once warm, "
+        "ranks the first stage.",
+    )
+    warm: int = Field(
+        6, ge=3, le=1000, description="Full evaluations before the predictor ranks anything."
+    )
+    skip: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Share of a round's proposals the warm predictor skips before any "
+        "training (recorded as pruned at stage 0); 0 only orders them.",
+    )
+
+    def fractions(self) -> tuple[float, ...]:
+        """The partial fractions of the schedule, increasing (full training follows)."""
+        if self.eta == 1:
+            return tuple((s + 1) / (self.stages + 1) for s in range(self.stages))
+        return tuple(float(self.eta) ** -(self.stages - s) for s in range(self.stages))
+
+
 class Price(_Section):
     """US dollars per million tokens."""
 
@@ -229,6 +285,7 @@ class Config(_Section):
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
     gate: GateSettings = Field(default_factory=GateSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
+    screening: ScreeningSettings = Field(default_factory=ScreeningSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
 
     @model_validator(mode="after")
@@ -244,6 +301,12 @@ class Config(_Section):
             raise ValueError(
                 "search.target 'mixture' decides on the squared-loss mixture error, which "
                 f"gate.rule 'exact' generalises; gate.rule {self.gate.rule!r} cannot be used"
+            )
+        if self.screening.enabled and self.search.target == "mixture":
+            raise ValueError(
+                "screening ranks candidates by their own predicted E_M, which does not "
+                "decide a mixture search: set screening.enabled false with search.target "
+                "mixture"
             )
         if self.llm.provider == "replay" and not self.llm.replay_from:
             raise ValueError("llm.provider 'replay' needs llm.replay_from (--replay-from RUN_DIR)")

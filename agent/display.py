@@ -24,6 +24,7 @@ STATUS_STYLE = {
     "rejected": "yellow",
     "invalid": "magenta",
     "failed": "red",
+    "pruned": "cyan",
 }
 
 
@@ -40,6 +41,7 @@ class LiveDisplay:
         self.last: Record | None = None
         self.counts: Counter[str] = Counter()
         self.llm_records: list[Record] = []
+        self.progress = ""  # what the current round is doing (screening stages)
         # Live re-renders `self` (see __rich__) on every refresh, so the clock keeps moving
         # while a long candidate trains.
         self.live = Live(self, console=console, refresh_per_second=2, transient=False)
@@ -66,6 +68,14 @@ class LiveDisplay:
         else:
             self.console.print(_one_line(record), markup=False, highlight=False, soft_wrap=True)
 
+    def on_progress(self, text: str) -> None:
+        """Work inside a round (a screening stage): shown live; printed once off a terminal."""
+        self.progress = text
+        if self.console.is_terminal:
+            self.live.refresh()
+        else:
+            self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+
     def __rich__(self) -> Panel:
         done = sum(self.counts.values())
         grid = Table.grid(padding=(0, 1))
@@ -91,6 +101,8 @@ class LiveDisplay:
             grid.add_row("last decision", _decision_text(self.last))
         tally = "  ".join(f"{status} {self.counts[status]}" for status in STATUS_STYLE)
         grid.add_row("outcomes", tally)
+        if self.progress:
+            grid.add_row("screening", self.progress)
         if self.llm_records:
             grid.add_row("LLM", llm_spend(self.llm_records))
         grid.add_row(
@@ -155,11 +167,13 @@ def wall_seconds(records: list[Record]) -> float:
 def print_summary(console: Console, records: list[Record], folder: Path, seconds: float) -> None:
     counts = Counter(r.status for r in records if r.event == "proposal")
     trained = sum(r.cost.learners_trained for r in records)
+    partial = sum(r.cost.partial_learners for r in records)
+    screened = f" (+{partial:.1f} in partial training)" if partial else ""
     console.print(trajectory_table(records))
     console.print(
         f"{sum(counts.values())} proposals: "
-        + ", ".join(f"{counts[s]} {s}" for s in STATUS_STYLE)
-        + f"; {trained} learners trained; {seconds:.0f} s wall time"
+        + ", ".join(f"{counts[s]} {s}" for s in STATUS_STYLE if s != "pruned" or counts[s])
+        + f"; {trained} learners trained{screened}; {seconds:.0f} s wall time"
     )
     if any(r.llm is not None and r.llm.calls for r in records):
         console.print(f"LLM: {llm_spend(records)}")

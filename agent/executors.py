@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from edas_agent.door import ConfigShipment, Shipment, shipment
-from edas_agent.evaluators.base import CandidateFailed, Evaluation, document_of
+from edas_agent.evaluators.base import CandidateFailed, Evaluation, Staged, document_of
 
 
 class ExecutorSettings(BaseModel):
@@ -38,12 +38,25 @@ class TrainRequest:
     architecture: Any  # the evaluator's pydantic architecture
     learners: int
     first: int  # seed index of the first learner
+    # Multi-fidelity screening: stop at the last of these fractions of the schedule, with
+    # validation predictions at each (the evaluator's evaluate_staged); None: full training
+    fractions: tuple[float, ...] | None = None
+
+
+Result = Evaluation | Staged | CandidateFailed
+
+
+def train(evaluator, request: TrainRequest) -> Evaluation | Staged:
+    """The request on this evaluator; raises CandidateFailed."""
+    if request.fractions is None:
+        return evaluator.evaluate(request.architecture, request.learners, request.first)
+    return evaluator.evaluate_staged(
+        request.architecture, request.learners, request.first, request.fractions
+    )
 
 
 class Executor(Protocol):
-    def run(
-        self, requests: list[TrainRequest]
-    ) -> Iterator[tuple[int, Evaluation | CandidateFailed]]:
+    def run(self, requests: list[TrainRequest]) -> Iterator[tuple[int, Result]]:
         """Train the requests; yield (request index, result) as each finishes. A failure
         is yielded as a value, never raised: executors are the one place where an
         exception from training becomes a result."""
@@ -61,10 +74,7 @@ class LocalExecutor:
     def run(self, requests: list[TrainRequest]):
         for index, request in enumerate(requests):
             try:
-                yield (
-                    index,
-                    self.evaluator.evaluate(request.architecture, request.learners, request.first),
-                )
+                yield index, train(self.evaluator, request)
             except CandidateFailed as exc:
                 yield index, exc
 
@@ -72,10 +82,11 @@ class LocalExecutor:
         pass
 
 
-def _train_remote(shipment: Shipment, document, learners, first) -> Evaluation:
+def _train_remote(shipment: Shipment, document, learners, first, fractions=None):
     """Runs on a Ray worker: the run's evaluator rebuilt, one training request."""
     evaluator = shipment.build()
-    return evaluator.evaluate(evaluator.parse(document), learners, first)
+    request = TrainRequest(evaluator.parse(document), learners, first, fractions)
+    return train(evaluator, request)
 
 
 def _build_on_worker(shipment: ConfigShipment) -> None:
@@ -122,7 +133,9 @@ class RayExecutor:
     def run(self, requests: list[TrainRequest]):
         ray = self.ray
         pending = {
-            self.task.remote(self.shipment, document_of(r.architecture), r.learners, r.first): i
+            self.task.remote(
+                self.shipment, document_of(r.architecture), r.learners, r.first, r.fractions
+            ): i
             for i, r in enumerate(requests)
         }
         while pending:

@@ -25,7 +25,7 @@ from edas_agent.mixture_gate import MixtureJudgement, Part
 from edas_agent.proposers.base import LLMUsage
 from edas_agent.uncertainty import Interval
 
-Status = Literal["accepted", "rejected", "invalid", "failed"]
+Status = Literal["accepted", "rejected", "invalid", "failed", "pruned"]
 TRAJECTORY = "trajectory.jsonl"
 CONFIG = "config.yaml"
 BEST = "best.json"
@@ -74,6 +74,46 @@ class Shrinkage(BaseModel):
     delta_E_M_confirmed: float
 
 
+class StagePoint(BaseModel):
+    """EDAS statistics of a candidate's k learners after `fraction` of their schedule."""
+
+    fraction: float
+    E: float
+    D: float
+    E_M: float
+
+
+class CurvePrediction(BaseModel):
+    """The early-curve model's forecast of full-training statistics (agent/curves.py)."""
+
+    E: float
+    D: float
+    E_M: float
+    lower: float  # optimistic end of E_M at the screening level
+    curves: int  # the run's full learning curves it was learned from
+
+
+class StageResult(BaseModel):
+    point: StagePoint
+    prediction: CurvePrediction
+    score: float  # what this stage ranked by (lower is more promising)
+    ranked_by: Literal["curve", "predictor"]
+
+
+class ScreeningTrace(BaseModel):
+    """A candidate's multi-fidelity screening (agent/staging.py), enough to re-derive it."""
+
+    signals: dict[str, float] = {}  # the cheap signals the fused predictor saw
+    predicted: float | None = None  # fused predictor's E_M before any training (None: cold)
+    predicted_first: float | None = None  # ... with the lowest-fidelity E_M and D too
+    bar: float | None = None  # E_M it had to reach to pass the gate (baseline minus floor)
+    entered: list[int] = []  # candidates alive at the start of each stage, round-wide
+    stages: list[StageResult] = []
+    pruned_at: int | None = None  # stage index; -1: skipped by the predictor, untrained
+    pruned_by: Literal["bound", "halving", "predictor"] | None = None
+    curve: list[StagePoint] = []  # full training at the screening fractions and at 1
+
+
 class Record(BaseModel):
     """One line of trajectory.jsonl: the starting baseline or one proposal's outcome."""
 
@@ -110,6 +150,7 @@ class Record(BaseModel):
     llm: LLMUsage | None = None
     attempts: list[dict[str, Any]] | None = None  # the LLM's answers' problems, when repaired
     notes: list[str] = []  # baseline: what loading did to the data (rows dropped, ...)
+    screening: ScreeningTrace | None = None  # multi-fidelity screening, when enabled
 
     @computed_field  # type: ignore[prop-decorator]
     @property

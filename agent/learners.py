@@ -17,7 +17,13 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel
 
-from edas_agent.evaluators.base import CandidateFailed, Evaluation, Evaluator, architecture_hash
+from edas_agent.evaluators.base import (
+    CandidateFailed,
+    Evaluation,
+    Evaluator,
+    Staged,
+    architecture_hash,
+)
 from edas_agent.executors import Executor, LocalExecutor, TrainRequest
 
 __all__ = ["Cost", "Failed", "LearnerStore", "MembersUnavailable", "Pool"]
@@ -36,14 +42,23 @@ class MembersUnavailable(Exception):
 
 
 class Cost(BaseModel):
-    learners_trained: int = 0
+    learners_trained: int = 0  # fully trained
     train_seconds: float = 0.0
+    # Multi-fidelity screening: learners trained part of their schedule, each counted as the
+    # fraction it trained (two learners to 1/9 of it cost 2/9 of a learner)
+    partial_learners: float = 0.0
 
     def __add__(self, other: Cost) -> Cost:
         return Cost(
             learners_trained=self.learners_trained + other.learners_trained,
             train_seconds=self.train_seconds + other.train_seconds,
+            partial_learners=self.partial_learners + other.partial_learners,
         )
+
+    @property
+    def learner_equivalents(self) -> float:
+        """Full learners plus partial ones at their fraction: the compute, in learners."""
+        return self.learners_trained + self.partial_learners
 
 
 @dataclass(frozen=True)
@@ -72,6 +87,9 @@ class LearnerStore:
         # architecture that failed is never trained again by this store.
         self.failed: dict[str, str] = {}
         self.unbilled: dict[str, Cost] = {}  # trained by prefetch, not yet reported by ensure
+        # Validation predictions of learners 0.. at the screening fractions, kept from the
+        # full training of a candidate that was screened (its full learning curve)
+        self.curves: dict[str, Staged] = {}
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
 
@@ -111,12 +129,15 @@ class LearnerStore:
         wants: list[tuple[BaseModel, int]],
         chunk: int | None = None,
         on_learner: Callable[[str, int], None] = lambda arch_hash, j: None,
+        fractions: tuple[float, ...] | None = None,
     ) -> list[str]:
         """Train what `wants` lacks, every chunk of every architecture submitted at once so a
         parallel executor runs them together. Results join their pool in seed order as they
         arrive (each saved), so the pools do not depend on the order of completion. A failed
         architecture is remembered and reported by the next `ensure`. Returns the
-        architectures' hashes in the order their requests finished."""
+        architectures' hashes in the order their requests finished. With `fractions`
+        (ending at 1) the requests from learner 0 also keep validation predictions at those
+        fractions of the schedule in .curves."""
         requests: list[TrainRequest] = []
         for architecture, count in wants:
             arch_hash = architecture_hash(architecture)
@@ -125,7 +146,9 @@ class LearnerStore:
                 continue
             step = count - have if chunk is None else chunk
             requests += [
-                TrainRequest(architecture, min(step, count - first), first)
+                TrainRequest(
+                    architecture, min(step, count - first), first, fractions if first == 0 else None
+                )
                 for first in range(have, count, step)
             ]
         waiting: dict[str, dict[int, Evaluation]] = {}
@@ -137,9 +160,44 @@ class LearnerStore:
             if isinstance(result, CandidateFailed):
                 self.failed.setdefault(arch_hash, str(result))
                 continue
+            if isinstance(result, Staged):
+                assert result.final is not None
+                self.curves[arch_hash], result = result, result.final
             waiting.setdefault(arch_hash, {})[request.first] = result
             self._append_ready(arch_hash, waiting[arch_hash], on_learner)
         return finished
+
+    def train_stage(
+        self, wants: list[tuple[BaseModel, int]], fraction: float
+    ) -> dict[str, np.ndarray | Failed]:
+        """Validation predictions of each architecture's first `count` learners after
+        `fraction` of their schedule (multi-fidelity screening), all submitted at once.
+        Nothing joins a pool: a stage is retrained from scratch if promoted (a prefix of
+        full training, so the numbers are the same). Billed to .unbilled as partial
+        learners; a failure is remembered like a full one."""
+        requests = [
+            TrainRequest(architecture, count, 0, (fraction,)) for architecture, count in wants
+        ]
+        results: dict[str, np.ndarray | Failed] = {}
+        for index, result in self.executor.run(requests):
+            request = requests[index]
+            arch_hash = architecture_hash(request.architecture)
+            if isinstance(result, CandidateFailed):
+                self.failed.setdefault(arch_hash, str(result))
+                results[arch_hash] = Failed(self.failed[arch_hash])
+                continue
+            assert isinstance(result, Staged)
+            spent = Cost(
+                train_seconds=result.train_seconds,
+                partial_learners=result.learners * fraction,
+            )
+            self.unbilled[arch_hash] = self.unbilled.get(arch_hash, Cost()) + spent
+            results[arch_hash] = result.val_predictions[-1]
+        return results
+
+    def bill(self, arch_hash: str) -> Cost:
+        """The cost trained for `arch_hash` and not yet reported, now reported."""
+        return self.unbilled.pop(arch_hash, Cost())
 
     def _append_ready(self, arch_hash: str, waiting: dict[int, Evaluation], on_learner) -> None:
         pool = self.get(arch_hash)

@@ -29,15 +29,21 @@ from edas_agent.config import Config
 from edas_agent.context import proposal_context
 from edas_agent.costs import BudgetExhausted
 from edas_agent.errors import UserError, describe_validation_error
-from edas_agent.evaluators.base import Evaluator, architecture_hash, document_of
+from edas_agent.evaluators.base import (
+    Evaluator,
+    architecture_hash,
+    document_of,
+    stages_supported,
+)
 from edas_agent.executors import Executor
 from edas_agent.gate import seed_noise_floor
-from edas_agent.journal import Journal, Record
+from edas_agent.journal import Journal, Record, ScreeningTrace
 from edas_agent.judging import Judge, make_gate, outrank
 from edas_agent.learners import Failed, LearnerStore
 from edas_agent.outcomes import Recorder, candidate_fields
 from edas_agent.proposers.base import Proposal, ProposalContext, Proposer
 from edas_agent.screening import Candidate, Refusal, Screen
+from edas_agent.staging import Screened, Stager
 from edas_agent.state import Baseline, RunState, batches, training_failures
 
 __all__ = ["BaselineFailed", "Search", "initial_architecture", "make_gate"]
@@ -64,6 +70,7 @@ class Search:
         self.records: list[Record] = []  # the run's, in order, as in trajectory.jsonl
         self.stopped: str | None = None  # why the run ended before its budget, if it did
         self.stop_requested = False  # set by a signal handler: stop after the current batch
+        self.on_progress: Callable[[str], None] = lambda text: None  # work inside a round
 
     def run(
         self,
@@ -76,7 +83,7 @@ class Search:
         self._open(journal, on_record, previous)
         step = len(self.state.proposals()) + 1
         while step <= self.config.budget and not self._should_stop():
-            wanted = min(self.config.llm.proposals_per_round, self.config.budget - step + 1)
+            wanted = self._round_size(step)
             try:
                 batch = self.proposer.propose(self._context(step, wanted), self.screen.check)
             except BudgetExhausted as exc:
@@ -86,10 +93,11 @@ class Search:
             if batch[0].transcript is not None:
                 journal.save_transcript(step, batch[0].transcript)
             screened = [self.screen.candidate(p, step + i, step) for i, p in enumerate(batch)]
-            completion = self._train_together(screened)
+            staged = self._stage(screened)
+            completion = self._train_together(screened, staged)
             records = outrank(
                 [
-                    self._outcome(step, i, proposal, outcome, completion)
+                    self._outcome(step, i, proposal, outcome, completion, staged)
                     for i, (proposal, outcome) in enumerate(zip(batch, screened, strict=True))
                 ]
             )
@@ -103,6 +111,14 @@ class Search:
     def baseline(self) -> Baseline:
         return self.state.baseline
 
+    def _round_size(self, step: int) -> int:
+        per_round = (
+            self.config.screening.proposals
+            if self.config.screening.enabled
+            else self.config.llm.proposals_per_round
+        )
+        return min(per_round, self.config.budget - step + 1)
+
     def _should_stop(self) -> bool:
         if self.stop_requested:
             self.stopped = "stopped on request after the last finished step"
@@ -113,6 +129,11 @@ class Search:
         self.store = LearnerStore(self.evaluator, journal.folder / "learners", self.executor)
         self.judge = Judge(self.config, self.gate, self.store, self.evaluator)
         self.recorder = Recorder(self.config, self.evaluator)
+        self.stager = (
+            Stager(self.config, self.evaluator, self.store, self.on_progress)
+            if self._screens()
+            else None
+        )
         start = self._train_initial() if not previous else previous[0]
         if start.event != "baseline" or not start.accepted or start.stats is None:
             raise UserError("cannot resume: the run has no trained starting baseline")
@@ -120,6 +141,7 @@ class Search:
             self.gate.min_effect = seed_noise_floor(start.stats, self.config.gate.min_effect)
         self.state = RunState.starting_from(start, self.evaluator.parse, self.records)
         self.screen = Screen(self.state, self.evaluator.parse)
+        self._learn_from(start)
         self.on_record(start)
         if previous:
             self._resume(previous)
@@ -130,13 +152,14 @@ class Search:
         deterministically (builtin, replay) is run through the recorded batches and must
         reproduce them. An unfinished last batch is dropped and done again."""
         for batch_start, records in batches(previous[1:]):
-            wanted = min(self.config.llm.proposals_per_round, self.config.budget - batch_start + 1)
+            wanted = self._round_size(batch_start)
             if batch_start != len(self.state.proposals()) + 1 or len(records) < wanted:
                 break  # cut short by the kill: do it again
             if self.proposer.replays_deterministically:
                 self._fast_forward(batch_start, wanted, records)
             for record in records:
                 self.state.observe(record)
+                self._learn_from(record)
                 self.on_record(record)
             self._adopt_winner(records)
         self.store.failed.update(training_failures(self.records))
@@ -165,6 +188,8 @@ class Search:
             "architecture": document,
             "arch_hash": architecture_hash(self.initial),
         }
+        if self.stager is not None:  # its learning curve is the first the screening learns from
+            self.store.prefetch([(self.initial, learners)], fractions=self.stager.full_fractions)
         trained = self.store.ensure(self.initial, learners)
         if isinstance(trained, Failed):
             failure = self.recorder.baseline("failed", trained.reason, **fields)
@@ -185,6 +210,7 @@ class Search:
             learners=learners,
             cost=cost,
             notes=list(self.evaluator.notes),
+            screening=self._full_trace(self.initial, fields["arch_hash"], None),
             **fields,
         )
         self.journal.append(record)
@@ -194,14 +220,45 @@ class Search:
     def _context(self, step: int, proposals: int) -> ProposalContext:
         return proposal_context(self.config, self.evaluator, self.state, step, proposals)
 
-    def _train_together(self, screened: list[Candidate | Refusal]) -> dict[str, int]:
+    def _screens(self) -> bool:
+        if not self.config.screening.enabled:
+            return False
+        if not stages_supported(self.evaluator):
+            raise UserError(
+                "screening.enabled needs an evaluator that can stop training early "
+                "(evaluate_staged, as the built-in tabular evaluator has); this one cannot: "
+                "set screening.enabled false"
+            )
+        return True
+
+    def _stage(self, screened: list[Candidate | Refusal]) -> dict[str, Screened]:
+        """Multi-fidelity screening of the round's new candidates, when enabled."""
+        if self.stager is None:
+            return {}
+        candidates = [c for c in screened if isinstance(c, Candidate)]
+        bar = self.baseline.stats.E_M - (self.gate.min_effect or 0.0)
+        return self.stager.screen(candidates, bar)
+
+    def _train_together(
+        self, screened: list[Candidate | Refusal], staged: dict[str, Screened]
+    ) -> dict[str, int]:
         """Train the decision learners of a batch's candidates at once (in parallel on a
-        parallel executor); returns the order they finished in, which is logged but never
-        decides anything."""
-        wants = {c.arch_hash: c.architecture for c in screened if isinstance(c, Candidate)}
+        parallel executor), but not those screening stopped; returns the order they
+        finished in, which is logged but never decides anything."""
+        wants = {
+            c.arch_hash: c.architecture
+            for c in screened
+            if isinstance(c, Candidate) and not _stopped(staged.get(c.arch_hash))
+        }
         learners = self.config.evaluator.learners
-        finished = self.store.prefetch([(a, learners) for a in wants.values()])
+        fractions = self.stager.full_fractions if self.stager is not None else None
+        finished = self.store.prefetch([(a, learners) for a in wants.values()], fractions=fractions)
         return {arch_hash: order for order, arch_hash in enumerate(dict.fromkeys(finished))}
+
+    def _full_trace(self, architecture, arch_hash: str, trace: ScreeningTrace | None):
+        if self.stager is None:
+            return None
+        return self.stager.trace_of_full(architecture, arch_hash, trace)
 
     def _outcome(
         self,
@@ -210,13 +267,23 @@ class Search:
         proposal: Proposal,
         screened: Candidate | Refusal,
         completion: dict[str, int],
+        staged: dict[str, Screened],
     ) -> Record:
-        """A proposal's outcome, as its record: refused, failed (before or now) or judged."""
+        """A proposal's outcome, as its record: refused, failed (before or now), pruned by
+        screening, or judged."""
         step = batch_start + index
         record = partial(self.recorder.proposal, step, batch_start, proposal, self.baseline)
         if isinstance(screened, Refusal):
             return record(screened.status, screened.reason)
         fields = candidate_fields(screened, step)
+        stage = staged.get(screened.arch_hash)
+        if _stopped(stage):
+            assert stage is not None
+            status = "failed" if stage.failed is not None else "pruned"
+            reason = stage.failed or stage.pruned
+            assert reason is not None
+            cost = self.store.bill(screened.arch_hash)
+            return record(status, reason, screening=stage.trace, cost=cost, **fields)
         failed_before = self.store.failed.get(screened.arch_hash)
         if failed_before is not None and fields["cached_from"] is not None:
             return record("failed", f"{failed_before} [from step {screened.first_step}]", **fields)
@@ -224,8 +291,14 @@ class Search:
         if isinstance(judged, Failed):
             return record("failed", judged.reason, **fields)
         order = completion.get(screened.arch_hash)
+        # Only a screened candidate's full training kept a curve (reused learners did not)
+        trace = None
+        if stage is not None:
+            trace = self._full_trace(screened.architecture, screened.arch_hash, stage.trace)
         return record(
-            **self.recorder.judged_fields(screened, step, judged, self.baseline, order), **fields
+            **self.recorder.judged_fields(screened, step, judged, self.baseline, order),
+            screening=trace,
+            **fields,
         )
 
     def _adopt_winner(self, records: list[Record]) -> None:
@@ -236,8 +309,17 @@ class Search:
 
     def _log(self, record: Record) -> None:
         self.state.observe(record)
+        self._learn_from(record)
         self.journal.append(record)
         self.on_record(record)
+
+    def _learn_from(self, record: Record) -> None:
+        if self.stager is not None:
+            self.stager.observe(record)
+
+
+def _stopped(screened: Screened | None) -> bool:
+    return screened is not None and (screened.pruned is not None or screened.failed is not None)
 
 
 def initial_architecture(config: Config, evaluator: Evaluator):

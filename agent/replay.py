@@ -35,6 +35,7 @@ class ReplayReport:
     mismatches: list[str] = field(default_factory=list)
     checked: int = 0
     recomputed: int = 0  # mixture rounds whose errors were recomputed from the learners
+    screened: int = 0  # candidates whose screening was re-derived from their logged stages
     notes: list[str] = field(default_factory=list)  # what could not be checked, and why
 
     @property
@@ -69,7 +70,24 @@ def replay(folder: Path) -> ReplayReport:
                 report.mismatches.append(f"step {record.step}: a second acceptance in one round")
             winner = record
     _recompute_mixtures(folder, proposals, report)
+    _rederive_screening(folder, records, report)
     return report
+
+
+def _rederive_screening(folder: Path, records: list[Record], report: ReplayReport) -> None:
+    """Multi-fidelity screening's decisions, re-derived from the logged stages."""
+    if not any(r.screening is not None for r in records):
+        return
+    from edas_agent.config import load_config
+    from edas_agent.gate import seed_noise_floor
+    from edas_agent.staging import rederive
+
+    config = load_config(folder / CONFIG, {})
+    start = records[0].stats
+    multiple = config.gate.min_effect
+    floor = seed_noise_floor(start, multiple) if multiple is not None and start else 0.0
+    report.mismatches += rederive(records, config.screening, floor)
+    report.screened = sum(r.screening is not None and bool(r.screening.stages) for r in records)
 
 
 def _check_outranking(record: Record, by_step: dict[int, Record], report: ReplayReport) -> None:

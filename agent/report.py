@@ -6,6 +6,9 @@
     error_vs_disagreement.png   single-learner E against disagreement D for all candidates,
                      with lines of equal predicted E_M
     cost.png         learners trained, seconds, LLM tokens and money per step
+    screening.png    multi-fidelity screening, when it was on: where candidates stopped,
+                     and the fused predictor's rank correlation with realised E_M as the run
+                     went (its cold-start curve)
     verify.png       predicted against realised ensemble error, when verify.json exists
     ensemble.png     the cost front of mixtures, when ensemble.json exists (edas-agent
                      ensemble), with realised errors from verify_mixture.json
@@ -29,9 +32,11 @@ import matplotlib.pyplot as plt
 from edas_agent.costs import Spend
 from edas_agent.ensemble import ENSEMBLE, EnsembleResult, read_ensemble
 from edas_agent.journal import Record, read_records
+from edas_agent.staging import predictor_track
 from edas_agent.verify import VERIFY, VERIFY_MIXTURE
 
-COLOURS = {"accepted": "#2ca02c", "rejected": "#ff7f0e", "invalid": "#9467bd", "failed": "#d62728"}
+COLOURS = {"accepted": "#2ca02c", "rejected": "#ff7f0e", "invalid": "#9467bd", "failed": "#d62728",
+           "pruned": "#17becf"}  # fmt: skip
 REPORT = "report.html"
 
 
@@ -45,6 +50,8 @@ def write_report(folder: Path) -> Path:
         "error_vs_disagreement.png": _error_vs_disagreement(records),
         "cost.png": _cost(records),
     }
+    if any(r.screening is not None for r in records):
+        images["screening.png"] = _screening(records)
     verify_path = folder / VERIFY
     if verify_path.is_file():
         images["verify.png"] = _verify(json.loads(verify_path.read_text()))
@@ -180,6 +187,32 @@ def _cost(records: list[Record]):
     return figure
 
 
+def _screening(records: list[Record]):
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    traces = [r.screening for r in records if r.event == "proposal" and r.screening is not None]
+    stages = Counter(
+        "full training" if t.pruned_at is None else
+        ("skipped" if t.pruned_at < 0 else f"stage {t.pruned_at + 1} ({t.pruned_by})")
+        for t in traces
+    )  # fmt: skip
+    names = sorted(stages)
+    left.barh(names, [stages[n] for n in names], color="#17becf")
+    left.set_xlabel("candidates")
+    left.set_title("Where screened candidates stopped")
+    track = [(n, rho) for _, n, rho in predictor_track(records) if rho is not None]
+    if track:
+        right.plot(*zip(*track, strict=True), marker="o", color="#1f77b4")
+        right.axhline(0, color="grey", linewidth=0.8)
+        right.set_ylim(-1, 1)
+    else:
+        right.text(0.5, 0.5, "fewer than 3 full evaluations the warm predictor scored",
+                   ha="center", va="center", transform=right.transAxes)  # fmt: skip
+    right.set_xlabel("full evaluations scored before training")
+    right.set_ylabel("Spearman rank correlation")
+    right.set_title("Fused predictor vs realised E_M (cold start)")
+    return figure
+
+
 def _verify(result: dict):
     figure, axes = plt.subplots(figsize=(6, 5))
     M = str(result["members"])
@@ -269,8 +302,11 @@ def _html(folder: Path, records: list[Record], images: list[str], mixtures: str 
         f"<figcaption>{name}</figcaption></figure>"
         for name in images
     )
-    tally = ", ".join(f"{counts[s]} {s}" for s in COLOURS)
+    tally = ", ".join(f"{counts[s]} {s}" for s in COLOURS if s != "pruned" or counts[s])
     learners = sum(r.cost.learners_trained for r in records)
+    partial = sum(r.cost.partial_learners for r in records)
+    if partial:
+        learners = f"{learners} (+{partial:.1f} in screening's partial training)"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>edas-agent report: {html.escape(folder.name)}</title>

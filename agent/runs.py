@@ -22,6 +22,7 @@ class RunSummary(BaseModel):
     accepted: int
     learners: int
     llm_cost: float
+    pruned: int = 0  # proposals multi-fidelity screening stopped before full training
 
 
 def list_runs(runs_dir: Path) -> list[RunSummary]:
@@ -63,6 +64,7 @@ def _summary(folder: Path, records) -> RunSummary:
         accepted=sum(r.accepted for r in records if r.event == "proposal"),
         learners=sum(r.cost.learners_trained for r in records),
         llm_cost=Spend.of(r.llm for r in records).cost,
+        pruned=sum(r.status == "pruned" for r in records),
     )
 
 

@@ -36,6 +36,13 @@ Arms (`--arms`, comma-separated):
                    mixture and whose gate accepts newcomers that lower the mixture's
                    predicted error; judged on its incumbent mixture, re-optimised for
                    --members members over that mixture's architectures on validation
+    screening      the default + multi-fidelity screening (agent/staging.py): rounds of 9
+                   proposals trained to 1/9 and 1/3 of their schedule, a third kept at each
+                   stage, only survivors fully trained and judged; partial training is
+                   counted at its fraction. --audit N trains N of its pruned candidates
+                   fully and judges them: the pruning's false negatives
+    screening-eta4 the same with rounds of 16, stages at 1/16 and 1/4, a quarter kept
+    screening-gentle  rounds of 9, one stage at 1/3 of the schedule, a third kept
 Writes results.json, tables.md and compute.png to --out (default runs/search_value/<data>);
 judged ensembles are cached in judge.json there, so a rerun with more arms trains only what
 is new.
@@ -63,9 +70,13 @@ from edas_agent.cli_shared import DATA_OPTIONS, LIST_OPTIONS, parse_sets
 from edas_agent.door import build_evaluator
 from edas_agent.ensemble import best_counts, load_candidates
 from edas_agent.evaluators.base import canonical_hash
+from edas_agent.gate import seed_noise_floor
 from edas_agent.journal import Record
-from edas_agent.learners import LearnerStore
-from edas_agent.state import mixture_of
+from edas_agent.judging import Judge as GateJudge
+from edas_agent.judging import make_gate
+from edas_agent.learners import Failed, LearnerStore
+from edas_agent.staging import predictor_track
+from edas_agent.state import Baseline, mixture_of
 from edas_agent.verify import realised_error
 
 JUDGE_FIRST = 1_000_000  # learner indices of the judge; a search uses 0 .. a few dozen
@@ -98,15 +109,22 @@ def arms(honest_members: int) -> dict[str, Arm]:
             Arm("mixture", {}, mixes_reference=True),
             Arm("mixture-confirmed", {}, mixes_reference=True, min_learners=4),
             Arm("mixture-search", {"search.target": "mixture"}, searches_mixtures=True),
+            Arm("screening", {"screening.enabled": True}),
+            Arm(
+                "screening-eta4",
+                {"screening.enabled": True, "screening.proposals": 16, "screening.eta": 4},
+            ),
+            Arm("screening-gentle", {"screening.enabled": True, "screening.stages": 1}),
         )
     }
 
 
-def learner_epochs(record: Record) -> int:
+def learner_epochs(record: Record) -> float:
     """Training compute of one record: learners trained times their epochs (1 for spaces
-    without a `training.epochs`)."""
+    without a `training.epochs`); a learner screening trained part of its schedule counts
+    that fraction of it."""
     training = (record.architecture or {}).get("training") or {}
-    return record.cost.learners_trained * int(training.get("epochs", 1))
+    return record.cost.learner_equivalents * int(training.get("epochs", 1))
 
 
 Parts = list[tuple[dict[str, Any], int]]  # an ensemble: (architecture, members) per part
@@ -119,12 +137,12 @@ class Searched:
     folder: Path
     records: list[Record]
     wall_s: float
-    spend: list[int] = field(default_factory=list)  # cumulative learner-epochs per record
+    spend: list[float] = field(default_factory=list)  # cumulative learner-epochs per record
     # the mixture arm's incumbents: (architecture, members) parts per share of the compute
     mixtures: dict[float, Parts] = field(default_factory=dict)
 
     @property
-    def compute(self) -> int:
+    def compute(self) -> float:
         return self.spend[-1]
 
     def judged_at(self, share: float, reference_compute: int) -> dict[str, Any] | Parts:
@@ -143,13 +161,13 @@ class Searched:
         return current
 
 
-def search(arm: Arm, seed: int, base: dict[str, Any], budget: int, cap: int | None) -> Searched:
+def search(arm: Arm, seed: int, base: dict[str, Any], budget: int, cap: float | None) -> Searched:
     """One arm's search; with `cap`, it stops after the first step that reaches cap
     learner-epochs (its budget is then only a safety limit)."""
     overrides = {**base, "seed": seed, "budget": budget, "name": f"{arm.name}-{seed}",
                  **arm.overrides}  # fmt: skip
     config = load_config(None, {}, overrides)  # every value explicit: None is null
-    spend: list[int] = []
+    spend: list[float] = []
     started = time.perf_counter()
     with RunSession.start(config) as session:
 
@@ -345,7 +363,7 @@ def run_searches(
                 mixtures = incumbent_mixtures(run, overrides, options.members, compute)
                 run = replace(run, mixtures=mixtures)
             runs[(seed, run.arm)] = run
-            print(f"seed {seed}: {run.arm}: {run.compute} learner-epochs, "
+            print(f"seed {seed}: {run.arm}: {run.compute:.0f} learner-epochs, "
                   f"{sum(r.event == 'proposal' for r in run.records)} proposals, "
                   f"{run.wall_s:.0f} s", flush=True)  # fmt: skip
             finished = [run]
@@ -417,7 +435,14 @@ def run_benchmark(options: argparse.Namespace) -> dict[str, Any]:
                 "wall_s": run.wall_s,
                 "proposals": sum(r.event == "proposal" for r in run.records),
                 "accepted": sum(r.event == "proposal" and r.accepted for r in run.records),
+                "pruned": sum(r.status == "pruned" for r in run.records),
+                "full_evaluations": sum(bool(r.rounds) for r in run.records),
             }  # fmt: skip
+            if row["pruned"]:
+                track = predictor_track(run.records)
+                row["predictor_track"] = track
+                if options.audit:
+                    row["audit"] = audit_pruning(run, config, options.audit)
             if run.arm == reference.name:
                 row["accepted_improved"] = accepted_steps_that_improved(run, judge, config)
                 final = run.incumbent(run.compute)
@@ -429,6 +454,35 @@ def run_benchmark(options: argparse.Namespace) -> dict[str, Any]:
             print(f"seed {seed}: {run.arm}: realised test error {row['final_error']:.5f} "
                   f"(start {start_error:.5f})", flush=True)  # fmt: skip
     return {"options": _jsonable(options), "rows": rows}
+
+
+def audit_pruning(run: Searched, overrides: dict[str, Any], sample: int) -> dict[str, Any]:
+    """Full training and the gate (decision, then confirmation) for a random sample of a
+    screening run's pruned candidates, against the baseline each was screened against:
+    those it would have accepted are the pruning's false negatives."""
+    pruned = [r for r in run.records if r.status == "pruned"]
+    rng = np.random.default_rng(overrides["seed"])
+    chosen = sorted(rng.choice(len(pruned), size=min(sample, len(pruned)), replace=False))
+    config = load_config(run.folder / "config.yaml", {})
+    evaluator = evaluator_for(overrides)
+    gate = make_gate(config)
+    if config.gate.min_effect is not None:
+        gate.min_effect = seed_noise_floor(run.records[0].stats, config.gate.min_effect)
+    store = LearnerStore(evaluator, run.folder / "learners")
+    judge = GateJudge(config, gate, store, evaluator)
+    by_step = {r.step: r for r in run.records}
+    would: list[dict[str, Any]] = []
+    for index in chosen:
+        record = pruned[index]
+        assert record.baseline is not None and record.architecture is not None
+        baseline = Baseline.of(by_step[record.baseline.step], evaluator.parse)
+        judged = judge.rounds(baseline, record.step, evaluator.parse(record.architecture))
+        if not isinstance(judged, Failed) and judged.rounds[-1].accepted:
+            assert record.screening is not None
+            would.append({"step": record.step, "pruned_by": record.screening.pruned_by,
+                          "stage": record.screening.pruned_at,
+                          "E_M": judged.rounds[-1].stats.E_M})  # fmt: skip
+    return {"audited": len(chosen), "would_accept": would}
 
 
 def tables(result: dict[str, Any]) -> str:
@@ -495,6 +549,7 @@ def tables(result: dict[str, Any]) -> str:
             arm].mixes_reference else ""  # fmt: skip
         lines += ["", f"The {arm} arm's final mixtures hold {np.mean(mixed):.1f} architectures "
                   f"on average{whose}."]  # fmt: skip
+    lines += _screening_table(rows, arms_seen)
     verdicts = [v for r in rows for v in r.get("accepted_improved", [])]
     if verdicts:
         lines += [
@@ -531,6 +586,36 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
 
 _SETUP = ("data", "sets", "seeds", "budget", "members", "honest_members")
+
+
+def _screening_table(rows: list[dict], arms_seen: list[str]) -> list[str]:
+    """Screening arms: proposals per edas proposal, where they went, the audit of the pruned
+    and the predictor's last rank correlation with realised E_M (per seed)."""
+    screened = [a for a in arms_seen if any("full_evaluations" in r and r["pruned"]
+                                            for r in rows if r["arm"] == a)]  # fmt: skip
+    if not screened:
+        return []
+    edas = {r["seed"]: r["proposals"] for r in rows if r["arm"] == "edas"}
+    lines = ["", "Screening: proposals judged per edas proposal at the same compute, pruned, "
+             "fully trained, pruned candidates an audit trained fully and the gate would have "
+             "accepted (false negatives), and the fused predictor's Spearman rank correlation "
+             "with realised full-training E_M at the end of each run.", "",
+             "| arm | proposals / edas | pruned | fully trained | false negatives | "
+             "predictor rank correlation |", "|---|---:|---:|---:|---:|---|"]  # fmt: skip
+    for arm in screened:
+        mine = [r for r in rows if r["arm"] == arm and "full_evaluations" in r]
+        ratio = np.mean([r["proposals"] / edas[r["seed"]] for r in mine])
+        audits = [r["audit"] for r in mine if "audit" in r]
+        audited = sum(a["audited"] for a in audits)
+        missed = sum(len(a["would_accept"]) for a in audits)
+        fn = f"{missed}/{audited} ({missed / audited:.0%})" if audited else "-"
+        last = [r["predictor_track"][-1][2] for r in mine if r.get("predictor_track")]
+        track = ", ".join("-" if c is None else f"{c:.2f}" for c in last) or "-"
+        lines.append(
+            f"| {arm} | {ratio:.1f}x | {np.mean([r['pruned'] for r in mine]):.0f} | "
+            f"{np.mean([r['full_evaluations'] for r in mine]):.0f} | {fn} | {track} |"
+        )
+    return lines
 
 
 def _with_earlier_arms(options: argparse.Namespace, rows: list[dict]) -> list[dict]:
@@ -575,6 +660,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--set", dest="sets", action="append", default=[],
         help="Config override for every arm, under the arm's own: --set gate.min_effect=null.",
+    )  # fmt: skip
+    parser.add_argument(
+        "--audit", type=int, default=0,
+        help="Screening arms: fully train and judge this many pruned candidates per run.",
     )  # fmt: skip
     parser.add_argument(
         "--redraw", action="store_true", help="Only rewrite tables and plot from results.json."

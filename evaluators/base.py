@@ -62,6 +62,25 @@ class Evaluation:
         return self.val_predictions.shape[0]
 
 
+@dataclass(frozen=True)
+class Staged:
+    """Validation predictions of k learners after fractions of their training schedule
+    (multi-fidelity screening), float32 like Evaluation's. A fraction f is the first
+    ceil(f * steps) optimiser steps of the full schedule, so a stage is exactly a prefix of
+    full training. `final` holds the full Evaluation when the last fraction is 1."""
+
+    fractions: tuple[float, ...]
+    val_predictions: tuple[np.ndarray, ...]  # one (k, n) or (k, n, C) array per fraction
+    parameters: int
+    flops: int
+    train_seconds: float
+    final: Evaluation | None = None
+
+    @property
+    def learners(self) -> int:
+        return self.val_predictions[0].shape[0]
+
+
 class Evaluator(Protocol):
     task: Task
     y_val: np.ndarray
@@ -86,3 +105,25 @@ class Evaluator(Protocol):
     def describe(self) -> dict[str, Any]:
         """Facts about the data that a proposer may show (name, task, fields, sizes)."""
         ...
+
+
+class StagedEvaluator(Evaluator, Protocol):
+    """An evaluator that can also stop training early, for multi-fidelity screening
+    (`screening.enabled`). Optional: the tabular evaluator has it."""
+
+    def evaluate_staged(
+        self, architecture: BaseModel, learners: int, first: int, fractions: tuple[float, ...]
+    ) -> Staged:
+        """Train learners first .. first+learners-1 up to the last of `fractions` (increasing,
+        in (0, 1]) of their schedule; predictions on validation at each. Raises
+        CandidateFailed."""
+        ...
+
+    def zero_cost(self, architecture: BaseModel) -> float:
+        """A cheap score of the untrained architecture (a zero-cost proxy), for the screening
+        predictor; no training."""
+        ...
+
+
+def stages_supported(evaluator: Evaluator) -> bool:
+    return callable(getattr(evaluator, "evaluate_staged", None))

@@ -10,12 +10,18 @@ import numpy as np
 import torch
 from pydantic import BaseModel
 
-from edas_agent.evaluators.base import CandidateFailed, Evaluation
+from edas_agent.evaluators.base import CandidateFailed, Evaluation, Staged
 from edas_agent.evaluators.tabular.data import DataSpec, EncodedDataset, load
 from edas_agent.evaluators.tabular.model import BatchedNet, Layout, flops_per_example
 from edas_agent.evaluators.tabular.settings import EvaluatorSettings, SpaceSettings
 from edas_agent.evaluators.tabular.space import Architecture
-from edas_agent.evaluators.tabular.trainer import predict, train_learners
+from edas_agent.evaluators.tabular.trainer import (
+    Checkpoints,
+    checkpoint_steps,
+    gradient_norm_at_init,
+    predict,
+    train_learners,
+)
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,48 @@ class TabularEvaluator:
             train_seconds=trained.seconds,
             learner_seconds=(share,) * learners,
         )
+
+    def evaluate_staged(
+        self, architecture: BaseModel, learners: int, first: int, fractions: tuple[float, ...]
+    ) -> Staged:
+        """Train up to the last of `fractions` of the schedule, predicting on validation at
+        each; a last fraction of 1 also gives the full Evaluation (test predictions too)."""
+        assert isinstance(architecture, Architecture)
+        size = self.size(architecture)
+        self._check_caps(size)
+        seeds = [self.seed_base + j for j in range(first, first + learners)]
+        stages: list[np.ndarray] = []
+
+        def look(trained, index: int) -> None:
+            stages.append(predict(trained, self.data, architecture, self.data.val))
+
+        steps = checkpoint_steps(architecture, len(self.data.train), fractions)
+        try:
+            trained = train_learners(
+                architecture, self.data, seeds, self.device, self.settings.timeout_s,
+                Checkpoints(steps, look),
+            )  # fmt: skip
+            test = predict(trained, self.data, architecture, self.data.test)
+        except CandidateFailed as exc:
+            raise CandidateFailed(_renumber(str(exc), first)) from exc
+        except (RuntimeError, ValueError) as exc:
+            raise CandidateFailed(f"{type(exc).__name__}: {exc}") from exc
+        val = tuple(v.astype(np.float32) for v in stages)
+        final = None
+        if fractions[-1] >= 1.0:
+            share = trained.seconds / learners
+            final = Evaluation(
+                val_predictions=val[-1], test_predictions=test.astype(np.float32),
+                parameters=size.parameters, flops=size.flops,
+                train_seconds=trained.seconds, learner_seconds=(share,) * learners,
+            )  # fmt: skip
+        return Staged(fractions, val, size.parameters, size.flops, trained.seconds, final)
+
+    def zero_cost(self, architecture: BaseModel) -> float:
+        """log10 of the gradient norm at initialisation on one batch of training rows (the
+        grad-norm proxy), learner 0's seed: larger trains faster early. No training."""
+        assert isinstance(architecture, Architecture)
+        return gradient_norm_at_init(architecture, self.data, self.seed_base, self.device)
 
     def size(self, architecture: Architecture) -> Size:
         """Parameters and forward FLOPs per example of one learner, without training."""

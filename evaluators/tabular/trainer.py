@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,9 +48,11 @@ def train_learners(
     seeds: list[int],
     device: torch.device,
     timeout_s: float | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> Trained:
     """Train one learner per seed, all at once; raises CandidateFailed naming the learner,
-    or saying the training ran past `timeout_s`."""
+    or saying the training ran past `timeout_s`. With `checkpoints`, training stops after
+    the last of their steps, calling them at each (multi-fidelity screening)."""
     started = time.perf_counter()
     layout = Layout.of(architecture, data)
     bags = [
@@ -66,8 +69,32 @@ def train_learners(
         device,
     )
     masks = layout.field_masks(bags, device)
-    _fit(net, masks, architecture, data, seeds, device, timeout_s, started)
-    return Trained(net, masks, time.perf_counter() - started)
+    trained = Trained(net, masks, 0.0)
+    _fit(trained, architecture, data, seeds, device, timeout_s, started, checkpoints)
+    trained.seconds = time.perf_counter() - started
+    return trained
+
+
+@dataclass
+class Checkpoints:
+    """Where to look at partly trained learners: after these optimiser steps (increasing),
+    `visit(trained, index)` is called with the checkpoint's index."""
+
+    steps: list[int]
+    visit: Callable[[Trained, int], None]
+
+
+def total_steps(architecture: Architecture, rows: int) -> int:
+    """Optimiser steps of the full schedule (the batch positions of every epoch)."""
+    return architecture.training.epochs * math.ceil(rows / architecture.training.batch_size)
+
+
+def checkpoint_steps(
+    architecture: Architecture, rows: int, fractions: tuple[float, ...]
+) -> list[int]:
+    """The step at which each fraction of the schedule ends (at least one step)."""
+    total = total_steps(architecture, rows)
+    return [max(1, min(total, math.ceil(f * total - 1e-9))) for f in fractions]
 
 
 def predict(
@@ -93,7 +120,10 @@ def predict(
     return predictions
 
 
-def _fit(net, masks, architecture, data, seeds, device, timeout_s=None, started=0.0) -> None:
+def _fit(
+    trained: Trained, architecture, data, seeds, device, timeout_s, started, checkpoints
+) -> None:
+    net, masks = trained.net, trained.masks
     recipe = architecture.training
     train = data.train
     categorical = train.categorical.to(device)
@@ -103,12 +133,18 @@ def _fit(net, masks, architecture, data, seeds, device, timeout_s=None, started=
     dropout = [learner_generator(s, _DROPOUT, device) for s in seeds]
     optimizer = _optimizer(list(net.params.values()), architecture)
     n, k = len(train), len(seeds)
+    stops = list(checkpoints.steps) if checkpoints else []
+    step = 0
     for epoch in range(recipe.epochs):
         permutations = torch.stack([torch.randperm(n, generator=g, device=device) for g in order])
         epoch_loss = torch.zeros(k, device=device)
         for start in range(0, n, recipe.batch_size):
+            if checkpoints and not stops:
+                break  # the last checkpoint is behind us: the stage is trained
+            step += 1
             rows = permutations[:, start : start + recipe.batch_size]  # (k, B)
             if rows.shape[1] < 2 and architecture.tower.norm == "batch":
+                _visit_reached(trained, checkpoints, stops, step)
                 continue  # batch statistics need two rows
             logits, embedding_norm = net.forward(categorical[rows], numeric[rows], masks, dropout)
             losses = _loss(
@@ -123,13 +159,26 @@ def _fit(net, masks, architecture, data, seeds, device, timeout_s=None, started=
                 raise CandidateFailed(
                     f"training ran past evaluator.timeout_s ({timeout_s:g} s) in epoch {epoch + 1}"
                 )
+            if stops and step == stops[0]:
+                _check_finite(epoch_loss, epoch)
+                _visit_reached(trained, checkpoints, stops, step)
         # One synchronisation per epoch: a NaN anywhere in the epoch propagates to the sum.
-        values = epoch_loss.tolist()
-        for j, value in enumerate(values):
-            if not math.isfinite(value):
-                raise CandidateFailed(
-                    f"learner {j}: training loss became {value} in epoch {epoch + 1}"
-                )
+        _check_finite(epoch_loss, epoch)
+        if checkpoints and not stops:
+            return
+
+
+def _check_finite(epoch_loss: torch.Tensor, epoch: int) -> None:
+    for j, value in enumerate(epoch_loss.tolist()):
+        if not math.isfinite(value):
+            raise CandidateFailed(f"learner {j}: training loss became {value} in epoch {epoch + 1}")
+
+
+def _visit_reached(trained: Trained, checkpoints: Checkpoints | None, stops: list[int], step: int):
+    """Call the checkpoints at `step` (several fractions may end on the same step)."""
+    while checkpoints and stops and stops[0] <= step:
+        stops.pop(0)
+        checkpoints.visit(trained, len(checkpoints.steps) - len(stops) - 1)
 
 
 def _loss(logits: torch.Tensor, y: torch.Tensor, data: EncodedDataset) -> torch.Tensor:
@@ -169,3 +218,32 @@ def _to_prediction(logits: torch.Tensor, data: EncodedDataset) -> torch.Tensor:
     if data.task == "multiclass":
         return torch.softmax(logits, dim=-1)
     return logits[..., 0]
+
+
+def gradient_norm_at_init(
+    architecture: Architecture, data: EncodedDataset, seed: int, device: torch.device
+) -> float:
+    """log10 of the loss gradient's norm at initialisation on the first batch of one
+    learner's data order: a zero-cost proxy (no optimiser step is taken)."""
+    layout = Layout.of(architecture, data)
+    bag = FeatureBag.draw(
+        len(data.categorical_fields), len(data.numeric_fields), architecture.bagging.fraction, seed
+    )
+    net = BatchedNet(
+        architecture, layout, data.n_outputs, [learner_generator(seed, _INIT, device)], device
+    )
+    masks = layout.field_masks([bag], device)
+    train = data.train
+    order = learner_generator(seed, _ORDER, device)
+    batch = max(2, min(architecture.training.batch_size, len(train)))
+    rows = torch.randperm(len(train), generator=order, device=device)[:batch].unsqueeze(0)
+    categorical = train.categorical.to(device)[rows]
+    numeric = numeric_input(architecture, train).to(device)[rows]
+    logits, _ = net.forward(
+        categorical, numeric, masks, [learner_generator(seed, _DROPOUT, device)]
+    )
+    loss = _loss(logits, train.y.to(device)[rows], data).sum()
+    params = [p for p in net.params.values() if p.requires_grad]
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    norm = math.sqrt(sum(float((g.float() ** 2).sum()) for g in grads if g is not None))
+    return math.log10(norm + 1e-12)

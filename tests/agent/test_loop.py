@@ -83,12 +83,12 @@ def test_invalid_noop_duplicate_and_problem_outcomes(fast_config: Config):
 def test_failed_training_is_recorded_and_the_run_goes_on(fast_config: Config, monkeypatch):
     original = trainer._fit
 
-    def fit_nan_for_sgd(net, masks, architecture, data, seeds, device, *limits):
+    def fit_nan_for_sgd(trained, architecture, *rest):
         if architecture.training.optimizer == "sgd":
             from edas_agent.evaluators.base import CandidateFailed
 
             raise CandidateFailed("learner 0: training loss became nan in epoch 1")
-        return original(net, masks, architecture, data, seeds, device, *limits)
+        return original(trained, architecture, *rest)
 
     monkeypatch.setattr(trainer, "_fit", fit_nan_for_sgd)
     script = ScriptedProposer(

@@ -84,14 +84,29 @@ def test_a_ray_run_equals_a_local_run_and_so_does_verify(fast_config: Config):
     assert json.dumps(verified[0]["architectures"]) == json.dumps(verified[1]["architectures"])
 
 
-def failing_task(shipment, document, learners, first):
+@pytest.mark.usefixtures("restore_threads")
+def test_a_screening_run_on_ray_equals_a_local_one(fast_config: Config):
+    """Stages are Ray tasks too (screening's training requests carry their fractions)."""
+    configs = []
+    for kind in ("local", "ray"):
+        config = two_per_round(fast_config, kind, f"screen-{kind}")
+        screening = config.screening.model_copy(update={"enabled": True, "proposals": 6})
+        configs.append(config.model_copy(update={"budget": 12, "screening": screening}))
+    local = search(configs[0], LocalExecutor)
+    remote = search(configs[1], lambda e: RayExecutor(e, configs[1].executor))
+    strip = lambda folder: [r.model_dump(exclude=TIMINGS) for r in read_records(folder)]  # noqa: E731
+    assert strip(remote) == strip(local)
+    assert sum(r.status == "pruned" for r in read_records(remote)) >= 6
+
+
+def failing_task(shipment, document, learners, first, fractions=None):
     """A task that raises for dropout 0.3 and kills its worker for dropout 0.2."""
     dropout = document["tower"]["dropout"]
     if dropout == 0.3:
         raise CandidateFailed("learner 0: boom inside the task")
     if dropout == 0.2:
         os._exit(1)
-    return _train_remote(shipment, document, learners, first)
+    return _train_remote(shipment, document, learners, first, fractions)
 
 
 def test_a_raising_task_and_a_dead_worker_fail_only_their_candidates(fast_config: Config):

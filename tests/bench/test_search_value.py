@@ -22,13 +22,16 @@ def load_bench():
 def test_every_arm_gets_the_reference_compute_and_a_judged_result(tmp_path: Path):
     bench = load_bench()
     bench.main(["--data", "synthetic:1500:4", "--seeds", "1", "--budget", "3", "--members", "3",
-                "--arms", "edas,random,honest,mixture,mixture-confirmed,no-floor,mixture-search",
-                "--jobs", "1",
+                "--arms", "edas,random,honest,mixture,mixture-confirmed,no-floor,mixture-search,"
+                "screening", "--audit", "2", "--jobs", "1",
                 "--out", str(tmp_path)])  # fmt: skip
     result = json.loads((tmp_path / "results.json").read_text())
     rows = {row["arm"]: row for row in result["rows"]}
     assert set(rows) == {"edas", "random", "honest", "mixture", "mixture-confirmed", "no-floor",
-                         "mixture-search"}  # fmt: skip
+                         "mixture-search", "screening"}  # fmt: skip
+    screening = rows["screening"]
+    assert screening["proposals"] > rows["edas"]["proposals"] and screening["pruned"] > 0
+    assert screening["audit"]["audited"] == min(2, screening["pruned"])
     assert rows["mixture"]["compute"] == rows["edas"]["compute"]  # it trains nothing more
     assert rows["mixture"]["architectures"] >= 1 and rows["mixture-search"]["architectures"] >= 1
     assert "target: mixture" in (Path(rows["mixture-search"]["folder"]) / "config.yaml").read_text()
@@ -40,6 +43,7 @@ def test_every_arm_gets_the_reference_compute_and_a_judged_result(tmp_path: Path
         assert 0 < row["final_error"] < 1 and set(row["anytime"]) == {"0.25", "0.5", "1.0"}
     assert (tmp_path / "compute.png").stat().st_size > 0
     assert "| honest |" in (tmp_path / "tables.md").read_text()
+    assert "| screening | " in (tmp_path / "tables.md").read_text().split("Screening:")[1]
     judged = json.loads((tmp_path / "judge.json").read_text())
     assert all(key.split(":")[1] in ("1000000", "1010000") for key in judged)
 
@@ -60,3 +64,5 @@ def test_learner_epochs_count_each_learner_times_its_epochs():
     assert bench.learner_epochs(record) == 28
     plugin = record.model_copy(update={"architecture": {"width": 3}})
     assert bench.learner_epochs(plugin) == 4
+    screened = record.model_copy(update={"cost": Cost(learners_trained=2, partial_learners=0.5)})
+    assert bench.learner_epochs(screened) == 2.5 * 7  # partial training at its fraction

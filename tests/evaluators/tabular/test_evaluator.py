@@ -190,3 +190,18 @@ def test_asking_for_cuda_without_cuda_is_a_clear_error(table_csv: Path):
     message = re.escape("evaluator.device is 'cuda' but torch sees no CUDA device")
     with pytest.raises(ValueError, match=message):
         TabularEvaluator(spec, EvaluatorSettings(device="cuda"), seed=0)
+
+
+def test_a_stage_is_exactly_a_prefix_of_full_training(fast_config):
+    evaluator = TabularEvaluator(fast_config.data, fast_config.evaluator, fast_config.seed)
+    architecture = evaluator.default_architecture()
+    full = evaluator.evaluate(architecture, 2, first=1)
+    staged = evaluator.evaluate_staged(architecture, 2, 1, (1 / 9, 1 / 3, 1.0))
+    assert np.array_equal(staged.final.val_predictions, full.val_predictions)
+    assert np.array_equal(staged.final.test_predictions, full.test_predictions)
+    early = evaluator.evaluate_staged(architecture, 2, 1, (1 / 9,))
+    assert early.final is None and early.train_seconds < staged.train_seconds
+    assert np.array_equal(early.val_predictions[0], staged.val_predictions[0])
+    assert not np.array_equal(staged.val_predictions[0], full.val_predictions)
+    proxy = evaluator.zero_cost(architecture)
+    assert np.isfinite(proxy) and proxy == evaluator.zero_cost(architecture)
