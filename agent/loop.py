@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -275,8 +276,10 @@ class Search:
         record = partial(self.recorder.proposal, step, batch_start, proposal, self.baseline)
         if isinstance(screened, Refusal):
             return record(screened.status, screened.reason)
-        fields = candidate_fields(screened, step)
         stage = staged.get(screened.arch_hash)
+        if stage is not None:  # screened now, so trained now (a pruned one had no learners)
+            screened = replace(screened, first_step=step)
+        fields = candidate_fields(screened, step)
         if _stopped(stage):
             assert stage is not None
             status = "failed" if stage.failed is not None else "pruned"

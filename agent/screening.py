@@ -38,6 +38,7 @@ class Screen:
     def __init__(self, state: RunState, parse: Parse):
         self.state = state
         self.parse = parse
+        self.round: tuple[int, dict[str, int]] = (0, {})  # a round's first step, its hashes
 
     def candidate(self, proposal: Proposal, step: int, batch_start: int) -> Candidate | Refusal:
         """The proposal's architecture, claiming `step` as its first if it is new."""
@@ -51,8 +52,13 @@ class Screen:
         if arch_hash == self.state.baseline.arch_hash:
             return Refusal("invalid", NO_OP)
         first = self.state.first_step.setdefault(arch_hash, step)
-        if first != step and first >= batch_start:
-            return Refusal("invalid", f"duplicate of step {first} in the same round; not trained")
+        if self.round[0] != batch_start:
+            self.round = (batch_start, {})
+        # Twice in one round is a duplicate even of an architecture first seen earlier: the
+        # round's outcomes are keyed by architecture (a screened one has no learners yet).
+        earlier = self.round[1].setdefault(arch_hash, step)
+        if earlier != step:
+            return Refusal("invalid", f"duplicate of step {earlier} in the same round; not trained")
         return Candidate(architecture, arch_hash, first)
 
     def check(self, items: list[ProposedEdits]) -> list[str | None]:

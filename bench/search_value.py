@@ -43,6 +43,7 @@ Arms (`--arms`, comma-separated):
                    fully and judges them: the pruning's false negatives
     screening-eta4 the same with rounds of 16, stages at 1/16 and 1/4, a quarter kept
     screening-gentle  rounds of 9, one stage at 1/3 of the schedule, a third kept
+    screening-curve-only  screening without the fused predictor (the curve model ranks)
 Writes results.json, tables.md and compute.png to --out (default runs/search_value/<data>);
 judged ensembles are cached in judge.json there, so a rerun with more arms trains only what
 is new.
@@ -115,6 +116,7 @@ def arms(honest_members: int) -> dict[str, Arm]:
                 {"screening.enabled": True, "screening.proposals": 16, "screening.eta": 4},
             ),
             Arm("screening-gentle", {"screening.enabled": True, "screening.stages": 1}),
+            Arm("screening-curve-only", {"screening.enabled": True, "screening.predictor": False}),
         )
     }
 

@@ -164,3 +164,44 @@ def test_an_evaluator_that_cannot_stop_early_is_refused_before_training(tmp_path
     session = RunSession.start(config, lambda c: NumpyEvaluator(), ScriptedProposer([]))
     with session, pytest.raises(UserError, match="evaluate_staged"):
         session.run()
+
+
+class RoundsProposer:
+    """Answers each call with the next prepared round of proposals."""
+
+    replays_deterministically = True
+
+    def __init__(self, rounds):
+        self.rounds = list(rounds)
+
+    def propose(self, context, check=None):
+        return self.rounds.pop(0)
+
+
+def test_an_earlier_pruned_architecture_twice_in_a_round_is_screened_once(fast_config):
+    """Regression: a pruned architecture has no learners, so proposing it twice in a later
+    round screened it twice under one key (replay disagreed, in the benchmark)."""
+    from edas_agent.config import dump_config
+    from edas_agent.evaluators.tabular.evaluator import TabularEvaluator
+    from edas_agent.journal import Journal
+    from edas_agent.loop import Search
+    from edas_agent.testing import proposal
+
+    dropouts = [proposal({"op": "replace", "path": "/tower/dropout", "value": v})
+                for v in (0.05, 0.1, 0.15)]  # fmt: skip
+    settings = fast_config.screening.model_copy(
+        update={"enabled": True, "proposals": 3, "eta": 3, "stages": 1}
+    )
+    config = fast_config.model_copy(update={"budget": 6, "screening": settings})
+    evaluator = TabularEvaluator(config.data, config.evaluator, config.seed)
+    journal = Journal.create(Path(config.runs_dir), config.name, dump_config(config))
+    first = Search(config, evaluator, RoundsProposer([dropouts, [dropouts[0]] * 3]))
+    first.run(journal)
+    records = read_records(journal.folder)[1:]
+    assert [r.status for r in records[:3]].count("pruned") == 2
+    again = records[3:]
+    assert again[1].status == again[2].status == "invalid"
+    assert "duplicate of step 4 in the same round" in again[1].reason
+    if records[0].status == "pruned":  # screened again, trained now: nothing was reused
+        assert again[0].screening is not None and again[0].cached_from is None
+    assert replay(journal.folder).ok
