@@ -173,8 +173,10 @@ class RoundsProposer:
 
     def __init__(self, rounds):
         self.rounds = list(rounds)
+        self.asked: list[int] = []
 
     def propose(self, context, check=None):
+        self.asked.append(context.proposals)  # one call for the whole round
         return self.rounds.pop(0)
 
 
@@ -195,8 +197,9 @@ def test_an_earlier_pruned_architecture_twice_in_a_round_is_screened_once(fast_c
     config = fast_config.model_copy(update={"budget": 6, "screening": settings})
     evaluator = TabularEvaluator(config.data, config.evaluator, config.seed)
     journal = Journal.create(Path(config.runs_dir), config.name, dump_config(config))
-    first = Search(config, evaluator, RoundsProposer([dropouts, [dropouts[0]] * 3]))
-    first.run(journal)
+    proposer = RoundsProposer([dropouts, [dropouts[0]] * 3])
+    Search(config, evaluator, proposer).run(journal)
+    assert proposer.asked == [3, 3]  # screening.proposals per call
     records = read_records(journal.folder)[1:]
     assert [r.status for r in records[:3]].count("pruned") == 2
     again = records[3:]
