@@ -6,11 +6,12 @@ appear here: `llm.api_key_env` names the environment variable that holds the key
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edas_agent.door import DataSpec, EvaluatorSettings, SpaceSettings
 from edas_agent.errors import UserError, describe_validation_error
@@ -144,8 +145,28 @@ class ScreeningSettings(_Section):
         "training (recorded as pruned at stage 0); 0 only orders them.",
     )
 
+    stage_fractions: list[float] | None = Field(
+        None,
+        description="Explicit partial fractions of the schedule, increasing, in (0, 1), "
+        "instead of eta^-stages ... (e.g. [0.111] with eta 3: one stage at 1/9 keeping a "
+        "third); screening.stages is then ignored.",
+    )
+
+    @field_validator("stage_fractions")
+    @classmethod
+    def _increasing(cls, fractions: list[float] | None) -> list[float] | None:
+        if fractions is not None and (
+            not fractions
+            or any(not 0 < f < 1 for f in fractions)
+            or any(b <= a for a, b in itertools.pairwise(fractions))
+        ):
+            raise ValueError("must be increasing fractions strictly between 0 and 1")
+        return fractions
+
     def fractions(self) -> tuple[float, ...]:
         """The partial fractions of the schedule, increasing (full training follows)."""
+        if self.stage_fractions is not None:
+            return tuple(self.stage_fractions)
         if self.eta == 1:
             return tuple((s + 1) / (self.stages + 1) for s in range(self.stages))
         return tuple(float(self.eta) ** -(self.stages - s) for s in range(self.stages))

@@ -44,6 +44,7 @@ Arms (`--arms`, comma-separated):
     screening-eta4 the same with rounds of 16, stages at 1/16 and 1/4, a quarter kept
     screening-gentle  rounds of 9, one stage at 1/3 of the schedule, a third kept
     screening-curve-only  screening without the fused predictor (the curve model ranks)
+    screening-one-stage   rounds of 9, one stage at 1/9 of the schedule, a third kept
 Writes results.json, tables.md and compute.png to --out (default runs/search_value/<data>);
 judged ensembles are cached in judge.json there, so a rerun with more arms trains only what
 is new.
@@ -117,6 +118,10 @@ def arms(honest_members: int) -> dict[str, Arm]:
             ),
             Arm("screening-gentle", {"screening.enabled": True, "screening.stages": 1}),
             Arm("screening-curve-only", {"screening.enabled": True, "screening.predictor": False}),
+            Arm(
+                "screening-one-stage",
+                {"screening.enabled": True, "screening.stage_fractions": [1 / 9]},
+            ),
         )
     }
 

@@ -139,6 +139,10 @@ def test_fractions_follow_eta_and_stages():
     assert ScreeningSettings(eta=3, stages=2).fractions() == pytest.approx((1 / 9, 1 / 3))
     assert ScreeningSettings(eta=4, stages=1).fractions() == pytest.approx((0.25,))
     assert ScreeningSettings(eta=1, stages=2).fractions() == pytest.approx((1 / 3, 2 / 3))
+    assert ScreeningSettings(stage_fractions=[0.1, 0.5]).fractions() == (0.1, 0.5)
+    for bad in ([], [0.5, 0.2], [0.0], [1.0]):
+        with pytest.raises(UserError, match="stage_fractions"):
+            load_config(None, {}, {"screening.stage_fractions": bad})
 
 
 def test_spearman_is_one_for_the_same_order_and_minus_one_reversed():
