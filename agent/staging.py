@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel
@@ -37,6 +37,14 @@ from edas_agent.predictor import DISTANCE, NEAREST, FusedPredictor
 from edas_agent.screening import Candidate
 
 FIRST_SIGNALS = ("first_E_M", "first_D")  # known only after the lowest-fidelity stage
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Why a candidate goes no further: the early-stopping bound, or successive halving."""
+
+    rule: Literal["bound", "halving"]
+    reason: str
 
 
 @dataclass
@@ -147,11 +155,11 @@ class Stager:
                 screened[c.arch_hash].trace.entered.append(len(alive))
             entries = [(c.arch_hash, screened[c.arch_hash].trace.stages[-1]) for c in alive]
             decisions = stage_decisions(entries, len(alive), bar, stage, self.settings)
-            for arch_hash, reason in decisions.items():
-                if reason is not None:
-                    screened[arch_hash].pruned = reason
+            for arch_hash, stop in decisions.items():
+                if stop is not None:
+                    screened[arch_hash].pruned = stop.reason
                     screened[arch_hash].trace.pruned_at = stage
-                    screened[arch_hash].trace.pruned_by = _rule_of(reason)
+                    screened[arch_hash].trace.pruned_by = stop.rule
             alive = [c for c in alive if decisions[c.arch_hash] is None]
         self.on_progress(
             f"{len(alive)} of {len(fresh)} candidates go to full training and the gate"
@@ -221,21 +229,22 @@ def stage_decisions(
     bar: float,
     stage: int,
     settings: ScreeningSettings,
-) -> dict[str, str | None]:
+) -> dict[str, Stop | None]:
     """Who stops after a stage, and why (None: goes on). First the early-stopping rule
     (even the optimistic forecast fails the gate's bar), then successive halving: the best
     ceil(entered / eta) by score go on. Entries in the round's order, which breaks ties."""
     fraction = settings.fractions()[stage]
     where = f"stage {stage + 1} ({fraction:.3g} of the schedule)"
-    decisions: dict[str, str | None] = {}
+    decisions: dict[str, Stop | None] = {}
     rest = []
     for position, (key, result) in enumerate(entries):
         forecast = result.prediction
         if settings.prune and forecast.lower > bar:
-            decisions[key] = (
+            decisions[key] = Stop(
+                "bound",
                 f"stopped at {where}: forecast E_M {forecast.E_M:.5f}, at best "
                 f"{forecast.lower:.5f} ({settings.level:.0%}, {forecast.curves} curves), "
-                f"cannot reach the gate's bar {bar:.5f}"
+                f"cannot reach the gate's bar {bar:.5f}",
             )
         else:
             rest.append((result.score, position, key, result))
@@ -244,15 +253,12 @@ def stage_decisions(
         if rank <= keep:
             decisions[key] = None
         else:
-            decisions[key] = (
+            decisions[key] = Stop(
+                "halving",
                 f"halved at {where}: ranked {rank} of {len(rest)} by forecast E_M {score:.5f} "
-                f"({result.ranked_by}); {keep} go on"
+                f"({result.ranked_by}); {keep} go on",
             )
     return decisions
-
-
-def _rule_of(reason: str) -> str:
-    return "bound" if reason.startswith("stopped") else "halving"
 
 
 def _point(fraction: float, stats) -> StagePoint:
@@ -346,16 +352,17 @@ def _check_stage(record: Record, stage: int, models: Models) -> list[str]:
     return problems
 
 
-def _check_decision(record: Record, stage: int, reason: str | None) -> list[str]:
+def _check_decision(record: Record, stage: int, stop: Stop | None) -> list[str]:
     trace = record.screening
     assert trace is not None
-    if reason is None:
+    if stop is None:
         went_on = len(trace.stages) > stage + 1 or record.status in ("accepted", "rejected")
         if not went_on or (trace.pruned_at is not None and trace.pruned_at <= stage):
             return [f"step {record.step}: stopped, but stage {stage + 1} kept it"]
         return []
-    if record.status != "pruned" or trace.pruned_at != stage or record.reason != reason:
-        return [f"step {record.step}: stage {stage + 1} stops it ({reason}); logged: "
+    logged = (record.status, trace.pruned_at, trace.pruned_by, record.reason)
+    if logged != ("pruned", stage, stop.rule, stop.reason):
+        return [f"step {record.step}: stage {stage + 1} stops it ({stop.reason}); logged: "
                 f"{record.status}, {record.reason}"]  # fmt: skip
     return []
 

@@ -128,9 +128,11 @@ def test_stage_decisions_stop_what_cannot_pass_then_keep_the_best_share():
     entries = [("a", _entry(0.30, 0.25)), ("b", _entry(0.10, 0.05)), ("c", _entry(0.12, 0.06)),
                ("d", _entry(0.11, 0.07)), ("e", _entry(0.13, 0.08))]  # fmt: skip
     decisions = stage_decisions(entries, len(entries), bar=0.2, stage=0, settings=settings)
-    assert decisions["a"].startswith("stopped at stage 1")  # even at best 0.25 > bar 0.2
+    assert decisions["a"].rule == "bound"  # even at best 0.25 > bar 0.2
+    assert decisions["a"].reason.startswith("stopped at stage 1")
     assert decisions["b"] is None and decisions["d"] is None  # ceil(5 / 3) = 2 go on
-    assert "ranked 3 of 4" in decisions["c"] and "ranked 4 of 4" in decisions["e"]
+    assert decisions["c"].rule == decisions["e"].rule == "halving"
+    assert "ranked 3 of 4" in decisions["c"].reason and "ranked 4 of 4" in decisions["e"].reason
     unpruned = ScreeningSettings(enabled=True, eta=1, prune=False)
     assert all(v is None for v in stage_decisions(entries, 5, 0.2, 0, unpruned).values())
 
