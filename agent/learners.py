@@ -111,11 +111,11 @@ class LearnerStore:
         arch_hash = architecture_hash(architecture)
         self.prefetch([(architecture, count)])
         if arch_hash in self.failed:
-            self.unbilled.pop(arch_hash, None)
+            self.bill(arch_hash)  # a failure's record carries no cost
             return Failed(self.failed[arch_hash])
         pool = self.get(arch_hash)
         assert pool is not None and len(pool) >= count
-        return pool, self.unbilled.pop(arch_hash, Cost())
+        return pool, self.bill(arch_hash)
 
     def require(self, architecture: BaseModel, count: int) -> Pool:
         """The first `count` learners, for commands that cannot go on without them."""

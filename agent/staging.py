@@ -35,6 +35,7 @@ from edas_agent.journal import Record, ScreeningTrace, StagePoint, StageResult
 from edas_agent.learners import Failed, LearnerStore
 from edas_agent.predictor import DISTANCE, NEAREST, FusedPredictor
 from edas_agent.screening import Candidate
+from edas_agent.state import batches
 
 FIRST_SIGNALS = ("first_E_M", "first_D")  # known only after the lowest-fidelity stage
 
@@ -297,7 +298,7 @@ def rederive(records: list[Record], settings: ScreeningSettings, floor: float) -
     proposals = [r for r in records if r.event == "proposal"]
     baseline = records[0]
     models.observe(baseline)
-    for _, siblings in _rounds(proposals):
+    for _, siblings in batches(proposals):
         screened = [r for r in siblings if r.screening is not None and r.screening.bar is not None]
         problems += _rederive_round(screened, models, settings, baseline, floor)
         for record in siblings:
@@ -365,13 +366,6 @@ def _check_decision(record: Record, stage: int, stop: Stop | None) -> list[str]:
         return [f"step {record.step}: stage {stage + 1} stops it ({stop.reason}); logged: "
                 f"{record.status}, {record.reason}"]  # fmt: skip
     return []
-
-
-def _rounds(proposals: list[Record]):
-    rounds: dict[int | None, list[Record]] = {}
-    for record in proposals:
-        rounds.setdefault(record.round, []).append(record)
-    return rounds.items()
 
 
 def _close(a: float | None, b: float | None) -> bool:

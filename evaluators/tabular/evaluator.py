@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,65 +96,44 @@ class TabularEvaluator:
 
     def evaluate(self, architecture: BaseModel, learners: int, first: int = 0) -> Evaluation:
         """Train learners first .. first+learners-1 (seeds seed_base + j), all at once."""
-        assert isinstance(architecture, Architecture)
-        size = self.size(architecture)
-        self._check_caps(size)
-        seeds = [self.seed_base + j for j in range(first, first + learners)]
-        try:
+        size, seeds = self._prepare(architecture, learners, first)
+        with _as_candidate_failure(first):
             trained = train_learners(
                 architecture, self.data, seeds, self.device, self.settings.timeout_s
             )
             val = predict(trained, self.data, architecture, self.data.val)
             test = predict(trained, self.data, architecture, self.data.test)
-        except CandidateFailed as exc:
-            raise CandidateFailed(_renumber(str(exc), first)) from exc
-        except (RuntimeError, ValueError) as exc:  # shape errors, CUDA out of memory, ...
-            raise CandidateFailed(f"{type(exc).__name__}: {exc}") from exc
-        share = trained.seconds / learners
-        return Evaluation(
-            val_predictions=val.astype(np.float32),
-            test_predictions=test.astype(np.float32),
-            parameters=size.parameters,
-            flops=size.flops,
-            train_seconds=trained.seconds,
-            learner_seconds=(share,) * learners,
-        )
+        return _evaluation(val, test, size, trained.seconds)
 
     def evaluate_staged(
         self, architecture: BaseModel, learners: int, first: int, fractions: tuple[float, ...]
     ) -> Staged:
         """Train up to the last of `fractions` of the schedule, predicting on validation at
         each; a last fraction of 1 also gives the full Evaluation (test predictions too)."""
-        assert isinstance(architecture, Architecture)
-        size = self.size(architecture)
-        self._check_caps(size)
-        seeds = [self.seed_base + j for j in range(first, first + learners)]
+        size, seeds = self._prepare(architecture, learners, first)
         stages: list[np.ndarray] = []
 
         def look(trained, index: int) -> None:
             stages.append(predict(trained, self.data, architecture, self.data.val))
 
         steps = checkpoint_steps(architecture, len(self.data.train), fractions)
-        try:
+        full = fractions[-1] >= 1.0
+        with _as_candidate_failure(first):
             trained = train_learners(
                 architecture, self.data, seeds, self.device, self.settings.timeout_s,
                 Checkpoints(steps, look),
             )  # fmt: skip
-            test = predict(trained, self.data, architecture, self.data.test)
-        except CandidateFailed as exc:
-            raise CandidateFailed(_renumber(str(exc), first)) from exc
-        except (RuntimeError, ValueError) as exc:
-            raise CandidateFailed(f"{type(exc).__name__}: {exc}") from exc
+            test = predict(trained, self.data, architecture, self.data.test) if full else None
         val = tuple(v.astype(np.float32) for v in stages)
-        final = None
-        if fractions[-1] >= 1.0:
-            share = trained.seconds / learners
-            final = Evaluation(
-                val_predictions=val[-1], test_predictions=test.astype(np.float32),
-                parameters=size.parameters, flops=size.flops,
-                train_seconds=trained.seconds, learner_seconds=(share,) * learners,
-            )  # fmt: skip
+        final = _evaluation(stages[-1], test, size, trained.seconds) if test is not None else None
         return Staged(fractions, val, size.parameters, size.flops, trained.seconds, final)
+
+    def _prepare(self, architecture: BaseModel, learners: int, first: int):
+        """The architecture's size (within the caps) and its learners' seeds."""
+        assert isinstance(architecture, Architecture)
+        size = self.size(architecture)
+        self._check_caps(size)
+        return size, [self.seed_base + j for j in range(first, first + learners)]
 
     def zero_cost(self, architecture: BaseModel) -> float:
         """log10 of the gradient norm at initialisation on one batch of training rows (the
@@ -223,6 +204,29 @@ def _inert_on(data: EncodedDataset) -> list[str]:
     if len(data.categorical_fields) + len(data.numeric_fields) == 1:
         inert.append("one feature column: bagging has no effect")
     return inert
+
+
+@contextmanager
+def _as_candidate_failure(first: int) -> Iterator[None]:
+    """Training errors as CandidateFailed, naming learners by their index in the pool."""
+    try:
+        yield
+    except CandidateFailed as exc:
+        raise CandidateFailed(_renumber(str(exc), first)) from exc
+    except (RuntimeError, ValueError) as exc:  # shape errors, CUDA out of memory, ...
+        raise CandidateFailed(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _evaluation(val: np.ndarray, test: np.ndarray, size: Size, seconds: float) -> Evaluation:
+    learners = val.shape[0]
+    return Evaluation(
+        val_predictions=val.astype(np.float32),
+        test_predictions=test.astype(np.float32),
+        parameters=size.parameters,
+        flops=size.flops,
+        train_seconds=seconds,
+        learner_seconds=(seconds / learners,) * learners,
+    )
 
 
 def _renumber(message: str, first: int) -> str:
