@@ -41,6 +41,7 @@ class TrainRequest:
     # Multi-fidelity screening: stop at the last of these fractions of the schedule, with
     # validation predictions at each (the evaluator's evaluate_staged); None: full training
     fractions: tuple[float, ...] | None = None
+    resume: Any = None  # a Staged.paused of these learners: train only the rest of the way
 
 
 Result = Evaluation | Staged | CandidateFailed
@@ -50,8 +51,12 @@ def train(evaluator, request: TrainRequest) -> Evaluation | Staged:
     """The request on this evaluator; raises CandidateFailed."""
     if request.fractions is None:
         return evaluator.evaluate(request.architecture, request.learners, request.first)
+    if request.resume is None:  # an evaluator that cannot pause need not take `resume`
+        return evaluator.evaluate_staged(
+            request.architecture, request.learners, request.first, request.fractions
+        )
     return evaluator.evaluate_staged(
-        request.architecture, request.learners, request.first, request.fractions
+        request.architecture, request.learners, request.first, request.fractions, request.resume
     )
 
 
@@ -82,10 +87,10 @@ class LocalExecutor:
         pass
 
 
-def _train_remote(shipment: Shipment, document, learners, first, fractions=None):
+def _train_remote(shipment: Shipment, document, learners, first, fractions=None, resume=None):
     """Runs on a Ray worker: the run's evaluator rebuilt, one training request."""
     evaluator = shipment.build()
-    request = TrainRequest(evaluator.parse(document), learners, first, fractions)
+    request = TrainRequest(evaluator.parse(document), learners, first, fractions, resume)
     return train(evaluator, request)
 
 
@@ -134,7 +139,12 @@ class RayExecutor:
         ray = self.ray
         pending = {
             self.task.remote(
-                self.shipment, document_of(r.architecture), r.learners, r.first, r.fractions
+                self.shipment,
+                document_of(r.architecture),
+                r.learners,
+                r.first,
+                r.fractions,
+                r.resume,
             ): i
             for i, r in enumerate(requests)
         }

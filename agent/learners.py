@@ -90,6 +90,10 @@ class LearnerStore:
         # Validation predictions of learners 0.. at the screening fractions, kept from the
         # full training of a candidate that was screened (its full learning curve)
         self.curves: dict[str, Staged] = {}
+        # A candidate's screening stages so far, by the seed index of their first learner,
+        # paused where the last one stopped: its next stage, or its full training when the
+        # stages trained the gate's own learners (first 0), goes on from there
+        self.stages: dict[str, tuple[int, Staged]] = {}
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
 
@@ -146,9 +150,7 @@ class LearnerStore:
                 continue
             step = count - have if chunk is None else chunk
             requests += [
-                TrainRequest(
-                    architecture, min(step, count - first), first, fractions if first == 0 else None
-                )
+                self._full_request(architecture, min(step, count - first), first, fractions)
                 for first in range(have, count, step)
             ]
         waiting: dict[str, dict[int, Evaluation]] = {}
@@ -162,21 +164,23 @@ class LearnerStore:
                 continue
             if isinstance(result, Staged):
                 assert result.final is not None
-                self.curves[arch_hash], result = result, result.final
+                result = self._finish_curve(arch_hash, request, result)
             waiting.setdefault(arch_hash, {})[request.first] = result
             self._append_ready(arch_hash, waiting[arch_hash], on_learner)
         return finished
 
     def train_stage(
-        self, wants: list[tuple[BaseModel, int]], fraction: float
+        self, wants: list[tuple[BaseModel, int]], fraction: float, first: int = 0
     ) -> dict[str, np.ndarray | Failed]:
-        """Validation predictions of each architecture's first `count` learners after
-        `fraction` of their schedule (multi-fidelity screening), all submitted at once.
-        Nothing joins a pool: a stage is retrained from scratch if promoted (a prefix of
-        full training, so the numbers are the same). Billed to .unbilled as partial
-        learners; a failure is remembered like a full one."""
+        """Validation predictions of `count` learners of each architecture, from seed index
+        `first`, after `fraction` of their schedule (multi-fidelity screening), all
+        submitted at once. Nothing joins a pool. Training goes on from the architecture's
+        last stage when the evaluator paused it there (a stage is a prefix of full training,
+        so the numbers are the same either way); billed to .unbilled as partial learners,
+        for the part trained now. A failure is remembered like a full one."""
         requests = [
-            TrainRequest(architecture, count, 0, (fraction,)) for architecture, count in wants
+            self._stage_request(architecture, count, fraction, first)
+            for architecture, count in wants
         ]
         results: dict[str, np.ndarray | Failed] = {}
         for index, result in self.executor.run(requests):
@@ -184,16 +188,65 @@ class LearnerStore:
             arch_hash = architecture_hash(request.architecture)
             if isinstance(result, CandidateFailed):
                 self.failed.setdefault(arch_hash, str(result))
+                self.stages.pop(arch_hash, None)
                 results[arch_hash] = Failed(self.failed[arch_hash])
                 continue
             assert isinstance(result, Staged)
+            earlier = self.stages.pop(arch_hash)[1] if request.resume is not None else None
+            done = earlier.fractions[-1] if earlier is not None else 0.0
             spent = Cost(
                 train_seconds=result.train_seconds,
-                partial_learners=result.learners * fraction,
+                partial_learners=result.learners * (fraction - done),
             )
             self.unbilled[arch_hash] = self.unbilled.get(arch_hash, Cost()) + spent
+            self.stages[arch_hash] = (first, _joined(earlier, result))
             results[arch_hash] = result.val_predictions[-1]
         return results
+
+    def drop_stages(self, arch_hash: str) -> None:
+        """A pruned candidate will not go on: let its paused training go."""
+        self.stages.pop(arch_hash, None)
+
+    def _stage_request(
+        self, architecture: BaseModel, count: int, fraction: float, first: int
+    ) -> TrainRequest:
+        earlier = self._paused(architecture, count, first)
+        resume = earlier.paused if earlier is not None else None
+        return TrainRequest(architecture, count, first, (fraction,), resume)
+
+    def _paused(self, architecture: BaseModel, count: int, first: int) -> Staged | None:
+        """The stages of these learners so far, when training can go on from them."""
+        first_then, earlier = self.stages.get(architecture_hash(architecture), (None, None))
+        if earlier is None or earlier.paused is None:
+            return None
+        return earlier if (first_then, earlier.learners) == (first, count) else None
+
+    def _full_request(
+        self, architecture: BaseModel, count: int, first: int, fractions: tuple[float, ...] | None
+    ) -> TrainRequest:
+        """Full training of learners first.., with a curve at `fractions` from learner 0,
+        going on from the screening stages that already trained part of it."""
+        if first != 0 or fractions is None:
+            return TrainRequest(architecture, count, first)
+        earlier = self._paused(architecture, count, 0)
+        if earlier is None or fractions[: len(earlier.fractions)] != earlier.fractions:
+            return TrainRequest(architecture, count, 0, fractions)
+        rest = fractions[len(earlier.fractions) :]
+        return TrainRequest(architecture, count, 0, rest, earlier.paused)
+
+    def _finish_curve(self, arch_hash: str, request: TrainRequest, result: Staged) -> Evaluation:
+        """Keep a full training's learning curve, its screening stages in front when it went
+        on from them; those stages were billed as partial learners and are now part of
+        full ones, so their share is taken off the bill."""
+        earlier = self.stages.pop(arch_hash, (0, None))[1]
+        if request.resume is None:
+            earlier = None
+        self.curves[arch_hash] = _joined(earlier, result)
+        if earlier is not None:
+            carried = Cost(partial_learners=-earlier.learners * earlier.fractions[-1])
+            self.unbilled[arch_hash] = self.unbilled.get(arch_hash, Cost()) + carried
+        assert result.final is not None
+        return result.final
 
     def bill(self, arch_hash: str) -> Cost:
         """The cost trained for `arch_hash` and not yet reported, now reported."""
@@ -233,3 +286,18 @@ class LearnerStore:
             temporary, val=pool.val, test=pool.test, parameters=pool.parameters, flops=pool.flops
         )
         os.replace(temporary, self.folder / f"{arch_hash}.npz")
+
+
+def _joined(earlier: Staged | None, later: Staged) -> Staged:
+    """A training's stages so far: `later` went on from where `earlier` paused."""
+    if earlier is None:
+        return later
+    return Staged(
+        fractions=earlier.fractions + later.fractions,
+        val_predictions=earlier.val_predictions + later.val_predictions,
+        parameters=later.parameters,
+        flops=later.flops,
+        train_seconds=earlier.train_seconds + later.train_seconds,
+        final=later.final,
+        paused=later.paused,
+    )

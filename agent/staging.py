@@ -38,6 +38,9 @@ from edas_agent.screening import Candidate
 from edas_agent.state import batches
 
 FIRST_SIGNALS = ("first_E_M", "first_D")  # known only after the lowest-fidelity stage
+# Seed index of the first learner a stage trains with screening.stage_seeds "independent":
+# far from the gate's learners (0, 1, ... and confirmation's next ones)
+INDEPENDENT_FIRST = 500_000
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,8 @@ class Stager:
         self.settings = config.screening
         self.fractions = self.settings.fractions()
         self.learners = config.evaluator.learners
+        independent = self.settings.stage_seeds == "independent"
+        self.stage_first = INDEPENDENT_FIRST if independent else 0
         self.members = config.members
         self.evaluator = evaluator
         self.store = store
@@ -158,6 +163,7 @@ class Stager:
             decisions = stage_decisions(entries, len(alive), bar, stage, self.settings)
             for arch_hash, stop in decisions.items():
                 if stop is not None:
+                    self.store.drop_stages(arch_hash)
                     screened[arch_hash].pruned = stop.reason
                     screened[arch_hash].trace.pruned_at = stage
                     screened[arch_hash].trace.pruned_by = stop.rule
@@ -204,7 +210,8 @@ class Stager:
     def _train_stage(
         self, alive: list[Candidate], stage: int, fraction: float, screened: dict[str, Screened]
     ) -> None:
-        results = self.store.train_stage([(c.architecture, self.learners) for c in alive], fraction)
+        wants = [(c.architecture, self.learners) for c in alive]
+        results = self.store.train_stage(wants, fraction, self.stage_first)
         for c in alive:
             result, outcome = results[c.arch_hash], screened[c.arch_hash]
             if isinstance(result, Failed):

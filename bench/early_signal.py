@@ -13,7 +13,8 @@ benchmark that prints measurements, not a test.
 
 Multi-fidelity screening (`screening.enabled`) pays only when a cheap stage's precision
 (accepted among kept) rises enough to cover what the stage costs: with a stage at f and a
-share q kept, a full evaluation costs 1 + f / q learners' worth per learner instead of 1.
+share q kept, a full evaluation costs 1 + f / q - f learners' worth per learner instead of
+1 (a survivor goes on from its stage).
 """
 
 from __future__ import annotations
@@ -30,8 +31,13 @@ from edas_agent.journal import read_records
 from edas_agent.staging import spearman
 
 
-def early_and_final_deltas(folder: Path, fractions: tuple[float, ...]) -> list[tuple]:
-    """(early deltas per fraction, final delta, accepted at decision) per judged proposal."""
+def early_and_final_deltas(
+    folder: Path, fractions: tuple[float, ...], retest: bool = False
+) -> list[tuple]:
+    """(early deltas per fraction, final delta, accepted at decision) per judged proposal.
+    With `retest`, the early deltas end with a full training of k other learners (seeds the
+    run did not use): how well the gate's own measurement repeats, the ceiling for any
+    cheap signal."""
     config = load_config(folder / "config.yaml", {})
     evaluator = build_evaluator(config)
     records = read_records(folder)
@@ -43,8 +49,11 @@ def early_and_final_deltas(folder: Path, fractions: tuple[float, ...]) -> list[t
         if arch_hash not in staged:
             architecture = evaluator.parse(documents[arch_hash])
             trained = evaluator.evaluate_staged(architecture, k, 0, fractions)
+            predictions = list(trained.val_predictions)
+            if retest:
+                predictions.append(evaluator.evaluate(architecture, k, first=k).val_predictions)
             staged[arch_hash] = [
-                statistics(v, evaluator.y_val, config.members).E_M for v in trained.val_predictions
+                statistics(v, evaluator.y_val, config.members).E_M for v in predictions
             ]
         return staged[arch_hash]
 
@@ -60,7 +69,7 @@ def early_and_final_deltas(folder: Path, fractions: tuple[float, ...]) -> list[t
     return rows
 
 
-def summary(rows: list[tuple], fractions: tuple[float, ...], keeps: tuple[float, ...]) -> str:
+def summary(rows: list[tuple], fractions: tuple, keeps: tuple[float, ...]) -> str:
     if len(rows) < 3:
         return f"{len(rows)} proposals judged at full fidelity: too few to measure anything"
     early = np.array([r[0] for r in rows])
@@ -75,10 +84,16 @@ def summary(rows: list[tuple], fractions: tuple[float, ...], keeps: tuple[float,
     ]
     for column, fraction in enumerate(fractions):
         rho = spearman(list(zip(early[:, column], final, strict=True)))
+        if isinstance(fractions[-1], str) and column < len(fractions) - 1:
+            # against a full training that shares none of its seeds: the architecture's
+            # signal without the seed luck an early stage shares with the gate's learners
+            apart = spearman(list(zip(early[:, column], early[:, -1], strict=True)))
+            fraction = f"{fraction:.3g} (vs other seeds: {apart:.2f})"
         for keep in keeps:
             kept = early[:, column] <= np.quantile(early[:, column], keep)
+            label = fraction if isinstance(fraction, str) else f"{fraction:.3g}"
             lines.append(
-                f"| {fraction:.3g} | {rho:.2f} | {keep:.0%} | "
+                f"| {label} | {rho:.2f} | {keep:.0%} | "
                 f"{accepted[kept].sum()}/{accepted.sum()} | {accepted[kept].mean():.2f} |"
             )
     return "\n".join(lines)
@@ -89,13 +104,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("runs", nargs="+", type=Path, help="Finished run folders.")
     parser.add_argument("--fractions", nargs="+", type=float, default=[1 / 9, 1 / 3])
     parser.add_argument("--keep", nargs="+", type=float, default=[1 / 3, 1 / 2])
+    parser.add_argument(
+        "--retest",
+        action="store_true",
+        help="Also train every architecture fully with k other seeds: the ceiling.",
+    )
     options = parser.parse_args(argv)
     fractions = tuple(options.fractions)
     rows = []
     for folder in options.runs:
-        rows += early_and_final_deltas(folder, fractions)
+        rows += early_and_final_deltas(folder, fractions, options.retest)
         print(f"{folder}: {len(rows)} proposals so far", flush=True)
-    print(summary(rows, fractions, tuple(options.keep)))
+    columns = (*fractions, "1, other seeds") if options.retest else fractions
+    print(summary(rows, columns, tuple(options.keep)))
 
 
 if __name__ == "__main__":

@@ -73,7 +73,7 @@ from edas_agent.door import build_evaluator
 from edas_agent.ensemble import best_counts, load_candidates
 from edas_agent.evaluators.base import canonical_hash
 from edas_agent.gate import seed_noise_floor
-from edas_agent.journal import Record
+from edas_agent.journal import Record, read_records
 from edas_agent.judging import Judge as GateJudge
 from edas_agent.judging import make_gate
 from edas_agent.learners import Failed, LearnerStore
@@ -132,6 +132,24 @@ def learner_epochs(record: Record) -> float:
     that fraction of it."""
     training = (record.architecture or {}).get("training") or {}
     return record.cost.learner_equivalents * int(training.get("epochs", 1))
+
+
+def new_architectures(records: list[Record]) -> int:
+    """Distinct architectures a search trained, to a stage or fully: what it really judged.
+    A repeat (an architecture seen before: its learners are reused, or a pruned one is
+    screened again), an invalid proposal and a candidate the predictor skipped untrained
+    add nothing."""
+    return len(
+        {
+            r.arch_hash
+            for r in records
+            if r.event == "proposal"
+            and r.arch_hash is not None
+            and r.cached_from is None
+            and r.status != "invalid"
+            and not (r.screening is not None and r.screening.pruned_at == -1)
+        }
+    )
 
 
 Parts = list[tuple[dict[str, Any], int]]  # an ensemble: (architecture, members) per part
@@ -441,6 +459,7 @@ def run_benchmark(options: argparse.Namespace) -> dict[str, Any]:
                 "compute": run.compute, "compute_ratio": run.compute / ref.compute,
                 "wall_s": run.wall_s,
                 "proposals": sum(r.event == "proposal" for r in run.records),
+                "new_architectures": new_architectures(run.records),
                 "accepted": sum(r.event == "proposal" and r.accepted for r in run.records),
                 "pruned": sum(r.status == "pruned" for r in run.records),
                 "full_evaluations": sum(bool(r.rounds) for r in run.records),
@@ -602,16 +621,20 @@ def _screening_table(rows: list[dict], arms_seen: list[str]) -> list[str]:
                                             for r in rows if r["arm"] == a)]  # fmt: skip
     if not screened:
         return []
-    edas = {r["seed"]: r["proposals"] for r in rows if r["arm"] == "edas"}
-    lines = ["", "Screening: proposals judged per edas proposal at the same compute, pruned, "
-             "fully trained, pruned candidates an audit trained fully and the gate would have "
-             "accepted (false negatives), and the fused predictor's Spearman rank correlation "
-             "with realised full-training E_M at the end of each run.", "",
-             "| arm | proposals / edas | pruned | fully trained | false negatives | "
-             "predictor rank correlation |", "|---|---:|---:|---:|---:|---|"]  # fmt: skip
+    edas = {r["seed"]: r for r in rows if r["arm"] == "edas"}
+    lines = ["", "Screening: proposals per edas proposal at the same compute, and new "
+             "architectures judged (trained to a stage or fully; repeats, invalid proposals "
+             "and untrained skips not counted) per edas one; pruned, fully trained, pruned "
+             "candidates an audit trained fully and the gate would have accepted (false "
+             "negatives), and the fused predictor's Spearman rank correlation with realised "
+             "full-training E_M at the end of each run.", "",
+             "| arm | proposals / edas | new architectures / edas | pruned | fully trained | "
+             "false negatives | predictor rank correlation |",
+             "|---|---:|---:|---:|---:|---:|---|"]  # fmt: skip
     for arm in screened:
         mine = [r for r in rows if r["arm"] == arm and "full_evaluations" in r]
-        ratio = np.mean([r["proposals"] / edas[r["seed"]] for r in mine])
+        ratio = np.mean([r["proposals"] / edas[r["seed"]]["proposals"] for r in mine])
+        new = np.mean([_new(r) / _new(edas[r["seed"]]) for r in mine])
         audits = [r["audit"] for r in mine if "audit" in r]
         audited = sum(a["audited"] for a in audits)
         missed = sum(len(a["would_accept"]) for a in audits)
@@ -619,10 +642,18 @@ def _screening_table(rows: list[dict], arms_seen: list[str]) -> list[str]:
         last = [r["predictor_track"][-1][2] for r in mine if r.get("predictor_track")]
         track = ", ".join("-" if c is None else f"{c:.2f}" for c in last) or "-"
         lines.append(
-            f"| {arm} | {ratio:.1f}x | {np.mean([r['pruned'] for r in mine]):.0f} | "
+            f"| {arm} | {ratio:.1f}x | {new:.1f}x | {np.mean([r['pruned'] for r in mine]):.0f} | "
             f"{np.mean([r['full_evaluations'] for r in mine]):.0f} | {fn} | {track} |"
         )
     return lines
+
+
+def _new(row: dict) -> int:
+    """A row's new architectures, counted from its run's folder for rows written before
+    the count was kept."""
+    if "new_architectures" not in row:
+        row["new_architectures"] = new_architectures(read_records(Path(row["folder"])))
+    return row["new_architectures"]
 
 
 def _with_earlier_arms(options: argparse.Namespace, rows: list[dict]) -> list[dict]:

@@ -67,14 +67,17 @@ class Staged:
     """Validation predictions of k learners after fractions of their training schedule
     (multi-fidelity screening), float32 like Evaluation's. A fraction f is the first
     ceil(f * steps) optimiser steps of the full schedule, so a stage is exactly a prefix of
-    full training. `final` holds the full Evaluation when the last fraction is 1."""
+    full training. `final` holds the full Evaluation when the last fraction is 1; before
+    that, `paused` may hold where training stopped (the evaluator's own picklable state),
+    which evaluate_staged(..., resume=paused) continues from, training only the rest."""
 
     fractions: tuple[float, ...]
     val_predictions: tuple[np.ndarray, ...]  # one (k, n) or (k, n, C) array per fraction
     parameters: int
     flops: int
-    train_seconds: float
+    train_seconds: float  # this call's: a resumed stage counts only what it trained
     final: Evaluation | None = None
+    paused: Any = None
 
     @property
     def learners(self) -> int:
@@ -112,11 +115,18 @@ class StagedEvaluator(Evaluator, Protocol):
     (`screening.enabled`). Optional: the tabular evaluator has it."""
 
     def evaluate_staged(
-        self, architecture: BaseModel, learners: int, first: int, fractions: tuple[float, ...]
+        self,
+        architecture: BaseModel,
+        learners: int,
+        first: int,
+        fractions: tuple[float, ...],
+        resume: Any = None,
     ) -> Staged:
         """Train learners first .. first+learners-1 up to the last of `fractions` (increasing,
-        in (0, 1]) of their schedule; predictions on validation at each. Raises
-        CandidateFailed."""
+        in (0, 1]) of their schedule; predictions on validation at each. With `resume` (the
+        `paused` of an earlier Staged of the same learners), go on from where that stopped:
+        `fractions` then lie beyond it. An evaluator that cannot pause leaves `paused` None
+        and is never given `resume`. Raises CandidateFailed."""
         ...
 
     def zero_cost(self, architecture: BaseModel) -> float:

@@ -19,6 +19,7 @@ from edas_agent.evaluators.tabular.settings import EvaluatorSettings, SpaceSetti
 from edas_agent.evaluators.tabular.space import Architecture
 from edas_agent.evaluators.tabular.trainer import (
     Checkpoints,
+    Paused,
     checkpoint_steps,
     gradient_norm_at_init,
     predict,
@@ -106,10 +107,16 @@ class TabularEvaluator:
         return _evaluation(val, test, size, trained.seconds)
 
     def evaluate_staged(
-        self, architecture: BaseModel, learners: int, first: int, fractions: tuple[float, ...]
+        self,
+        architecture: BaseModel,
+        learners: int,
+        first: int,
+        fractions: tuple[float, ...],
+        resume: Paused | None = None,
     ) -> Staged:
         """Train up to the last of `fractions` of the schedule, predicting on validation at
-        each; a last fraction of 1 also gives the full Evaluation (test predictions too)."""
+        each; a last fraction of 1 also gives the full Evaluation (test predictions too),
+        an earlier one the paused training that `resume` continues."""
         size, seeds = self._prepare(architecture, learners, first)
         stages: list[np.ndarray] = []
 
@@ -121,12 +128,14 @@ class TabularEvaluator:
         with _as_candidate_failure(first):
             trained = train_learners(
                 architecture, self.data, seeds, self.device, self.settings.timeout_s,
-                Checkpoints(steps, look),
+                Checkpoints(steps, look), resume,
             )  # fmt: skip
             test = predict(trained, self.data, architecture, self.data.test) if full else None
         val = tuple(v.astype(np.float32) for v in stages)
         final = _evaluation(stages[-1], test, size, trained.seconds) if test is not None else None
-        return Staged(fractions, val, size.parameters, size.flops, trained.seconds, final)
+        return Staged(
+            fractions, val, size.parameters, size.flops, trained.seconds, final, trained.paused
+        )
 
     def _prepare(self, architecture: BaseModel, learners: int, first: int):
         """The architecture's size (within the caps) and its learners' seeds."""

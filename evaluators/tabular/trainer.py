@@ -8,6 +8,7 @@ Data stays in tensors on the device; a batch is an index slice per learner.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable
@@ -31,6 +32,27 @@ class Trained:
     net: BatchedNet
     masks: tuple[torch.Tensor, torch.Tensor]
     seconds: float
+    paused: Paused | None = None  # training stopped at a checkpoint before the schedule's end
+
+
+@dataclass
+class Paused:
+    """Everything training needs to go on where a stage stopped, on the CPU: parameters,
+    batch-norm statistics, optimiser moments, each learner's random streams and its place
+    in the epoch's data order. Continuing from it gives exactly the learners uninterrupted
+    training would, so a promoted candidate pays only for the steps it has not done."""
+
+    seeds: list[int]  # the learners it belongs to
+    step: int  # optimiser steps taken
+    epoch: int
+    position: int  # first row of the next batch in this epoch's order
+    params: dict[str, torch.Tensor]
+    buffers: dict[str, torch.Tensor]
+    optimizer: dict
+    order: list[torch.Tensor]  # generator states
+    dropout: list[torch.Tensor]
+    permutations: torch.Tensor | None  # this epoch's data order; None at an epoch's end
+    epoch_loss: torch.Tensor
 
 
 def numeric_input(architecture: Architecture, part: Part) -> torch.Tensor:
@@ -49,10 +71,12 @@ def train_learners(
     device: torch.device,
     timeout_s: float | None = None,
     checkpoints: Checkpoints | None = None,
+    resume: Paused | None = None,
 ) -> Trained:
     """Train one learner per seed, all at once; raises CandidateFailed naming the learner,
     or saying the training ran past `timeout_s`. With `checkpoints`, training stops after
-    the last of their steps, calling them at each (multi-fidelity screening)."""
+    the last of their steps, calling them at each (multi-fidelity screening), and
+    `Trained.paused` holds where it stopped; `resume` continues from such a state."""
     started = time.perf_counter()
     layout = Layout.of(architecture, data)
     bags = [
@@ -70,7 +94,7 @@ def train_learners(
     )
     masks = layout.field_masks(bags, device)
     trained = Trained(net, masks, 0.0)
-    _fit(trained, architecture, data, seeds, device, timeout_s, started, checkpoints)
+    _fit(trained, architecture, data, seeds, device, timeout_s, started, checkpoints, resume)
     trained.seconds = time.perf_counter() - started
     return trained
 
@@ -121,7 +145,7 @@ def predict(
 
 
 def _fit(
-    trained: Trained, architecture, data, seeds, device, timeout_s, started, checkpoints
+    trained: Trained, architecture, data, seeds, device, timeout_s, started, checkpoints, resume
 ) -> None:
     net, masks = trained.net, trained.masks
     recipe = architecture.training
@@ -131,16 +155,34 @@ def _fit(
     y = train.y.to(device)
     order = [learner_generator(s, _ORDER, device) for s in seeds]
     dropout = [learner_generator(s, _DROPOUT, device) for s in seeds]
+    streams = (order, dropout)
     optimizer = _optimizer(list(net.params.values()), architecture)
     n, k = len(train), len(seeds)
     stops = list(checkpoints.steps) if checkpoints else []
-    step = 0
-    for epoch in range(recipe.epochs):
-        permutations = torch.stack([torch.randperm(n, generator=g, device=device) for g in order])
-        epoch_loss = torch.zeros(k, device=device)
-        for start in range(0, n, recipe.batch_size):
-            if checkpoints and not stops:
-                break  # the last checkpoint is behind us: the stage is trained
+    step, first_epoch, position, permutations = 0, 0, 0, None
+    epoch_loss = torch.zeros(k, device=device)
+    if resume is not None:
+        if resume.seeds != list(seeds) or (stops and stops[0] < resume.step):
+            raise ValueError(
+                f"cannot resume learners {resume.seeds} paused at step {resume.step} as "
+                f"learners {list(seeds)} with checkpoints at steps {stops}"
+            )
+        _restore(resume, net, optimizer, order, dropout)
+        step, first_epoch, position = resume.step, resume.epoch, resume.position
+        permutations = None if resume.permutations is None else resume.permutations.to(device)
+        epoch_loss = resume.epoch_loss.to(device, copy=True)
+        _visit_reached(trained, checkpoints, stops, step)  # a stop that ends where it paused
+    for epoch in range(first_epoch, recipe.epochs):
+        if permutations is None:
+            permutations = torch.stack(
+                [torch.randperm(n, generator=g, device=device) for g in order]
+            )
+            epoch_loss = torch.zeros(k, device=device)
+        for start in range(position, n, recipe.batch_size):
+            if checkpoints and not stops:  # the last checkpoint is behind us: pause here
+                where = (step, epoch, start, permutations)
+                trained.paused = _pause(seeds, net, optimizer, streams, where, epoch_loss)
+                return
             step += 1
             rows = permutations[:, start : start + recipe.batch_size]  # (k, B)
             if rows.shape[1] < 2 and architecture.tower.norm == "batch":
@@ -164,8 +206,51 @@ def _fit(
                 _visit_reached(trained, checkpoints, stops, step)
         # One synchronisation per epoch: a NaN anywhere in the epoch propagates to the sum.
         _check_finite(epoch_loss, epoch)
-        if checkpoints and not stops:
+        position, permutations = 0, None
+        if checkpoints and not stops and epoch + 1 < recipe.epochs:
+            where = (step, epoch + 1, 0, None)
+            trained.paused = _pause(seeds, net, optimizer, streams, where, epoch_loss)
             return
+
+
+def _pause(seeds, net, optimizer, streams, where, epoch_loss) -> Paused:
+    """The training state at `where`, (step, epoch, position, the epoch's data order);
+    `streams` are the learners' (data order, dropout) generators."""
+
+    def cpu(tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.detach().to("cpu", copy=True)
+
+    moments = optimizer.state_dict()
+    moments["state"] = {
+        index: {name: cpu(v) if torch.is_tensor(v) else v for name, v in state.items()}
+        for index, state in moments["state"].items()
+    }
+    step, epoch, position, permutations = where
+    return Paused(
+        seeds=list(seeds),
+        step=step,
+        epoch=epoch,
+        position=position,
+        params={name: cpu(p) for name, p in net.params.items()},
+        buffers={name: cpu(b) for name, b in net.buffers.items()},
+        optimizer=moments,
+        order=[g.get_state() for g in streams[0]],
+        dropout=[g.get_state() for g in streams[1]],
+        permutations=None if permutations is None else cpu(permutations),
+        epoch_loss=cpu(epoch_loss),
+    )
+
+
+def _restore(paused: Paused, net: BatchedNet, optimizer, order, dropout) -> None:
+    with torch.no_grad():
+        for name, p in net.params.items():
+            p.copy_(paused.params[name])
+        for name, b in net.buffers.items():
+            b.copy_(paused.buffers[name])
+    # A copy: loading may keep the very tensors given, and training updates them in place
+    optimizer.load_state_dict(copy.deepcopy(paused.optimizer))
+    for generator, state in zip(order + dropout, paused.order + paused.dropout, strict=True):
+        generator.set_state(state)
 
 
 def _check_finite(epoch_loss: torch.Tensor, epoch: int) -> None:

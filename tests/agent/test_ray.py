@@ -99,14 +99,14 @@ def test_a_screening_run_on_ray_equals_a_local_one(fast_config: Config):
     assert sum(r.status == "pruned" for r in read_records(remote)) >= 6
 
 
-def failing_task(shipment, document, learners, first, fractions=None):
+def failing_task(shipment, document, learners, first, fractions=None, resume=None):
     """A task that raises for dropout 0.3 and kills its worker for dropout 0.2."""
     dropout = document["tower"]["dropout"]
     if dropout == 0.3:
         raise CandidateFailed("learner 0: boom inside the task")
     if dropout == 0.2:
         os._exit(1)
-    return _train_remote(shipment, document, learners, first, fractions)
+    return _train_remote(shipment, document, learners, first, fractions, resume)
 
 
 def test_a_raising_task_and_a_dead_worker_fail_only_their_candidates(fast_config: Config):

@@ -16,7 +16,8 @@ def test_early_deltas_are_measured_for_every_fully_judged_proposal(searched, cap
     sys.modules["early_signal"] = bench
     spec.loader.exec_module(bench)
     folder = searched(4, 0)
-    bench.main([str(folder), "--fractions", "0.25", "0.5", "--keep", "0.5"])
+    bench.main([str(folder), "--fractions", "0.25", "0.5", "--keep", "0.5", "--retest"])
     out = capsys.readouterr().out
     assert "proposals judged at full fidelity" in out
-    assert out.count("| 0.25 |") == 1 and out.count("| 0.5 |") == 1
+    assert out.count("| 0.25 (vs other seeds: ") == 1 and out.count("| 0.5 (vs other") == 1
+    assert out.count("| 1, other seeds |") == 1

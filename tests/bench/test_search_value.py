@@ -31,6 +31,8 @@ def test_every_arm_gets_the_reference_compute_and_a_judged_result(tmp_path: Path
                          "mixture-search", "screening"}  # fmt: skip
     screening = rows["screening"]
     assert screening["proposals"] > rows["edas"]["proposals"] and screening["pruned"] > 0
+    assert rows["edas"]["new_architectures"] <= rows["edas"]["proposals"]
+    assert 0 < screening["new_architectures"] <= screening["proposals"]
     assert screening["audit"]["audited"] == min(2, screening["pruned"])
     assert rows["mixture"]["compute"] == rows["edas"]["compute"]  # it trains nothing more
     assert rows["mixture"]["architectures"] >= 1 and rows["mixture-search"]["architectures"] >= 1
@@ -66,3 +68,26 @@ def test_learner_epochs_count_each_learner_times_its_epochs():
     assert bench.learner_epochs(plugin) == 4
     screened = record.model_copy(update={"cost": Cost(learners_trained=2, partial_learners=0.5)})
     assert bench.learner_epochs(screened) == 2.5 * 7  # partial training at its fraction
+
+
+def test_new_architectures_leave_out_repeats_invalid_proposals_and_untrained_skips():
+    from edas_agent.journal import Record, ScreeningTrace
+
+    bench = load_bench()
+
+    def proposal(step: int, arch_hash: str, status: str = "rejected", **fields) -> Record:
+        return Record(event="proposal", step=step, time="t", status=status, reason="",
+                      rule="exact", members=50, arch_hash=arch_hash, **fields)  # fmt: skip
+
+    skipped = ScreeningTrace(signals={}, pruned_at=-1, pruned_by="predictor")
+    staged = ScreeningTrace(signals={}, pruned_at=0, pruned_by="halving")
+    records = [
+        proposal(1, "a"),
+        proposal(2, "a", cached_from=1),  # learners reused
+        proposal(3, "b", "pruned", screening=staged),
+        proposal(4, "b", "pruned", screening=staged),  # screened again: nothing new
+        proposal(5, "c", "pruned", screening=skipped),
+        proposal(6, "d", "invalid"),
+        proposal(7, "e", "failed"),
+    ]
+    assert bench.new_architectures(records) == 3  # a, b, e

@@ -205,3 +205,38 @@ def test_a_stage_is_exactly_a_prefix_of_full_training(fast_config):
     assert not np.array_equal(staged.val_predictions[0], full.val_predictions)
     proxy = evaluator.zero_cost(architecture)
     assert np.isfinite(proxy) and proxy == evaluator.zero_cost(architecture)
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {},  # the default: adamw, no dropout
+        {"tower": {"widths": [16, 8], "dropout": 0.2, "norm": "batch"}, "training": {"lr": 0.01}},
+        {"training": {"optimizer": "sgd", "epochs": 3}},
+    ],
+)
+def test_a_paused_stage_continues_exactly_as_uninterrupted_training(fast_config, document):
+    evaluator = TabularEvaluator(fast_config.data, fast_config.evaluator, fast_config.seed)
+    architecture = evaluator.parse(document)
+    straight = evaluator.evaluate_staged(architecture, 2, 1, (1 / 9, 1 / 3, 1.0))
+    first = evaluator.evaluate_staged(architecture, 2, 1, (1 / 9,))
+    # 1/3 of three epochs ends on an epoch's last batch: the pause is between epochs
+    second = evaluator.evaluate_staged(architecture, 2, 1, (1 / 3,), resume=first.paused)
+    last = evaluator.evaluate_staged(architecture, 2, 1, (1.0,), resume=second.paused)
+    assert first.paused is not None and second.paused is not None and last.paused is None
+    assert np.array_equal(second.val_predictions[0], straight.val_predictions[1])
+    assert np.array_equal(last.final.val_predictions, straight.final.val_predictions)
+    assert np.array_equal(last.final.test_predictions, straight.final.test_predictions)
+    # The paused state was not consumed: continuing from it again gives the same learners
+    again = evaluator.evaluate_staged(architecture, 2, 1, (1.0,), resume=second.paused)
+    assert np.array_equal(again.final.val_predictions, straight.final.val_predictions)
+
+
+def test_resuming_other_learners_or_an_earlier_stage_is_refused(fast_config):
+    evaluator = TabularEvaluator(fast_config.data, fast_config.evaluator, fast_config.seed)
+    architecture = evaluator.default_architecture()
+    paused = evaluator.evaluate_staged(architecture, 2, 0, (1 / 3,)).paused
+    with pytest.raises(CandidateFailed, match="cannot resume"):
+        evaluator.evaluate_staged(architecture, 2, 1, (1.0,), resume=paused)
+    with pytest.raises(CandidateFailed, match="cannot resume"):
+        evaluator.evaluate_staged(architecture, 2, 0, (1 / 9,), resume=paused)
