@@ -45,6 +45,10 @@ Arms (`--arms`, comma-separated):
     screening-gentle  rounds of 9, one stage at 1/3 of the schedule, a third kept
     screening-curve-only  screening without the fused predictor (the curve model ranks)
     screening-one-stage   rounds of 9, one stage at 1/9 of the schedule, a third kept
+    screening-wide rounds of 16, one stage at 1/16 of the schedule, the best 2 kept
+    screening-shared, screening-eta4-shared   screening and screening-eta4 with
+                   screening.stage_seeds shared: stages train the gate's own learners and a
+                   survivor goes on from its stage (the others: stages on seeds of their own)
 Writes results.json, tables.md and compute.png to --out (default runs/search_value/<data>);
 judged ensembles are cached in judge.json there, so a rerun with more arms trains only what
 is new.
@@ -121,6 +125,25 @@ def arms(honest_members: int) -> dict[str, Arm]:
             Arm(
                 "screening-one-stage",
                 {"screening.enabled": True, "screening.stage_fractions": [1 / 9]},
+            ),
+            Arm(
+                "screening-wide",
+                {
+                    "screening.enabled": True,
+                    "screening.proposals": 16,
+                    "screening.eta": 8,
+                    "screening.stage_fractions": [1 / 16],
+                },
+            ),
+            Arm("screening-shared", {"screening.enabled": True, "screening.stage_seeds": "shared"}),
+            Arm(
+                "screening-eta4-shared",
+                {
+                    "screening.enabled": True,
+                    "screening.proposals": 16,
+                    "screening.eta": 4,
+                    "screening.stage_seeds": "shared",
+                },
             ),
         )
     }
