@@ -145,13 +145,14 @@ class ScreeningSettings(_Section):
         "training (recorded as pruned at stage 0); 0 only orders them.",
     )
 
-    stage_seeds: Literal["independent", "shared"] = Field(
-        "independent",
-        description="independent: stages train learners of their own seeds, which the gate "
-        "never sees, and a survivor's full training starts again on the gate's seeds, so "
-        "the luck that made a candidate look good early does not also decide its judgement; "
-        "shared: stages train the gate's own learners and a survivor goes on from its last "
-        "stage (cheaper by that stage's share of a full training).",
+    stage_seeds: Literal["shared", "independent"] = Field(
+        "shared",
+        description="shared: stages train the gate's own learners and a survivor goes on "
+        "from its last stage to full training; independent: stages train learners of their "
+        "own seeds, which the gate never sees, and a survivor's full training starts again "
+        "on the gate's seeds (costs that stage's share of a full training more, but the luck "
+        "that made a candidate look good early does not also decide its judgement, and an "
+        "audit of pruned candidates is unbiased).",
     )
     stage_fractions: list[float] | None = Field(
         None,

@@ -46,9 +46,10 @@ Arms (`--arms`, comma-separated):
     screening-curve-only  screening without the fused predictor (the curve model ranks)
     screening-one-stage   rounds of 9, one stage at 1/9 of the schedule, a third kept
     screening-wide rounds of 16, one stage at 1/16 of the schedule, the best 2 kept
-    screening-shared, screening-eta4-shared   screening and screening-eta4 with
-                   screening.stage_seeds shared: stages train the gate's own learners and a
-                   survivor goes on from its stage (the others: stages on seeds of their own)
+    screening-independent, screening-eta4-independent, screening-wide-independent
+                   the same three with screening.stage_seeds independent: stages train
+                   learners of their own and a survivor's full training starts again on the
+                   gate's seeds (the others: stages train the gate's learners, which go on)
 Writes results.json, tables.md and compute.png to --out (default runs/search_value/<data>);
 judged ensembles are cached in judge.json there, so a rerun with more arms trains only what
 is new.
@@ -101,6 +102,26 @@ class Arm:
 
 def arms(honest_members: int) -> dict[str, Arm]:
     m = honest_members
+    screened = (
+        Arm("screening", {"screening.enabled": True}),
+        Arm(
+            "screening-eta4",
+            {"screening.enabled": True, "screening.proposals": 16, "screening.eta": 4},
+        ),
+        Arm(
+            "screening-wide",
+            {
+                "screening.enabled": True,
+                "screening.proposals": 16,
+                "screening.eta": 8,
+                "screening.stage_fractions": [1 / 16],
+            },
+        ),
+    )
+    independent = tuple(
+        Arm(f"{a.name}-independent", {**a.overrides, "screening.stage_seeds": "independent"})
+        for a in screened
+    )
     return {
         arm.name: arm
         for arm in (
@@ -115,36 +136,14 @@ def arms(honest_members: int) -> dict[str, Arm]:
             Arm("mixture", {}, mixes_reference=True),
             Arm("mixture-confirmed", {}, mixes_reference=True, min_learners=4),
             Arm("mixture-search", {"search.target": "mixture"}, searches_mixtures=True),
-            Arm("screening", {"screening.enabled": True}),
-            Arm(
-                "screening-eta4",
-                {"screening.enabled": True, "screening.proposals": 16, "screening.eta": 4},
-            ),
+            *screened,
             Arm("screening-gentle", {"screening.enabled": True, "screening.stages": 1}),
             Arm("screening-curve-only", {"screening.enabled": True, "screening.predictor": False}),
             Arm(
                 "screening-one-stage",
                 {"screening.enabled": True, "screening.stage_fractions": [1 / 9]},
             ),
-            Arm(
-                "screening-wide",
-                {
-                    "screening.enabled": True,
-                    "screening.proposals": 16,
-                    "screening.eta": 8,
-                    "screening.stage_fractions": [1 / 16],
-                },
-            ),
-            Arm("screening-shared", {"screening.enabled": True, "screening.stage_seeds": "shared"}),
-            Arm(
-                "screening-eta4-shared",
-                {
-                    "screening.enabled": True,
-                    "screening.proposals": 16,
-                    "screening.eta": 4,
-                    "screening.stage_seeds": "shared",
-                },
-            ),
+            *independent,
         )
     }
 
@@ -657,7 +656,12 @@ def _screening_table(rows: list[dict], arms_seen: list[str]) -> list[str]:
     for arm in screened:
         mine = [r for r in rows if r["arm"] == arm and "full_evaluations" in r]
         ratio = np.mean([r["proposals"] / edas[r["seed"]]["proposals"] for r in mine])
-        new = np.mean([_new(r) / _new(edas[r["seed"]]) for r in mine])
+        counted = [(_new(r), _new(edas[r["seed"]])) for r in mine]
+        new = (
+            np.mean([a / b for a, b in counted if a and b])
+            if all(all(c) for c in counted)
+            else None
+        )
         audits = [r["audit"] for r in mine if "audit" in r]
         audited = sum(a["audited"] for a in audits)
         missed = sum(len(a["would_accept"]) for a in audits)
@@ -665,17 +669,21 @@ def _screening_table(rows: list[dict], arms_seen: list[str]) -> list[str]:
         last = [r["predictor_track"][-1][2] for r in mine if r.get("predictor_track")]
         track = ", ".join("-" if c is None else f"{c:.2f}" for c in last) or "-"
         lines.append(
-            f"| {arm} | {ratio:.1f}x | {new:.1f}x | {np.mean([r['pruned'] for r in mine]):.0f} | "
+            f"| {arm} | {ratio:.1f}x | {'-' if new is None else f'{new:.1f}x'} | "
+            f"{np.mean([r['pruned'] for r in mine]):.0f} | "
             f"{np.mean([r['full_evaluations'] for r in mine]):.0f} | {fn} | {track} |"
         )
     return lines
 
 
-def _new(row: dict) -> int:
+def _new(row: dict) -> int | None:
     """A row's new architectures, counted from its run's folder for rows written before
-    the count was kept."""
+    the count was kept (None when that folder is not where it was)."""
     if "new_architectures" not in row:
-        row["new_architectures"] = new_architectures(read_records(Path(row["folder"])))
+        folder = Path(row["folder"])
+        if not (folder / "trajectory.jsonl").is_file():
+            return None
+        row["new_architectures"] = new_architectures(read_records(folder))
     return row["new_architectures"]
 
 
