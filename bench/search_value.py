@@ -46,6 +46,7 @@ Arms (`--arms`, comma-separated):
     screening-curve-only  screening without the fused predictor (the curve model ranks)
     screening-one-stage   rounds of 9, one stage at 1/9 of the schedule, a third kept
     screening-wide rounds of 16, one stage at 1/16 of the schedule, the best 2 kept
+    screening-ninth   rounds of 9, one stage at 1/9 of the schedule, the best 1 kept
     screening-independent, screening-eta4-independent, screening-wide-independent
                    the same three with screening.stage_seeds independent: stages train
                    learners of their own and a survivor's full training starts again on the
@@ -118,6 +119,7 @@ def arms(honest_members: int) -> dict[str, Arm]:
             },
         ),
     )
+    ninth = {"screening.enabled": True, "screening.eta": 9, "screening.stage_fractions": [1 / 9]}
     independent = tuple(
         Arm(f"{a.name}-independent", {**a.overrides, "screening.stage_seeds": "independent"})
         for a in screened
@@ -143,6 +145,7 @@ def arms(honest_members: int) -> dict[str, Arm]:
                 "screening-one-stage",
                 {"screening.enabled": True, "screening.stage_fractions": [1 / 9]},
             ),
+            Arm("screening-ninth", ninth),
             *independent,
         )
     }
