@@ -161,6 +161,7 @@ class LearnerStore:
             finished.append(arch_hash)
             if isinstance(result, CandidateFailed):
                 self.failed.setdefault(arch_hash, str(result))
+                self.stages.pop(arch_hash, None)
                 continue
             if isinstance(result, Staged):
                 assert result.final is not None
