@@ -51,12 +51,10 @@ def train(evaluator, request: TrainRequest) -> Evaluation | Staged:
     """The request on this evaluator; raises CandidateFailed."""
     if request.fractions is None:
         return evaluator.evaluate(request.architecture, request.learners, request.first)
-    if request.resume is None:  # an evaluator that cannot pause need not take `resume`
-        return evaluator.evaluate_staged(
-            request.architecture, request.learners, request.first, request.fractions
-        )
+    # an evaluator that cannot pause is never given `resume`, so it need not take one
+    resume = () if request.resume is None else (request.resume,)
     return evaluator.evaluate_staged(
-        request.architecture, request.learners, request.first, request.fractions, request.resume
+        request.architecture, request.learners, request.first, request.fractions, *resume
     )
 
 

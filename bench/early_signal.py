@@ -69,12 +69,23 @@ def early_and_final_deltas(
     return rows
 
 
-def summary(rows: list[tuple], fractions: tuple, keeps: tuple[float, ...]) -> str:
+def summary(
+    rows: list[tuple], fractions: tuple[float, ...], keeps: tuple[float, ...], retest: bool = False
+) -> str:
+    """The table; with `retest`, each row's early deltas end with the other seeds' full one."""
     if len(rows) < 3:
         return f"{len(rows)} proposals judged at full fidelity: too few to measure anything"
     early = np.array([r[0] for r in rows])
     final = np.array([r[1] for r in rows])
     accepted = np.array([r[2] for r in rows])
+    labels = [f"{fraction:.3g}" for fraction in fractions]
+    if retest:
+        # against a full training that shares none of its seeds: the architecture's signal
+        # without the seed luck an early stage shares with the gate's learners
+        for column, label in enumerate(labels):
+            apart = spearman(list(zip(early[:, column], early[:, -1], strict=True)))
+            labels[column] = f"{label} (vs other seeds: {apart:.2f})"
+        labels.append("1, other seeds")
     lines = [
         f"{len(rows)} proposals judged at full fidelity, {accepted.sum()} accepted at decision "
         f"(base rate {accepted.mean():.2f})",
@@ -82,16 +93,10 @@ def summary(rows: list[tuple], fractions: tuple, keeps: tuple[float, ...]) -> st
         "| fraction | Spearman(early dE_M, final dE_M) | kept share | accepted kept | precision |",
         "|---:|---:|---:|---:|---:|",
     ]
-    for column, fraction in enumerate(fractions):
+    for column, label in enumerate(labels):
         rho = spearman(list(zip(early[:, column], final, strict=True)))
-        if isinstance(fractions[-1], str) and column < len(fractions) - 1:
-            # against a full training that shares none of its seeds: the architecture's
-            # signal without the seed luck an early stage shares with the gate's learners
-            apart = spearman(list(zip(early[:, column], early[:, -1], strict=True)))
-            fraction = f"{fraction:.3g} (vs other seeds: {apart:.2f})"
         for keep in keeps:
             kept = early[:, column] <= np.quantile(early[:, column], keep)
-            label = fraction if isinstance(fraction, str) else f"{fraction:.3g}"
             lines.append(
                 f"| {label} | {rho:.2f} | {keep:.0%} | "
                 f"{accepted[kept].sum()}/{accepted.sum()} | {accepted[kept].mean():.2f} |"
@@ -115,8 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     for folder in options.runs:
         rows += early_and_final_deltas(folder, fractions, options.retest)
         print(f"{folder}: {len(rows)} proposals so far", flush=True)
-    columns = (*fractions, "1, other seeds") if options.retest else fractions
-    print(summary(rows, columns, tuple(options.keep)))
+    print(summary(rows, fractions, tuple(options.keep), options.retest))
 
 
 if __name__ == "__main__":

@@ -167,7 +167,7 @@ def _fit(
                 f"cannot resume learners {resume.seeds} paused at step {resume.step} as "
                 f"learners {list(seeds)} with checkpoints at steps {stops}"
             )
-        _restore(resume, net, optimizer, order, dropout)
+        _restore(resume, net, optimizer, streams)
         step, first_epoch, position = resume.step, resume.epoch, resume.position
         permutations = None if resume.permutations is None else resume.permutations.to(device)
         epoch_loss = resume.epoch_loss.to(device, copy=True)
@@ -241,7 +241,7 @@ def _pause(seeds, net, optimizer, streams, where, epoch_loss) -> Paused:
     )
 
 
-def _restore(paused: Paused, net: BatchedNet, optimizer, order, dropout) -> None:
+def _restore(paused: Paused, net: BatchedNet, optimizer, streams) -> None:
     with torch.no_grad():
         for name, p in net.params.items():
             p.copy_(paused.params[name])
@@ -249,7 +249,8 @@ def _restore(paused: Paused, net: BatchedNet, optimizer, order, dropout) -> None
             b.copy_(paused.buffers[name])
     # A copy: loading may keep the very tensors given, and training updates them in place
     optimizer.load_state_dict(copy.deepcopy(paused.optimizer))
-    for generator, state in zip(order + dropout, paused.order + paused.dropout, strict=True):
+    generators = [*streams[0], *streams[1]]
+    for generator, state in zip(generators, paused.order + paused.dropout, strict=True):
         generator.set_state(state)
 
 
