@@ -30,6 +30,11 @@ _MAX_WIDTH = 512
 _MIN_BATCH = 128
 _MAX_CROSS = 4
 _NOVELTY_TRIES = 50
+# Edits per proposal once every one- and two-edit draw of _NOVELTY_TRIES has been seen: a
+# baseline that stops moving exhausts its near neighbourhood, and a screening run, which
+# asks for many proposals a round, gets there first. Farther steps replace repeats.
+_FARTHER = (3, 4)
+_MAX_DRAWS = 200  # mutation draws for one proposal; few mutations apply to a tiny space
 
 
 def _replace(path: str, value: Any) -> Edit:
@@ -193,12 +198,8 @@ class BuiltinProposer:
         seen = set(context.evaluated_hashes)
         proposals = []
         for offset in range(context.proposals):
-            for _ in range(_NOVELTY_TRIES):
-                names, edits = self._sample(context, p_diversity)
-                arch_hash = canonical_hash(apply_edits(context.architecture, edits))
-                if arch_hash not in seen:
-                    break
-            seen.add(arch_hash)
+            names, edits = self._novel(context, p_diversity, seen)
+            seen.add(canonical_hash(apply_edits(context.architecture, edits)))
             self._last.append((context.step + offset, names))
             rationale = (
                 f"rho={context.stats.rho:.4f}: P(diversity edit)={p_diversity:.2f}; "
@@ -208,12 +209,31 @@ class BuiltinProposer:
             proposals.append(Proposal(rationale=rationale, edits=edits, usage=usage))
         return proposals
 
-    def _sample(self, context: ProposalContext, p_diversity: float) -> tuple[list[str], list[Edit]]:
-        n_mutations = 1 if self.rng.random() < 0.7 else 2
+    def _novel(
+        self, context: ProposalContext, p_diversity: float, seen: set[str]
+    ) -> tuple[list[str], list[Edit]]:
+        """A draw whose architecture is not in `seen`, nearest first; the last draw when
+        even the farthest tries find nothing new."""
+        for n_mutations in (None, *_FARTHER):
+            for _ in range(_NOVELTY_TRIES):
+                names, edits = self._sample(context, p_diversity, n_mutations)
+                if canonical_hash(apply_edits(context.architecture, edits)) not in seen:
+                    return names, edits
+        return names, edits
+
+    def _sample(
+        self, context: ProposalContext, p_diversity: float, n_mutations: int | None = None
+    ) -> tuple[list[str], list[Edit]]:
+        """One or two mutations (`n_mutations`, when given: that many, or as many distinct
+        ones as apply in a bounded number of draws)."""
+        if n_mutations is None:
+            n_mutations = 1 if self.rng.random() < 0.7 else 2
         names: list[str] = []
         edits: list[Edit] = []
         document = context.architecture
-        while len(names) < n_mutations:
+        for _ in range(_MAX_DRAWS):
+            if len(names) == n_mutations:
+                break
             family = DIVERSITY if self.rng.random() < p_diversity else ACCURACY
             name = self._pick(family)
             new = family[name](document, self.rng, context)

@@ -138,3 +138,20 @@ def test_field_names_are_escaped_in_paths():
         proposal = propose_one(proposer, base.model_copy(update={"step": step}))
         overrides.update(valid(proposal.edits).embeddings.per_field)
     assert overrides == {"a/b", "t~1", "größe x"}
+
+
+def test_a_baseline_that_stops_moving_gets_farther_proposals_instead_of_repeats():
+    # 300 rounds against one baseline exhaust its one- and two-edit draws; the proposer
+    # then goes three or four edits out rather than proposing a seen architecture again.
+    proposer = BuiltinProposer(seed=3)
+    seen: set[str] = set()
+    edit_counts = []
+    for step in range(1, 301):
+        proposal = propose_one(proposer, context(0.9, step=step, evaluated=frozenset(seen)))
+        arch_hash = Architecture.model_validate(
+            apply_edits(Architecture().document(), proposal.edits)
+        ).arch_hash()
+        assert arch_hash not in seen, f"step {step} repeats an evaluated architecture"
+        seen.add(arch_hash)
+        edit_counts.append(len(family(proposal)))
+    assert max(edit_counts[:20]) <= 2 and max(edit_counts) >= 3
