@@ -154,6 +154,15 @@ class ScreeningSettings(_Section):
         "that made a candidate look good early does not also decide its judgement, and an "
         "audit of pruned candidates is unbiased).",
     )
+    survivor_learners: int | None = Field(
+        None,
+        ge=2,
+        le=64,
+        description="Learners a survivor's decision round uses; unset: evaluator.learners. "
+        "More make the gate's judgement of the few survivors less noisy, paid from what "
+        "screening saves; with shared stage seeds the extra ones are fresh seeds, which "
+        "the early selection did not pick for their luck.",
+    )
     stage_fractions: list[float] | None = Field(
         None,
         description="Explicit partial fractions of the schedule, increasing, in (0, 1), "
@@ -337,6 +346,12 @@ class Config(_Section):
                 "screening ranks candidates by their own predicted E_M, which does not "
                 "decide a mixture search: set screening.enabled false with search.target "
                 "mixture"
+            )
+        survivors = self.screening.survivor_learners
+        if survivors is not None and survivors < self.evaluator.learners:
+            raise ValueError(
+                f"screening.survivor_learners ({survivors}) is below evaluator.learners "
+                f"({self.evaluator.learners}): a survivor has that many learners already"
             )
         if self.llm.provider == "replay" and not self.llm.replay_from:
             raise ValueError("llm.provider 'replay' needs llm.replay_from (--replay-from RUN_DIR)")

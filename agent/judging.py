@@ -44,9 +44,13 @@ class Judge:
         self.store = store
         self.evaluator = evaluator
 
-    def rounds(self, baseline: Baseline, step: int, architecture: BaseModel) -> Judged | Failed:
-        """Decision, sequential rounds, confirmation."""
-        kind, index, learners = "decision", 0, self.config.evaluator.learners
+    def rounds(
+        self, baseline: Baseline, step: int, architecture: BaseModel, learners: int | None = None
+    ) -> Judged | Failed:
+        """Decision (on `learners`, default evaluator.learners), sequential rounds,
+        confirmation."""
+        kind, index = "decision", 0
+        learners = learners or self.config.evaluator.learners
         rounds: list[GateRound] = []
         while True:
             judged = self._round(kind, baseline, step, index, architecture, learners)

@@ -246,15 +246,24 @@ class Search:
         """Train the decision learners of a batch's candidates at once (in parallel on a
         parallel executor), but not those screening stopped; returns the order they
         finished in, which is logged but never decides anything."""
-        wants = {
-            c.arch_hash: c.architecture
+        wants = [
+            (c.architecture, self._decision_learners(c.arch_hash, staged))
             for c in screened
             if isinstance(c, Candidate) and not _stopped(staged.get(c.arch_hash))
-        }
-        learners = self.config.evaluator.learners
+        ]
         fractions = self.stager.full_fractions if self.stager is not None else None
-        finished = self.store.prefetch([(a, learners) for a in wants.values()], fractions=fractions)
+        # In chunks of evaluator.learners: a survivor's first chunk goes on from its stages
+        chunk = self.config.evaluator.learners
+        finished = self.store.prefetch(wants, chunk=chunk, fractions=fractions)
         return {arch_hash: order for order, arch_hash in enumerate(dict.fromkeys(finished))}
+
+    def _decision_learners(self, arch_hash: str, staged: dict[str, Screened]) -> int:
+        """Learners of a candidate's decision round: more for a survivor of this round's
+        screening when screening.survivor_learners asks for them."""
+        survivors = self.config.screening.survivor_learners
+        if survivors is not None and arch_hash in staged:
+            return survivors
+        return self.config.evaluator.learners
 
     def _full_trace(self, architecture, arch_hash: str, trace: ScreeningTrace | None):
         if self.stager is None:
@@ -290,7 +299,8 @@ class Search:
         failed_before = self.store.failed.get(screened.arch_hash)
         if failed_before is not None and fields["cached_from"] is not None:
             return record("failed", f"{failed_before} [from step {screened.first_step}]", **fields)
-        judged = self.judge.rounds(self.baseline, step, screened.architecture)
+        learners = self._decision_learners(screened.arch_hash, staged)
+        judged = self.judge.rounds(self.baseline, step, screened.architecture, learners)
         if isinstance(judged, Failed):
             return record("failed", judged.reason, **fields)
         order = completion.get(screened.arch_hash)

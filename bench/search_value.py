@@ -51,6 +51,9 @@ Arms (`--arms`, comma-separated):
                    the same three with screening.stage_seeds independent: stages train
                    learners of their own and a survivor's full training starts again on the
                    gate's seeds (the others: stages train the gate's learners, which go on)
+    screening-survivors4, screening-eta4-survivors4, screening-wide-survivors4
+                   the same three with screening.survivor_learners 4: a survivor's decision
+                   round has two fresh learners besides the two its stages trained
 Writes results.json, tables.md and compute.png to --out (default runs/search_value/<data>);
 judged ensembles are cached in judge.json there, so a rerun with more arms trains only what
 is new.
@@ -124,6 +127,10 @@ def arms(honest_members: int) -> dict[str, Arm]:
         Arm(f"{a.name}-independent", {**a.overrides, "screening.stage_seeds": "independent"})
         for a in screened
     )
+    surviving = tuple(
+        Arm(f"{a.name}-survivors4", {**a.overrides, "screening.survivor_learners": 4})
+        for a in screened
+    )
     return {
         arm.name: arm
         for arm in (
@@ -147,6 +154,7 @@ def arms(honest_members: int) -> dict[str, Arm]:
             ),
             Arm("screening-ninth", ninth),
             *independent,
+            *surviving,
         )
     }
 
@@ -377,6 +385,7 @@ def wanted(run: Searched, reference_compute: int, reference: bool) -> list[tuple
         final = run.incumbent(run.compute)  # the judge's noise, on the start and on a winner
         needs += [(start, JUDGE_FIRST), (start, JUDGE_FIRST + 10_000)]
         needs += [(final, JUDGE_FIRST + 10_000)]
+    if not run.mixtures:
         needs += [(d, JUDGE_FIRST) for step in accepted_steps(run) for d in step]
     return needs
 
@@ -494,8 +503,9 @@ def run_benchmark(options: argparse.Namespace) -> dict[str, Any]:
                 row["predictor_track"] = track
                 if options.audit:
                     row["audit"] = audit_pruning(run, config, options.audit)
-            if run.arm == reference.name:
+            if not run.mixtures:
                 row["accepted_improved"] = accepted_steps_that_improved(run, judge, config)
+            if run.arm == reference.name:
                 final = run.incumbent(run.compute)
                 second = judge.error(config, final, JUDGE_FIRST + 10_000)
                 row["judge_noise_final"] = abs(second - row["final_error"])
@@ -601,14 +611,24 @@ def tables(result: dict[str, Any]) -> str:
         lines += ["", f"The {arm} arm's final mixtures hold {np.mean(mixed):.1f} architectures "
                   f"on average{whose}."]  # fmt: skip
     lines += _screening_table(rows, arms_seen)
-    verdicts = [v for r in rows for v in r.get("accepted_improved", [])]
-    if verdicts:
-        lines += [
-            "",
-            f"Accepted steps of the edas arm whose realised {M}-member test error beat their "
-            f"baseline's: {sum(verdicts)}/{len(verdicts)} ({np.mean(verdicts):.0%}).",
-        ]
+    lines += _accepted_steps_table(rows, arms_seen, M)
     return "\n".join(lines) + "\n"
+
+
+def _accepted_steps_table(rows: list[dict], arms_seen: list[str], members: int) -> list[str]:
+    """Per arm, its accepted steps whose realised ensemble beat their baseline's: how often
+    the gate's acceptances were real (a low share means it adopted lucky seeds)."""
+    cells = []
+    for arm in arms_seen:
+        verdicts = [v for r in rows if r["arm"] == arm for v in r.get("accepted_improved", [])]
+        if any("accepted_improved" in r for r in rows if r["arm"] == arm):
+            share = f" ({np.mean(verdicts):.0%})" if verdicts else ""
+            cells.append(f"| {arm} | {sum(verdicts)}/{len(verdicts)}{share} |")
+    if not cells:
+        return []
+    return ["", f"Accepted steps whose realised {members}-member test error beat their "
+            "baseline's:", "", "| arm | accepted steps that were real improvements |",
+            "|---|---:|", *cells]  # fmt: skip
 
 
 def plot(result: dict[str, Any], path: Path) -> None:

@@ -86,6 +86,27 @@ def test_with_independent_seeds_the_gate_judges_learners_the_stages_never_traine
     assert replay(folder).ok
 
 
+def test_survivors_can_be_judged_on_more_learners_than_the_stages_trained(
+    monkeypatch, capsys, screening_args, tmp_path
+):
+    args = [*screening_args, "--set", "screening.survivor_learners=4"]
+    folder = run(monkeypatch, capsys, args, tmp_path / "runs", 9)
+    proposals = [r for r in read_records(folder) if r.event == "proposal"]
+    (survivor,) = [r for r in proposals if r.rounds]
+    assert survivor.rounds[0].kind == "decision" and survivor.rounds[0].stats.k == 4
+    # learners 0 and 1 went on from their stages (paid once), 2 and 3 are fresh
+    curve, stages = survivor.screening.curve, survivor.screening.stages
+    assert [p.E_M for p in curve[:2]] == [s.point.E_M for s in stages]
+    assert survivor.cost.partial_learners == 0 and survivor.cost.learners_trained >= 4
+    assert _partial_by_stage_reached(proposals) == pytest.approx([2 / 9] * 6 + [2 / 3] * 2 + [0])
+    assert replay(folder).ok
+
+
+def test_survivor_learners_below_the_decision_learners_is_a_config_error():
+    with pytest.raises(UserError, match="survivor_learners"):
+        load_config(None, {}, {"evaluator.learners": 3, "screening.survivor_learners": 2})
+
+
 def _partial_by_stage_reached(records) -> list[float]:
     """Partial learners per record, pruned ones first by the stage they reached."""
 
