@@ -11,6 +11,7 @@ of the compute, and measures the realised ensemble's squared error on the test s
     python bench/search_value.py --seeds 3 --budget 50                     # built-in Adult
     python bench/search_value.py --data synthetic:200000:24 --seeds 3 --budget 50
     python bench/search_value.py --arms edas,random --seeds 1 --budget 10  # a quick look
+    python bench/search_value.py --seeds 6 --first-seed 6 ...     # fresh seeds 6 .. 11
     python bench/search_value.py --set gate.min_effect=null ...   # arms over another base
 
 Arms (`--arms`, comma-separated):
@@ -743,7 +744,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     for name, _, help_ in DATA_OPTIONS:
         parser.add_argument(f"--{name.replace('_', '-')}", dest=name, help=help_)
-    parser.add_argument("--seeds", type=int, default=3, help="Search seeds 0 .. N-1.")
+    parser.add_argument("--seeds", type=int, default=3, help="How many search seeds.")
+    parser.add_argument(
+        "--first-seed", type=int, default=0,
+        help="The first search seed (seeds first .. first + N - 1): fresh seeds for a check "
+        "of an arm that was chosen on the earlier ones.",
+    )  # fmt: skip
     parser.add_argument("--budget", type=int, default=50, help="Proposals of the edas arm.")
     parser.add_argument("--members", type=int, default=16, help="Fresh members per judgement.")
     parser.add_argument("--honest-members", type=int, default=8, help="m of the honest arm.")
@@ -776,7 +782,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
             data[key] = [c.strip() for c in value.split(",")] if name in LIST_OPTIONS else value
     options.data = data
     options.sets = parse_sets(options.sets)
-    options.seeds = list(range(options.seeds))
+    options.seeds = list(range(options.first_seed, options.first_seed + options.seeds))
     tag = str(data.get("data.path", "adult")).replace("/", "_").replace(":", "-")
     options.out = options.out or Path("runs") / "search_value" / tag
     return options

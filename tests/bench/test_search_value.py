@@ -91,3 +91,9 @@ def test_new_architectures_leave_out_repeats_invalid_proposals_and_untrained_ski
         proposal(7, "e", "failed"),
     ]
     assert bench.new_architectures(records) == 3  # a, b, e
+
+
+def test_first_seed_starts_the_seeds_elsewhere():
+    bench = load_bench()
+    assert bench.parse(["--seeds", "2", "--first-seed", "6"]).seeds == [6, 7]
+    assert bench.parse(["--seeds", "3"]).seeds == [0, 1, 2]
