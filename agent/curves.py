@@ -44,7 +44,7 @@ class CurveModel:
         """Forecast of the full-training statistics from a candidate's stages so far."""
         forecast = {q: self._forecast(q, observed) for q in QUANTITIES}
         mean, sd, dof = forecast["E_M"]
-        lower = mean * math.exp(-_t_quantile(self.level, dof) * sd) if dof else 0.0
+        lower = mean * math.exp(-t_quantile(self.level, dof) * sd) if dof else 0.0
         return CurvePrediction(
             E=forecast["E"][0],
             D=forecast["D"][0],
@@ -95,7 +95,7 @@ def _line(x: np.ndarray, y: np.ndarray, at: float) -> tuple[float, np.ndarray, i
     return float(a + b * at), y - (a + b * x), 2
 
 
-def _t_quantile(level: float, dof: int) -> float:
+def t_quantile(level: float, dof: int) -> float:
     """Student t quantile: the density integrated numerically (Simpson) and inverted by
     bisection; exact to about 1e-6, and no scipy needed."""
     norm = math.exp(math.lgamma((dof + 1) / 2) - math.lgamma(dof / 2)) / math.sqrt(dof * math.pi)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from edas_agent.curves import CurveModel, _t_quantile
+from edas_agent.curves import CurveModel, t_quantile
 from edas_agent.journal import StagePoint
 
 FRACTIONS = (1 / 9, 1 / 3, 1.0)
@@ -57,4 +57,4 @@ def test_few_or_scattered_curves_give_wide_intervals_and_none_gives_no_bound():
     ("level", "dof", "exact"), [(0.95, 1, 6.3138), (0.95, 2, 2.9200), (0.975, 10, 2.2281)]
 )
 def test_t_quantile_matches_tables(level, dof, exact):
-    assert _t_quantile(level, dof) == pytest.approx(exact, abs=2e-4)
+    assert t_quantile(level, dof) == pytest.approx(exact, abs=2e-4)

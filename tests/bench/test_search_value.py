@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 BENCH = Path(__file__).parents[2] / "bench" / "search_value.py"
 
 
@@ -97,3 +99,10 @@ def test_first_seed_starts_the_seeds_elsewhere():
     bench = load_bench()
     assert bench.parse(["--seeds", "2", "--first-seed", "6"]).seeds == [6, 7]
     assert bench.parse(["--seeds", "3"]).seeds == [0, 1, 2]
+
+
+def test_interval_of_the_mean_difference_is_student_t():
+    bench = load_bench()
+    # mean 0.002, sd 0.001, t(0.95, 2 dof) = 2.920: half width 0.001686
+    assert bench._interval(np.array([0.001, 0.002, 0.003]), 0.9) == "[+0.00031, +0.00369]"
+    assert bench._interval(np.array([0.001]), 0.9) == "-"
