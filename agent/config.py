@@ -163,6 +163,15 @@ class ScreeningSettings(_Section):
         "screening saves; with shared stage seeds the extra ones are fresh seeds, which "
         "the early selection did not pick for their luck.",
     )
+    reach: int | None = Field(
+        None,
+        ge=1,
+        le=6,
+        description="Builtin proposer: a screened round's proposals combine 1, 2, ... up to "
+        "this many mutations, in equal shares; unset: one or two, as without screening. "
+        "Screening looks at a proposal cheaply, so it can afford farther steps, whose gains "
+        "and losses are larger than the seed noise a cheap stage must see through.",
+    )
     stage_fractions: list[float] | None = Field(
         None,
         description="Explicit partial fractions of the schedule, increasing, in (0, 1), "

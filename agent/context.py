@@ -27,6 +27,7 @@ def proposal_context(
         dataset=evaluator.describe(),
         proposals=proposals,
         evaluated_hashes=frozenset(state.first_step),
+        reach=config.screening.reach if config.screening.enabled else None,
         mixture=_mixture_view(config, state) if config.search.target == "mixture" else None,
     )
 

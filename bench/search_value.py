@@ -55,6 +55,9 @@ Arms (`--arms`, comma-separated):
     screening-survivors4, screening-eta4-survivors4, screening-wide-survivors4
                    the same three with screening.survivor_learners 4: a survivor's decision
                    round has two fresh learners besides the two its stages trained
+    screening-reach3, screening-reach4, screening-eta4-survivors4-reach3, ...-reach4
+                   the same with screening.reach 3 or 4: a round's builtin proposals take
+                   1 .. 3 or 1 .. 4 mutations in equal shares, instead of one or two
 Writes results.json, tables.md and compute.png to --out (default runs/search_value/<data>);
 judged ensembles are cached in judge.json there, so a rerun with more arms trains only what
 is new.
@@ -133,6 +136,11 @@ def arms(honest_members: int) -> dict[str, Arm]:
         Arm(f"{a.name}-survivors4", {**a.overrides, "screening.survivor_learners": 4})
         for a in screened
     )
+    reaching = tuple(
+        Arm(f"{a.name}-reach{r}", {**a.overrides, "screening.reach": r})
+        for a in (screened[0], surviving[1])
+        for r in (3, 4)
+    )
     return {
         arm.name: arm
         for arm in (
@@ -157,6 +165,7 @@ def arms(honest_members: int) -> dict[str, Arm]:
             Arm("screening-ninth", ninth),
             *independent,
             *surviving,
+            *reaching,
         )
     }
 

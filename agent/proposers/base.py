@@ -74,6 +74,7 @@ class ProposalContext(BaseModel):
     dataset: dict[str, Any]
     proposals: int = 1  # distinct proposals wanted this round
     evaluated_hashes: frozenset[str] = frozenset()
+    reach: int | None = None  # the builtin proposer's most mutations in one proposal
     mixture: MixtureView | None = None  # a mixture search; the baseline is its newest member
 
 

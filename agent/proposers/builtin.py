@@ -198,7 +198,9 @@ class BuiltinProposer:
         seen = set(context.evaluated_hashes)
         proposals = []
         for offset in range(context.proposals):
-            names, edits = self._novel(context, p_diversity, seen)
+            # With a reach, the round's proposals take 1, 2, ..., reach mutations in turn.
+            near = None if context.reach is None else 1 + offset % context.reach
+            names, edits = self._novel(context, p_diversity, seen, near)
             seen.add(canonical_hash(apply_edits(context.architecture, edits)))
             self._last.append((context.step + offset, names))
             rationale = (
@@ -210,11 +212,13 @@ class BuiltinProposer:
         return proposals
 
     def _novel(
-        self, context: ProposalContext, p_diversity: float, seen: set[str]
+        self, context: ProposalContext, p_diversity: float, seen: set[str], near: int | None
     ) -> tuple[list[str], list[Edit]]:
-        """A draw whose architecture is not in `seen`, nearest first; the last draw when
-        even the farthest tries find nothing new."""
-        for n_mutations in (None, *_FARTHER):
+        """A draw of `near` mutations (None: one or two) whose architecture is not in
+        `seen`, farther ones when those are exhausted; the last draw when even the farthest
+        tries find nothing new."""
+        farther = tuple(n for n in _FARTHER if near is None or n > near)
+        for n_mutations in (near, *farther):
             for _ in range(_NOVELTY_TRIES):
                 names, edits = self._sample(context, p_diversity, n_mutations)
                 if canonical_hash(apply_edits(context.architecture, edits)) not in seen:

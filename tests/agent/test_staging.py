@@ -264,3 +264,29 @@ def test_an_earlier_pruned_architecture_twice_in_a_round_is_screened_once(fast_c
     if records[0].status == "pruned":  # screened again, trained now: nothing was reused
         assert again[0].screening is not None and again[0].cached_from is None
     assert replay(journal.folder).ok
+
+
+class ReachRecorder(RoundsProposer):
+    def propose(self, context, check=None):
+        self.reaches = [*getattr(self, "reaches", []), context.reach]
+        return super().propose(context, check)
+
+
+@pytest.mark.parametrize("enabled, expected", [(True, 4), (False, None)])
+def test_the_proposer_is_told_screenings_reach_only_while_screening(fast_config, enabled, expected):
+    from edas_agent.config import dump_config
+    from edas_agent.evaluators.tabular.evaluator import TabularEvaluator
+    from edas_agent.journal import Journal
+    from edas_agent.loop import Search
+    from edas_agent.testing import proposal
+
+    dropout = proposal({"op": "replace", "path": "/tower/dropout", "value": 0.05})
+    settings = fast_config.screening.model_copy(
+        update={"enabled": enabled, "proposals": 2, "eta": 2, "stages": 1, "reach": 4}
+    )
+    config = fast_config.model_copy(update={"budget": 1, "screening": settings})
+    evaluator = TabularEvaluator(config.data, config.evaluator, config.seed)
+    journal = Journal.create(Path(config.runs_dir), config.name, dump_config(config))
+    proposer = ReachRecorder([[dropout]])
+    Search(config, evaluator, proposer).run(journal)
+    assert proposer.reaches == [expected]

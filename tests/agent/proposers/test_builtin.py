@@ -155,3 +155,17 @@ def test_a_baseline_that_stops_moving_gets_farther_proposals_instead_of_repeats(
         seen.add(arch_hash)
         edit_counts.append(len(family(proposal)))
     assert max(edit_counts[:20]) <= 2 and max(edit_counts) >= 3
+
+
+def test_a_reach_spreads_a_rounds_proposals_over_one_to_that_many_mutations():
+    round_of_8 = context(0.5).model_copy(update={"proposals": 8, "reach": 4})
+    proposals = BuiltinProposer(seed=2).propose(round_of_8)
+    assert [len(family(p)) for p in proposals] == [1, 2, 3, 4, 1, 2, 3, 4]
+    for proposal in proposals:
+        Architecture.model_validate(apply_edits(Architecture().document(), proposal.edits))
+
+
+def test_without_a_reach_proposals_stay_one_or_two_mutations_away():
+    round_of_8 = context(0.5).model_copy(update={"proposals": 8})
+    proposals = BuiltinProposer(seed=2).propose(round_of_8)
+    assert {len(family(p)) for p in proposals} <= {1, 2}
