@@ -138,7 +138,7 @@ def arms(honest_members: int) -> dict[str, Arm]:
     )
     reaching = tuple(
         Arm(f"{a.name}-reach{r}", {**a.overrides, "screening.reach": r})
-        for a in (screened[0], surviving[1])
+        for a in (screened[0], surviving[1])  # screening, screening-eta4-survivors4
         for r in (3, 4)
     )
     return {
