@@ -217,7 +217,8 @@ class BuiltinProposer:
         """A draw of `near` mutations (None: one or two) whose architecture is not in
         `seen`, farther ones when those are exhausted; the last draw when even the farthest
         tries find nothing new."""
-        farther = tuple(n for n in _FARTHER if near is None or n > near)
+        # One step farther at a time: a one-edit draw falls back to two edits, not three
+        farther = _FARTHER if near is None else tuple(range(near + 1, _FARTHER[-1] + 1))
         for n_mutations in (near, *farther):
             for _ in range(_NOVELTY_TRIES):
                 names, edits = self._sample(context, p_diversity, n_mutations)

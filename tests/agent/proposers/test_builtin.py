@@ -165,6 +165,25 @@ def test_a_reach_spreads_a_rounds_proposals_over_one_to_that_many_mutations():
         Architecture.model_validate(apply_edits(Architecture().document(), proposal.edits))
 
 
+def test_with_a_reach_an_exhausted_one_edit_draw_falls_back_to_two_edits_first():
+    # reach 1: every proposal is meant to take one mutation; once 50 one-mutation draws in
+    # a row are all seen, the next nearest draw (two mutations) replaces it, not three.
+    proposer = BuiltinProposer(seed=3)
+    seen: set[str] = set()
+    edit_counts = []
+    for step in range(1, 200):
+        ctx = context(0.9, step=step, evaluated=frozenset(seen))
+        proposal = propose_one(proposer, ctx.model_copy(update={"reach": 1}))
+        seen.add(
+            Architecture.model_validate(
+                apply_edits(Architecture().document(), proposal.edits)
+            ).arch_hash()
+        )
+        edit_counts.append(len(family(proposal)))
+    farther = [n for n in edit_counts if n > 1]
+    assert edit_counts[0] == 1 and farther and farther[0] == 2
+
+
 def test_without_a_reach_proposals_stay_one_or_two_mutations_away():
     round_of_8 = context(0.5).model_copy(update={"proposals": 8})
     proposals = BuiltinProposer(seed=2).propose(round_of_8)
