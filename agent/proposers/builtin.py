@@ -30,10 +30,10 @@ _MAX_WIDTH = 512
 _MIN_BATCH = 128
 _MAX_CROSS = 4
 _NOVELTY_TRIES = 50
-# Edits per proposal once every one- and two-edit draw of _NOVELTY_TRIES has been seen: a
+# Mutations per proposal at most, once every nearer draw of _NOVELTY_TRIES has been seen: a
 # baseline that stops moving exhausts its near neighbourhood, and a screening run, which
 # asks for many proposals a round, gets there first. Farther steps replace repeats.
-_FARTHER = (3, 4)
+_FARTHEST = 4
 _MAX_DRAWS = 200  # mutation draws for one proposal; few mutations apply to a tiny space
 
 
@@ -217,9 +217,9 @@ class BuiltinProposer:
         """A draw of `near` mutations (None: one or two) whose architecture is not in
         `seen`, farther ones when those are exhausted; the last draw when even the farthest
         tries find nothing new."""
-        # One step farther at a time: a one-edit draw falls back to two edits, not three
-        farther = _FARTHER if near is None else tuple(range(near + 1, _FARTHER[-1] + 1))
-        for n_mutations in (near, *farther):
+        # One step farther at a time; a draw without `near` takes at most two mutations
+        nearest = 2 if near is None else near
+        for n_mutations in (near, *range(nearest + 1, _FARTHEST + 1)):
             for _ in range(_NOVELTY_TRIES):
                 names, edits = self._sample(context, p_diversity, n_mutations)
                 if canonical_hash(apply_edits(context.architecture, edits)) not in seen:

@@ -140,20 +140,28 @@ def test_field_names_are_escaped_in_paths():
     assert overrides == {"a/b", "t~1", "größe x"}
 
 
-def test_a_baseline_that_stops_moving_gets_farther_proposals_instead_of_repeats():
-    # 300 rounds against one baseline exhaust its one- and two-edit draws; the proposer
-    # then goes three or four edits out rather than proposing a seen architecture again.
+def mutations_against_one_baseline(steps: int, **update) -> list[int]:
+    """Mutations per proposal over `steps` rounds against one baseline that never moves,
+    each round told every architecture proposed so far; asserts none is proposed twice."""
     proposer = BuiltinProposer(seed=3)
     seen: set[str] = set()
-    edit_counts = []
-    for step in range(1, 301):
-        proposal = propose_one(proposer, context(0.9, step=step, evaluated=frozenset(seen)))
+    counts = []
+    for step in range(1, steps + 1):
+        ctx = context(0.9, step=step, evaluated=frozenset(seen)).model_copy(update=update)
+        proposal = propose_one(proposer, ctx)
         arch_hash = Architecture.model_validate(
             apply_edits(Architecture().document(), proposal.edits)
         ).arch_hash()
         assert arch_hash not in seen, f"step {step} repeats an evaluated architecture"
         seen.add(arch_hash)
-        edit_counts.append(len(family(proposal)))
+        counts.append(len(family(proposal)))
+    return counts
+
+
+def test_a_baseline_that_stops_moving_gets_farther_proposals_instead_of_repeats():
+    # 300 rounds against one baseline exhaust its one- and two-edit draws; the proposer
+    # then goes three or four edits out rather than proposing a seen architecture again.
+    edit_counts = mutations_against_one_baseline(300)
     assert max(edit_counts[:20]) <= 2 and max(edit_counts) >= 3
 
 
@@ -168,18 +176,7 @@ def test_a_reach_spreads_a_rounds_proposals_over_one_to_that_many_mutations():
 def test_with_a_reach_an_exhausted_one_edit_draw_falls_back_to_two_edits_first():
     # reach 1: every proposal is meant to take one mutation; once 50 one-mutation draws in
     # a row are all seen, the next nearest draw (two mutations) replaces it, not three.
-    proposer = BuiltinProposer(seed=3)
-    seen: set[str] = set()
-    edit_counts = []
-    for step in range(1, 200):
-        ctx = context(0.9, step=step, evaluated=frozenset(seen))
-        proposal = propose_one(proposer, ctx.model_copy(update={"reach": 1}))
-        seen.add(
-            Architecture.model_validate(
-                apply_edits(Architecture().document(), proposal.edits)
-            ).arch_hash()
-        )
-        edit_counts.append(len(family(proposal)))
+    edit_counts = mutations_against_one_baseline(199, reach=1)
     farther = [n for n in edit_counts if n > 1]
     assert edit_counts[0] == 1 and farther and farther[0] == 2
 
