@@ -86,7 +86,7 @@ from edas_agent.curves import t_quantile
 from edas_agent.door import build_evaluator
 from edas_agent.ensemble import best_counts, load_candidates
 from edas_agent.evaluators.base import canonical_hash
-from edas_agent.gate import seed_noise_floor
+from edas_agent.gate import ensemble_error, seed_noise_floor
 from edas_agent.journal import Record, read_records
 from edas_agent.judging import Judge as GateJudge
 from edas_agent.judging import make_gate
@@ -378,6 +378,19 @@ def accepted_steps(run: Searched) -> list[tuple[dict[str, Any], dict[str, Any]]]
     ]
 
 
+def accepted_gains_at(run: Searched, members: int) -> list[float]:
+    """For each accepted step, the change of E_M at `members` that the gate's own statistics
+    predicted (its last round against its baseline). Positive where the gain it accepted,
+    predicted at the gate's M, exists only in ensembles larger than `members`: the judge
+    then scores a step that did what it was asked as a loss."""
+    return [
+        ensemble_error(last.E, last.D, members) - ensemble_error(base.E, base.D, members)
+        for record in run.records
+        if record.event == "proposal" and record.accepted and record.baseline is not None
+        for last, base in [(record.rounds[-1].stats, record.baseline.stats)]
+    ]
+
+
 def accepted_steps_that_improved(
     run: Searched, judge: Judge, overrides: dict[str, Any]
 ) -> list[bool]:
@@ -516,6 +529,7 @@ def run_benchmark(options: argparse.Namespace) -> dict[str, Any]:
                     row["audit"] = audit_pruning(run, config, options.audit)
             if not run.mixtures:
                 row["accepted_improved"] = accepted_steps_that_improved(run, judge, config)
+                row["accepted_gain_at_judge"] = accepted_gains_at(run, options.members)
             if run.arm == reference.name:
                 final = run.incumbent(run.compute)
                 second = judge.error(config, final, JUDGE_FIRST + 10_000)
@@ -631,18 +645,33 @@ def tables(result: dict[str, Any]) -> str:
 
 def _accepted_steps_table(rows: list[dict], arms_seen: list[str], members: int) -> list[str]:
     """Per arm, its accepted steps whose realised ensemble beat their baseline's: how often
-    the gate's acceptances were real (a low share means it adopted lucky seeds)."""
+    the gate's acceptances were real (a low share means it adopted lucky seeds). Of those
+    that were not, how many the gate itself predicted to be worse at the judge's M (a gain
+    it accepted for a larger ensemble than the judge builds, not a lucky seed)."""
     cells = []
     for arm in arms_seen:
-        verdicts = [v for r in rows if r["arm"] == arm for v in r.get("accepted_improved", [])]
-        if any("accepted_improved" in r for r in rows if r["arm"] == arm):
-            share = f" ({np.mean(verdicts):.0%})" if verdicts else ""
-            cells.append(f"| {arm} | {sum(verdicts)}/{len(verdicts)}{share} |")
+        mine = [r for r in rows if r["arm"] == arm and "accepted_improved" in r]
+        if not mine:
+            continue
+        verdicts = [v for r in mine for v in r["accepted_improved"]]
+        share = f" ({np.mean(verdicts):.0%})" if verdicts else ""
+        cells.append(f"| {arm} | {sum(verdicts)}/{len(verdicts)}{share} | "
+                     f"{_worse_at_judge(mine)} |")  # fmt: skip
     if not cells:
         return []
     return ["", f"Accepted steps whose realised {members}-member test error beat their "
-            "baseline's:", "", "| arm | accepted steps that were real improvements |",
-            "|---|---:|", *cells]  # fmt: skip
+            "baseline's:", "", "| arm | accepted steps that were real improvements | of the "
+            f"others, predicted worse at {members} members by the gate's own statistics |",
+            "|---|---:|---:|", *cells]  # fmt: skip
+
+
+def _worse_at_judge(rows: list[dict]) -> str:
+    if any("accepted_gain_at_judge" not in r for r in rows):
+        return "-"  # results written before it was recorded
+    unreal = [gain for r in rows
+              for real, gain in zip(r["accepted_improved"], r["accepted_gain_at_judge"],
+                                    strict=True) if not real]  # fmt: skip
+    return f"{sum(g >= 0 for g in unreal)}/{len(unreal)}"
 
 
 def plot(result: dict[str, Any], path: Path) -> None:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 BENCH = Path(__file__).parents[2] / "bench" / "search_value.py"
 
@@ -34,6 +35,8 @@ def test_every_arm_gets_the_reference_compute_and_a_judged_result(tmp_path: Path
     screening = rows["screening"]
     assert screening["proposals"] > rows["edas"]["proposals"] and screening["pruned"] > 0
     assert rows["edas"]["new_architectures"] <= rows["edas"]["proposals"]
+    edas = rows["edas"]
+    assert len(edas["accepted_gain_at_judge"]) == len(edas["accepted_improved"]) == edas["accepted"]
     assert 0 < screening["new_architectures"] <= screening["proposals"]
     assert screening["audit"]["audited"] == min(2, screening["pruned"])
     assert rows["mixture"]["compute"] == rows["edas"]["compute"]  # it trains nothing more
@@ -106,3 +109,31 @@ def test_interval_of_the_mean_difference_is_student_t():
     # mean 0.002, sd 0.001, t(0.95, 2 dof) = 2.920: half width 0.001686
     assert bench._interval(np.array([0.001, 0.002, 0.003]), 0.9) == "[+0.00031, +0.00369]"
     assert bench._interval(np.array([0.001]), 0.9) == "-"
+
+
+def test_accepted_gain_at_the_judges_size_uses_that_size_not_the_gates():
+    from types import SimpleNamespace
+
+    from edas_agent.journal import Record
+
+    bench = load_bench()
+
+    def stats(E: float, D: float) -> SimpleNamespace:
+        return SimpleNamespace(E=E, D=D)
+
+    # Seed 18's last accepted step at 50,000 rows: far more diverse, far worse alone. At
+    # M = 50 the gate predicted a gain; at the judge's 16 members its statistics say a loss.
+    accepted = Record.model_construct(
+        event="proposal", status="accepted", accepted=True,
+        rounds=[SimpleNamespace(stats=stats(0.24808, 0.05622))],
+        baseline=SimpleNamespace(stats=stats(0.20898, 0.01574)),
+    )  # fmt: skip
+    rejected = Record.model_construct(event="proposal", status="rejected", accepted=False,
+                                      rounds=[], baseline=None)  # fmt: skip
+    run = bench.Searched(arm="a", seed=0, folder=Path("."), records=[accepted, rejected],
+                         wall_s=0.0)  # fmt: skip
+    at_50, at_16 = bench.accepted_gains_at(run, 50)[0], bench.accepted_gains_at(run, 16)[0]
+    assert at_50 == pytest.approx(-0.00057, abs=1e-5) and at_16 == pytest.approx(0.00115, abs=1e-5)
+    rows = [{"accepted_improved": [False, True], "accepted_gain_at_judge": [at_16, -0.001]}]
+    assert bench._worse_at_judge(rows) == "1/1"
+    assert bench._worse_at_judge([{"accepted_improved": [False]}]) == "-"  # older results
