@@ -521,6 +521,7 @@ def run_benchmark(options: argparse.Namespace) -> dict[str, Any]:
                 "accepted": sum(r.event == "proposal" and r.accepted for r in run.records),
                 "pruned": sum(r.status == "pruned" for r in run.records),
                 "full_evaluations": sum(bool(r.rounds) for r in run.records),
+                "gate_members": run.records[0].members,
             }  # fmt: skip
             if row["pruned"]:
                 track = predictor_track(run.records)
@@ -620,6 +621,7 @@ def tables(result: dict[str, Any]) -> str:
             if finals
             else "."
         ),
+        *_sizes_differ(rows, M),
         "",
         "Anytime: realised test error of each arm's incumbent after a share of the compute.",
         "",
@@ -641,6 +643,18 @@ def tables(result: dict[str, Any]) -> str:
     lines += _screening_table(rows, arms_seen)
     lines += _accepted_steps_table(rows, arms_seen, M)
     return "\n".join(lines) + "\n"
+
+
+def _sizes_differ(rows: list[dict], members: int) -> list[str]:
+    """A warning when the edas gate was asked about another ensemble size than the judge's."""
+    asked = {r["gate_members"] for r in rows if r["arm"] == "edas" and "gate_members" in r}
+    if not asked or asked == {members}:
+        return []
+    return ["", f"The gate predicted E_M at M = {', '.join(map(str, sorted(asked)))} and the "
+            f"judge builds {members} members: a step accepted for a gain that exists only in "
+            "larger ensembles is scored here as a loss, and an arm that judges more proposals "
+            f"finds more such steps. `--set members={members}` asks the gate for the judge's "
+            "size."]  # fmt: skip
 
 
 def _accepted_steps_table(rows: list[dict], arms_seen: list[str], members: int) -> list[str]:

@@ -137,3 +137,11 @@ def test_accepted_gain_at_the_judges_size_uses_that_size_not_the_gates():
     rows = [{"accepted_improved": [False, True], "accepted_gain_at_judge": [at_16, -0.001]}]
     assert bench._worse_at_judge(rows) == "1/1"
     assert bench._worse_at_judge([{"accepted_improved": [False]}]) == "-"  # older results
+
+
+def test_tables_warn_when_the_gate_was_asked_about_another_size_than_the_judge_builds():
+    bench = load_bench()
+    rows = [{"arm": "edas", "gate_members": 50}, {"arm": "honest", "gate_members": 8}]
+    assert "M = 50 and the judge builds 16 members" in bench._sizes_differ(rows, 16)[1]
+    assert bench._sizes_differ([{"arm": "edas", "gate_members": 16}], 16) == []
+    assert bench._sizes_differ([{"arm": "edas"}], 16) == []  # results written before it was
