@@ -368,25 +368,24 @@ def best_parts(candidates, documents: dict[str, Any], members: int) -> Parts:
     return [(documents[h], int(n)) for h, n in chosen if n]
 
 
+def accepted_records(run: Searched) -> list[Record]:
+    return [r for r in run.records if r.event == "proposal" and r.accepted and r.baseline]
+
+
 def accepted_steps(run: Searched) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """(accepted architecture, the baseline it replaced) for each accepted step."""
     documents = {r.step: r.architecture for r in run.records}
-    return [
-        (record.architecture, documents[record.baseline.step])
-        for record in run.records
-        if record.event == "proposal" and record.accepted and record.baseline is not None
-    ]
+    return [(r.architecture, documents[r.baseline.step]) for r in accepted_records(run)]
 
 
 def accepted_gains_at(run: Searched, members: int) -> list[float]:
     """For each accepted step, the change of E_M at `members` that the gate's own statistics
-    predicted (its last round against its baseline). Positive where the gain it accepted,
-    predicted at the gate's M, exists only in ensembles larger than `members`: the judge
-    then scores a step that did what it was asked as a loss."""
+    predicted (its last round against its baseline). Positive where the gain it accepted
+    at the gate's M was predicted only for ensembles larger than `members`, so a judge of
+    `members` scores it as a loss even when the gate was right about its own M."""
     return [
         ensemble_error(last.E, last.D, members) - ensemble_error(base.E, base.D, members)
-        for record in run.records
-        if record.event == "proposal" and record.accepted and record.baseline is not None
+        for record in accepted_records(run)
         for last, base in [(record.rounds[-1].stats, record.baseline.stats)]
     ]
 
@@ -661,7 +660,7 @@ def _accepted_steps_table(rows: list[dict], arms_seen: list[str], members: int) 
     """Per arm, its accepted steps whose realised ensemble beat their baseline's: how often
     the gate's acceptances were real (a low share means it adopted lucky seeds). Of those
     that were not, how many the gate itself predicted to be worse at the judge's M (a gain
-    it accepted for a larger ensemble than the judge builds, not a lucky seed)."""
+    accepted for a larger ensemble than the judge builds, not only a lucky seed)."""
     cells = []
     for arm in arms_seen:
         mine = [r for r in rows if r["arm"] == arm and "accepted_improved" in r]
