@@ -369,7 +369,10 @@ def best_parts(candidates, documents: dict[str, Any], members: int) -> Parts:
 
 
 def accepted_records(run: Searched) -> list[Record]:
-    return [r for r in run.records if r.event == "proposal" and r.accepted and r.baseline]
+    return [
+        r for r in run.records
+        if r.event == "proposal" and r.accepted and r.baseline is not None
+    ]  # fmt: skip
 
 
 def accepted_steps(run: Searched) -> list[tuple[dict[str, Any], dict[str, Any]]]:

@@ -144,4 +144,4 @@ def test_tables_warn_when_the_gate_was_asked_about_another_size_than_the_judge_b
     rows = [{"arm": "edas", "gate_members": 50}, {"arm": "honest", "gate_members": 8}]
     assert "M = 50 and the judge builds 16 members" in bench._sizes_differ(rows, 16)[1]
     assert bench._sizes_differ([{"arm": "edas", "gate_members": 16}], 16) == []
-    assert bench._sizes_differ([{"arm": "edas"}], 16) == []  # results written before it was
+    assert bench._sizes_differ([{"arm": "edas"}], 16) == []  # older results: no gate_members
