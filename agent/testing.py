@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from edas_agent.edits import Edit
 from edas_agent.evaluators.base import Evaluation, canonical_hash
+from edas_agent.outcome import Outcome
 from edas_agent.proposers.base import Check, LLMUsage, Proposal, ProposalContext
+from edas_agent.proposers.edits import Edit
 
 
 def proposal(*edits: dict[str, Any], problem: str | None = None, status="invalid") -> Proposal:
@@ -26,8 +27,7 @@ def proposal(*edits: dict[str, Any], problem: str | None = None, status="invalid
         rationale="scripted",
         edits=[Edit.model_validate(e) for e in edits],
         usage=LLMUsage(provider="script", model="script"),
-        problem=problem,
-        problem_status=status,
+        refused=None if problem is None else Outcome(status, problem),
     )
 
 

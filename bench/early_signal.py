@@ -24,11 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edas_agent.config import load_config
-from edas_agent.door import build_evaluator
-from edas_agent.gate import statistics
-from edas_agent.journal import read_records
-from edas_agent.staging import spearman
+from edas_agent import build_evaluator, load_config, read_records
+from edas_agent.fidelity import spearman
+from edas_agent.theory import statistics
 
 
 def early_and_final_deltas(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edas_agent.journal import read_records
+from edas_agent import read_records
 
 
 def shrinkage(folder: Path) -> None:

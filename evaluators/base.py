@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -31,6 +32,23 @@ def document_of(architecture: BaseModel) -> dict[str, Any]:
 
 def architecture_hash(architecture: BaseModel) -> str:
     return canonical_hash(document_of(architecture))
+
+
+Document = dict[str, Any]  # an architecture as JSON
+Operation = dict[str, Any]  # one JSON Patch (RFC 6902) operation: {"op", "path", "value"}
+Dataset = dict[str, Any]  # Evaluator.describe()'s answer, as the proposers see it
+# A hand-written edit for the builtin proposer: operations, or None where it does not apply
+Mutation = Callable[[Document, np.random.Generator, Dataset], list[Operation] | None]
+
+
+@dataclass(frozen=True)
+class Mutations:
+    """What an evaluator may offer the builtin proposer (as `Evaluator.mutations`): named
+    mutations in two families, for the gate's two mechanisms. Diversity edits make learners
+    of one architecture disagree more (lower rho); accuracy edits lower each learner's E."""
+
+    diversity: dict[str, Mutation]
+    accuracy: dict[str, Mutation]
 
 
 class CandidateFailed(Exception):
@@ -108,6 +126,13 @@ class Evaluator(Protocol):
     def describe(self) -> dict[str, Any]:
         """Facts about the data that a proposer may show (name, task, fields, sizes)."""
         ...
+
+
+class MutatingEvaluator(Evaluator, Protocol):
+    """An evaluator that offers hand-written mutations of its space to the builtin proposer.
+    Optional: one without them is searched by the generic proposer (proposers/generic.py)."""
+
+    mutations: Mutations
 
 
 class StagedEvaluator(Evaluator, Protocol):

@@ -65,15 +65,16 @@ def searched(fast_config: Config):
     """A finished builtin search of `budget` proposals on the toy table: its run folder."""
     from edas_agent.config import dump_config
     from edas_agent.evaluators.tabular.evaluator import TabularEvaluator
-    from edas_agent.journal import Journal
-    from edas_agent.loop import Search
+    from edas_agent.evaluators.tabular.mutations import MUTATIONS
     from edas_agent.proposers.builtin import BuiltinProposer
+    from edas_agent.search.journal import Journal
+    from edas_agent.search.loop import Search
 
     def search(budget: int, proposer_seed: int) -> Path:
         config = fast_config.model_copy(update={"budget": budget})
         evaluator = TabularEvaluator(config.data, config.evaluator, config.seed)
         journal = Journal.create(Path(config.runs_dir), config.name, dump_config(config))
-        Search(config, evaluator, BuiltinProposer(proposer_seed)).run(journal)
+        Search(config, evaluator, BuiltinProposer(proposer_seed, MUTATIONS)).run(journal)
         return journal.folder
 
     return search

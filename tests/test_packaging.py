@@ -47,7 +47,7 @@ def test_the_wheel_installs_one_namespace_with_every_module_and_data_file(wheel)
     missing = shipped_in_the_checkout() - names
     assert not missing, f"in the checkout but not in the wheel: {sorted(missing)}"
     entry_points = zipfile.ZipFile(wheel).read("edas_agent-0.1.0.dist-info/entry_points.txt")
-    assert b"edas-agent = edas_agent.cli:main" in entry_points
+    assert b"edas-agent = edas_agent.cli.app:main" in entry_points
 
 
 USER_AGENT = '''
@@ -113,7 +113,7 @@ def test_templates_and_the_vendored_data_load_from_the_installed_wheel(site, tmp
         "assert len(load(DataSpec(), 0).train) > 20000; print('ok')"
     )
     (tmp_path / "tests_context.py").write_text(
-        "from edas_agent.gate import Stats\n"
+        "from edas_agent.theory.gate import Stats\n"
         "from edas_agent.proposers.base import ProposalContext\n"
         "from edas_agent.evaluators.tabular.space import Architecture\n"
         "def ctx():\n"
@@ -134,7 +134,7 @@ def test_a_project_with_its_own_agent_package_searches_through_the_installed_whe
     (project / "evaluators" / "__init__.py").write_text("")
     (project / "evaluators" / "noise.py").write_text(USER_EVALUATORS)
     (project / "search.py").write_text(USER_PLUGIN)
-    cli = "from edas_agent.cli import main; sys.argv[1:] = sys.argv[2:]; main()"
+    cli = "from edas_agent.cli.app import main; sys.argv[1:] = sys.argv[2:]; main()"
     result = run_from(
         site, project, cli, "run", "--budget", "3", "--runs-dir", str(tmp_path / "runs"),
         "--set", "evaluator.plugin=search:make",

@@ -6,22 +6,32 @@ import os
 from pathlib import Path
 
 from edas_agent.config import LLMSettings
-from edas_agent.costs import LLMBudget
 from edas_agent.errors import UserError
+from edas_agent.evaluators.base import Mutations
 from edas_agent.proposers.base import Check, Proposal, ProposalContext, Proposer, ProposerStopped
 from edas_agent.proposers.builtin import BuiltinProposer
 from edas_agent.proposers.generic import GenericProposer
+from edas_agent.proposers.local_server import llama_cpp_server
+from edas_agent.training.costs import LLMBudget
 
-__all__ = ["Check", "Proposal", "ProposalContext", "Proposer", "ProposerStopped", "make_proposer"]
+__all__ = [
+    "Check",
+    "Proposal",
+    "ProposalContext",
+    "Proposer",
+    "ProposerStopped",
+    "llama_cpp_server",
+    "make_proposer",
+]
 
 
 def make_proposer(
-    settings: LLMSettings, seed: int, budget: LLMBudget, tabular: bool = True
+    settings: LLMSettings, seed: int, budget: LLMBudget, mutations: Mutations | None
 ) -> Proposer:
-    """The config's proposer; `builtin` mutates the tabular space by hand-written rules
-    and any other space generically (`tabular` False: a plugin's or a command's)."""
+    """The config's proposer; `builtin` draws from the evaluator's hand-written `mutations`
+    (the tabular space's) and searches a space without them generically."""
     if settings.provider == "builtin":
-        return BuiltinProposer(seed) if tabular else GenericProposer(seed)
+        return BuiltinProposer(seed, mutations) if mutations else GenericProposer(seed)
     if settings.provider == "random":
         from edas_agent.proposers.random import RandomProposer
 

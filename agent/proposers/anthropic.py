@@ -11,8 +11,7 @@ from typing import Any
 import anthropic
 
 from edas_agent.config import LLMSettings
-from edas_agent.costs import LLMBudget
-from edas_agent.edits import ProposedEdits
+from edas_agent.proposers.edits import ProposedEdits
 from edas_agent.proposers.llm import (
     LLMProposer,
     MalformedAnswer,
@@ -23,6 +22,7 @@ from edas_agent.proposers.llm import (
     parse_object,
 )
 from edas_agent.proposers.prompts import RenderedPrompt
+from edas_agent.training.costs import LLMBudget
 
 _TOOL = "propose_edits"
 

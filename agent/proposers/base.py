@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from edas_agent.edits import Edit, ProposedEdits
-from edas_agent.gate import Rule, Stats
+from edas_agent.outcome import Outcome
+from edas_agent.proposers.edits import Edit, ProposedEdits
+from edas_agent.theory.gate import Rule, Stats
 
 
 class HistoryEntry(BaseModel):
@@ -92,18 +93,15 @@ class LLMUsage(BaseModel):
 
 @dataclass
 class Proposal:
-    """A proposer's answer. `problem` is set when there is nothing to evaluate.
-
-    problem_status says how to record it: "invalid" for an answer that is not a usable
-    proposal (malformed JSON, missing fields), "failed" for a call that did not complete.
-    """
+    """A proposer's answer. `refused` is set when there is nothing to evaluate: an
+    Outcome "invalid" for an answer that is not a usable proposal (malformed JSON, missing
+    fields), "failed" for a call that did not complete."""
 
     rationale: str
     edits: list[Edit]
     usage: LLMUsage
     transcript: dict[str, Any] | None = None
-    problem: str | None = None
-    problem_status: Literal["invalid", "failed"] = "invalid"
+    refused: Outcome | None = None
     attempts: list[dict[str, Any]] | None = None  # each answer's problems, when repaired
 
 

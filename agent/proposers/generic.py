@@ -1,7 +1,7 @@
 """The offline proposer for any bounded pydantic space (a plugin's, a command's JSON Schema).
 
 The built-in tabular space has hand-written mutations (builtin.py); a user's space has only
-its schema. Every single edit the schema allows comes from agent/edit_schema.py, the same
+its schema. Every single edit the schema allows comes from agent/proposers/edit_schema.py, the same
 list an LLM's typed answer schema offers: one place of the document (a field, a list item,
 an append or a removal) and a value from its bounded grid. A round picks a place, weighting
 places whose edits were accepted before (a Beta(1, 1) success rate per place, as builtin.py
@@ -17,9 +17,10 @@ from typing import Any
 import jsonpointer
 import numpy as np
 
-from edas_agent.edit_schema import edit_variants, edits_of, hash_after, novel
-from edas_agent.edits import Edit
+from edas_agent.outcome import Outcome
 from edas_agent.proposers.base import Check, LLMUsage, Proposal, ProposalContext
+from edas_agent.proposers.edit_schema import edit_variants, edits_of, hash_after, novel
+from edas_agent.proposers.edits import Edit
 
 _LOCAL_STEP = 0.7  # chance of a neighbouring grid value rather than any value
 
@@ -56,8 +57,9 @@ class GenericProposer:
                     rationale="",
                     edits=[],
                     usage=LLMUsage(provider="builtin", model="generic"),
-                    problem="every single edit of the baseline was evaluated before",
-                    problem_status="invalid",
+                    refused=Outcome(
+                        "invalid", "every single edit of the baseline was evaluated before"
+                    ),
                 )
             ]
         return proposals

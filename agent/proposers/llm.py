@@ -24,13 +24,14 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edas_agent.config import LLMSettings
-from edas_agent.costs import BudgetExhausted, LLMBudget
-from edas_agent.edit_schema import novel, typed_answer_schema
-from edas_agent.edits import ProposedEdits
 from edas_agent.errors import describe_validation_error
+from edas_agent.outcome import Outcome
 from edas_agent.proposers.base import Check, LLMUsage, Proposal, ProposalContext, ProposerStopped
+from edas_agent.proposers.edit_schema import novel, typed_answer_schema
+from edas_agent.proposers.edits import ProposedEdits
 from edas_agent.proposers.prompts import RenderedPrompt, render, render_repair
 from edas_agent.proposers.transport import call_with_retries
+from edas_agent.training.costs import BudgetExhausted, LLMBudget
 
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
 
@@ -303,7 +304,9 @@ class LLMProposer:
                     if index == 0
                     else LLMUsage(provider=self.wire.provider, model=self.wire.model),
                     transcript=transcript if index == 0 else None,
-                    problem=None if problem is None else f"{problem} (after {tries} attempts)",
+                    refused=None
+                    if problem is None
+                    else Outcome("invalid", f"{problem} (after {tries} attempts)"),
                     attempts=attempts if tries > 1 or problem else None,
                 )
             )
@@ -315,8 +318,7 @@ class LLMProposer:
             edits=[],
             usage=usage,
             transcript=transcript,
-            problem=problem,
-            problem_status=status,
+            refused=Outcome(status, problem),
             attempts=attempts,
         )
 

@@ -19,10 +19,9 @@ from typing import Any
 import openai
 
 from edas_agent.config import LLMSettings
-from edas_agent.costs import LLMBudget
-from edas_agent.edits import ProposedEdits
-from edas_agent.grammar import gbnf, longest_sentence
 from edas_agent.proposers.base import ProposerStopped
+from edas_agent.proposers.edits import ProposedEdits
+from edas_agent.proposers.grammar import gbnf, longest_sentence
 from edas_agent.proposers.llm import (
     LLMProposer,
     Reply,
@@ -32,6 +31,7 @@ from edas_agent.proposers.llm import (
     parse_text,
 )
 from edas_agent.proposers.prompts import RenderedPrompt
+from edas_agent.training.costs import LLMBudget
 
 _MODES = ("json_schema", "json_object", "prompt")
 _CHARS_PER_TOKEN = 3.0  # until the server has counted a prompt: English prose runs about 4

@@ -9,8 +9,8 @@ from typing import Any
 
 import jinja2
 
-from edas_agent.gate import frontier_rho
 from edas_agent.proposers.base import ProposalContext
+from edas_agent.theory.gate import frontier_rho
 
 # delta_E values shown in the frontier table, as fractions of the baseline's E.
 _FRONTIER_STEPS = (-0.02, -0.01, -0.005, 0.0, 0.005, 0.01, 0.02)
@@ -21,7 +21,7 @@ _CHARS_PER_TOKEN = 4
 class RenderedPrompt:
     system: str
     user: str
-    # The answer's schema, typed by the space and the baseline (agent/edit_schema.py;
+    # The answer's schema, typed by the space and the baseline (agent/proposers/edit_schema.py;
     # LLMProposer fills it in): what a server with constrained decoding enforces.
     answer_schema: dict[str, Any] = field(default_factory=dict)
 

@@ -5,7 +5,7 @@ draw by predicted E_M.
 
 A draw is a random walk from the starting architecture: as many steps as the space has
 editable places, each a place and a value chosen uniformly among every single edit the
-space allows (agent/edit_schema.py, the list an LLM's typed answer offers). It reaches
+space allows (agent/proposers/edit_schema.py, the list an LLM's typed answer offers). It reaches
 every architecture of any bounded space, pydantic or JSON Schema, with no code per space.
 The proposal replaces the whole document (one JSON Patch `replace` at the root).
 """
@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from edas_agent.edit_schema import edit_variants, edits_of
-from edas_agent.edits import Edit, ProposedEdits, apply_edits
+from edas_agent.outcome import Outcome
 from edas_agent.proposers.base import Check, LLMUsage, Proposal, ProposalContext
+from edas_agent.proposers.edit_schema import edit_variants, edits_of
+from edas_agent.proposers.edits import Edit, ProposedEdits, apply_edits
 
 _DRAWS = 50  # tries per proposal before giving up on finding a valid, new architecture
 
@@ -43,8 +44,7 @@ class RandomProposer:
         if proposals:
             return proposals
         problem = f"no valid new architecture in {_DRAWS} random draws"
-        return [Proposal(rationale="", edits=[], usage=_USAGE, problem=problem,
-                         problem_status="invalid")]  # fmt: skip
+        return [Proposal(rationale="", edits=[], usage=_USAGE, refused=Outcome("invalid", problem))]
 
     def _valid_draw(self, context: ProposalContext, check: Check | None) -> Edit | None:
         for _ in range(_DRAWS):

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from edas_agent.config import LLMSettings
-from edas_agent.costs import LLMBudget
-from edas_agent.edits import ProposedEdits
 from edas_agent.errors import UserError
 from edas_agent.proposers.base import Check, Proposal, ProposalContext, ProposerStopped
+from edas_agent.proposers.edits import ProposedEdits
 from edas_agent.proposers.llm import LLMProposer, MalformedAnswer, Reply, parse_object, parse_text
 from edas_agent.proposers.prompts import RenderedPrompt
+from edas_agent.training.costs import LLMBudget
 
 
 class ReplayedFailure(Exception):

@@ -13,9 +13,10 @@ import torch
 from pydantic import BaseModel
 
 from edas_agent.evaluators.base import CandidateFailed, Evaluation, Staged
+from edas_agent.evaluators.settings import EvaluatorSettings, SpaceSettings
 from edas_agent.evaluators.tabular.data import DataSpec, EncodedDataset, load
 from edas_agent.evaluators.tabular.model import BatchedNet, Layout, flops_per_example
-from edas_agent.evaluators.tabular.settings import EvaluatorSettings, SpaceSettings
+from edas_agent.evaluators.tabular.mutations import MUTATIONS
 from edas_agent.evaluators.tabular.space import Architecture
 from edas_agent.evaluators.tabular.trainer import (
     Checkpoints,
@@ -43,6 +44,8 @@ def resolve_device(name: str) -> torch.device:
 
 class TabularEvaluator:
     """Loads and encodes the data once; trains learners with seeds seed_base + j."""
+
+    mutations = MUTATIONS  # what the builtin proposer draws from
 
     def __init__(
         self,

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from edas_agent.edits import apply_edits
+from edas_agent.evaluators.tabular.mutations import ACCURACY, DIVERSITY, MUTATIONS
 from edas_agent.evaluators.tabular.space import Architecture
-from edas_agent.gate import Stats, ensemble_error
 from edas_agent.proposers.base import HistoryEntry, ProposalContext
-from edas_agent.proposers.builtin import ACCURACY, DIVERSITY, BuiltinProposer
+from edas_agent.proposers.builtin import BuiltinProposer
+from edas_agent.proposers.edits import apply_edits
+from edas_agent.theory.gate import Stats, ensemble_error
 
 
 def context(rho: float, step: int = 1, history=(), evaluated=frozenset()) -> ProposalContext:
@@ -35,13 +36,15 @@ def propose_one(proposer, ctx):
 
 
 def test_same_seed_same_proposals():
-    a = [propose_one(BuiltinProposer(seed=4), context(0.9, step=s)) for s in range(1, 6)]
-    b = [propose_one(BuiltinProposer(seed=4), context(0.9, step=s)) for s in range(1, 6)]
+    a = [propose_one(BuiltinProposer(4, MUTATIONS), context(0.9, step=s)) for s in range(1, 6)]
+    b = [propose_one(BuiltinProposer(4, MUTATIONS), context(0.9, step=s)) for s in range(1, 6)]
     assert [p.edits for p in a] == [p.edits for p in b]
 
 
 def test_several_proposals_per_round_are_distinct():
-    proposals = BuiltinProposer(seed=5).propose(context(0.9).model_copy(update={"proposals": 4}))
+    proposals = BuiltinProposer(5, MUTATIONS).propose(
+        context(0.9).model_copy(update={"proposals": 4})
+    )
     hashes = {
         Architecture.model_validate(apply_edits(Architecture().document(), p.edits)).arch_hash()
         for p in proposals
@@ -50,7 +53,7 @@ def test_several_proposals_per_round_are_distinct():
 
 
 def test_proposals_stay_inside_the_space():
-    proposer = BuiltinProposer(seed=0)
+    proposer = BuiltinProposer(0, MUTATIONS)
     for step in range(1, 60):
         proposal = propose_one(proposer, context(0.5, step=step))
         Architecture.model_validate(apply_edits(Architecture().document(), proposal.edits))
@@ -58,7 +61,7 @@ def test_proposals_stay_inside_the_space():
 
 def test_high_rho_favours_diversity_edits_and_low_rho_accuracy_edits():
     def diversity_share(rho: float) -> float:
-        proposer = BuiltinProposer(seed=1)
+        proposer = BuiltinProposer(1, MUTATIONS)
         names = [
             n for s in range(1, 200) for n in family(propose_one(proposer, context(rho, step=s)))
         ]
@@ -68,7 +71,7 @@ def test_high_rho_favours_diversity_edits_and_low_rho_accuracy_edits():
 
 
 def test_already_evaluated_architectures_are_avoided():
-    proposer = BuiltinProposer(seed=2)
+    proposer = BuiltinProposer(2, MUTATIONS)
     seen = set()
     for step in range(1, 30):
         proposal = propose_one(proposer, context(0.9, step=step, evaluated=frozenset(seen)))
@@ -80,7 +83,7 @@ def test_already_evaluated_architectures_are_avoided():
 
 
 def test_accepted_mutations_are_preferred_later():
-    proposer = BuiltinProposer(seed=3)
+    proposer = BuiltinProposer(3, MUTATIONS)
     first = propose_one(proposer, context(0.9, step=1))
     winner = sorted(family(first))
     entry = HistoryEntry(step=1, status="accepted", edits=[], rationale="", reason="")
@@ -103,7 +106,7 @@ def on_table(categorical: dict[str, int], numeric: list[str]):
 
 
 def paths_proposed(base: ProposalContext, valid, rounds: int = 150) -> set[str]:
-    proposer = BuiltinProposer(seed=6)
+    proposer = BuiltinProposer(6, MUTATIONS)
     paths = set()
     for step in range(1, rounds):
         proposal = propose_one(proposer, base.model_copy(update={"step": step}))
@@ -132,7 +135,7 @@ def test_no_bagging_edits_on_a_single_column_table():
 def test_field_names_are_escaped_in_paths():
     """RFC 6901: '/' is written '~1' and '~' is written '~0' inside a JSON Pointer."""
     base, valid = on_table({"a/b": 50, "t~1": 40, "größe x": 30}, [])
-    proposer = BuiltinProposer(seed=7)
+    proposer = BuiltinProposer(7, MUTATIONS)
     overrides: set[str] = set()
     for step in range(1, 300):
         proposal = propose_one(proposer, base.model_copy(update={"step": step}))
@@ -143,7 +146,7 @@ def test_field_names_are_escaped_in_paths():
 def mutations_against_one_baseline(steps: int, **update) -> list[int]:
     """Mutations per proposal over `steps` rounds against one baseline that never moves,
     each round told every architecture proposed so far; asserts none is proposed twice."""
-    proposer = BuiltinProposer(seed=3)
+    proposer = BuiltinProposer(3, MUTATIONS)
     seen: set[str] = set()
     counts = []
     for step in range(1, steps + 1):
@@ -167,7 +170,7 @@ def test_a_baseline_that_stops_moving_gets_farther_proposals_instead_of_repeats(
 
 def test_a_reach_spreads_a_rounds_proposals_over_one_to_that_many_mutations():
     round_of_8 = context(0.5).model_copy(update={"proposals": 8, "reach": 4})
-    proposals = BuiltinProposer(seed=2).propose(round_of_8)
+    proposals = BuiltinProposer(2, MUTATIONS).propose(round_of_8)
     assert [len(family(p)) for p in proposals] == [1, 2, 3, 4, 1, 2, 3, 4]
     for proposal in proposals:
         Architecture.model_validate(apply_edits(Architecture().document(), proposal.edits))
@@ -183,5 +186,34 @@ def test_with_a_reach_an_exhausted_one_edit_draw_falls_back_to_two_edits_first()
 
 def test_without_a_reach_proposals_stay_one_or_two_mutations_away():
     round_of_8 = context(0.5).model_copy(update={"proposals": 8})
-    proposals = BuiltinProposer(seed=2).propose(round_of_8)
+    proposals = BuiltinProposer(2, MUTATIONS).propose(round_of_8)
     assert {len(family(p)) for p in proposals} <= {1, 2}
+
+
+def test_the_builtin_proposer_draws_only_from_the_mutations_an_evaluator_offers():
+    from edas_agent.config import LLMSettings
+    from edas_agent.evaluators.base import Mutations
+    from edas_agent.proposers import make_proposer
+    from edas_agent.proposers.generic import GenericProposer
+    from edas_agent.testing import NumpyEvaluator
+    from edas_agent.training.costs import LLMBudget
+    from edas_agent.training.door import offered_mutations
+
+    def set_dropout(doc, rng, dataset):
+        return [{"op": "replace", "path": "/tower/dropout", "value": 0.3}]
+
+    def layer_norm(doc, rng, dataset):
+        return [{"op": "replace", "path": "/tower/norm", "value": "layer"}]
+
+    own = Mutations(diversity={"set_dropout": set_dropout}, accuracy={"layer_norm": layer_norm})
+    evaluator = NumpyEvaluator()
+    assert offered_mutations(evaluator) is None  # its own space, no mutations: generic
+    budget = LLMBudget(LLMSettings())
+    assert isinstance(make_proposer(LLMSettings(), 0, budget, None), GenericProposer)
+    evaluator.mutations = own
+    assert offered_mutations(evaluator) is own
+    proposer = make_proposer(LLMSettings(), 0, budget, offered_mutations(evaluator))
+    assert isinstance(proposer, BuiltinProposer)
+    paths = {e.path for p in proposer.propose(context(0.5).model_copy(update={"proposals": 3}))
+             for e in p.edits}  # fmt: skip
+    assert paths == {"/tower/dropout", "/tower/norm"}

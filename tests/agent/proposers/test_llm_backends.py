@@ -10,13 +10,13 @@ import pytest
 from pydantic import ValidationError
 
 from edas_agent.config import LLMSettings
-from edas_agent.costs import BudgetExhausted, LLMBudget
-from edas_agent.edits import apply_edits
 from edas_agent.errors import describe_validation_error
 from edas_agent.evaluators.tabular.space import Architecture
 from edas_agent.proposers.anthropic import AnthropicProposer
 from edas_agent.proposers.base import ProposerStopped
+from edas_agent.proposers.edits import apply_edits
 from edas_agent.proposers.openai import OpenAICompatibleProposer, OpenAIProposer
+from edas_agent.training.costs import BudgetExhausted, LLMBudget
 from tests.agent.proposers.fake_servers import (
     anthropic_error,
     anthropic_text_message,
@@ -68,7 +68,7 @@ def anthropic_proposer(url: str, **overrides) -> AnthropicProposer:
 def test_openai_structured_answer_becomes_a_proposal():
     with serve([openai_completion(json.dumps({"proposals": [ANSWER]}), 321, 45)]) as server:
         (proposal,) = openai_proposer(server.url).propose(context(0.97))
-    assert proposal.problem is None and proposal.rationale == ANSWER["rationale"]
+    assert proposal.refused is None and proposal.rationale == ANSWER["rationale"]
     assert [e.operation() for e in proposal.edits] == ANSWER["edits"]
     assert (proposal.usage.calls, proposal.usage.input_tokens, proposal.usage.output_tokens) == (
         1,
@@ -109,8 +109,8 @@ def test_an_answer_in_a_fence_or_with_prose_is_accepted():
     ]
     with serve(replies) as server:
         proposer = openai_proposer(server.url)
-        assert proposer.propose(context(0.9))[0].problem is None
-        assert proposer.propose(context(0.9))[0].problem is None
+        assert proposer.propose(context(0.9))[0].refused is None
+        assert proposer.propose(context(0.9))[0].refused is None
 
 
 @pytest.mark.parametrize(
@@ -128,8 +128,8 @@ def test_an_answer_in_a_fence_or_with_prose_is_accepted():
 def test_malformed_answers_without_repairs_are_invalid(content, message):
     with serve([openai_completion(content)]) as server:
         (proposal,) = openai_proposer(server.url, max_repairs=0).propose(context(0.9))
-    assert proposal.problem_status == "invalid" and message in proposal.problem
-    assert "after 1 attempt" in proposal.problem
+    assert proposal.refused.status == "invalid" and message in proposal.refused.reason
+    assert "after 1 attempt" in proposal.refused.reason
 
 
 def test_malformed_json_is_sent_back_and_repaired():
@@ -139,7 +139,7 @@ def test_malformed_json_is_sent_back_and_repaired():
     ]
     with serve(replies) as server:
         (proposal,) = openai_proposer(server.url, max_repairs=2).propose(context(0.9))
-    assert proposal.problem is None and len(server.requests) == 2
+    assert proposal.refused is None and len(server.requests) == 2
     messages = server.requests[1]["body"]["messages"]
     assert messages[2] == {"role": "assistant", "content": "{not json"}
     assert "not valid JSON" in messages[3]["content"] and messages[3]["role"] == "user"
@@ -155,7 +155,7 @@ def test_out_of_bounds_edit_is_repaired_on_the_second_attempt():
     replies = [openai_completion(json.dumps(OUT_OF_BOUNDS)), openai_completion(json.dumps(ANSWER))]
     with serve(replies) as server:
         (proposal,) = openai_proposer(server.url).propose(context(0.9), check=space_check)
-    assert proposal.problem is None and proposal.edits[0].path == "/bagging/fraction"
+    assert proposal.refused is None and proposal.edits[0].path == "/bagging/fraction"
     feedback = server.requests[1]["body"]["messages"][3]["content"]
     assert "tower.dropout" in feedback and "0.5" in feedback
 
@@ -166,7 +166,7 @@ def test_repairs_run_out_and_every_attempt_is_kept():
         (proposal,) = openai_proposer(server.url, max_repairs=2).propose(
             context(0.9), check=space_check
         )
-    assert proposal.problem_status == "invalid" and "after 3 attempts" in proposal.problem
+    assert proposal.refused.status == "invalid" and "after 3 attempts" in proposal.refused.reason
     assert len(proposal.attempts) == 3 and len(server.requests) == 3
 
 
@@ -179,7 +179,7 @@ def test_429_waits_as_long_as_retry_after_says():
         started = time.monotonic()
         (proposal,) = openai_proposer(server.url, max_retries=2).propose(context(0.9))
         elapsed = time.monotonic() - started
-    assert proposal.problem is None and len(server.requests) == 2 and elapsed >= 0.95
+    assert proposal.refused is None and len(server.requests) == 2 and elapsed >= 0.95
     (retry,) = proposal.transcript["exchanges"][0]["retries"]
     assert retry["status"] == 429 and retry["wait_s"] == 1.0
 
@@ -192,7 +192,7 @@ def test_500_then_success_is_retried_with_backoff():
     ]
     with serve(replies) as server:
         (proposal,) = openai_proposer(server.url, max_retries=3).propose(context(0.9))
-    assert proposal.problem is None and len(server.requests) == 3
+    assert proposal.refused is None and len(server.requests) == 3
     assert [r["status"] for r in proposal.transcript["exchanges"][0]["retries"]] == [500, 503]
 
 
@@ -204,7 +204,7 @@ def test_a_hung_server_times_out_and_the_round_fails():
             context(0.9)
         )
         elapsed = time.monotonic() - started
-    assert proposal.problem_status == "failed" and "Timeout" in proposal.problem
+    assert proposal.refused.status == "failed" and "Timeout" in proposal.refused.reason
     assert len(proposal.transcript["exchanges"][0]["retries"]) == 1 and elapsed < 2.5
 
 
@@ -267,7 +267,7 @@ def test_compatible_server_without_json_schema_falls_back_and_remembers():
         (second,) = proposer.propose(context(0.9))
     formats = [r["body"].get("response_format", {}).get("type") for r in server.requests]
     assert formats == ["json_schema", "json_object", "json_object"]
-    assert first.problem is None and second.problem is None
+    assert first.refused is None and second.refused is None
     assert first.transcript["exchanges"][0]["request"]["response_format"]["type"] == "json_object"
 
 
@@ -281,13 +281,13 @@ def test_compatible_server_with_no_json_mode_at_all_gets_plain_extraction():
         (proposal,) = openai_proposer(server.url, cls=OpenAICompatibleProposer).propose(
             context(0.9)
         )
-    assert proposal.problem is None and "response_format" not in server.requests[2]["body"]
+    assert proposal.refused is None and "response_format" not in server.requests[2]["body"]
 
 
 def test_anthropic_tool_call_becomes_a_proposal():
     with serve([anthropic_tool_message({"proposals": [ANSWER]}, 456, 78)]) as server:
         (proposal,) = anthropic_proposer(server.url).propose(context(0.95))
-    assert proposal.problem is None and [e.operation() for e in proposal.edits] == ANSWER["edits"]
+    assert proposal.refused is None and [e.operation() for e in proposal.edits] == ANSWER["edits"]
     assert (proposal.usage.input_tokens, proposal.usage.output_tokens) == (456, 78)
     request = server.requests[0]
     assert request["path"] == "/v1/messages"
@@ -306,7 +306,7 @@ def test_anthropic_repair_answers_the_tool_call_with_an_error_result():
     replies = [anthropic_tool_message(OUT_OF_BOUNDS), anthropic_tool_message(ANSWER)]
     with serve(replies) as server:
         (proposal,) = anthropic_proposer(server.url).propose(context(0.9), check=space_check)
-    assert proposal.problem is None
+    assert proposal.refused is None
     assistant, feedback = server.requests[1]["body"]["messages"][1:]
     assert assistant["role"] == "assistant" and assistant["content"][0]["type"] == "tool_use"
     result = feedback["content"][0]
@@ -317,9 +317,8 @@ def test_anthropic_repair_answers_the_tool_call_with_an_error_result():
 def test_anthropic_answer_without_tool_call_is_invalid():
     with serve([anthropic_text_message("Sure! Here are my thoughts...")]) as server:
         (proposal,) = anthropic_proposer(server.url, max_repairs=0).propose(context(0.9))
-    assert (
-        proposal.problem_status == "invalid" and "no 'propose_edits' tool call" in proposal.problem
-    )
+    refused = proposal.refused
+    assert refused.status == "invalid" and "no 'propose_edits' tool call" in refused.reason
 
 
 def test_anthropic_bad_key_stops_the_run():
@@ -334,7 +333,7 @@ def test_anthropic_overload_is_retried_then_fails_the_round():
     overloaded = anthropic_error(529, "overloaded_error", "Overloaded")
     with serve([overloaded, overloaded]) as server:
         (proposal,) = anthropic_proposer(server.url, max_retries=1).propose(context(0.9))
-    assert proposal.problem_status == "failed" and len(server.requests) == 2
+    assert proposal.refused.status == "failed" and len(server.requests) == 2
 
 
 def test_a_500_that_names_the_response_format_steps_down_at_once_without_retries():
@@ -345,7 +344,7 @@ def test_a_500_that_names_the_response_format_steps_down_at_once_without_retries
         proposer = openai_proposer(server.url, cls=OpenAICompatibleProposer)
         with pytest.warns(UserWarning, match="refused structured output 'json_schema'"):
             (proposal,) = proposer.propose(context(0.9))
-    assert proposal.problem is None and len(server.requests) == 2
+    assert proposal.refused is None and len(server.requests) == 2
     exchange = proposal.transcript["exchanges"][0]
     assert exchange["retries"] == [] and exchange["structured_output"] == "json_object"
     # json_object carries the schema, which llama-cpp-python's server enforces.
@@ -371,7 +370,7 @@ def test_a_configured_seed_changes_with_every_call_so_repairs_resample():
     with serve(replies) as server:
         proposer = openai_proposer(server.url, cls=OpenAICompatibleProposer, seed=7, max_repairs=1)
         (proposal,) = proposer.propose(context(0.9), check=space_check)
-    assert proposal.problem is None
+    assert proposal.refused is None
     assert [r["body"]["seed"] for r in server.requests] == [7, 8]
     with serve([openai_completion(json.dumps(ANSWER))]) as server:
         openai_proposer(server.url).propose(context(0.9))
@@ -383,7 +382,7 @@ def test_an_answer_cut_off_at_the_length_limit_is_repaired_as_truncated():
     cut["choices"][0]["finish_reason"] = "length"
     with serve([(status, cut), openai_completion(json.dumps(ANSWER))]) as server:
         (proposal,) = openai_proposer(server.url, max_repairs=1).propose(context(0.9))
-    assert proposal.problem is None
+    assert proposal.refused is None
     (problem,) = proposal.attempts[0]["problems"]
     assert "cut off at the length limit (2048 tokens)" in problem
     assert "cut off at the length limit" in server.requests[1]["body"]["messages"][-1]["content"]

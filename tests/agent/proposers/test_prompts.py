@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from edas_agent.gate import frontier_rho
 from edas_agent.proposers.prompts import render
+from edas_agent.theory.gate import frontier_rho
 from tests.agent.proposers.test_builtin import context
 
 
@@ -74,9 +74,9 @@ def test_a_template_with_an_unknown_variable_fails_loudly(tmp_path: Path):
 )
 def test_every_backend_sends_the_rendered_statistics(provider, mode):
     from edas_agent.config import LLMSettings
-    from edas_agent.costs import LLMBudget
     from edas_agent.proposers.anthropic import AnthropicProposer
     from edas_agent.proposers.openai import OpenAICompatibleProposer, OpenAIProposer
+    from edas_agent.training.costs import LLMBudget
 
     settings = LLMSettings(provider=provider, base_url="http://127.0.0.1:9/v1")
     cls = {"openai": OpenAIProposer, "openai-compatible": OpenAICompatibleProposer}.get(

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from edas_agent.config import load_config
-from edas_agent.edits import apply_edits
 from edas_agent.evaluators.tabular.space import Architecture
-from edas_agent.journal import read_records
+from edas_agent.proposers.edits import apply_edits
 from edas_agent.proposers.random import RandomProposer
-from edas_agent.session import RunSession
+from edas_agent.search.journal import read_records
+from edas_agent.search.session import RunSession
 from edas_agent.testing import NumpyEvaluator
 from tests.agent.proposers.test_builtin import context
 
@@ -40,7 +40,7 @@ def test_draws_the_check_refuses_are_replaced(monkeypatch):
         return ["repeat: evaluated before"] if len(calls) < 4 else [None]
 
     (proposal,) = RandomProposer(0).propose(context(0.9), check)
-    assert len(calls) == 4 and proposal.problem is None
+    assert len(calls) == 4 and proposal.refused is None
     assert proposal.edits[0].path == "" and proposal.edits[0].op == "replace"
 
 

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from edas_agent.grammar import gbnf
 from edas_agent.proposers.base import ProposerStopped
+from edas_agent.proposers.grammar import gbnf
 from edas_agent.proposers.openai import OpenAICompatibleProposer
 from edas_agent.proposers.prompts import render
 from tests.agent.proposers.fake_servers import openai_completion, serve
@@ -36,7 +36,7 @@ def test_grammar_mode_sends_the_typed_schema_as_gbnf_and_no_response_format():
         proposer = compatible(server.url, structured_output="grammar")
         (proposal,) = proposer.propose(context(0.9))
     body = server.requests[0]["body"]
-    assert proposal.problem is None and "response_format" not in body
+    assert proposal.refused is None and "response_format" not in body
     assert body["grammar"] == gbnf(proposer.wire.schema)
     assert '"\\"/bagging/fraction\\""' in body["grammar"]  # the paths are in the grammar
     assert proposal.transcript["exchanges"][0]["structured_output"] == "grammar"
@@ -66,7 +66,7 @@ def test_repairs_restart_from_the_prompt_and_name_a_repeated_answer():
     replies = [answer(OUT_OF_BOUNDS)] * 2 + [answer(ANSWER)]
     with serve(replies) as server:
         (proposal,) = compatible(server.url, max_repairs=2).propose(context(0.9), space_check)
-    assert proposal.problem is None
+    assert proposal.refused is None
     second, third = (r["body"]["messages"] for r in server.requests[1:])
     assert len(second) == len(third) == 4  # system, prompt, last answer, feedback
     assert "same as your attempt" not in second[3]["content"]
@@ -88,7 +88,7 @@ def test_a_timed_out_call_is_retried_with_twice_the_time():
     with serve(replies) as server:
         started = time.monotonic()
         (proposal,) = compatible(server.url, timeout_s=0.4, max_retries=1).propose(context(0.9))
-    assert proposal.problem is None, proposal.problem
+    assert proposal.refused is None, proposal.refused
     (retry,) = proposal.transcript["exchanges"][0]["retries"]
     assert retry["timed_out"] and time.monotonic() - started < 3
     assert proposal.transcript["exchanges"][0]["seconds"] >= 0.9

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from edas_agent.evaluators.tabular.data import DataError, DataSpec, load
 from edas_agent.evaluators.tabular.evaluator import EvaluatorSettings, TabularEvaluator
 from edas_agent.evaluators.tabular.space import Architecture
-from edas_agent.gate import statistics
+from edas_agent.theory.gate import statistics
 
 ROWS = 400
 FAST = Architecture.model_validate(
@@ -449,7 +449,7 @@ def test_random_tables_load_or_are_refused_in_one_line(rows, kinds, target, name
 
 
 def test_awkward_field_names_reach_the_prompt_as_json_pointer_tokens(tmp_path: Path):
-    from edas_agent.edits import Edit, apply_edits
+    from edas_agent.proposers.edits import Edit, apply_edits
 
     (shape,) = [s for s in SHAPES if s.name == "awkward-names"]
     data = load(DataSpec(path=str(shape.write(tmp_path)), target="y"), seed=0)

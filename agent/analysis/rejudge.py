@@ -1,0 +1,41 @@
+"""The gate's full judgement of logged candidates, trained again after the run: what the
+search would have decided about a candidate it stopped (pruned in screening), against the
+baseline it was screened against. An audit of the pruning, as bench/search_value.py's
+`--audit` runs it; the run folder is not changed beyond its learner store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edas_agent.config import load_config
+from edas_agent.evaluators.base import Evaluator
+from edas_agent.outcome import Outcome
+from edas_agent.search.journal import CONFIG, Record
+from edas_agent.search.judging import Judge, Judged, make_gate, noise_floor
+from edas_agent.search.rounds import RoundPlan
+from edas_agent.search.state import Baseline
+from edas_agent.search.target import make_target
+from edas_agent.training.learners import LearnerStore
+
+
+def rejudge(
+    folder: Path, records: list[Record], steps: list[int], evaluator: Evaluator
+) -> dict[int, Judged | Outcome]:
+    """Decision and the rounds after it, as the run's config plans them, for each step."""
+    config = load_config(folder / CONFIG, {})
+    gate = make_gate(config)
+    start = records[0].stats
+    assert start is not None, "the run has no trained starting baseline"
+    gate.min_effect = noise_floor(config, start)
+    store = LearnerStore(evaluator, folder / "learners")
+    plan = RoundPlan(config)
+    judge = Judge(plan, make_target(config, gate, evaluator, store), store)
+    by_step = {r.step: r for r in records}
+    judged: dict[int, Judged | Outcome] = {}
+    for step in steps:
+        record = by_step[step]
+        assert record.baseline is not None and record.architecture is not None
+        baseline = Baseline.of(by_step[record.baseline.step], evaluator.parse)
+        architecture = evaluator.parse(record.architecture)
+        judged[step] = judge.rounds(baseline, step, architecture, plan.decision_learners())
+    return judged

@@ -1,0 +1,256 @@
+"""`edas-agent verify`: train real M-member ensembles of a run's winners and compare them
+with what the gate predicted from its decision learners.
+
+Learners already trained in the run (decision, sequential and confirmation learners) are
+members 1..k; only the rest are trained, one at a time, into <run>/learners/, so an
+interrupted verify resumes without retraining finished members. Results go to verify.json.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edas_agent.config import load_config
+from edas_agent.errors import UserError
+from edas_agent.outcome import Outcome
+from edas_agent.search.journal import Record, read_records
+from edas_agent.theory.gate import ensemble_error, residuals, statistics
+from edas_agent.training.executors import TrainRequest, make_executor
+from edas_agent.training.learners import LearnerStore, MembersUnavailable
+
+VERIFY = "verify.json"
+_SUBSETS = 20  # random member subsets averaged per ensemble size below M
+_CHUNK = 2  # members per training request: small enough to spread over workers
+
+
+def ensemble_sizes(members: int) -> list[int]:
+    """1, 2, 4, ... up to M, with M itself last."""
+    sizes = [1]
+    while sizes[-1] * 2 < members:
+        sizes.append(sizes[-1] * 2)
+    return [*sizes, members] if sizes[-1] != members else sizes
+
+
+def realised_error(
+    predictions: np.ndarray, y: np.ndarray, size: int, rng: np.random.Generator
+) -> float:
+    """Squared-loss error of the averaged ensemble of `size` members, averaged over up to
+    _SUBSETS random subsets of the available members (all of them when size is all)."""
+    available = predictions.shape[0]
+    if size > available:
+        raise ValueError(f"{size} members requested, {available} trained")
+    draws = 1 if size == available else _SUBSETS
+    errors = []
+    for _ in range(draws):
+        members = rng.choice(available, size, replace=False) if draws > 1 else np.arange(size)
+        r = residuals(predictions[members].mean(axis=0, keepdims=True), y)
+        errors.append(float(np.mean(np.sum(r**2, axis=-1))))
+    return float(np.mean(errors))
+
+
+def choose_records(records: list[Record], steps: str) -> list[Record]:
+    """The evaluated records named by --steps, plus the baselines they were compared with."""
+    evaluated = [r for r in records if r.stats is not None and r.arch_hash]
+    if steps == "accepted":
+        chosen = [r for r in evaluated if r.accepted]
+    elif steps == "all":
+        chosen = evaluated
+    else:
+        try:
+            wanted = {int(s) for s in steps.split(",") if s.strip()}
+        except ValueError:
+            raise UserError(
+                f"--steps takes accepted, all or step numbers like 3,8; got {steps!r}"
+            ) from None
+        chosen = [r for r in evaluated if r.step in wanted]
+        missing = wanted - {r.step for r in chosen}
+        if missing:
+            raise UserError(f"steps {sorted(missing)} have no evaluated architecture in the run")
+    by_step = {r.step: r for r in evaluated}
+    baselines = [
+        by_step[r.baseline.step] for r in chosen if r.baseline and r.baseline.step in by_step
+    ]
+    unique = {r.step: r for r in [*chosen, *baselines]}
+    return [unique[s] for s in sorted(unique)]
+
+
+def verify(
+    folder: Path,
+    members: int | None,
+    steps: str,
+    on_learner: Callable[[str, int], None] = lambda arch_hash, j: None,
+) -> dict[str, Any]:
+    """Members are trained in chunks of `_CHUNK` seeds, all architectures' chunks submitted
+    together: spread over Ray workers with `executor.kind: ray`, one after another locally."""
+    from edas_agent.training.door import build_evaluator, keep_files
+
+    config = load_config(folder / "config.yaml", {})
+    M = members or config.members
+    records = choose_records(read_records(folder), steps)
+    evaluator = build_evaluator(config)
+    keep_files(evaluator, folder)
+    executor = make_executor(evaluator, config.executor)
+    try:
+        store = LearnerStore(evaluator, folder / "learners", executor)
+        wanted = {r.arch_hash: evaluator.parse(r.architecture) for r in records if r.architecture}
+        store.prefetch([(a, M) for a in wanted.values()], chunk=_CHUNK, on_learner=on_learner)
+        return _verify(folder, records, store, evaluator, M, config.seed)
+    finally:
+        executor.close()
+
+
+def _verify(folder, records, store, evaluator, M: int, seed: int) -> dict[str, Any]:
+    architectures: dict[str, dict[str, Any]] = {}
+    for record in records:
+        assert record.arch_hash and record.architecture and record.stats
+        entry = architectures.setdefault(record.arch_hash, {"steps": []})
+        entry["steps"].append(record.step)
+        if "realised" in entry:
+            continue
+        pool = store.require(evaluator.parse(record.architecture), M)
+        entry.update(_compare(pool, record.stats.k, evaluator.y_val, evaluator.y_test, M, seed))
+    result = {
+        "members": M,
+        "sizes": ensemble_sizes(M),
+        "architectures": architectures,
+        "decisions": _decisions(records, architectures, M),
+    }
+    (folder / VERIFY).write_text(json.dumps(result, indent=2))
+    return result
+
+
+def _compare(pool, k: int, y_val, y_test, M: int, seed: int) -> dict[str, Any]:
+    """Predicted E_m from the first k (decision) learners against realised E_m."""
+    sizes = ensemble_sizes(M)
+    out: dict[str, Any] = {
+        "decision_learners": k,
+        "predicted": {},
+        "realised": {},
+        "relative_error": {},
+    }
+    for split, predictions, y in (("val", pool.val, y_val), ("test", pool.test, y_test)):
+        stats = statistics(predictions[:k], y, M)
+        rng = np.random.default_rng([seed, M, 7])
+        predicted = {m: ensemble_error(stats.E, stats.D, m) for m in sizes}
+        realised = {m: realised_error(predictions, y, m, rng) for m in sizes}
+        out["predicted"][split] = predicted
+        out["realised"][split] = realised
+        out["relative_error"][split] = {
+            m: (predicted[m] - realised[m]) / realised[m] for m in sizes
+        }
+    return out
+
+
+def _decisions(
+    records: list[Record], architectures: dict[str, dict[str, Any]], M: int
+) -> list[dict[str, Any]]:
+    """For each verified proposal whose baseline is verified: would the realised M-member
+    ensembles have made the same decision?"""
+    by_step = {r.step: r for r in records}
+    rows = []
+    for record in records:
+        if (
+            record.event != "proposal"
+            or record.baseline is None
+            or record.baseline.step not in by_step
+        ):
+            continue
+        candidate = architectures[record.arch_hash]["realised"]
+        baseline = architectures[by_step[record.baseline.step].arch_hash]["realised"]
+        row = {
+            "step": record.step,
+            "baseline_step": record.baseline.step,
+            "logged_accepted": record.accepted,
+        }
+        for split in ("val", "test"):
+            better = candidate[split][M] < baseline[split][M]
+            row[f"realised_{split}_better"] = better
+            row[f"agrees_{split}"] = better == record.accepted
+        rows.append(row)
+    return rows
+
+
+MIXTURE_FIRST = 500_000  # seed indices of mixture members: a search uses 0 .. a few dozen
+VERIFY_MIXTURE = "verify_mixture.json"
+
+
+def verify_mixture(
+    folder: Path, on_learner: Callable[[str, int], None] = lambda arch_hash, j: None
+) -> dict[str, Any]:
+    """Train the members of ensemble.json's best mixture and best homogeneous ensemble with
+    fresh seeds, every member of a mixture its own seed index (as deployed members would
+    be), and compare the realised errors with the predicted ones. Members are saved one
+    file each under <run>/mixture_members/, shared between the two ensembles where they
+    coincide, so an interrupted run resumes."""
+    from edas_agent.analysis.ensemble import read_ensemble
+    from edas_agent.training.door import build_evaluator, keep_files
+
+    result = read_ensemble(folder)
+    config = load_config(folder / "config.yaml", {})
+    documents = {r.arch_hash: r.architecture for r in read_records(folder) if r.architecture}
+    evaluator = build_evaluator(config)
+    keep_files(evaluator, folder)
+    executor = make_executor(evaluator, config.executor)
+    chosen = {"mixture": result.mixture, "homogeneous": result.homogeneous}
+    try:
+        members = {name: _member_slots(choice) for name, choice in chosen.items()}
+        wanted = sorted({slot for slots in members.values() for slot in slots})
+        saved = _train_members(folder / "mixture_members", wanted, documents, evaluator,
+                               executor, on_learner)  # fmt: skip
+    finally:
+        executor.close()
+    rows = {}
+    for name, choice in chosen.items():
+        row: dict[str, Any] = {"composition": [m.model_dump() for m in choice.composition]}
+        for split, y in (("val", evaluator.y_val), ("test", evaluator.y_test)):
+            predictions = np.stack([saved[slot][split] for slot in members[name]])
+            realised = realised_error(predictions, y, len(predictions), np.random.default_rng())
+            predicted = getattr(choice, split)
+            row[split] = {"predicted": predicted, "realised": realised,
+                          "relative_error": (predicted - realised) / realised}  # fmt: skip
+        rows[name] = row
+    out = {"members": result.members, "ensembles": rows}
+    (folder / VERIFY_MIXTURE).write_text(json.dumps(out, indent=2))
+    return out
+
+
+def _member_slots(choice) -> list[tuple[str, int]]:
+    """(architecture hash, seed index) of every member: consecutive fresh indices."""
+    slots = []
+    for member in choice.composition:
+        start = MIXTURE_FIRST + len(slots)
+        slots += [(member.arch_hash, start + i) for i in range(member.members)]
+    return slots
+
+
+def _train_members(folder: Path, slots, documents, evaluator, executor, on_learner):
+    folder.mkdir(parents=True, exist_ok=True)
+    path = {slot: folder / f"{slot[0]}-{slot[1]}.npz" for slot in slots}
+    chunks: list[list[tuple[str, int]]] = []  # consecutive seeds of one architecture
+    for slot in (slot for slot in slots if not path[slot].is_file()):
+        last = chunks[-1][-1] if chunks else None
+        if last and last[0] == slot[0] and last[1] + 1 == slot[1] and len(chunks[-1]) < _CHUNK:
+            chunks[-1].append(slot)
+        else:
+            chunks.append([slot])
+    requests = [
+        TrainRequest(evaluator.parse(documents[chunk[0][0]]), len(chunk), chunk[0][1])
+        for chunk in chunks
+    ]
+    for i, trained in executor.run(requests):
+        if isinstance(trained, Outcome):
+            raise MembersUnavailable(f"members of {chunks[i][0][0]}: {trained.reason}")
+        for j, slot in enumerate(chunks[i]):
+            val, test = trained.val_predictions[j], trained.test_predictions[j]
+            np.savez(path[slot], val=val, test=test)
+            on_learner(*slot)
+    saved = {}
+    for slot in slots:
+        with np.load(path[slot]) as arrays:
+            saved[slot] = {"val": arrays["val"], "test": arrays["test"]}
+    return saved

@@ -1,0 +1,62 @@
+"""What a proposer is shown for the next batch: the baseline, its statistics, recent
+history, the space and the data; in a mixture search, the mixture too (search/target.py)."""
+
+from __future__ import annotations
+
+from edas_agent.config import Config
+from edas_agent.evaluators.base import Evaluator, document_of
+from edas_agent.proposers.base import HistoryEntry, MixtureView, ProposalContext
+from edas_agent.search.journal import Record
+from edas_agent.search.state import RunState
+
+
+def proposal_context(
+    config: Config,
+    evaluator: Evaluator,
+    state: RunState,
+    step: int,
+    proposals: int,
+    reach: int | None = None,
+    mixture: MixtureView | None = None,
+) -> ProposalContext:
+    """`reach`: the screening strategy's; `mixture`: the target's view (search/target.py)."""
+    recent = state.proposals()[-config.llm.history :] if config.llm.history else []
+    return ProposalContext(
+        step=step,
+        budget=config.budget,
+        members=config.members,
+        rule=config.gate.rule,
+        baseline_step=state.baseline.step,
+        architecture=document_of(state.baseline.architecture),
+        stats=state.baseline.stats,
+        history=[_history_entry(r) for r in recent],
+        space_schema=evaluator.space().model_json_schema(),
+        dataset=evaluator.describe(),
+        proposals=proposals,
+        evaluated_hashes=frozenset(state.first_step),
+        reach=reach,
+        mixture=mixture,
+    )
+
+
+def _history_entry(record: Record) -> HistoryEntry:
+    stats, _ = record.carried()
+    judged = record.mixture()
+    joined = None
+    if judged is not None:
+        joined = next((p.members for p in judged.after if p.arch_hash == record.arch_hash), 0)
+    return HistoryEntry(
+        step=record.step,
+        status=record.status,
+        edits=record.edits,
+        rationale=record.rationale,
+        reason=record.reason,
+        delta_E=record.delta_E,
+        rho=stats.rho if stats else None,
+        E_M=stats.E_M if stats else None,
+        E_mix=judged.E_after if judged else None,
+        joined_members=joined,
+        cross=judged.cross if judged else None,
+        mixture_moment=judged.mixture_moment if judged else None,
+        correlation=judged.correlation if judged else None,
+    )

@@ -1,0 +1,106 @@
+"""Judging a candidate: the gate rounds of the round plan (search/rounds.py), each decided
+by the run's target (search/target.py), then ranking a batch's winners.
+
+The last round decides, so a winner carried by lucky seeds is caught before it becomes the
+baseline. Training that fails is returned as an Outcome (agent/outcome.py), never raised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+from edas_agent.config import Config
+from edas_agent.evaluators.base import architecture_hash
+from edas_agent.outcome import Outcome
+from edas_agent.search.journal import GateRound, Record
+from edas_agent.search.rounds import RoundPlan
+from edas_agent.search.state import Baseline
+from edas_agent.search.target import Target
+from edas_agent.theory.gate import Gate, Stats, seed_noise_floor
+from edas_agent.training.learners import LearnerStore, Pool
+
+
+def make_gate(config: Config) -> Gate:
+    g = config.gate
+    return Gate(config.members, g.rule, g.confidence, g.interval_level, g.resamples)
+
+
+def noise_floor(config: Config, start: Stats) -> float | None:
+    """gate.min_effect in the loss's units, from the starting baseline's seed noise (None:
+    no floor). Derived from the logged start, so a resumed run and `replay` agree."""
+    multiple = config.gate.min_effect
+    return None if multiple is None else seed_noise_floor(start, multiple)
+
+
+@dataclass(frozen=True)
+class Judged:
+    rounds: list[GateRound]  # every judgement in order; the last one decided
+    pool: Pool  # the learners behind the last round
+
+
+class Judge:
+    def __init__(self, plan: RoundPlan, target: Target, store: LearnerStore):
+        self.plan = plan
+        self.target = target
+        self.store = store
+
+    def rounds(
+        self, baseline: Baseline, step: int, architecture: BaseModel, learners: int
+    ) -> Judged | Outcome:
+        """The decision round on `learners`, then the rounds the plan adds."""
+        kind, index = "decision", 0
+        rounds: list[GateRound] = []
+        while True:
+            judged = self._round(kind, baseline, step, index, architecture, learners)
+            if isinstance(judged, Outcome):
+                return judged
+            rounds.append(judged)
+            following = self.plan.next_round(rounds, learners)
+            if following is None:
+                break
+            kind, index, learners = following.kind, following.seed_index, following.learners
+        pool = self.store.get(architecture_hash(architecture))
+        assert pool is not None
+        return Judged(rounds, pool.head(learners))
+
+    def _round(
+        self,
+        kind: str,
+        baseline: Baseline,
+        step: int,
+        index: int,
+        architecture: BaseModel,
+        learners: int,
+    ) -> GateRound | Outcome:
+        trained = self.store.ensure(architecture, learners)
+        if isinstance(trained, Outcome):
+            return trained
+        pool, cost = trained
+        baseline_pool = self.store.get(baseline.arch_hash)
+        assert baseline_pool is not None
+        return self.target.judge(
+            kind, baseline, baseline_pool, step, index, architecture, pool.head(learners), cost
+        )
+
+
+def outrank(records: list[Record]) -> list[Record]:
+    """Of a batch's accepted records, keep the one with the lowest predicted error (E_M, or
+    E_mix in a mixture search); the others
+    passed the gate but are rejected, so the trajectory stays monotonic."""
+    accepted = [r for r in records if r.accepted]
+    if len(accepted) < 2:
+        return records
+    best = min(accepted, key=lambda r: r.predicted_error())
+    ranked = []
+    for record in records:
+        if record.accepted and record is not best:
+            reason = (
+                f"passed the gate, but step {best.step} predicts a lower error; {record.reason}"
+            )
+            record = record.model_copy(
+                update={"status": "rejected", "reason": reason, "outranked_by": best.step}
+            )
+        ranked.append(record)
+    return ranked

@@ -1,0 +1,89 @@
+"""Screening: proposed edits applied to the baseline and validated once, before training.
+
+A proposal becomes a Candidate (an architecture to train, or whose learners to reuse) or an
+Outcome (invalid or failed, with the reason: agent/outcome.py). The same rules, in the
+same words, answer an LLM's answer through `check`, so a model is told exactly what the
+loop would refuse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ValidationError
+
+from edas_agent.errors import describe_validation_error
+from edas_agent.evaluators.base import architecture_hash, document_of
+from edas_agent.outcome import Outcome
+from edas_agent.proposers.base import Proposal
+from edas_agent.proposers.edits import Edit, ProposedEdits, apply_edits
+from edas_agent.search.state import Parse, RunState
+
+NO_OP = "no-op: the edits leave the baseline unchanged"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    architecture: BaseModel
+    arch_hash: str
+    first_step: int  # the step that first trained it: this one, or an earlier batch's
+
+
+class Screen:
+    def __init__(self, state: RunState, parse: Parse):
+        self.state = state
+        self.parse = parse
+        self.round: tuple[int, dict[str, int]] = (0, {})  # a round's first step, its hashes
+
+    def candidate(self, proposal: Proposal, step: int, batch_start: int) -> Candidate | Outcome:
+        """The proposal's architecture, claiming `step` as its first if it is new."""
+        if proposal.refused is not None:
+            return proposal.refused
+        try:
+            architecture = self.apply(proposal.edits)
+        except ValueError as exc:  # InvalidEdits is a ValueError too
+            return Outcome("invalid", str(exc))
+        arch_hash = architecture_hash(architecture)
+        if arch_hash == self.state.baseline.arch_hash:
+            return Outcome("invalid", NO_OP)
+        first = self.state.first_step.setdefault(arch_hash, step)
+        if self.round[0] != batch_start:
+            self.round = (batch_start, {})
+        # Twice in one round is a duplicate even of an architecture first seen earlier: the
+        # round's outcomes are keyed by architecture (a screened one has no learners yet).
+        earlier = self.round[1].setdefault(arch_hash, step)
+        if earlier != step:
+            return Outcome("invalid", f"duplicate of step {earlier} in the same round; not trained")
+        return Candidate(architecture, arch_hash, first)
+
+    def check(self, items: list[ProposedEdits]) -> list[str | None]:
+        """What is wrong with each proposed item, in words an LLM can act on."""
+        problems: list[str | None] = []
+        seen: dict[str, int] = {}
+        for index, item in enumerate(items):
+            try:
+                arch_hash = architecture_hash(self.apply(item.edits))
+            except ValueError as exc:  # InvalidEdits, or the space's validation message
+                problems.append(str(exc))
+                continue
+            if arch_hash == self.state.baseline.arch_hash:
+                problems.append(NO_OP)
+            elif arch_hash in self.state.first_step:
+                problems.append(
+                    f"repeat: this architecture was already evaluated at step "
+                    f"{self.state.first_step[arch_hash]}; propose something new"
+                )
+            elif arch_hash in seen:
+                problems.append(f"duplicate of proposal {seen[arch_hash] + 1} in this answer")
+            else:
+                problems.append(None)
+            seen.setdefault(arch_hash, index)
+        return problems
+
+    def apply(self, edits: list[Edit]) -> BaseModel:
+        """The edited baseline, validated; raises ValueError with the reason."""
+        document = apply_edits(document_of(self.state.baseline.architecture), edits)
+        try:
+            return self.parse(document)
+        except ValidationError as exc:
+            raise ValueError(f"outside the space: {describe_validation_error(exc)}") from None

@@ -1,0 +1,101 @@
+"""A run as a thing you can hold from Python: create or reopen its folder, lock it, search,
+close it. The command line's `run` is a thin layer over this.
+
+    with RunSession.start(config) as session:         # a new folder under runs/
+        session.search.run(session.journal, previous=session.previous)
+    with RunSession.resume(folder, budget=80) as session:   # a stopped or killed run
+        ...
+
+Entering the `with` takes the run's lock (a second process cannot write the same folder);
+leaving it releases the lock and stops the executor's workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edas_agent.config import Config, dump_config, load_config
+from edas_agent.evaluators.base import Evaluator
+from edas_agent.proposers import Proposer, make_proposer
+from edas_agent.search.journal import CONFIG, Journal, Record, read_records
+from edas_agent.search.loop import Search
+from edas_agent.training.costs import LLMBudget, Spend
+from edas_agent.training.door import build_evaluator, keep_files, offered_mutations
+from edas_agent.training.executors import Executor, make_executor
+
+Build = Callable[[Config], Evaluator]  # the run's evaluator from its config
+
+# What may change when a run is resumed: how far it goes, never what it searches.
+RESUMABLE = ("budget", "llm.max_cost", "llm.max_calls")
+
+
+@dataclass
+class RunSession:
+    config: Config
+    journal: Journal
+    search: Search
+    executor: Executor
+    previous: list[Record] = field(default_factory=list)  # records of a resumed run
+
+    @classmethod
+    def start(
+        cls, config: Config, build: Build = build_evaluator, proposer: Proposer | None = None
+    ) -> RunSession:
+        """A new run folder for `config`, whose evaluator `build` makes; the proposer is
+        the config's unless given. The folder is created last, so bad data or settings
+        leave no empty run behind."""
+        search, executor = _searcher(config, build, proposer, [])
+        journal = Journal.create(Path(config.runs_dir), config.name, dump_config(config))
+        keep_files(search.evaluator, journal.folder)
+        return cls(config, journal, search, executor)
+
+    @classmethod
+    def resume(
+        cls,
+        folder: Path,
+        changes: dict[str, Any] | None = None,
+        build: Build = build_evaluator,
+        proposer: Proposer | None = None,
+    ) -> RunSession:
+        """Reopen a stopped or killed run with its own config; `changes` may set only the
+        RESUMABLE keys (dotted, as on the command line)."""
+        changes = {k: v for k, v in (changes or {}).items() if v is not None}
+        if set(changes) - set(RESUMABLE):
+            raise ValueError(f"a resumed run keeps its config; only {RESUMABLE} may change")
+        previous = read_records(folder, drop_torn_tail=True)
+        config = load_config(folder / CONFIG, changes)
+        search, executor = _searcher(config, build, proposer, previous)
+        keep_files(search.evaluator, folder)
+        return cls(config, Journal(folder), search, executor, previous)
+
+    def run(self, on_record=lambda record: None) -> list[Record]:
+        """Search until the budget is spent (see Search.run); the session must be open."""
+        return self.search.run(self.journal, on_record, previous=self.previous or None)
+
+    def __enter__(self) -> RunSession:
+        self.journal.lock()
+        if self.previous:  # the resumed config (a new budget, say) is the run's config now
+            (self.journal.folder / CONFIG).write_text(dump_config(self.config))
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            self.journal.unlock()
+        finally:
+            self.executor.close()
+
+
+def _searcher(
+    config: Config, build: Build, proposer: Proposer | None, previous: list[Record]
+) -> tuple[Search, Executor]:
+    evaluator = build(config)
+    if proposer is None:
+        budget = LLMBudget(config.llm)
+        if previous:  # what the stopped run spent counts towards its caps
+            budget.restore(Spend.of(r.llm for r in previous))
+        proposer = make_proposer(config.llm, config.seed, budget, offered_mutations(evaluator))
+    executor = make_executor(evaluator, config.executor)
+    return Search(config, evaluator, proposer, executor), executor

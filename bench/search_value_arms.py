@@ -1,0 +1,85 @@
+"""bench/search_value.py's arms: each a configuration of the search, or a mixture of the
+reference arm's candidates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+# The public API only, as a user's script would use it: edas_agent's names and those its
+# subpackages export
+
+
+@dataclass(frozen=True)
+class Arm:
+    name: str
+    overrides: dict[str, Any]
+    sets_compute: bool = False  # the arm whose spend every other arm matches
+    mixes_reference: bool = False  # no search: the best mixture of the reference's candidates
+    searches_mixtures: bool = False  # its incumbent is a mixture (search.target mixture)
+    min_learners: int = 2  # of the architectures a mixture may use
+
+
+def arms(honest_members: int) -> dict[str, Arm]:
+    m = honest_members
+    screened = (
+        Arm("screening", {"screening.enabled": True}),
+        Arm(
+            "screening-eta4",
+            {"screening.enabled": True, "screening.proposals": 16, "screening.eta": 4},
+        ),
+        Arm(
+            "screening-wide",
+            {
+                "screening.enabled": True,
+                "screening.proposals": 16,
+                "screening.eta": 8,
+                "screening.stage_fractions": [1 / 16],
+            },
+        ),
+    )
+    ninth = {"screening.enabled": True, "screening.eta": 9, "screening.stage_fractions": [1 / 9]}
+    independent = tuple(
+        Arm(f"{a.name}-independent", {**a.overrides, "screening.stage_seeds": "independent"})
+        for a in screened
+    )
+    surviving = tuple(
+        Arm(f"{a.name}-survivors4", {**a.overrides, "screening.survivor_learners": 4})
+        for a in screened
+    )
+    reaching = tuple(
+        Arm(f"{a.name}-reach{r}", {**a.overrides, "screening.reach": r})
+        for a in (screened[0], surviving[1])  # screening, screening-eta4-survivors4
+        for r in (3, 4)
+    )
+    return {
+        arm.name: arm
+        for arm in (
+            Arm("edas", {}, sets_compute=True),
+            Arm("confident", {"gate.confidence": 0.9}),
+            Arm("sequential", {"gate.sequential": True}),
+            Arm("no-floor", {"gate.min_effect": None}),
+            Arm("min-effect-1", {"gate.min_effect": 1.0}),
+            Arm("accuracy-only", {"gate.rule": "single"}),
+            Arm("random", {"llm.provider": "random"}),
+            Arm("honest", {"members": m, "evaluator.learners": m, "gate.confirm": False}),
+            Arm("mixture", {}, mixes_reference=True),
+            Arm("mixture-confirmed", {}, mixes_reference=True, min_learners=4),
+            Arm("mixture-search", {"search.target": "mixture"}, searches_mixtures=True),
+            *screened,
+            Arm("screening-gentle", {"screening.enabled": True, "screening.stages": 1}),
+            Arm("screening-curve-only", {"screening.enabled": True, "screening.predictor": False}),
+            Arm(
+                "screening-one-stage",
+                {"screening.enabled": True, "screening.stage_fractions": [1 / 9]},
+            ),
+            Arm("screening-ninth", ninth),
+            *independent,
+            *surviving,
+            *reaching,
+        )
+    }
+
+
+def catalogue_arm(chosen: list[Arm], name: str) -> Arm:
+    return next(arm for arm in chosen if arm.name == name)

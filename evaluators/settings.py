@@ -1,0 +1,102 @@
+"""Settings of any evaluator, as the run's config embeds them (`evaluator:` and `space:`).
+
+Here, not in the agent, because evaluators read them (the tabular one its device, threads
+and timeout) and evaluators never import the agent. Plain pydantic models with no torch
+import, so the config loads without an evaluator's machinery.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class EvaluatorSettings(BaseModel):
+    """Which evaluator trains the learners (the built-in tabular one, a Python plugin or a
+    command) and how."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    plugin: str | None = Field(
+        None,
+        description="'module:function' returning your Evaluator (or a FunctionEvaluator); "
+        "called with seed= the run seed and the keyword arguments in evaluator.options.",
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Keyword arguments for the plugin's function."
+    )
+    command: str | None = Field(
+        None,
+        description="A shell command that trains one learner: {arch} (the architecture's "
+        "JSON file), {seed} and {out} (the NPZ to write, with val and test predictions) are "
+        "filled in. Needs evaluator.space and evaluator.targets.",
+    )
+    space: str | None = Field(
+        None, description="command: the space as a JSON Schema file with bounds and defaults."
+    )
+    targets: str | None = Field(
+        None, description="command: an NPZ with y_val and y_test (and optionally task)."
+    )
+    workdir: str | None = Field(
+        None,
+        description="Where the command runs, and where a plugin module is imported from "
+        "(besides installed packages); the folder `run` starts in if unset.",
+    )
+
+    learners: int = Field(2, ge=2, le=64, description="Learners trained per candidate (k).")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where learners train.")
+    threads: int | None = Field(
+        None, ge=1, le=512, description="CPU threads for torch; all cores when unset."
+    )
+    timeout_s: float | None = Field(
+        None,
+        gt=0,
+        le=86_400,
+        description="Fail a candidate whose training takes longer (command: each learner's "
+        "run of the command).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _code_runs_where_started(cls, data: Any) -> Any:
+        has_code = data.get("command") or data.get("plugin") if isinstance(data, dict) else False
+        if has_code and not data.get("workdir"):
+            return {**data, "workdir": str(Path.cwd())}
+        return data
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> EvaluatorSettings:
+        if self.plugin and self.command:
+            raise ValueError("evaluator.plugin and evaluator.command exclude each other")
+        if self.plugin and ":" not in self.plugin:
+            raise ValueError("evaluator.plugin is 'module:function', e.g. 'mypkg.search:make'")
+        if self.command:
+            missing = [k for k in ("space", "targets") if getattr(self, k) is None]
+            if missing:
+                raise ValueError(
+                    f"evaluator.command needs evaluator.{' and evaluator.'.join(missing)}"
+                )
+            absent = [f"{{{k}}}" for k in ("arch", "seed", "out") if f"{{{k}}}" not in self.command]
+            if absent:
+                raise ValueError(f"evaluator.command must contain {', '.join(absent)}")
+        elif self.space or self.targets:
+            raise ValueError("evaluator.space and evaluator.targets belong to evaluator.command")
+        return self
+
+    @field_validator("space", "targets", "workdir")
+    @classmethod
+    def _absolute(cls, path: str | None) -> str | None:
+        # Stored absolute in the run's config, so resume and verify find the files from
+        # any folder.
+        return None if path is None else str(Path(path).expanduser().resolve())
+
+
+class SpaceSettings(BaseModel):
+    """Caps on candidates, checked before any training (over the cap: status failed)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_params: int | None = Field(None, ge=1, description="Trainable parameters per learner.")
+    max_flops: int | None = Field(None, ge=1, description="Forward FLOPs per example.")

@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edas_agent.analysis.calibrate import calibrate, cohens_kappa
+from edas_agent.analysis.verify import choose_records, ensemble_sizes, realised_error, verify
+from edas_agent.config import Config
+from edas_agent.evaluators.tabular.evaluator import TabularEvaluator
+from edas_agent.search.journal import read_records
+from edas_agent.training.learners import LearnerStore
+
+
+@pytest.fixture
+def run_folder(searched) -> Path:
+    return searched(4, proposer_seed=1)
+
+
+def test_ensemble_sizes():
+    assert ensemble_sizes(16) == [1, 2, 4, 8, 16]
+    assert ensemble_sizes(50) == [1, 2, 4, 8, 16, 32, 50]
+    assert ensemble_sizes(2) == [1, 2]
+
+
+def test_realised_error_of_all_members_is_the_ensemble_error():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 100)
+    p = rng.random((4, 100))
+    assert realised_error(p, y, 4, rng) == pytest.approx(np.mean((p.mean(0) - y) ** 2))
+    single = realised_error(p, y, 1, np.random.default_rng(1))
+    assert min(np.mean((p - y) ** 2, axis=1)) <= single <= max(np.mean((p - y) ** 2, axis=1))
+
+
+def test_verify_reuses_the_runs_learners_and_resumes(run_folder: Path, monkeypatch):
+    trained = []
+    result = verify(
+        run_folder, members=6, steps="accepted", on_learner=lambda h, j: trained.append(j)
+    )
+    records = choose_records(read_records(run_folder), "accepted")
+    # Learners the run already trained (the decision and confirmation ones) are members 1..k.
+    for record in records:
+        pool = np.load(run_folder / "learners" / f"{record.arch_hash}.npz")
+        assert pool["val"].shape[0] == 6
+    assert all(j >= 2 for j in trained)
+    saved = json.loads((run_folder / "verify.json").read_text())
+    assert saved["members"] == 6 and saved["sizes"] == [1, 2, 4, 6]
+    entry = next(iter(result["architectures"].values()))
+    assert set(entry["relative_error"]) == {"val", "test"}
+    assert abs(entry["relative_error"]["val"][6]) < 0.2
+    # A second verify trains nothing: every member is cached in the run folder.
+    again = []
+    verify(run_folder, members=6, steps="accepted", on_learner=lambda h, j: again.append(j))
+    assert again == []
+
+
+def test_an_interrupted_verify_keeps_finished_members(run_folder: Path, monkeypatch):
+    from edas_agent.evaluators.tabular import evaluator as evaluator_module
+
+    original = evaluator_module.TabularEvaluator.evaluate
+    calls = {"n": 0}
+
+    def evaluate_then_interrupt(self, architecture, learners, first=0):
+        calls["n"] += 1
+        if calls["n"] > 1:  # the first chunk of members finishes, the second is interrupted
+            raise KeyboardInterrupt
+        return original(self, architecture, learners, first)
+
+    monkeypatch.setattr(evaluator_module.TabularEvaluator, "evaluate", evaluate_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        verify(run_folder, members=16, steps="0")
+    monkeypatch.setattr(evaluator_module.TabularEvaluator, "evaluate", original)
+    resumed = []
+    verify(run_folder, members=16, steps="0", on_learner=lambda h, j: resumed.append(j))
+    from edas_agent.analysis.verify import _CHUNK
+
+    start = read_records(run_folder)[0]
+    assert resumed == list(range(start.learners + _CHUNK, 16))
+
+
+def test_unknown_steps_are_a_user_error(run_folder: Path):
+    from edas_agent.errors import UserError
+
+    with pytest.raises(UserError, match="no evaluated architecture"):
+        verify(run_folder, members=4, steps="99")
+    with pytest.raises(UserError, match="--steps"):
+        verify(run_folder, members=4, steps="best")
+
+
+def test_calibrate_reports_agreement_per_method_and_stratum(fast_config: Config, tmp_path: Path):
+    evaluator = TabularEvaluator(fast_config.data, fast_config.evaluator, 0)
+    architectures = {
+        name: evaluator.parse(doc)
+        for name, doc in {
+            "default": {},
+            "tiny": {"tower": {"widths": [4]}, "training": {"epochs": 1}},
+            "dropout": {"tower": {"dropout": 0.4}},
+        }.items()
+    }
+    store = LearnerStore(evaluator, tmp_path / "learners")
+    result = calibrate(architectures, store, members=4, pairs=3, seed=0, resamples=100)
+    overall = result["agreement"]["all"]
+    assert overall["comparisons"] == 3 * 2 * 3
+    for method in ("exact", "paper", "confident", "single"):
+        assert 0 <= overall[method]["agreement"] <= 1
+        assert 0 <= overall[method]["false_accepts"] <= 1 - overall[method]["agreement"] + 1e-12
+    assert sum(v["comparisons"] for k, v in result["agreement"].items() if k != "all") == 18
+    assert set(result["prediction_error"]["val"]) == {"4"}
+
+
+def test_cohens_kappa_by_hand():
+    a = np.array([True, True, False, False])
+    b = np.array([True, False, False, False])
+    assert cohens_kappa(a, b) == pytest.approx(0.5)  # observed 0.75, chance 0.5
+    assert cohens_kappa(a, a) == pytest.approx(1.0)
+    assert cohens_kappa(np.ones(3, bool), np.ones(3, bool)) is None
+
+
+def test_a_member_that_cannot_be_trained_stops_verify_cleanly(
+    monkeypatch, capsys, run_folder: Path
+):
+    from edas_agent.evaluators.base import CandidateFailed
+    from edas_agent.evaluators.tabular import evaluator as evaluator_module
+    from tests.agent.cli.test_cli import invoke
+
+    def lost_worker(self, architecture, learners, first=0):
+        raise CandidateFailed("worker lost: the node went away")
+
+    monkeypatch.setattr(evaluator_module.TabularEvaluator, "evaluate", lost_worker)
+    code, _, err = invoke(monkeypatch, capsys, "verify", str(run_folder), "--members", "6")
+    assert code == 1 and "verify stopped: worker lost" in err and "rerun to resume" in err
+    assert "Traceback" not in err

@@ -1,0 +1,32 @@
+"""The docs' reference pages are generated from the code: every key and command appears."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from edas_agent.cli import app
+from edas_agent.cli.reference import cli_reference, config_reference
+from edas_agent.config import Config
+
+
+def test_every_config_key_is_in_the_configuration_reference():
+    text = config_reference()
+    for name, field in Config.model_fields.items():
+        section = field.annotation
+        if isinstance(section, type) and issubclass(section, BaseModel):
+            assert f"### `{name}:`" in text
+            for key, sub in section.model_fields.items():
+                assert f"| `{key}` |" in text
+                if sub.description:
+                    assert sub.description.split("\n")[0][:40].replace("|", "\\|") in text
+        else:
+            assert f"| `{name}` |" in text
+
+
+def test_every_command_and_option_is_in_the_cli_reference():
+    text = cli_reference(app)
+    for command in ("run", "replay", "evaluate", "gate", "report", "runs", "ensemble", "verify",
+                    "calibrate"):  # fmt: skip
+        assert f"## `edas-agent {command}`" in text
+    assert "`--budget <int>` | Proposals to evaluate." in text
+    assert "`--members <int>`" in text and "`--set <list[str]>` | Override any config key" in text
