@@ -50,6 +50,10 @@ class Mutations:
     diversity: dict[str, Mutation]
     accuracy: dict[str, Mutation]
 
+    def __post_init__(self) -> None:
+        if not self.diversity and not self.accuracy:
+            raise ValueError("Mutations needs at least one mutation (diversity or accuracy)")
+
 
 class CandidateFailed(Exception):
     """Training could not produce usable predictions (NaN loss, runtime error, ...).

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
-from edas_agent.evaluators.base import CandidateFailed, Evaluation, Task
+from edas_agent.evaluators.base import CandidateFailed, Evaluation, Mutations, Task
 
 Predictions = tuple[Any, Any]  # (val, test): array-likes
 Train = Callable[[Any, int], Predictions]
@@ -92,6 +92,7 @@ class FunctionEvaluator:
         size: Size | None = None,
         name: str = "custom",
         seed: int = 0,
+        mutations: Mutations | None = None,
     ):
         self._space = space
         self.train = train
@@ -102,6 +103,9 @@ class FunctionEvaluator:
         self.size = size
         self.name = name
         self.seed_base = seed * 1000
+        # Hand-written mutations for the builtin proposer; None: it mutates the space
+        # generically
+        self.mutations = mutations
 
     def space(self) -> type[BaseModel]:
         return self._space

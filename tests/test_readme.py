@@ -25,3 +25,16 @@ def test_ci_runs_the_readme_test_command_verbatim():
     test_command = commands()[1]
     assert test_command.endswith("pytest")
     assert test_command in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def test_the_readme_stays_short_and_its_links_resolve():
+    """At most 300 lines: the rest is the docs site. Every relative link points at a file."""
+    text = (ROOT / "README.md").read_text()
+    assert len(text.splitlines()) <= 300
+    links = re.findall(r"\]\(([^)#]+)\)", text)
+    local = [link for link in links if "://" not in link]
+    assert local and all((ROOT / link).is_file() for link in local), local
+
+
+def test_ci_builds_the_docs_site_with_warnings_as_errors():
+    assert 'mkdocs build --strict -f docs/mkdocs.yml' in (ROOT / ".ci" / "run").read_text()

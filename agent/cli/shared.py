@@ -44,7 +44,6 @@ SetOption = Annotated[
 ]
 
 
-
 def data_options(command: Callable[..., None]) -> Callable[..., None]:
     """Give `command` the data options; it receives them as `data_overrides`, a dict of
     dotted config keys (None where an option was not given)."""

@@ -52,11 +52,19 @@ class Stop:
 
 @dataclass
 class Screened:
-    """A candidate's screening: its trace, and the outcome that stops it here (pruned, or
-    failed in a stage's training; None: train it fully)."""
+    """A candidate's screening this round: its trace, and the outcome that stops it here
+    (pruned, or failed in a stage's training; None: train it fully). NOT_SCREENED stands
+    for a candidate that was not (screening off, or learners reused from an earlier step)."""
 
-    trace: ScreeningTrace
+    trace: ScreeningTrace | None
     stopped: Outcome | None = None
+
+    @property
+    def screened(self) -> bool:
+        return self.trace is not None
+
+
+NOT_SCREENED = Screened(trace=None)
 
 
 class Models:

@@ -88,6 +88,7 @@ class BuiltinProposer:
                 break
             diverse = self.rng.random() < p_diversity
             family = self.mutations.diversity if diverse else self.mutations.accuracy
+            family = family or self.mutations.accuracy or self.mutations.diversity  # one empty
             name = self._pick(family)
             operations = family[name](document, self.rng, context.dataset)
             if operations is None or name in names:

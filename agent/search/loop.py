@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from edas_agent.config import Config
 from edas_agent.errors import UserError, describe_validation_error
 from edas_agent.evaluators.base import Evaluator, architecture_hash, document_of
-from edas_agent.fidelity.staging import Screened
+from edas_agent.fidelity.staging import NOT_SCREENED, Screened
 from edas_agent.fidelity.strategy import make_screening
 from edas_agent.outcome import Outcome, failed
 from edas_agent.proposers.base import Proposal, ProposalContext, Proposer
@@ -228,7 +228,7 @@ class Search:
         wants = [
             (c.architecture, self.plan.decision_learners(c.arch_hash in staged))
             for c in screened
-            if isinstance(c, Candidate) and _stopped_by(staged.get(c.arch_hash)) is None
+            if isinstance(c, Candidate) and staged.get(c.arch_hash, NOT_SCREENED).stopped is None
         ]
         # In chunks of evaluator.learners: a survivor's first chunk goes on from its stages
         chunk = self.config.evaluator.learners
@@ -251,23 +251,21 @@ class Search:
         record = partial(self.recorder.proposal, step, batch_start, proposal, self.baseline)
         if isinstance(screened, Outcome):
             return record(screened.status, screened.reason)
-        stage = staged.get(screened.arch_hash)
-        if stage is not None:  # screened now, so trained now (a pruned one had no learners)
+        stage = staged.get(screened.arch_hash, NOT_SCREENED)
+        if stage.screened:  # screened now, so trained now (a pruned one had no learners)
             screened = replace(screened, first_step=step)
         fields = candidate_fields(screened, step)
-        stopped = _stopped_by(stage)
-        if stopped is not None:
-            assert stage is not None
+        if stage.stopped is not None:
             cost = self.store.bill(screened.arch_hash)
-            return record(stopped.status, stopped.reason, screening=stage.trace, cost=cost,
-                          **fields)  # fmt: skip
-        judged = self._judged(step, screened, survived_screening=stage is not None)
+            return record(stage.stopped.status, stage.stopped.reason, screening=stage.trace,
+                          cost=cost, **fields)  # fmt: skip
+        judged = self._judged(step, screened, survived_screening=stage.screened)
         if isinstance(judged, Outcome):
             return record(judged.status, judged.reason, **fields)
         order = completion.get(screened.arch_hash)
         # Only a screened candidate's full training kept a curve (reused learners did not)
         trace = None
-        if stage is not None:
+        if stage.screened:
             arch, arch_hash = screened.architecture, screened.arch_hash
             trace = self.screening.trace_of_full(arch, arch_hash, stage.trace)
         return record(
@@ -296,11 +294,6 @@ class Search:
         self.screening.observe(record)
         self.journal.append(record)
         self.on_record(record)
-
-
-def _stopped_by(screened: Screened | None) -> Outcome | None:
-    """The outcome that ended a candidate's screening (pruned or failed), if one did."""
-    return None if screened is None else screened.stopped
 
 
 def initial_architecture(config: Config, evaluator: Evaluator):

@@ -65,3 +65,16 @@ def test_tasks_are_inferred_from_the_targets():
     assert infer_task(np.array([0.5, 1.0])) == "regression"
     multiclass = FunctionEvaluator(Knob, lambda k, s: None, np.array([0, 2]), np.array([1]))
     assert multiclass.classes == 3 and multiclass.describe()["classes"] == 3
+
+
+def test_mutations_it_is_given_are_offered_to_the_builtin_proposer():
+    from edas_agent.evaluators.base import Mutations
+    from edas_agent.training.door import offered_mutations
+
+    def nudge(doc, rng, dataset):
+        return [{"op": "replace", "path": "/level", "value": 0.1}]
+
+    own = Mutations(diversity={}, accuracy={"nudge": nudge})
+    given = FunctionEvaluator(Knob, lambda k, s: None, Y_VAL, Y_TEST, mutations=own)
+    assert offered_mutations(given) is own
+    assert offered_mutations(evaluator(lambda k, s: None)) is None  # the generic proposer's

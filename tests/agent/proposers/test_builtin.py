@@ -217,3 +217,18 @@ def test_the_builtin_proposer_draws_only_from_the_mutations_an_evaluator_offers(
     paths = {e.path for p in proposer.propose(context(0.5).model_copy(update={"proposals": 3}))
              for e in p.edits}  # fmt: skip
     assert paths == {"/tower/dropout", "/tower/norm"}
+
+
+def test_one_family_of_mutations_is_enough():
+    import pytest
+
+    from edas_agent.evaluators.base import Mutations
+
+    def deeper(doc, rng, dataset):
+        return [{"op": "replace", "path": "/cross/layers", "value": doc["cross"]["layers"] + 1}]
+
+    with pytest.raises(ValueError, match="at least one mutation"):
+        Mutations(diversity={}, accuracy={})
+    only = Mutations(diversity={}, accuracy={"deeper": deeper})
+    (proposal,) = BuiltinProposer(0, only).propose(context(0.99))  # diversity would be drawn
+    assert [e.path for e in proposal.edits] == ["/cross/layers"]
