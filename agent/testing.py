@@ -96,8 +96,10 @@ class NumpyEvaluator:
         fits = [self._fit(architecture, self.seed_base + j) for j in range(first, first + learners)]
         val = np.stack([self.x_val[:, kept] @ w for kept, w in fits]).astype(np.float32)
         test = np.stack([self.x_test[:, kept] @ w for kept, w in fits]).astype(np.float32)
-        return Evaluation(val, test, self.x_train.shape[1] + 1, 2 * self.x_train.shape[1], 0.0,
-                          (0.0,) * learners)  # fmt: skip
+        n, d = self.x_train.shape
+        # X^T X of each fit dominates its cost: 2 n d^2 FLOPs
+        return Evaluation(val, test, d + 1, 2 * d, 0.0, (0.0,) * learners,
+                          train_flops=2.0 * n * d * d * learners)  # fmt: skip
 
     def _fit(self, architecture: RidgeArchitecture, seed: int) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng(seed)

@@ -2,7 +2,8 @@
 
 A benchmark that prints and writes tables, not a test. For each search seed, every arm
 searches from the same starting architecture with the same training compute, counted in
-learner-epochs (a learner trained for e epochs costs e; wall time is reported too). The
+training FLOPs as the evaluator reports them (--compute; learner-epochs and measured
+training hours are reported too, and can be chosen instead). The
 `edas` arm runs `--budget` proposals and sets the compute; every other arm stops after the
 first step that reaches it. Then a judge no arm sees trains `--members` fresh members (seeds
 no search uses) of each arm's final architecture, and of the incumbents after 25 % and 50 %
@@ -58,6 +59,10 @@ Arms (`--arms`, comma-separated):
     screening-reach3, screening-reach4, screening-eta4-survivors4-reach3, ...-reach4
                    the same with screening.reach 3 or 4: a round's builtin proposals take
                    1 .. 3 or 1 .. 4 mutations in equal shares, instead of one or two
+    optuna-tpe     Optuna's TPE over the whole space, one learner per trial judged by its
+                   own validation error: single-model search as users run it today
+    optuna-tpe-ensemble  the same sampler, two learners per trial, the gate's predicted E_M
+                   as the objective (bench/search_value_optuna.py: how the space is encoded)
 Writes results.json, tables.md and compute.png to --out (default runs/search_value/<data>);
 judged ensembles are cached in judge.json there, so a rerun with more arms trains only what
 is new.
@@ -90,6 +95,7 @@ from search_value_arms import Arm, arms, catalogue_arm
 from search_value_judging import (
     FRACTIONS,
     JUDGE_FIRST,
+    UNITS,
     Judge,
     Searched,
     accepted_gains_at,
@@ -101,6 +107,7 @@ from search_value_judging import (
     learner_epochs,
     new_architectures,
 )
+from search_value_optuna import optuna_search
 from search_value_tables import (
     _interval,
     _jsonable,
@@ -121,9 +128,11 @@ __all__ = [  # besides what this file defines, what the tests reach through it
 ]
 
 
-def search(arm: Arm, seed: int, base: dict[str, Any], budget: int, cap: float | None) -> Searched:
+def search(
+    arm: Arm, seed: int, base: dict[str, Any], budget: int, cap: float | None, unit: str
+) -> Searched:
     """One arm's search; with `cap`, it stops after the first step that reaches cap
-    learner-epochs (its budget is then only a safety limit)."""
+    (compute in `unit`, see UNITS; its budget is then only a safety limit)."""
     overrides = {**base, "seed": seed, "budget": budget, "name": f"{arm.name}-{seed}",
                  **arm.overrides}  # fmt: skip
     config = load_config(None, {}, overrides)  # every value explicit: None is null
@@ -132,16 +141,19 @@ def search(arm: Arm, seed: int, base: dict[str, Any], budget: int, cap: float | 
     with RunSession.start(config) as session:
 
         def on_record(record: Record) -> None:
-            spend.append((spend[-1] if spend else 0) + learner_epochs(record))
+            spend.append((spend[-1] if spend else 0) + UNITS[unit](record))
             if cap is not None and spend[-1] >= cap:
                 session.search.stop_requested = True
 
         records = session.run(on_record)
         folder = session.journal.folder
-    return Searched(arm.name, seed, folder, records, time.perf_counter() - started, spend)
+    totals = {name: sum(map(of, records)) for name, of in UNITS.items()}
+    return Searched(arm.name, seed, folder, records, time.perf_counter() - started, spend, totals)
 
 
-def wanted(run: Searched, reference_compute: int, reference: bool) -> list[tuple[dict, int]]:
+def wanted(
+    run: Searched, reference_compute: int, reference: bool, steps: bool
+) -> list[tuple[dict, int]]:
     """(architecture, first learner index) of every judgement this run's rows will need."""
     needs = [(run.judged_at(f, reference_compute), JUDGE_FIRST) for f in FRACTIONS]
     if reference:
@@ -149,7 +161,7 @@ def wanted(run: Searched, reference_compute: int, reference: bool) -> list[tuple
         final = run.incumbent(run.compute)  # the judge's noise, on the start and on a winner
         needs += [(start, JUDGE_FIRST), (start, JUDGE_FIRST + 10_000)]
         needs += [(final, JUDGE_FIRST + 10_000)]
-    if not run.mixtures:
+    if steps:  # each accepted step's baseline and candidate, judged
         needs += [(d, JUDGE_FIRST) for step in accepted_steps(run) for d in step]
     return needs
 
@@ -170,7 +182,7 @@ def run_searches(
     )
     with pool, _workers_end_with(pool):
         pending = {
-            pool.submit(search, reference, seed, base, options.budget, None): seed
+            pool.submit(search, reference, seed, base, options.budget, None, options.compute): seed
             for seed in options.seeds
         }
         while pending:
@@ -186,7 +198,7 @@ def run_searches(
                 mixtures = incumbent_mixtures(run, overrides, options.members, compute)
                 run = replace(run, mixtures=mixtures)
             runs[(seed, run.arm)] = run
-            print(f"seed {seed}: {run.arm}: {run.compute:.0f} learner-epochs, "
+            print(f"seed {seed}: {run.arm}: {run.compute:.4g} {options.compute}, "
                   f"{sum(r.event == 'proposal' for r in run.records)} proposals, "
                   f"{run.wall_s:.0f} s", flush=True)  # fmt: skip
             finished = [run]
@@ -199,10 +211,16 @@ def run_searches(
                         runs[(seed, arm.name)] = finished[-1]
                     elif arm is not reference:
                         budget = options.budget * 20  # a safety limit: the compute stops it
-                        pending[pool.submit(search, arm, seed, base, budget, run.compute)] = seed
+                        searcher = optuna_search if arm.external else search
+                        who = arm.name if arm.external else arm
+                        searching = (searcher, who, seed, base, budget, run.compute,
+                                     options.compute)  # fmt: skip
+                        pending[pool.submit(*searching)] = seed
             compute = runs[(seed, reference.name)].compute
             for searched in finished:
-                for judged, first in wanted(searched, compute, searched.arm == reference.name):
+                arm = catalogue_arm(chosen, searched.arm)
+                steps = not searched.mixtures and not arm.external
+                for judged, first in wanted(searched, compute, arm is reference, steps):
                     future = judge.submit(pool, {**base, "seed": seed}, judged, first)
                     if future is not None:
                         pending[future] = None
@@ -251,7 +269,8 @@ def run_benchmark(options: argparse.Namespace) -> dict[str, Any]:
                 "start_error": start_error, "judge_noise": judge_noise,
                 "final_error": anytime["1.0"], "anytime": anytime,
                 "compute": run.compute, "compute_ratio": run.compute / ref.compute,
-                "wall_s": run.wall_s,
+                "train_tflop": run.totals["tflop"], "learner_epochs": run.totals["learner-epochs"],
+                "train_hours": run.totals["hours"], "wall_s": run.wall_s,
                 "proposals": sum(r.event == "proposal" for r in run.records),
                 "new_architectures": new_architectures(run.records),
                 "accepted": sum(r.event == "proposal" and r.accepted for r in run.records),
@@ -264,7 +283,7 @@ def run_benchmark(options: argparse.Namespace) -> dict[str, Any]:
                 row["predictor_track"] = track
                 if options.audit:
                     row["audit"] = audit_pruning(run, config, options.audit)
-            if not run.mixtures:
+            if not run.mixtures and not arm.external:
                 row["accepted_improved"] = accepted_steps_that_improved(run, judge, config)
                 row["accepted_gain_at_judge"] = accepted_gains_at(run, options.members)
             if run.arm == reference.name:
@@ -290,6 +309,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "of an arm that was chosen on the earlier ones.",
     )  # fmt: skip
     parser.add_argument("--budget", type=int, default=50, help="Proposals of the edas arm.")
+    parser.add_argument(
+        "--compute", choices=list(UNITS), default="tflop",
+        help="What equal compute counts: training TFLOP (default), learner-epochs, or "
+        "measured training hours.",
+    )  # fmt: skip
     parser.add_argument("--members", type=int, default=16, help="Fresh members per judgement.")
     parser.add_argument("--honest-members", type=int, default=8, help="m of the honest arm.")
     parser.add_argument("--arms", default=",".join(arms(8)), help="Comma-separated arms.")

@@ -1,13 +1,10 @@
-"""bench/search_value.py's arms: each a configuration of the search, or a mixture of the
-reference arm's candidates."""
+"""bench/search_value.py's arms: each a configuration of the search, a mixture of the
+reference arm's candidates, or another library's search (Optuna: search_value_optuna.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-
-# The public API only, as a user's script would use it: edas_agent's names and those its
-# subpackages export
 
 
 @dataclass(frozen=True)
@@ -18,6 +15,7 @@ class Arm:
     mixes_reference: bool = False  # no search: the best mixture of the reference's candidates
     searches_mixtures: bool = False  # its incumbent is a mixture (search.target mixture)
     min_learners: int = 2  # of the architectures a mixture may use
+    external: bool = False  # searched by another library (Optuna), not by edas-agent
 
 
 def arms(honest_members: int) -> dict[str, Arm]:
@@ -77,6 +75,8 @@ def arms(honest_members: int) -> dict[str, Arm]:
             *independent,
             *surviving,
             *reaching,
+            Arm("optuna-tpe", {}, external=True),
+            Arm("optuna-tpe-ensemble", {}, external=True),
         )
     }
 

@@ -33,6 +33,16 @@ def learner_epochs(record: Record) -> float:
     return record.cost.learner_equivalents * int(training.get("epochs", 1))
 
 
+# What "equal compute" counts (--compute): training TFLOP as the evaluator reports them,
+# what users pay for (the default); learner-epochs, blind to model size (the unit before);
+# measured training hours, which vary with the machine's load
+UNITS = {
+    "tflop": lambda record: record.cost.train_flops / 1e12,
+    "learner-epochs": learner_epochs,
+    "hours": lambda record: record.cost.train_seconds / 3600,
+}
+
+
 def new_architectures(records: list[Record]) -> int:
     """Distinct architectures a search trained, to a stage or fully: what it really judged.
     A repeat (an architecture seen before: its learners are reused, or a pruned one is
@@ -61,7 +71,9 @@ class Searched:
     folder: Path
     records: list[Record]
     wall_s: float
-    spend: list[float] = field(default_factory=list)  # cumulative learner-epochs per record
+    spend: list[float] = field(default_factory=list)  # cumulative compute per record, --compute
+    # every unit's total, for the tables (the spend above is in one of them)
+    totals: dict[str, float] = field(default_factory=dict)
     # the mixture arm's incumbents: (architecture, members) parts per share of the compute
     mixtures: dict[float, Parts] = field(default_factory=dict)
 
@@ -74,7 +86,7 @@ class Searched:
         return self.mixtures[share] if self.mixtures else self.incumbent(share * reference_compute)
 
     def incumbent(self, compute: float) -> dict[str, Any]:
-        """The adopted architecture once `compute` learner-epochs were spent."""
+        """The adopted architecture once `compute` (in the spend's unit) was spent."""
         current = self.records[0].architecture
         for record, spent in zip(self.records, self.spend, strict=True):
             if spent > compute:

@@ -22,9 +22,11 @@ def tables(result: dict[str, Any]) -> str:
     rows, options = result["rows"], result["options"]
     arms_seen = list(dict.fromkeys(r["arm"] for r in rows))
     M = options["members"]
+    unit = options.get("compute", "learner-epochs")  # results from before --compute
     lines = [
         f"Data `{options['data'].get('data.path', 'adult')}`, seeds {options['seeds']}, "
-        f"budget {options['budget']} (edas), judge: {M} fresh members, squared error (Brier "
+        f"budget {options['budget']} (edas), equal compute in {unit}, "
+        f"judge: {M} fresh members, squared error (Brier "
         "score for classification) of the averaged ensemble on the test split. Mean ± sd "
         "over seeds; improvement is relative to the starting architecture, paired by seed. "
         "The 90 % interval is of the mean paired difference (Student t over seeds): an arm "
@@ -32,8 +34,8 @@ def tables(result: dict[str, Any]) -> str:
         "",
         f"| arm | realised test error ({M} members) | improvement over start | minus edas, "
         "paired | 90 % interval | seeds better than edas | proposals | accepted | "
-        "learner-epochs (ratio to edas) | wall s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"{unit} (ratio to edas) | training TFLOP | learner-epochs | wall s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     edas = {r["seed"]: r["final_error"] for r in rows if r["arm"] == "edas"}
     for arm in arms_seen:
@@ -50,8 +52,9 @@ def tables(result: dict[str, Any]) -> str:
             f"| {arm} | {_mean_sd(final, 5)} | {_mean_sd(gain * 100, 2)} % | {paired} | "
             f"{np.mean([r['proposals'] for r in mine]):.0f} | "
             f"{np.mean([r['accepted'] for r in mine]):.1f} | "
-            f"{np.mean([r['compute'] for r in mine]):.0f} "
+            f"{np.mean([r['compute'] for r in mine]):.4g} "
             f"({np.mean([r['compute_ratio'] for r in mine]):.2f}) | "
+            f"{_mean_of(mine, 'train_tflop', '.3g')} | {_mean_of(mine, 'learner_epochs', '.0f')} | "
             f"{np.mean([r['wall_s'] for r in mine]):.0f} |"
         )
     starts = {r["seed"]: (r["start_error"], r["judge_noise"]) for r in rows}
@@ -150,7 +153,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
         x = [0.0, *FRACTIONS]
         axes.errorbar(x, curve.mean(axis=0), yerr=curve.std(axis=0), label=arm, capsize=3,
                       marker="o")  # fmt: skip
-    axes.set_xlabel("share of the training compute (learner-epochs of the edas arm)")
+    unit = result["options"].get("compute", "learner-epochs")
+    axes.set_xlabel(f"share of the training compute ({unit} of the edas arm)")
     axes.set_ylabel(f"% lower realised test error than the start\n"
                     f"({result['options']['members']} fresh members)")  # fmt: skip
     axes.set_title("Incumbent improvement against compute (mean ± sd over seeds)")
@@ -159,7 +163,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     figure.savefig(path, dpi=120)
 
 
-_SETUP = ("data", "sets", "seeds", "budget", "members", "honest_members")
+_SETUP = ("data", "sets", "seeds", "budget", "members", "honest_members", "compute")
 
 
 def _screening_table(rows: list[dict], arms_seen: list[str]) -> list[str]:
@@ -230,6 +234,12 @@ def _with_earlier_arms(options: argparse.Namespace, rows: list[dict]) -> list[di
     kept = [r for r in earlier["rows"] if r["arm"] not in options.arms]
     order = list(arms(options.honest_members))
     return sorted(kept + rows, key=lambda r: (r["seed"], order.index(r["arm"])))
+
+
+def _mean_of(rows: list[dict], key: str, spec: str) -> str:
+    """The rows' mean of `key`, or '-' for rows written before it was kept."""
+    values = [r[key] for r in rows if key in r]
+    return format(np.mean(values), spec) if values else "-"
 
 
 def _mean_sd(values: np.ndarray, digits: int) -> str:

@@ -78,6 +78,9 @@ class Evaluation:
     flops: int  # forward FLOPs per example of one learner
     train_seconds: float
     learner_seconds: tuple[float, ...]  # each learner's even share: they train together
+    # Training FLOPs of these learners (forward and backward passes over the examples they
+    # trained on), what a user pays for; None when the evaluator cannot tell
+    train_flops: float | None = None
 
     @property
     def learners(self) -> int:
@@ -100,6 +103,7 @@ class Staged:
     train_seconds: float  # this call's: a resumed stage counts only what it trained
     final: Evaluation | None = None
     paused: Any = None
+    train_flops: float | None = None  # this call's, like train_seconds
 
     @property
     def learners(self) -> int:

@@ -23,6 +23,8 @@ class RunSummary(BaseModel):
     learners: int
     llm_cost: float
     pruned: int = 0  # proposals multi-fidelity screening stopped before full training
+    train_tflop: float = 0.0  # training compute, as the evaluator reports it (0: it does not)
+    train_hours: float = 0.0  # measured, summed over learners trained in parallel
 
 
 def list_runs(runs_dir: Path) -> list[RunSummary]:
@@ -65,6 +67,8 @@ def _summary(folder: Path, records) -> RunSummary:
         learners=sum(r.cost.learners_trained for r in records),
         llm_cost=Spend.of(r.llm for r in records).cost,
         pruned=sum(r.status == "pruned" for r in records),
+        train_tflop=sum(r.cost.train_flops for r in records) / 1e12,
+        train_hours=sum(r.cost.train_seconds for r in records) / 3600,
     )
 
 

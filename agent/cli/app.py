@@ -54,6 +54,12 @@ def run(
     max_llm_calls: Annotated[
         int | None, typer.Option(help="Stop after this many LLM calls.")
     ] = None,
+    max_train_hours: Annotated[
+        float | None, typer.Option(help="Stop once training has taken this many hours.")
+    ] = None,
+    max_train_tflop: Annotated[
+        float | None, typer.Option(help="Stop once training has cost this many TFLOP.")
+    ] = None,
     replay_from: Annotated[
         str | None, typer.Option(help="With --llm replay: the run whose answers to replay.")
     ] = None,
@@ -69,7 +75,8 @@ def run(
     from edas_agent.proposers import ProposerStopped
     from edas_agent.search.loop import BaselineFailed
 
-    changes = dict(zip(RESUMABLE, (budget, max_cost, max_llm_calls), strict=True))
+    caps = (budget, max_cost, max_llm_calls, max_train_hours, max_train_tflop)
+    changes = dict(zip(RESUMABLE, caps, strict=True))
     fresh: dict[str, Any] = {
         "members": members,
         "runs_dir": runs_dir,

@@ -17,7 +17,9 @@ from rich.text import Text
 
 from edas_agent.search.journal import Record
 from edas_agent.theory.mixture_gate import summary
+from edas_agent.training.compute import describe
 from edas_agent.training.costs import Spend
+from edas_agent.training.learners import Cost
 
 STATUS_STYLE = {
     "accepted": "bold green",
@@ -41,6 +43,7 @@ class LiveDisplay:
         self.last: Record | None = None
         self.counts: Counter[str] = Counter()
         self.llm_records: list[Record] = []
+        self.spent = Cost()  # the training compute of every record so far
         self.progress = ""  # what the current round is doing (screening stages)
         # Live re-renders `self` (see __rich__) on every refresh, so the clock keeps moving
         # while a long candidate trains.
@@ -56,6 +59,7 @@ class LiveDisplay:
             self.live.__exit__(*exc_info)
 
     def on_record(self, record: Record) -> None:
+        self.spent += record.cost
         if record.event == "proposal":
             self.last = record
             self.counts[record.status] += 1
@@ -103,6 +107,7 @@ class LiveDisplay:
         grid.add_row("outcomes", tally)
         if self.progress:
             grid.add_row("screening", self.progress)
+        grid.add_row("compute", describe(self.spent))
         if self.llm_records:
             grid.add_row("LLM", llm_spend(self.llm_records))
         grid.add_row(
@@ -175,6 +180,7 @@ def print_summary(console: Console, records: list[Record], folder: Path, seconds
         + ", ".join(f"{counts[s]} {s}" for s in STATUS_STYLE if s != "pruned" or counts[s])
         + f"; {trained} learners trained{screened}; {seconds:.0f} s wall time"
     )
+    console.print(f"Compute: {describe(sum((r.cost for r in records), Cost()))}")
     if any(r.llm is not None and r.llm.calls for r in records):
         console.print(f"LLM: {llm_spend(records)}")
     console.print(f"Run folder: [bold]{folder}[/bold]")

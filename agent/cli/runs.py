@@ -47,7 +47,8 @@ def runs(
     runs_dir: Annotated[Path, typer.Option(help="Where run folders are.")] = Path("runs"),
     as_json: JsonOption = False,
 ) -> None:
-    """List the run folders: state, steps, best predicted E_M, learners and LLM cost."""
+    """List the run folders: state, steps, best predicted E_M, learners, training compute
+    and LLM cost."""
     from rich.table import Table
 
     from edas_agent.analysis.runs import list_runs
@@ -66,6 +67,8 @@ def runs(
         "accepted",
         "pruned",
         "learners",
+        "train TFLOP",
+        "train h",
         "LLM $",
     ):
         table.add_column(column, justify="left" if column in ("folder", "state") else "right")
@@ -74,7 +77,8 @@ def runs(
         best = "-" if s.best_E_M is None else f"{s.best_E_M:.5f}"
         progress = f"{s.steps}/{s.budget or '?'}"
         cells = (s.folder, s.state, progress, best_step, best, str(s.accepted), str(s.pruned),
-                 str(s.learners))  # fmt: skip
+                 str(s.learners), f"{s.train_tflop:.3g}" if s.train_tflop else "-",
+                 f"{s.train_hours:.2g}")  # fmt: skip
         table.add_row(*cells, f"{s.llm_cost:.4f}")
     console.print(table)
 

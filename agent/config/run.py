@@ -26,6 +26,18 @@ class Config(Section):
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Data split, learner and proposer seed.")
     budget: int = Field(50, ge=1, le=100_000, description="Proposals to evaluate.")
     members: int = Field(50, ge=2, le=100_000, description="M, the deployed ensemble size.")
+    max_train_hours: float | None = Field(
+        None,
+        gt=0,
+        description="Stop once the learners' training has taken this many hours (summed over "
+        "learners trained in parallel), after the round that reaches it.",
+    )
+    max_train_tflop: float | None = Field(
+        None,
+        gt=0,
+        description="Stop once training has cost this many TFLOP (1e12 floating-point "
+        "operations, as the evaluator reports them), after the round that reaches it.",
+    )
     runs_dir: str = Field("runs", description="Where run folders are created.")
     baseline: str | None = Field(None, description="Architecture JSON to start from.")
     data: DataSpec = Field(default_factory=DataSpec)

@@ -43,6 +43,7 @@ from edas_agent.search.rounds import RoundPlan
 from edas_agent.search.screening import Candidate, Screen
 from edas_agent.search.state import Baseline, RunState, batches, training_failures
 from edas_agent.search.target import make_target
+from edas_agent.training.compute import ComputeBudget
 from edas_agent.training.costs import BudgetExhausted
 from edas_agent.training.executors import Executor
 from edas_agent.training.learners import LearnerStore
@@ -119,7 +120,9 @@ class Search:
     def _should_stop(self) -> bool:
         if self.stop_requested:
             self.stopped = "stopped on request after the last finished step"
-        return self.stop_requested
+        else:
+            self.stopped = self.compute.exhausted()
+        return self.stopped is not None
 
     def _open(self, journal: Journal, on_record, previous: list[Record] | None) -> None:
         """The run's parts, strategies chosen once (target, screening), and its state."""
@@ -129,6 +132,7 @@ class Search:
         self.judge = Judge(self.plan, self.target, self.store)
         self.recorder = Recorder(self.config, self.evaluator, self.target)
         self.screening = make_screening(self.config, self.evaluator, self.store, self.on_progress)
+        self.compute = ComputeBudget(self.config.max_train_hours, self.config.max_train_tflop)
         start = self._train_initial() if not previous else previous[0]
         if start.event != "baseline" or not start.accepted or start.stats is None:
             raise UserError("cannot resume: the run has no trained starting baseline")
@@ -136,6 +140,7 @@ class Search:
         self.state = RunState.starting_from(start, self.evaluator.parse, self.records)
         self.screen = Screen(self.state, self.evaluator.parse)
         self.screening.observe(start)
+        self.compute.charge(start.cost)
         self.on_record(start)
         if previous:
             self._resume(previous)
@@ -154,6 +159,7 @@ class Search:
             for record in records:
                 self.state.observe(record)
                 self.screening.observe(record)
+                self.compute.charge(record.cost)
                 self.on_record(record)
             self._adopt_winner(records)
         self.store.failed.update(training_failures(self.records))
@@ -292,6 +298,7 @@ class Search:
     def _log(self, record: Record) -> None:
         self.state.observe(record)
         self.screening.observe(record)
+        self.compute.charge(record.cost)
         self.journal.append(record)
         self.on_record(record)
 

@@ -29,7 +29,7 @@ from edas_agent.training.executors import Executor, make_executor
 Build = Callable[[Config], Evaluator]  # the run's evaluator from its config
 
 # What may change when a run is resumed: how far it goes, never what it searches.
-RESUMABLE = ("budget", "llm.max_cost", "llm.max_calls")
+RESUMABLE = ("budget", "llm.max_cost", "llm.max_calls", "max_train_hours", "max_train_tflop")
 
 
 @dataclass

@@ -7,6 +7,7 @@ from edas_agent.theory.gate import (
     Stats,
     decide,
     ensemble_error,
+    residuals,
     seed_noise_floor,
     statistics,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "decide",
     "ensemble_error",
     "paired_bootstrap",
+    "residuals",
     "seed_noise_floor",
     "statistics",
     "t_quantile",

@@ -40,12 +40,16 @@ class Cost(BaseModel):
     # Multi-fidelity screening: learners trained part of their schedule, each counted as the
     # fraction it trained (two learners to 1/9 of it cost 2/9 of a learner)
     partial_learners: float = 0.0
+    # Training FLOPs, full and partial training alike: 0 when the evaluator does not report
+    # them (a plugin's or a command's, unless it says)
+    train_flops: float = 0.0
 
     def __add__(self, other: Cost) -> Cost:
         return Cost(
             learners_trained=self.learners_trained + other.learners_trained,
             train_seconds=self.train_seconds + other.train_seconds,
             partial_learners=self.partial_learners + other.partial_learners,
+            train_flops=self.train_flops + other.train_flops,
         )
 
     @property
@@ -191,6 +195,7 @@ class LearnerStore:
             spent = Cost(
                 train_seconds=result.train_seconds,
                 partial_learners=result.learners * (fraction - done),
+                train_flops=result.train_flops or 0.0,
             )
             self.unbilled[arch_hash] = self.unbilled.get(arch_hash, Cost()) + spent
             self.stages[arch_hash] = (first, _joined(earlier, result))
@@ -267,7 +272,11 @@ class LearnerStore:
             self.pools[arch_hash] = pool
             self._save(arch_hash, pool)
             size = evaluation.learners
-            trained = Cost(learners_trained=size, train_seconds=evaluation.train_seconds)
+            trained = Cost(
+                learners_trained=size,
+                train_seconds=evaluation.train_seconds,
+                train_flops=evaluation.train_flops or 0.0,
+            )
             self.unbilled[arch_hash] = self.unbilled.get(arch_hash, Cost()) + trained
             for j in range(first, first + size):
                 on_learner(arch_hash, j)

@@ -24,6 +24,7 @@ from edas_agent.evaluators.tabular.trainer import (
     checkpoint_steps,
     gradient_norm_at_init,
     predict,
+    total_steps,
     train_learners,
 )
 
@@ -107,7 +108,8 @@ class TabularEvaluator:
             )
             val = predict(trained, self.data, architecture, self.data.val)
             test = predict(trained, self.data, architecture, self.data.test)
-        return _evaluation(val, test, size, trained.seconds)
+        flops = self._train_flops(architecture, size, learners)
+        return _evaluation(val, test, size, trained.seconds, flops)
 
     def evaluate_staged(
         self,
@@ -135,10 +137,29 @@ class TabularEvaluator:
             )  # fmt: skip
             test = predict(trained, self.data, architecture, self.data.test) if full else None
         val = tuple(v.astype(np.float32) for v in stages)
-        final = _evaluation(stages[-1], test, size, trained.seconds) if test is not None else None
+        # This call trained from where `resume` paused to the last checkpoint
+        done = resume.step if resume is not None else 0
+        flops = self._train_flops(architecture, size, learners, done, steps[-1])
+        final = None
+        if test is not None:
+            final = _evaluation(stages[-1], test, size, trained.seconds, flops)
         return Staged(
-            fractions, val, size.parameters, size.flops, trained.seconds, final, trained.paused
-        )
+            fractions, val, size.parameters, size.flops, trained.seconds, final, trained.paused,
+            flops,
+        )  # fmt: skip
+
+    def _train_flops(
+        self, architecture: Architecture, size: Size, learners: int, start: int = 0,
+        end: int | None = None,
+    ) -> float:  # fmt: skip
+        """Training FLOPs of optimiser steps start .. end of the schedule (all of it by
+        default): 3 x forward FLOPs per example (forward, and backward at twice the
+        forward) x the examples those steps cover x learners."""
+        rows = len(self.data.train)
+        total = total_steps(architecture, rows)
+        end = total if end is None else end
+        examples = rows * architecture.training.epochs * (end - start) / total
+        return 3.0 * size.flops * examples * learners
 
     def _prepare(self, architecture: BaseModel, learners: int, first: int):
         """The architecture's size (within the caps) and its learners' seeds."""
@@ -229,7 +250,9 @@ def _as_candidate_failure(first: int) -> Iterator[None]:
         raise CandidateFailed(f"{type(exc).__name__}: {exc}") from exc
 
 
-def _evaluation(val: np.ndarray, test: np.ndarray, size: Size, seconds: float) -> Evaluation:
+def _evaluation(
+    val: np.ndarray, test: np.ndarray, size: Size, seconds: float, train_flops: float
+) -> Evaluation:
     learners = val.shape[0]
     return Evaluation(
         val_predictions=val.astype(np.float32),
@@ -238,6 +261,7 @@ def _evaluation(val: np.ndarray, test: np.ndarray, size: Size, seconds: float) -
         flops=size.flops,
         train_seconds=seconds,
         learner_seconds=(seconds / learners,) * learners,
+        train_flops=train_flops,
     )
 
 

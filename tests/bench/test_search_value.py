@@ -145,3 +145,39 @@ def test_tables_warn_when_the_gate_was_asked_about_another_size_than_the_judge_b
     assert "M = 50 and the judge builds 16 members" in bench._sizes_differ(rows, 16)[1]
     assert bench._sizes_differ([{"arm": "edas", "gate_members": 16}], 16) == []
     assert bench._sizes_differ([{"arm": "edas"}], 16) == []  # older results: no gate_members
+
+
+def test_optuna_arms_start_where_edas_starts_and_spend_the_same_flops(tmp_path: Path):
+    bench = load_bench()
+    bench.main(["--data", "synthetic:1500:4", "--seeds", "1", "--budget", "3", "--members", "3",
+                "--arms", "edas,optuna-tpe,optuna-tpe-ensemble", "--jobs", "1",
+                "--out", str(tmp_path)])  # fmt: skip
+    result = json.loads((tmp_path / "results.json").read_text())
+    assert result["options"]["compute"] == "tflop"
+    rows = {row["arm"]: row for row in result["rows"]}
+    reference = rows["edas"]["compute"]
+    assert reference == pytest.approx(rows["edas"]["train_tflop"]) and reference > 0
+    for arm in ("optuna-tpe", "optuna-tpe-ensemble"):
+        assert rows[arm]["compute"] >= reference and 0 < rows[arm]["final_error"] < 1
+        assert "accepted_improved" not in rows[arm]  # its trials are not gate decisions
+    assert "| optuna-tpe-ensemble |" in (tmp_path / "tables.md").read_text()
+
+
+def test_the_optuna_encoding_covers_the_tabular_space_and_gives_back_the_start():
+    import optuna
+
+    sys.path.insert(0, str(BENCH.parent))
+    from search_value_optuna import _params_of, _suggest
+
+    from edas_agent.evaluators.tabular.space import Architecture
+
+    start, schema = Architecture().document(), Architecture.model_json_schema()
+    params = _params_of(start, schema)
+    assert params["/tower/widths/length"] == 2 and params["/training/lr"] == 3e-3
+    assert "/embeddings/per_field" not in params  # kept as it is, not drawn
+    assert _suggest(optuna.trial.FixedTrial(params), schema, start) == start
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    drawn = [_suggest(study.ask(), schema, start) for _ in range(20)]
+    assert {len(d["tower"]["widths"]) for d in drawn} > {2}  # lists vary in length
+    assert all(1e-4 <= d["training"]["lr"] <= 0.1 for d in drawn)
+    assert {d["training"]["optimizer"] for d in drawn} > {"adamw"}
