@@ -1,4 +1,5 @@
-"""Commands that look at runs and measure them: report, runs, ensemble, verify, calibrate."""
+"""Commands that look at runs and measure them: report, runs, ensemble, verify, calibrate,
+export."""
 
 from __future__ import annotations
 
@@ -184,6 +185,35 @@ def verify(
     console.print(f"Wrote {run_dir / 'verify.json'}")
 
 
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder under runs/.")],
+    optuna_storage: Annotated[
+        str,
+        typer.Option(
+            help="Optuna storage URL, e.g. sqlite:///studies.db (optuna-dashboard opens the "
+            "same URL)."
+        ),
+    ],
+    study_name: Annotated[
+        str | None, typer.Option(help="The study's name; the run folder's if unset.")
+    ] = None,
+) -> None:
+    """Write a run into an Optuna storage as a study: one trial per step, two objectives
+    (predicted ensemble error, forward FLOPs per example), the parameters of its space.
+    Run it again to add the steps written since (a running search included)."""
+    from edas_agent.integrations.optuna import export_run
+    from edas_agent.search.journal import CONFIG
+
+    evaluator = load_evaluator(load_config(run_dir / CONFIG, {}))
+    space = evaluator.space().model_json_schema()
+    try:
+        name, added = export_run(run_dir, optuna_storage, space, study_name)
+    except ModuleNotFoundError as exc:
+        raise UserError(f"export needs Optuna ({exc}): pip install 'edas-agent[optuna]'") from None
+    console.print(f"Study {name!r} in {optuna_storage}: {added} trials added. "
+                  f"Watch it with: optuna-dashboard {optuna_storage}")  # fmt: skip
+
+
 def _ensemble_for(run_dir: Path, members: int | None) -> None:
     """ensemble.json for `verify --mixture`: computed with default limits when it is
     missing or was made for another M."""
@@ -265,4 +295,4 @@ def calibrate(
 
 
 # Registered by app.py, after its own commands, in this order
-AFTER_RUN_COMMANDS = (report, runs, ensemble, verify, calibrate)
+AFTER_RUN_COMMANDS = (report, runs, ensemble, verify, calibrate, export)

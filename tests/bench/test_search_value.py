@@ -166,18 +166,16 @@ def test_optuna_arms_start_where_edas_starts_and_spend_the_same_flops(tmp_path: 
 def test_the_optuna_encoding_covers_the_tabular_space_and_gives_back_the_start():
     import optuna
 
-    sys.path.insert(0, str(BENCH.parent))
-    from search_value_optuna import _params_of, _suggest
-
     from edas_agent.evaluators.tabular.space import Architecture
+    from edas_agent.integrations.optuna import params_of, suggest
 
     start, schema = Architecture().document(), Architecture.model_json_schema()
-    params = _params_of(start, schema)
+    params = params_of(start, schema)
     assert params["/tower/widths/length"] == 2 and params["/training/lr"] == 3e-3
     assert "/embeddings/per_field" not in params  # kept as it is, not drawn
-    assert _suggest(optuna.trial.FixedTrial(params), schema, start) == start
+    assert suggest(optuna.trial.FixedTrial(params), schema, start) == start
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    drawn = [_suggest(study.ask(), schema, start) for _ in range(20)]
+    drawn = [suggest(study.ask(), schema, start) for _ in range(20)]
     assert {len(d["tower"]["widths"]) for d in drawn} > {2}  # lists vary in length
     assert all(1e-4 <= d["training"]["lr"] <= 0.1 for d in drawn)
     assert {d["training"]["optimizer"] for d in drawn} > {"adamw"}

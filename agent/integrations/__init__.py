@@ -1,0 +1,3 @@
+"""Other libraries as partners: Optuna (a space as its distributions, a run as its study).
+Each needs its library installed (pip install 'edas-agent[optuna]'); importing this
+package does not import them."""

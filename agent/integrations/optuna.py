@@ -1,0 +1,185 @@
+"""Optuna as a partner: a search space as Optuna distributions, and a run as an Optuna study.
+
+The encoding, read from the space's JSON Schema (any pydantic or JSON Schema space): an
+enum or a boolean is a categorical choice, a number or an integer with both bounds a
+float or an int (on a log scale where the bounds are positive and span two decades or
+more), a list with bounded items and a maximum length its length plus one int per item.
+Places without such bounds (a nullable number, a mapping) are not parameters: they keep
+the starting architecture's value. bench/search_value.py's Optuna arms search with it.
+
+`export_run` writes a run folder into an Optuna storage as a study of two objectives, the
+predicted ensemble error (E_M, or E_mix in a mixture search) and the forward FLOPs per
+example of one member, so optuna-dashboard shows the trajectory, parameter importances
+and the front of error against cost. Exporting again adds only the steps not yet there,
+so re-running it while a search runs keeps a dashboard current.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+from edas_agent.search.journal import Record, read_records
+
+KEEP = object()  # a place that is not a parameter: the start's value stays
+
+
+def places(schema: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(JSON pointer, property schema) of every leaf of the space, $refs resolved."""
+    definitions = schema.get("$defs", {})
+    found: list[tuple[str, dict[str, Any]]] = []
+
+    def walk(node: dict[str, Any], path: str) -> None:
+        if "$ref" in node:
+            node = definitions[node["$ref"].split("/")[-1]]
+        if node.get("type") == "object" and "properties" in node:
+            for key, child in node["properties"].items():
+                walk(child, f"{path}/{key}")
+        else:
+            found.append((path, node))
+
+    walk(schema, "")
+    return found
+
+
+def kind_of(node: dict[str, Any]) -> str | None:
+    """How a place is drawn: 'choice', 'integer', 'number' or 'list'; None: it is kept."""
+    kind, items = node.get("type"), node.get("items", {})
+    if "enum" in node or kind == "boolean":
+        return "choice"
+    if kind in ("integer", "number") and "minimum" in node and "maximum" in node:
+        return kind
+    if kind == "array" and "maxItems" in node and "minimum" in items and "maximum" in items:
+        return "list"
+    return None
+
+
+def suggest(trial, schema: dict[str, Any], start: dict[str, Any]) -> dict[str, Any]:
+    """An Optuna trial's architecture document: each parameter drawn, the rest `start`'s."""
+    document = json.loads(json.dumps(start))
+    for path, node in places(schema):
+        value = _draw(trial, path, node)
+        if value is not KEEP:
+            _set(document, path, value)
+    return document
+
+
+def params_of(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """A document's parameter values, under the names `suggest` gives them."""
+    params: dict[str, Any] = {}
+    for path, node in places(schema):
+        kind = kind_of(node)
+        if kind is None:
+            continue
+        value = _get(document, path)
+        if kind == "list":
+            params[f"{path}/length"] = len(value)
+            params.update({f"{path}/{i}": item for i, item in enumerate(value)})
+        else:
+            params[path] = value
+    return params
+
+
+def distributions(schema: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """The Optuna distribution of each of `params` (a document's, from params_of)."""
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+
+    found: dict[str, Any] = {}
+    for path, node in places(schema):
+        kind = kind_of(node)
+        if kind == "choice":
+            found[path] = CategoricalDistribution(node.get("enum", [False, True]))
+        elif kind == "integer":
+            found[path] = IntDistribution(node["minimum"], node["maximum"], log=_log(node))
+        elif kind == "number":
+            found[path] = FloatDistribution(node["minimum"], node["maximum"], log=_log(node))
+        elif kind == "list":
+            found[f"{path}/length"] = IntDistribution(node.get("minItems", 0), node["maxItems"])
+            items = node["items"]
+            for i in range(node["maxItems"]):
+                found[f"{path}/{i}"] = IntDistribution(
+                    items["minimum"], items["maximum"], log=_log(items)
+                )
+    return {name: found[name] for name in params}
+
+
+def export_run(
+    folder: Path, storage: str, space: dict[str, Any], study_name: str | None = None
+) -> tuple[str, int]:
+    """Write the run's records not yet in the study (by step) as trials; returns the study's
+    name and how many trials were added. `space` is the run's space as a JSON Schema."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    records = read_records(folder)
+    name = study_name or folder.name
+    study = optuna.create_study(storage=storage, study_name=name, load_if_exists=True,
+                                directions=["minimize", "minimize"])  # fmt: skip
+    with warnings.catch_warnings():  # "experimental" since Optuna 3.2, and what the UI shows
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(["predicted ensemble error", "forward FLOPs per example"])
+    done = {t.user_attrs.get("step") for t in study.get_trials(deepcopy=False)}
+    added = [_trial(r, space) for r in records if r.step not in done]
+    study.add_trials(added)
+    return name, len(added)
+
+
+def _trial(record: Record, space: dict[str, Any]):
+    from optuna.trial import TrialState, create_trial
+
+    params = params_of(record.architecture, space) if record.architecture else {}
+    error = record.predicted_error()
+    attributes = {
+        "step": record.step, "status": record.status, "reason": record.reason,
+        "edits": record.edits, "arch_hash": record.arch_hash,
+        "architecture": record.architecture,
+        "train_flops": record.cost.train_flops, "train_seconds": record.cost.train_seconds,
+    }  # fmt: skip
+    given = {"params": params, "distributions": distributions(space, params),
+             "user_attrs": attributes}  # fmt: skip
+    if error is None or record.flops is None:  # invalid, failed, pruned: no statistics
+        state = TrialState.PRUNED if record.status == "pruned" else TrialState.FAIL
+        return create_trial(state=state, **given)
+    return create_trial(values=[error, float(record.flops)], **given)
+
+
+def _draw(trial, path: str, node: dict[str, Any]) -> Any:
+    kind = kind_of(node)
+    if kind == "choice":
+        return trial.suggest_categorical(path, node.get("enum", [False, True]))
+    if kind == "integer":
+        return trial.suggest_int(path, node["minimum"], node["maximum"], log=_log(node))
+    if kind == "number":
+        return trial.suggest_float(path, node["minimum"], node["maximum"], log=_log(node))
+    if kind == "list":
+        length = trial.suggest_int(f"{path}/length", node.get("minItems", 0), node["maxItems"])
+        items = node["items"]
+        return [trial.suggest_int(f"{path}/{i}", items["minimum"], items["maximum"],
+                                  log=_log(items)) for i in range(length)]  # fmt: skip
+    return KEEP
+
+
+def _log(node: dict[str, Any]) -> bool:
+    low, high = node["minimum"], node["maximum"]
+    return low > 0 and high / low >= 100
+
+
+def _get(document: dict[str, Any], path: str) -> Any:
+    node: Any = document
+    for key in path.strip("/").split("/"):
+        node = node[key]
+    return node
+
+
+def _set(document: dict[str, Any], path: str, value: Any) -> None:
+    *parents, leaf = path.strip("/").split("/")
+    node = document
+    for key in parents:
+        node = node[key]
+    node[leaf] = value
