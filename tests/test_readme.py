@@ -37,4 +37,4 @@ def test_the_readme_stays_short_and_its_links_resolve():
 
 
 def test_ci_builds_the_docs_site_with_warnings_as_errors():
-    assert 'mkdocs build --strict -f docs/mkdocs.yml' in (ROOT / ".ci" / "run").read_text()
+    assert "mkdocs build --strict -f docs/mkdocs.yml" in (ROOT / ".ci" / "run").read_text()
