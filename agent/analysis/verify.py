@@ -60,12 +60,15 @@ def choose_records(records: list[Record], steps: str) -> list[Record]:
         chosen = [r for r in evaluated if r.accepted]
     elif steps == "all":
         chosen = evaluated
+    elif steps == "disagreements":
+        chosen = [r for r in evaluated if rules_disagree(r)]
     else:
         try:
             wanted = {int(s) for s in steps.split(",") if s.strip()}
         except ValueError:
             raise UserError(
-                f"--steps takes accepted, all or step numbers like 3,8; got {steps!r}"
+                "--steps takes accepted, all, disagreements or step numbers like 3,8; "
+                f"got {steps!r}"
             ) from None
         chosen = [r for r in evaluated if r.step in wanted]
         missing = wanted - {r.step for r in chosen}
@@ -77,6 +80,18 @@ def choose_records(records: list[Record], steps: str) -> list[Record]:
     ]
     unique = {r.step: r for r in [*chosen, *baselines]}
     return [unique[s] for s in sorted(unique)]
+
+
+def rules_disagree(record: Record) -> bool:
+    """Did the ensemble rule (exact: E_M at the run's M) and the single-learner rule (E
+    alone) decide this proposal's decision round differently? Both are always logged."""
+    rules = record.rules
+    return (
+        record.event == "proposal"
+        and rules is not None
+        and rules.single is not None
+        and rules.exact != rules.single
+    )
 
 
 def verify(
@@ -167,12 +182,29 @@ def _decisions(
             "baseline_step": record.baseline.step,
             "logged_accepted": record.accepted,
         }
+        if record.rules is not None and record.rules.single is not None:
+            # Each rule's verdict at decision: when they differ, the realised ensembles say
+            # which one was right (the theory's value, apart from the proposer)
+            row["rules"] = {"exact": record.rules.exact, "single": record.rules.single}
         for split in ("val", "test"):
             better = candidate[split][M] < baseline[split][M]
             row[f"realised_{split}_better"] = better
             row[f"agrees_{split}"] = better == record.accepted
         rows.append(row)
     return rows
+
+
+def sided_with(decisions: list[dict[str, Any]], split: str = "test") -> dict[str, int]:
+    """Of the decisions where the ensemble and single-learner rules disagreed, how many
+    the realised M-member ensembles sided with, per rule."""
+    split_rows = [d for d in decisions if d.get("rules") and
+                  d["rules"]["exact"] != d["rules"]["single"]]  # fmt: skip
+    better = f"realised_{split}_better"
+    return {
+        "disagreements": len(split_rows),
+        "exact": sum(d["rules"]["exact"] == d[better] for d in split_rows),
+        "single": sum(d["rules"]["single"] == d[better] for d in split_rows),
+    }
 
 
 MIXTURE_FIRST = 500_000  # seed indices of mixture members: a search uses 0 .. a few dozen

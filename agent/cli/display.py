@@ -15,6 +15,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from edas_agent.analysis.verify import sided_with
 from edas_agent.search.journal import Record
 from edas_agent.theory.mixture_gate import summary
 from edas_agent.training.compute import describe
@@ -238,10 +239,19 @@ def verify_table(result: dict) -> Table:
             f"{pred['test'][M]:.5f}", f"{real['test'][M]:.5f}", f"{err['test'][M]:+.2%}",
         )  # fmt: skip
     agree = [d["agrees_test"] for d in result["decisions"]]
+    captions = []
     if agree:
-        table.caption = (
+        captions.append(
             f"{sum(agree)}/{len(agree)} logged decisions agree with the realised test ensembles"
         )
+    sides = sided_with(result["decisions"])
+    if sides["disagreements"]:
+        captions.append(
+            f"where the ensemble and single-learner rules disagreed ({sides['disagreements']}), "
+            f"the realised test ensembles sided with the ensemble rule {sides['exact']} times, "
+            f"with the single-learner rule {sides['single']} times"
+        )
+    table.caption = "\n".join(captions) or None
     return table
 
 

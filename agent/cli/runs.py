@@ -136,7 +136,11 @@ def verify(
     run_dir: Annotated[Path, typer.Argument(help="A run folder under runs/.")],
     members: Annotated[int | None, typer.Option(help="M; the run's members if unset.")] = None,
     steps: Annotated[
-        str, typer.Option(help="accepted, all, or step numbers: 3,8,12.")
+        str,
+        typer.Option(
+            help="accepted, all, disagreements (where the ensemble rule and the "
+            "single-learner rule decided differently), or step numbers: 3,8,12."
+        ),
     ] = "accepted",
     mixture: Annotated[
         bool,

@@ -250,11 +250,11 @@ class Journal:
         os.replace(temporary, self.folder / BEST)
 
 
-def read_records(folder: Path, drop_torn_tail: bool = False) -> list[Record]:
+def read_records(folder: Path | str, drop_torn_tail: bool = False) -> list[Record]:
     """The trajectory's records. A last line that does not parse (a write cut by a kill) is
     dropped with a warning when `drop_torn_tail`, and the file is cut back to match;
     anywhere else a bad line is an error naming it."""
-    path = folder / TRAJECTORY
+    path = Path(folder) / TRAJECTORY
     if not path.is_file():
         raise UserError(f"{folder} is not a run folder: {TRAJECTORY} is missing")
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)

@@ -132,3 +132,29 @@ def test_a_member_that_cannot_be_trained_stops_verify_cleanly(
     code, _, err = invoke(monkeypatch, capsys, "verify", str(run_folder), "--members", "6")
     assert code == 1 and "verify stopped: worker lost" in err and "rerun to resume" in err
     assert "Traceback" not in err
+
+
+def test_disagreements_are_the_steps_the_two_rules_decided_differently(searched):
+    from edas_agent.analysis.verify import choose_records, rules_disagree
+    from edas_agent.search.journal import read_records
+
+    records = read_records(searched(8, proposer_seed=0))
+    split = [r for r in records if r.rules is not None and r.rules.exact != r.rules.single]
+    assert split  # the toy search has some: its rules disagree on a few candidates
+    assert [r.step for r in records if rules_disagree(r)] == [r.step for r in split]
+    chosen = {r.step for r in choose_records(records, "disagreements")}
+    assert {r.step for r in split} <= chosen
+    assert chosen - {r.step for r in split} <= {r.baseline.step for r in split}
+
+
+def test_the_realised_ensembles_side_with_one_rule_or_the_other():
+    from edas_agent.analysis.verify import sided_with
+
+    rows = [
+        {"rules": {"exact": True, "single": False}, "realised_test_better": True},
+        {"rules": {"exact": False, "single": True}, "realised_test_better": True},
+        {"rules": {"exact": True, "single": False}, "realised_test_better": True},
+        {"rules": {"exact": True, "single": True}, "realised_test_better": False},  # agreed
+        {"realised_test_better": True},  # an older verify.json: no rules logged
+    ]
+    assert sided_with(rows) == {"disagreements": 3, "exact": 2, "single": 1}
