@@ -139,12 +139,14 @@ def test_disagreements_are_the_steps_the_two_rules_decided_differently(searched)
     from edas_agent.search.journal import read_records
 
     records = read_records(searched(8, proposer_seed=0))
-    split = [r for r in records if r.rules is not None and r.rules.exact != r.rules.single]
-    assert split  # the toy search has some: its rules disagree on a few candidates
-    assert [r.step for r in records if rules_disagree(r)] == [r.step for r in split]
-    chosen = {r.step for r in choose_records(records, "disagreements")}
-    assert {r.step for r in split} <= chosen
-    assert chosen - {r.step for r in split} <= {r.baseline.step for r in split}
+    evaluated = [r for r in records if r.event == "proposal" and r.rules is not None]
+    assert not any(map(rules_disagree, evaluated))  # the toy search's rules always agree
+    split = evaluated[-1]  # make one disagree: the single-learner rule says otherwise
+    flipped = split.rules.model_copy(update={"single": not split.rules.exact})
+    records[records.index(split)] = split.model_copy(update={"rules": flipped})
+    assert [r.step for r in records if rules_disagree(r)] == [split.step]
+    chosen = [r.step for r in choose_records(records, "disagreements")]
+    assert chosen == sorted({split.step, split.baseline.step})
 
 
 def test_the_realised_ensembles_side_with_one_rule_or_the_other():
