@@ -211,6 +211,9 @@ def _one_line(record: Record) -> str:
 def _edits_summary(record: Record) -> str:
     parts = []
     for edit in record.edits:
+        if edit["path"] == "" and record.arch_hash:  # a whole architecture (random, optuna)
+            parts.append(f"{edit['op']} the whole architecture with {record.arch_hash[:12]}")
+            continue
         value = f"={edit['value']}" if "value" in edit else ""
         parts.append(f"{edit['op']} {edit['path']}{value}")
     return "; ".join(parts)

@@ -8,7 +8,9 @@ from pydantic import Field
 
 from edas_agent.config.section import Section
 
-Provider = Literal["builtin", "random", "openai", "openai-compatible", "anthropic", "replay"]
+Provider = Literal[
+    "builtin", "random", "optuna", "openai", "openai-compatible", "anthropic", "replay"
+]
 
 DEFAULT_MODELS: dict[str, str] = {
     "builtin": "builtin",
@@ -17,6 +19,7 @@ DEFAULT_MODELS: dict[str, str] = {
     "openai-compatible": "local-model",
     "anthropic": "claude-sonnet-4-5",
     "replay": "replay",
+    "optuna": "tpe",
 }
 DEFAULT_KEY_ENV: dict[str, str] = {
     "openai": "OPENAI_API_KEY",
@@ -36,7 +39,8 @@ class LLMSettings(Section):
     provider: Provider = Field(
         "builtin",
         description="Who proposes edits. random draws whole architectures from the space "
-        "(random search, to compare with).",
+        "(random search, to compare with); optuna asks an Optuna sampler (model: tpe, cmaes, "
+        "qmc or random) for whole architectures and tells it the gate's predicted E_M.",
     )
     model: str | None = Field(None, description="Model name; a per-provider default if unset.")
     base_url: str | None = Field(

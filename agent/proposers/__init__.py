@@ -36,6 +36,16 @@ def make_proposer(
         from edas_agent.proposers.random import RandomProposer
 
         return RandomProposer(seed)
+    if settings.provider == "optuna":
+        try:
+            from edas_agent.proposers.sampler import OptunaProposer
+
+            return OptunaProposer(seed, settings.resolved_model())
+        except ModuleNotFoundError as exc:
+            raise UserError(f"llm.provider 'optuna' needs Optuna ({exc}): pip install "
+                            "'edas-agent[optuna]'") from None  # fmt: skip
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
     if settings.provider == "replay":
         from edas_agent.proposers.replay import ReplayProposer
 

@@ -22,7 +22,7 @@ BUILTIN_PRICES: dict[str, Price] = {
     "claude-sonnet-4-5": Price(input=3.00, output=15.00),
     "claude-opus-4-1": Price(input=15.00, output=75.00),
 }
-_FREE = {"builtin", "random", "replay"}
+_FREE = {"builtin", "random", "replay", "optuna"}
 
 
 class BudgetExhausted(Exception):

@@ -1,0 +1,44 @@
+"""The Optuna-backed proposer: whole architectures from a seeded sampler, told the gate's
+outcomes; it replays and resumes like the builtin proposer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+
+from edas_agent.analysis.replay import replay
+from edas_agent.config import load_config
+from edas_agent.search.journal import read_records
+from edas_agent.search.session import RunSession
+from edas_agent.testing import NumpyEvaluator
+
+
+def build(config):
+    return NumpyEvaluator(seed=config.seed)
+
+
+def settings(tmp_path: Path, budget: int, name: str = "optuna"):
+    return load_config(None, {"budget": budget, "members": 10, "runs_dir": str(tmp_path),
+                              "name": name, "llm.provider": "optuna"})  # fmt: skip
+
+
+def test_the_sampler_is_told_every_outcome_and_a_resumed_run_reproduces_it(tmp_path: Path):
+    with RunSession.start(settings(tmp_path, 10, "whole"), build) as session:
+        whole = session.run()
+        study = session.search.proposer.study
+    assert [r.llm.provider for r in whole[1:]] == ["optuna"] * 10
+    assert all(r.edits[0]["path"] == "" for r in whole[1:])  # a whole architecture each
+    told = [t for t in study.trials if t.state != optuna.trial.TrialState.RUNNING]
+    assert len(told) >= 10  # the start and every step but the last, failed draws besides
+    judged = [r for r in whole[1:-1] if r.stats is not None]
+    values = {t.value for t in told if t.state == optuna.trial.TrialState.COMPLETE}
+    assert {r.carried()[0].E_M for r in judged} <= values
+    assert replay(session.journal.folder).ok
+    with RunSession.start(settings(tmp_path, 5, "stopped"), build) as session:
+        session.run()
+    folder = session.journal.folder
+    with RunSession.resume(folder, {"budget": 10}, build) as session:
+        resumed = session.run()
+    assert [r.edits for r in resumed] == [r.edits for r in whole]
+    assert [r.status for r in read_records(folder)] == [r.status for r in whole]
