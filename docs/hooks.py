@@ -9,9 +9,14 @@ GENERATED = "<!-- generated: {} -->"
 
 def on_page_markdown(markdown: str, page, config, files) -> str:
     from edas_agent.cli import app
-    from edas_agent.cli.reference import cli_reference, config_reference
+    from edas_agent.cli.reference import cli_reference, config_reference, config_yaml
 
-    for name, render in (("config", config_reference), ("cli", lambda: cli_reference(app))):
+    generated = (
+        ("config-yaml", config_yaml),
+        ("config", config_reference),
+        ("cli", lambda: cli_reference(app)),
+    )
+    for name, render in generated:
         marker = GENERATED.format(name)
         if marker in markdown:
             markdown = markdown.replace(marker, render())

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from edas_agent.config import Config
+from edas_agent.config import Config, dump_config
 
 
 def config_reference() -> str:
@@ -30,6 +30,11 @@ def config_reference() -> str:
         sections.append(f"### `{name}:`\n\n{doc}{_table(rows)}")
     head = "### Top level\n\n" + _table([_row(name, field) for name, field in top])
     return "\n\n".join([head, *sections]) + "\n"
+
+
+def config_yaml() -> str:
+    """Markdown: the default configuration as a YAML block, every key present."""
+    return f"```yaml\n{dump_config(Config())}```\n"
 
 
 def cli_reference(app: typer.Typer) -> str:

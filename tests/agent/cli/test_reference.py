@@ -30,3 +30,17 @@ def test_every_command_and_option_is_in_the_cli_reference():
         assert f"## `edas-agent {command}`" in text
     assert "`--budget <int>` | Proposals to evaluate." in text
     assert "`--members <int>`" in text and "`--set <list[str]>` | Override any config key" in text
+
+
+def test_the_default_configuration_block_loads_back_as_the_defaults(tmp_path):
+    import yaml
+
+    from edas_agent.cli.reference import config_yaml
+    from edas_agent.config import load_config
+
+    block = config_yaml()
+    assert block.startswith("```yaml\n") and "max_train_tflop: null" in block
+    path = tmp_path / "defaults.yaml"
+    path.write_text(block.removeprefix("```yaml\n").removesuffix("```\n"))
+    assert yaml.safe_load(path.read_text())["budget"] == 50
+    assert load_config(path, {}) == Config()
