@@ -12,8 +12,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
-from edas_agent.theory import t_quantile
+from search_value_tables import _interval  # beside this file
 
 
 def pooled(folders: list[Path]) -> list[dict]:
@@ -40,10 +39,7 @@ def table(rows: list[dict], level: float = 0.9) -> str:
         versus = np.array([r["final_error"] - edas[r["seed"]]["final_error"] for r in mine])
         paired = "-"
         if arm != "edas" and len(versus) > 1:
-            half = t_quantile(0.5 + level / 2, len(versus) - 1) * versus.std(ddof=1)
-            half /= np.sqrt(len(versus))
-            mean = versus.mean()
-            paired = f"{mean:+.5f} [{mean - half:+.5f}, {mean + half:+.5f}]"
+            paired = f"{versus.mean():+.5f} {_interval(versus, level)}"
         better = "-" if arm == "edas" else f"{int((versus < 0).sum())}/{len(versus)}"
         tflop = np.mean([r.get("train_tflop", float("nan")) for r in mine])
         proposals = np.mean([r["proposals"] for r in mine])

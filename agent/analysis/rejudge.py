@@ -12,9 +12,7 @@ from edas_agent.evaluators.base import Evaluator
 from edas_agent.outcome import Outcome
 from edas_agent.search.journal import CONFIG, Record
 from edas_agent.search.judging import Judge, Judged, make_gate, noise_floor
-from edas_agent.search.rounds import RoundPlan
 from edas_agent.search.state import Baseline
-from edas_agent.search.target import make_target
 from edas_agent.training.learners import LearnerStore
 
 
@@ -27,9 +25,7 @@ def rejudge(
     start = records[0].stats
     assert start is not None, "the run has no trained starting baseline"
     gate.min_effect = noise_floor(config, start)
-    store = LearnerStore(evaluator, folder / "learners")
-    plan = RoundPlan(config)
-    judge = Judge(plan, make_target(config, gate, evaluator, store), store)
+    judge = Judge.for_run(config, gate, evaluator, LearnerStore(evaluator, folder / "learners"))
     by_step = {r.step: r for r in records}
     judged: dict[int, Judged | Outcome] = {}
     for step in steps:
@@ -37,5 +33,5 @@ def rejudge(
         assert record.baseline is not None and record.architecture is not None
         baseline = Baseline.of(by_step[record.baseline.step], evaluator.parse)
         architecture = evaluator.parse(record.architecture)
-        judged[step] = judge.rounds(baseline, step, architecture, plan.decision_learners())
+        judged[step] = judge.rounds(baseline, step, architecture, judge.plan.decision_learners())
     return judged

@@ -16,14 +16,14 @@ so re-running it while a search runs keeps a dashboard current.
 
 from __future__ import annotations
 
-import json
+import copy
 import warnings
 from pathlib import Path
 from typing import Any
 
-from edas_agent.search.journal import Record, read_records
+import jsonpointer
 
-KEEP = object()  # a place that is not a parameter: the start's value stays
+from edas_agent.search.journal import Record, read_records
 
 
 def places(schema: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -57,12 +57,19 @@ def kind_of(node: dict[str, Any]) -> str | None:
 
 
 def suggest(trial, schema: dict[str, Any], start: dict[str, Any]) -> dict[str, Any]:
-    """An Optuna trial's architecture document: each parameter drawn, the rest `start`'s."""
-    document = json.loads(json.dumps(start))
+    """An Optuna trial's architecture document: each parameter drawn, the rest `start`'s.
+    A list's length is drawn first, then as many items (define-by-run)."""
+    document = copy.deepcopy(start)
     for path, node in places(schema):
-        value = _draw(trial, path, node)
-        if value is not KEEP:
-            _set(document, path, value)
+        places_of = _distributions_of(path, node)
+        if not places_of:
+            continue
+        if kind_of(node) == "list":
+            length = _draw(trial, f"{path}/length", places_of[f"{path}/length"])
+            value = [_draw(trial, f"{path}/{i}", places_of[f"{path}/{i}"]) for i in range(length)]
+        else:
+            value = _draw(trial, path, places_of[path])
+        jsonpointer.set_pointer(document, path, value)
     return document
 
 
@@ -73,7 +80,7 @@ def params_of(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any
         kind = kind_of(node)
         if kind is None:
             continue
-        value = _get(document, path)
+        value = jsonpointer.resolve_pointer(document, path)
         if kind == "list":
             params[f"{path}/length"] = len(value)
             params.update({f"{path}/{i}": item for i, item in enumerate(value)})
@@ -84,29 +91,46 @@ def params_of(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any
 
 def distributions(schema: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     """The Optuna distribution of each of `params` (a document's, from params_of)."""
+    found: dict[str, Any] = {}
+    for path, node in places(schema):
+        found.update(_distributions_of(path, node))
+    return {name: found[name] for name in params}
+
+
+def _distributions_of(path: str, node: dict[str, Any]) -> dict[str, Any]:
+    """The one place a place's kind becomes Optuna distributions, by parameter name (a
+    list: its length and every item it may have); none for a place that is kept."""
     from optuna.distributions import (
         CategoricalDistribution,
         FloatDistribution,
         IntDistribution,
     )
 
-    found: dict[str, Any] = {}
-    for path, node in places(schema):
-        kind = kind_of(node)
-        if kind == "choice":
-            found[path] = CategoricalDistribution(node.get("enum", [False, True]))
-        elif kind == "integer":
-            found[path] = IntDistribution(node["minimum"], node["maximum"], log=_log(node))
-        elif kind == "number":
-            found[path] = FloatDistribution(node["minimum"], node["maximum"], log=_log(node))
-        elif kind == "list":
-            found[f"{path}/length"] = IntDistribution(node.get("minItems", 0), node["maxItems"])
-            items = node["items"]
-            for i in range(node["maxItems"]):
-                found[f"{path}/{i}"] = IntDistribution(
-                    items["minimum"], items["maximum"], log=_log(items)
-                )
-    return {name: found[name] for name in params}
+    kind = kind_of(node)
+    if kind == "choice":
+        return {path: CategoricalDistribution(node.get("enum", [False, True]))}
+    if kind == "integer":
+        return {path: IntDistribution(node["minimum"], node["maximum"], log=_log(node))}
+    if kind == "number":
+        return {path: FloatDistribution(node["minimum"], node["maximum"], log=_log(node))}
+    if kind == "list":
+        items = node["items"]
+        item = IntDistribution(items["minimum"], items["maximum"], log=_log(items))
+        length = IntDistribution(node.get("minItems", 0), node["maxItems"])
+        return {f"{path}/length": length, **{f"{path}/{i}": item for i in range(node["maxItems"])}}
+    return {}
+
+
+def _draw(trial, name: str, distribution) -> Any:
+    """The trial's value of one parameter, through its public suggest API."""
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    if isinstance(distribution, CategoricalDistribution):
+        return trial.suggest_categorical(name, distribution.choices)
+    low, high, log = distribution.low, distribution.high, distribution.log
+    if isinstance(distribution, IntDistribution):
+        return trial.suggest_int(name, low, high, log=log)
+    return trial.suggest_float(name, low, high, log=log)
 
 
 def export_run(
@@ -149,37 +173,6 @@ def _trial(record: Record, space: dict[str, Any]):
     return create_trial(values=[error, float(record.flops)], **given)
 
 
-def _draw(trial, path: str, node: dict[str, Any]) -> Any:
-    kind = kind_of(node)
-    if kind == "choice":
-        return trial.suggest_categorical(path, node.get("enum", [False, True]))
-    if kind == "integer":
-        return trial.suggest_int(path, node["minimum"], node["maximum"], log=_log(node))
-    if kind == "number":
-        return trial.suggest_float(path, node["minimum"], node["maximum"], log=_log(node))
-    if kind == "list":
-        length = trial.suggest_int(f"{path}/length", node.get("minItems", 0), node["maxItems"])
-        items = node["items"]
-        return [trial.suggest_int(f"{path}/{i}", items["minimum"], items["maximum"],
-                                  log=_log(items)) for i in range(length)]  # fmt: skip
-    return KEEP
-
-
 def _log(node: dict[str, Any]) -> bool:
     low, high = node["minimum"], node["maximum"]
     return low > 0 and high / low >= 100
-
-
-def _get(document: dict[str, Any], path: str) -> Any:
-    node: Any = document
-    for key in path.strip("/").split("/"):
-        node = node[key]
-    return node
-
-
-def _set(document: dict[str, Any], path: str, value: Any) -> None:
-    *parents, leaf = path.strip("/").split("/")
-    node = document
-    for key in parents:
-        node = node[key]
-    node[leaf] = value

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from edas_agent.config import Config
-from edas_agent.evaluators.base import architecture_hash
+from edas_agent.evaluators.base import Evaluator, architecture_hash
 from edas_agent.outcome import Outcome
 from edas_agent.search.journal import GateRound, Record
 from edas_agent.search.rounds import RoundPlan
 from edas_agent.search.state import Baseline
-from edas_agent.search.target import Target
+from edas_agent.search.target import Target, make_target
 from edas_agent.theory.gate import Gate, Stats, seed_noise_floor
 from edas_agent.training.learners import LearnerStore, Pool
 
@@ -45,6 +45,13 @@ class Judge:
         self.plan = plan
         self.target = target
         self.store = store
+
+    @classmethod
+    def for_run(
+        cls, config: Config, gate: Gate, evaluator: Evaluator, store: LearnerStore
+    ) -> Judge:
+        """The run's judge: its round plan, and its target chosen once from the config."""
+        return cls(RoundPlan(config), make_target(config, gate, evaluator, store), store)
 
     def rounds(
         self, baseline: Baseline, step: int, architecture: BaseModel, learners: int

@@ -39,10 +39,8 @@ from edas_agent.search.context import proposal_context
 from edas_agent.search.journal import Journal, Record
 from edas_agent.search.judging import Judge, make_gate, noise_floor, outrank
 from edas_agent.search.outcomes import Recorder, candidate_fields
-from edas_agent.search.rounds import RoundPlan
 from edas_agent.search.screening import Candidate, Screen
 from edas_agent.search.state import Baseline, RunState, batches, training_failures
-from edas_agent.search.target import make_target
 from edas_agent.training.compute import ComputeBudget
 from edas_agent.training.costs import BudgetExhausted
 from edas_agent.training.executors import Executor
@@ -68,7 +66,6 @@ class Search:
         self.proposer = proposer
         self.executor = executor
         self.gate = make_gate(config)
-        self.plan = RoundPlan(config)
         self.initial = initial_architecture(config, evaluator)
         self.records: list[Record] = []  # the run's, in order, as in trajectory.jsonl
         self.stopped: str | None = None  # why the run ended before its budget, if it did
@@ -128,8 +125,8 @@ class Search:
         """The run's parts, strategies chosen once (target, screening), and its state."""
         self.journal, self.on_record = journal, on_record
         self.store = LearnerStore(self.evaluator, journal.folder / "learners", self.executor)
-        self.target = make_target(self.config, self.gate, self.evaluator, self.store)
-        self.judge = Judge(self.plan, self.target, self.store)
+        self.judge = Judge.for_run(self.config, self.gate, self.evaluator, self.store)
+        self.plan, self.target = self.judge.plan, self.judge.target
         self.recorder = Recorder(self.config, self.evaluator, self.target)
         self.screening = make_screening(self.config, self.evaluator, self.store, self.on_progress)
         self.compute = ComputeBudget(self.config.max_train_hours, self.config.max_train_tflop)
