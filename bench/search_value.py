@@ -63,6 +63,11 @@ Arms (`--arms`, comma-separated):
                    own validation error: single-model search as users run it today
     optuna-tpe-ensemble  the same sampler, two learners per trial, the gate's predicted E_M
                    as the objective (bench/search_value_optuna.py: how the space is encoded)
+    optuna-asha    optuna-tpe with Optuna's successive-halving pruner on epochs
+    tuned-edas     optuna-tpe for half the compute, then the default from its best trial
+    uncapped       edas with search.explore.lift_caps and on_repeat: global (a repeat of an
+                   evaluated architecture becomes a draw from the whole space)
+    explore        uncapped with search.explore.global_share 0.3 (agent/proposers/explore.py)
 Writes results.json, tables.md and compute.png to --out (default runs/search_value/<data>);
 judged ensembles are cached in judge.json there, so a rerun with more arms trains only what
 is new.
@@ -107,7 +112,7 @@ from search_value_judging import (
     learner_epochs,
     new_architectures,
 )
-from search_value_optuna import optuna_search
+from search_value_optuna import external_search
 from search_value_tables import (
     _interval,
     _jsonable,
@@ -211,7 +216,7 @@ def run_searches(
                         runs[(seed, arm.name)] = finished[-1]
                     elif arm is not reference:
                         budget = options.budget * 20  # a safety limit: the compute stops it
-                        searcher = optuna_search if arm.external else search
+                        searcher = external_search if arm.external else search
                         who = arm.name if arm.external else arm
                         searching = (searcher, who, seed, base, budget, run.compute,
                                      options.compute)  # fmt: skip

@@ -50,6 +50,7 @@ def arms(honest_members: int) -> dict[str, Arm]:
         for a in (screened[0], surviving[1])  # screening, screening-eta4-survivors4
         for r in (3, 4)
     )
+    uncapped = {"search.explore.lift_caps": True, "search.explore.on_repeat": "global"}
     return {
         arm.name: arm
         for arm in (
@@ -77,6 +78,10 @@ def arms(honest_members: int) -> dict[str, Arm]:
             *reaching,
             Arm("optuna-tpe", {}, external=True),
             Arm("optuna-tpe-ensemble", {}, external=True),
+            Arm("optuna-asha", {}, external=True),
+            Arm("tuned-edas", {}, external=True),
+            Arm("uncapped", uncapped),
+            Arm("explore", {**uncapped, "search.explore.global_share": 0.3}),
         )
     }
 

@@ -5,6 +5,13 @@
                          search; M copies of the best trial's architecture are deployed)
     optuna-tpe-ensemble  the same sampler, two learners per trial, objective: the gate's
                          predicted E_M from them (the ensemble rule, without a proposer)
+    optuna-asha          optuna-tpe with Optuna's successive-halving pruner (ASHA): each
+                         trial reports its validation error after 1/9 and 1/3 of its
+                         epochs and is stopped there unless it ranks in the top third of
+                         the trials at that point (what users run against our screening)
+    tuned-edas           a tuned start: optuna-tpe for half the compute, then the default
+                         search from its best architecture for the other half ("more TPE"
+                         from there is the optuna-tpe arm itself, which goes on sampling)
 
 Every editable place of the space is a distribution, read from its JSON Schema by
 edas_agent.integrations.optuna: a choice for an enum or a boolean, an integer or a float
@@ -22,6 +29,7 @@ incumbent after any share of it is the best trial so far by the objective.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -44,7 +52,39 @@ from edas_agent.theory import residuals, statistics
 from edas_agent.training import Cost
 
 # name: (learners per trial, objective)
-OPTUNA_ARMS = {"optuna-tpe": (1, "E"), "optuna-tpe-ensemble": (2, "E_M")}
+OPTUNA_ARMS = {"optuna-tpe": (1, "E"), "optuna-tpe-ensemble": (2, "E_M"), "optuna-asha": (1, "E")}
+ASHA_FRACTIONS = (1 / 9, 1 / 3, 1.0)  # rungs of the schedule; eta 3, as our screening's
+
+
+def external_search(
+    name: str, seed: int, base: dict[str, Any], budget: int, cap: float, unit: str
+) -> Searched:
+    if name == "tuned-edas":
+        return tuned_start(seed, base, budget, cap, unit)
+    return optuna_search(name, seed, base, budget, cap, unit)
+
+
+def tuned_start(seed: int, base: dict[str, Any], budget: int, cap: float, unit: str) -> Searched:
+    """optuna-tpe for half of `cap`, then the default search from its best trial (whose
+    starting learners count again: the default trains its start anew)."""
+    from search_value import search  # the default search, as the edas arm runs it
+    from search_value_arms import Arm
+
+    tuned = optuna_search("optuna-tpe", seed, base, budget, cap / 2, unit)
+    best = tuned.incumbent(tuned.compute)
+    start = Path(base["runs_dir"]) / f"tuned-start-{seed}.json"
+    start.parent.mkdir(parents=True, exist_ok=True)
+    start.write_text(json.dumps(best))
+    rest = cap - tuned.compute
+    arm = Arm("tuned-edas", {"baseline": str(start)})
+    searched = search(arm, seed, base, budget, rest, unit) if rest > 0 else None
+    if searched is None:
+        return Searched("tuned-edas", seed, tuned.folder, tuned.records, tuned.wall_s,
+                        tuned.spend, tuned.totals)  # fmt: skip
+    spend = tuned.spend + [tuned.compute + s for s in searched.spend]
+    totals = {u: tuned.totals[u] + searched.totals[u] for u in tuned.totals}
+    return Searched("tuned-edas", seed, searched.folder, tuned.records + searched.records,
+                    tuned.wall_s + searched.wall_s, spend, totals)  # fmt: skip
 
 
 def optuna_search(
@@ -58,7 +98,8 @@ def optuna_search(
     evaluator = build_evaluator(config)
     start = document_of(evaluator.default_architecture())
     schema = evaluator.space().model_json_schema()
-    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed))
+    pruner = optuna.pruners.SuccessiveHalvingPruner() if name == "optuna-asha" else None
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner)
     study.enqueue_trial(params_of(start, schema))
     records: list[Record] = []
     spend: list[float] = []
@@ -71,22 +112,48 @@ def optuna_search(
         document = suggest(trial, schema, start)
         try:
             architecture = evaluator.parse(document)
-            evaluation = evaluator.evaluate(architecture, learners, 0)
+            if pruner is None:
+                evaluation = evaluator.evaluate(architecture, learners, 0)
+                predictions = evaluation.val_predictions
+                cost = Cost(learners_trained=learners, train_seconds=evaluation.train_seconds,
+                            train_flops=evaluation.train_flops or 0.0)  # fmt: skip
+                pruned = False
+            else:
+                predictions, cost, pruned = _rungs(trial, evaluator, architecture)
         except (ValidationError, CandidateFailed):
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             continue
-        value, stats = _objective(evaluation.val_predictions, evaluator.y_val, objective,
-                                  config.members)  # fmt: skip
-        study.tell(trial, value)
-        cost = Cost(learners_trained=learners, train_seconds=evaluation.train_seconds,
-                    train_flops=evaluation.train_flops or 0.0)  # fmt: skip
-        record = _record(len(records), document, stats, cost, value < best, config)
-        best = min(best, value)
+        value, stats = _objective(predictions, evaluator.y_val, objective, config.members)
+        if pruned:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            study.tell(trial, value)
+        better = not pruned and value < best
+        record = _record(len(records), document, stats, cost, better, config)
+        best = value if better else best
         records.append(record)
         spend.append((spend[-1] if spend else 0.0) + UNITS[unit](record))
     folder = Path(config.runs_dir) / f"{name}-{seed}"  # nothing is written there
     totals = {unit_name: sum(map(of, records)) for unit_name, of in UNITS.items()}
     return Searched(name, seed, folder, records, time.perf_counter() - started, spend, totals)
+
+
+def _rungs(trial, evaluator, architecture) -> tuple[np.ndarray, Cost, bool]:
+    """One learner trained rung by rung (paused and resumed, nothing trained twice), its
+    validation error reported at each; (last predictions, cost, whether it was pruned)."""
+    paused, seconds, flops = None, 0.0, 0.0
+    for rung, fraction in enumerate(ASHA_FRACTIONS):
+        staged = evaluator.evaluate_staged(architecture, 1, 0, (fraction,), resume=paused)
+        seconds, flops = seconds + staged.train_seconds, flops + (staged.train_flops or 0.0)
+        predictions = staged.val_predictions[-1]
+        value, _ = _objective(predictions, evaluator.y_val, "E", 2)
+        trial.report(value, rung)
+        pruned = fraction < 1.0 and trial.should_prune()
+        if pruned or fraction == 1.0 or staged.paused is None:
+            break
+        paused = staged.paused
+    cost = Cost(learners_trained=1, train_seconds=seconds, train_flops=flops)
+    return predictions, cost, pruned
 
 
 def _objective(predictions, y, objective: str, members: int):

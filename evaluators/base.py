@@ -49,6 +49,9 @@ class Mutations:
 
     diversity: dict[str, Mutation]
     accuracy: dict[str, Mutation]
+    # The same mutations bounded by the space alone, where these keep within caps that
+    # bound a run's time (`search.explore.lift_caps`, for a run with a compute budget)
+    uncapped: Mutations | None = None
 
     def __post_init__(self) -> None:
         if not self.diversity and not self.accuracy:

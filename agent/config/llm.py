@@ -40,7 +40,8 @@ class LLMSettings(Section):
         "builtin",
         description="Who proposes edits. random draws whole architectures from the space "
         "(random search, to compare with); optuna asks an Optuna sampler (model: tpe, cmaes, "
-        "qmc or random) for whole architectures and tells it the gate's predicted E_M.",
+        "qmc, random, or nsga2 with FLOPs per example as a second objective) for whole "
+        "architectures and tells it the gate's predicted E_M.",
     )
     model: str | None = Field(None, description="Model name; a per-provider default if unset.")
     base_url: str | None = Field(

@@ -52,6 +52,48 @@ class GateSettings(Section):
     confirm_learners: int = Field(2, ge=1, le=64, description="Fresh learners per confirmation.")
 
 
+class ExploreSettings(Section):
+    """Exploration beyond the baseline's neighbourhood (agent/proposers/explore.py)."""
+
+    lift_caps: bool = Field(
+        False,
+        description="Builtin proposer: mutations bounded by the space alone, not by the "
+        "small caps (epochs, widths, layers) that keep a run without a compute budget to "
+        "minutes; meant for a run with max_train_tflop or max_train_hours.",
+    )
+    on_repeat: Literal["repeat", "global"] = Field(
+        "repeat",
+        description="When the proposer offers an architecture already evaluated (an "
+        "exhausted neighbourhood): repeat, recorded with its learners reused (nothing "
+        "trained); or global, a draw from the whole space in its place.",
+    )
+    global_share: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Most share of proposals drawn from the whole space instead of edited "
+        "from the baseline. The share used adapts: this times the rate at which the last "
+        "`window` local proposals were not accepted (a Beta(1, 1) posterior mean).",
+    )
+    window: int = Field(10, ge=1, le=1000, description="Local proposals the share looks at.")
+    sampler: Literal["random", "tpe"] = Field(
+        "random",
+        description="Who draws global proposals: random walks over the space, or Optuna's "
+        "TPE told each global draw's predicted E_M (needs the optuna extra).",
+    )
+    max_growth: float | None = Field(
+        4.0,
+        gt=1.0,
+        description="A global draw may cost at most this many times the baseline's "
+        "training FLOPs per learner (where the evaluator can tell before training); "
+        "capacity then grows with each accepted step. null: no bound.",
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return self.on_repeat == "global" or self.global_share > 0
+
+
 class SearchSettings(Section):
     target: Literal["single", "mixture"] = Field(
         "single",
@@ -67,6 +109,7 @@ class SearchSettings(Section):
         description="search.target mixture: most different architectures in the mixture "
         "(each one is a model to build and serve); unset: no limit.",
     )
+    explore: ExploreSettings = Field(default_factory=ExploreSettings)
 
 
 class ScreeningSettings(Section):

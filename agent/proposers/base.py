@@ -26,6 +26,7 @@ class HistoryEntry(BaseModel):
     delta_E: float | None = None
     rho: float | None = None
     E_M: float | None = None
+    flops: int | None = None  # forward FLOPs per example of one learner, where reported
     # a mixture search: the mixture's predicted error had it joined, the members it would
     # get, and its residual cross-moment and correlation with the mixture it was judged by
     E_mix: float | None = None
@@ -71,6 +72,7 @@ class ProposalContext(BaseModel):
     architecture: dict[str, Any]
     stats: Stats
     history: list[HistoryEntry]
+    baseline_flops: int | None = None  # forward FLOPs per example, where reported
     space_schema: dict[str, Any]
     dataset: dict[str, Any]
     proposals: int = 1  # distinct proposals wanted this round

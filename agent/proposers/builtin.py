@@ -58,6 +58,11 @@ class BuiltinProposer:
             proposals.append(Proposal(rationale=rationale, edits=edits, usage=usage))
         return proposals
 
+    def forget(self, from_step: int) -> None:
+        """Proposals from this step on were not used (search.explore put others in their
+        place): their outcomes say nothing about these mutations."""
+        self._last = [(step, names) for step, names in self._last if step < from_step]
+
     def _novel(
         self, context: ProposalContext, p_diversity: float, seen: set[str], near: int | None
     ) -> tuple[list[str], list[Edit]]:

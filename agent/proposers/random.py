@@ -27,7 +27,8 @@ _DRAWS = 50  # tries per proposal before giving up on finding a valid, new archi
 class RandomProposer:
     replays_deterministically = True
 
-    def __init__(self, seed: int):
+    def __init__(self, seed: int, draws: int = _DRAWS):
+        self.draws = draws
         self.rng = np.random.default_rng([seed, 0x5A4D])
         self.origin: dict[str, Any] | None = None
 
@@ -43,11 +44,11 @@ class RandomProposer:
                                       usage=_USAGE))  # fmt: skip
         if proposals:
             return proposals
-        problem = f"no valid new architecture in {_DRAWS} random draws"
+        problem = f"no valid new architecture in {self.draws} random draws"
         return [Proposal(rationale="", edits=[], usage=_USAGE, refused=Outcome("invalid", problem))]
 
     def _valid_draw(self, context: ProposalContext, check: Check | None) -> Edit | None:
-        for _ in range(_DRAWS):
+        for _ in range(self.draws):
             edit = Edit(op="replace", path="", value=self._draw(context.space_schema))
             if check is None or check([ProposedEdits(rationale="draw", edits=[edit])]) == [None]:
                 return edit

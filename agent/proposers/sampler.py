@@ -10,9 +10,12 @@ ensemble objective, not one model's accuracy. A draw the space refuses is told a
 at once and drawn again. The starting baseline is the study's first trial.
 
 Samplers (the model name): tpe (default), cmaes, qmc, random, each seeded with the run
-seed. Given the same outcomes a seeded sampler asks for the same trials, so a run replays
-and resumes like one with the builtin proposer. The sampler learns from the outcomes the
-context's history shows (`llm.history`, 12 by default): keep it at least the round size.
+seed, and nsga2, NSGA-II on two objectives, the predicted ensemble error and the forward
+FLOPs per example (what serving M members costs): it searches the front of the two, while
+the gate still accepts only a lower E_M. Given the same outcomes a seeded sampler asks for
+the same trials, so a run replays and resumes like one with the builtin proposer. The
+sampler learns from the outcomes the context's history shows (`llm.history`, 12 by
+default): keep it at least the round size.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from edas_agent.outcome import Outcome
 from edas_agent.proposers.base import Check, HistoryEntry, LLMUsage, Proposal, ProposalContext
 from edas_agent.proposers.edits import Edit, ProposedEdits
 
-SAMPLERS = ("tpe", "cmaes", "qmc", "random")
+SAMPLERS = ("tpe", "cmaes", "qmc", "random", "nsga2")
 _DRAWS = 50  # asks per proposal before giving up on a draw the space accepts
 
 
@@ -39,7 +42,11 @@ class OptunaProposer:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.optuna = optuna
         self.name = sampler
-        self.study = optuna.create_study(sampler=_sampler(optuna, sampler, seed))
+        self.objectives = 2 if sampler == "nsga2" else 1  # E_M, and FLOPs per example
+        directions = ["minimize"] * self.objectives
+        self.study = optuna.create_study(
+            sampler=_sampler(optuna, sampler, seed), directions=directions
+        )
         self.pending: dict[int, Any] = {}  # step -> its trial, until its outcome is known
         self.start: dict[str, Any] | None = None
 
@@ -68,7 +75,7 @@ class OptunaProposer:
         params = params_of(self.start, context.space_schema)
         self.study.add_trial(self.optuna.trial.create_trial(
             params=params, distributions=distributions(context.space_schema, params),
-            value=context.stats.E_M,
+            values=self._values(context.stats.E_M, context.baseline_flops),
         ))  # fmt: skip
 
     def _valid_draw(self, context: ProposalContext, check: Check | None):
@@ -94,7 +101,11 @@ class OptunaProposer:
         elif value is None:  # invalid or failed: nothing was measured
             self.study.tell(trial, state=states.FAIL)
         else:
-            self.study.tell(trial, value)
+            self.study.tell(trial, self._values(value, entry.flops))
+
+    def _values(self, error: float, flops: int | None) -> list[float]:
+        # An evaluator that reports no FLOPs leaves NSGA-II one objective that varies
+        return [error, float(flops or 0)][: self.objectives]
 
     def _usage(self) -> LLMUsage:
         return LLMUsage(provider="optuna", model=self.name)
@@ -106,6 +117,8 @@ def _sampler(optuna, name: str, seed: int):
         return samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     if name == "qmc":
         return samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
+    if name == "nsga2":
+        return samplers.NSGAIISampler(seed=seed)
     if name == "random":
         return samplers.RandomSampler(seed=seed)
     return samplers.TPESampler(seed=seed)

@@ -20,6 +20,7 @@ from typing import Any
 from edas_agent.config import Config, dump_config, load_config
 from edas_agent.evaluators.base import Evaluator
 from edas_agent.proposers import Proposer, make_proposer
+from edas_agent.proposers.explore import with_exploration
 from edas_agent.search.journal import CONFIG, Journal, Record, read_records
 from edas_agent.search.loop import Search
 from edas_agent.training.costs import LLMBudget, Spend
@@ -96,6 +97,8 @@ def _searcher(
         budget = LLMBudget(config.llm)
         if previous:  # what the stopped run spent counts towards its caps
             budget.restore(Spend.of(r.llm for r in previous))
-        proposer = make_proposer(config.llm, config.seed, budget, offered_mutations(evaluator))
+        mutations = offered_mutations(evaluator, config.search.explore.lift_caps)
+        proposer = make_proposer(config.llm, config.seed, budget, mutations)
+        proposer = with_exploration(proposer, config, evaluator)
     executor = make_executor(evaluator, config.executor)
     return Search(config, evaluator, proposer, executor), executor

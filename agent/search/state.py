@@ -32,6 +32,7 @@ class Baseline:
     # The ensemble the search has: in a mixture search the last accepted mixture, otherwise
     # (and at the start) this architecture's M copies
     mixture: list[Part]
+    flops: int | None = None  # forward FLOPs per example of one learner, where reported
 
     @classmethod
     def of(cls, record: Record, parse: Parse) -> Baseline:
@@ -48,6 +49,7 @@ class Baseline:
             stats=stats,
             logloss=logloss,
             mixture=mixture_of(record),
+            flops=record.flops,
         )
 
     def ref(self, with_mixture: bool = False) -> BaselineRef:

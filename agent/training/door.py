@@ -53,16 +53,20 @@ def build_evaluator(config: Config) -> Evaluator:
     return evaluator
 
 
-def offered_mutations(evaluator: Evaluator) -> Mutations | None:
+def offered_mutations(evaluator: Evaluator, lift_caps: bool = False) -> Mutations | None:
     """The mutations the builtin proposer may draw from: the evaluator's own (`mutations`),
-    or the tabular space's for any evaluator over that space; None: the generic proposer."""
+    or the tabular space's for any evaluator over that space; None: the generic proposer.
+    With `lift_caps`, their version bounded by the space alone, where they have one."""
     offered = getattr(evaluator, "mutations", None)
-    if offered is not None:
-        return offered
-    from edas_agent.evaluators.tabular.mutations import MUTATIONS
-    from edas_agent.evaluators.tabular.space import Architecture
+    if offered is None:
+        from edas_agent.evaluators.tabular.mutations import MUTATIONS
+        from edas_agent.evaluators.tabular.space import Architecture
 
-    return MUTATIONS if isinstance(evaluator.default_architecture(), Architecture) else None
+        if isinstance(evaluator.default_architecture(), Architecture):
+            offered = MUTATIONS
+    if offered is not None and lift_caps and offered.uncapped is not None:
+        return offered.uncapped
+    return offered
 
 
 def keep_files(evaluator: Evaluator, run_folder: Path) -> None:

@@ -148,6 +148,11 @@ class TabularEvaluator:
             flops,
         )  # fmt: skip
 
+    def planned_train_flops(self, architecture: BaseModel) -> float:
+        """Training FLOPs of one learner's full schedule, before training it."""
+        assert isinstance(architecture, Architecture)
+        return self._train_flops(architecture, self.size(architecture), 1)
+
     def _train_flops(
         self, architecture: Architecture, size: Size, learners: int, start: int = 0,
         end: int | None = None,

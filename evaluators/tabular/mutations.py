@@ -5,12 +5,15 @@ one architecture disagree more: lower rho) and accuracy edits (capacity, interac
 training recipe: lower E). A mutation returns JSON Patch operations, or None where it does
 not apply to this architecture or table.
 
-Bounds here are tighter than the space's so that the default run stays within minutes on a
-laptop; an LLM proposer may use the whole space.
+By default the bounds here are tighter than the space's, so that a run without a compute
+budget stays within minutes on a laptop; `MUTATIONS.uncapped` has the same mutations bounded
+by the space alone, for a run whose compute budget bounds the time instead
+(`search.explore.lift_caps`). An LLM proposer may use the whole space either way.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import jsonpointer
@@ -18,10 +21,19 @@ import numpy as np
 
 from edas_agent.evaluators.base import Dataset, Document, Mutation, Mutations, Operation
 
-_MAX_EPOCHS = 8
-_MAX_WIDTH = 512
 _MIN_BATCH = 128
-_MAX_CROSS = 4
+
+
+@dataclass(frozen=True)
+class Caps:
+    epochs: int
+    width: int
+    layers: int
+    cross: int
+
+
+SMALL = Caps(epochs=8, width=512, layers=4, cross=4)  # a run within minutes
+SPACE = Caps(epochs=20, width=1024, layers=6, cross=6)  # the space's own bounds
 
 
 def _replace(path: str, value: Any) -> Operation:
@@ -50,13 +62,16 @@ def _scale(block: str, key: str, factor: float, low: float, high: float) -> Muta
     return mutate
 
 
-def widen_layer(doc: Document, rng: np.random.Generator, _: Dataset):
-    widths = doc["tower"]["widths"]
-    candidates = [i for i, w in enumerate(widths) if w * 2 <= _MAX_WIDTH]
-    if not candidates:
-        return None
-    i = int(rng.choice(candidates))
-    return [_replace(f"/tower/widths/{i}", widths[i] * 2)]
+def _widen_layer(max_width: int) -> Mutation:
+    def widen_layer(doc: Document, rng: np.random.Generator, _: Dataset):
+        widths = doc["tower"]["widths"]
+        candidates = [i for i, w in enumerate(widths) if w * 2 <= max_width]
+        if not candidates:
+            return None
+        i = int(rng.choice(candidates))
+        return [_replace(f"/tower/widths/{i}", widths[i] * 2)]
+
+    return widen_layer
 
 
 def narrow_layer(doc: Document, rng: np.random.Generator, _: Dataset):
@@ -68,12 +83,15 @@ def narrow_layer(doc: Document, rng: np.random.Generator, _: Dataset):
     return [_replace(f"/tower/widths/{i}", widths[i] // 2)]
 
 
-def add_layer(doc: Document, rng: np.random.Generator, _: Dataset):
-    widths = doc["tower"]["widths"]
-    if len(widths) >= 4:
-        return None
-    width = max(8, (widths[-1] if widths else 64) // 2)
-    return [{"op": "add", "path": "/tower/widths/-", "value": width}]
+def _add_layer(max_layers: int) -> Mutation:
+    def add_layer(doc: Document, rng: np.random.Generator, _: Dataset):
+        widths = doc["tower"]["widths"]
+        if len(widths) >= max_layers:
+            return None
+        width = max(8, (widths[-1] if widths else 64) // 2)
+        return [{"op": "add", "path": "/tower/widths/-", "value": width}]
+
+    return add_layer
 
 
 def remove_layer(doc: Document, rng: np.random.Generator, _: Dataset):
@@ -141,32 +159,38 @@ def _with_fields(mutation: Mutation, at_least: int) -> Mutation:
     return mutate
 
 
-# Diversity: make learners of one architecture disagree more.
-DIVERSITY: dict[str, Mutation] = {
-    "bag_fewer_fields": _with_fields(_nudge("bagging", "fraction", -0.1, 0.2, 1.0), 2),
-    "more_dropout": _nudge("tower", "dropout", 0.1, 0.0, 0.5),
-    "smaller_batch": _scale("training", "batch_size", 0.5, _MIN_BATCH, 4096),
-    "higher_lr": _scale("training", "lr", 2.0, 1e-4, 0.03),
-    "fewer_epochs": _nudge("training", "epochs", -1, 1, _MAX_EPOCHS),
-}
-# Accuracy: capacity, interactions and the training recipe.
-ACCURACY: dict[str, Mutation] = {
-    "widen_layer": widen_layer,
-    "narrow_layer": narrow_layer,
-    "add_layer": add_layer,
-    "remove_layer": remove_layer,
-    "add_cross_layer": _nudge("cross", "layers", 1, 0, _MAX_CROSS),
-    "remove_cross_layer": _nudge("cross", "layers", -1, 0, _MAX_CROSS),
-    "resize_embeddings": resize_embeddings,
-    "field_embedding": field_embedding,
-    "more_epochs": _nudge("training", "epochs", 1, 1, _MAX_EPOCHS),
-    "lower_lr": _scale("training", "lr", 0.5, 2e-4, 0.1),
-    "toggle_numeric_transform": toggle_numeric_transform,
-    "change_norm": change_norm,
-    "change_activation": change_activation,
-    "less_dropout": _nudge("tower", "dropout", -0.1, 0.0, 0.5),
-    "bag_more_fields": _with_fields(_nudge("bagging", "fraction", 0.1, 0.2, 1.0), 2),
-}
+def tabular_mutations(caps: Caps) -> Mutations:
+    """The two families within `caps`."""
+    diversity: dict[str, Mutation] = {
+        "bag_fewer_fields": _with_fields(_nudge("bagging", "fraction", -0.1, 0.2, 1.0), 2),
+        "more_dropout": _nudge("tower", "dropout", 0.1, 0.0, 0.5),
+        "smaller_batch": _scale("training", "batch_size", 0.5, _MIN_BATCH, 4096),
+        "higher_lr": _scale("training", "lr", 2.0, 1e-4, 0.03),
+        "fewer_epochs": _nudge("training", "epochs", -1, 1, caps.epochs),
+    }
+    accuracy: dict[str, Mutation] = {
+        "widen_layer": _widen_layer(caps.width),
+        "narrow_layer": narrow_layer,
+        "add_layer": _add_layer(caps.layers),
+        "remove_layer": remove_layer,
+        "add_cross_layer": _nudge("cross", "layers", 1, 0, caps.cross),
+        "remove_cross_layer": _nudge("cross", "layers", -1, 0, caps.cross),
+        "resize_embeddings": resize_embeddings,
+        "field_embedding": field_embedding,
+        "more_epochs": _nudge("training", "epochs", 1, 1, caps.epochs),
+        "lower_lr": _scale("training", "lr", 0.5, 2e-4, 0.1),
+        "toggle_numeric_transform": toggle_numeric_transform,
+        "change_norm": change_norm,
+        "change_activation": change_activation,
+        "less_dropout": _nudge("tower", "dropout", -0.1, 0.0, 0.5),
+        "bag_more_fields": _with_fields(_nudge("bagging", "fraction", 0.1, 0.2, 1.0), 2),
+    }
+    return Mutations(diversity=diversity, accuracy=accuracy)
 
 
-MUTATIONS = Mutations(diversity=DIVERSITY, accuracy=ACCURACY)
+MUTATIONS = Mutations(
+    diversity=tabular_mutations(SMALL).diversity,
+    accuracy=tabular_mutations(SMALL).accuracy,
+    uncapped=tabular_mutations(SPACE),
+)
+DIVERSITY, ACCURACY = MUTATIONS.diversity, MUTATIONS.accuracy

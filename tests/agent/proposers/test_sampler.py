@@ -42,3 +42,17 @@ def test_the_sampler_is_told_every_outcome_and_a_resumed_run_reproduces_it(tmp_p
         resumed = session.run()
     assert [r.edits for r in resumed] == [r.edits for r in whole]
     assert [r.status for r in read_records(folder)] == [r.status for r in whole]
+
+
+def test_nsga2_is_told_the_error_and_the_flops_of_each_candidate(fast_config):
+    overrides = {"runs_dir": fast_config.runs_dir, "data.path": fast_config.data.path,
+                 "data.target": "label", "evaluator.device": "cpu", "budget": 4,
+                 "llm.provider": "optuna", "llm.model": "nsga2"}  # fmt: skip
+    with RunSession.start(load_config(None, overrides)) as session:
+        records = session.run()
+        study = session.search.proposer.study
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(study.directions) == 2 and complete
+    judged = {(r.carried()[0].E_M, float(r.flops)) for r in records[:-1] if r.stats is not None}
+    assert {tuple(t.values) for t in complete} <= judged
+    assert records[0].flops and (records[0].stats.E_M, float(records[0].flops)) in judged
