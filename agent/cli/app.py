@@ -28,6 +28,7 @@ from edas_agent.cli.shared import (
     load_evaluator,
     report_error,
 )
+from edas_agent.cli.tune import tune
 from edas_agent.config import Config, load_config, parse_llm_option, parse_sets
 from edas_agent.errors import UserError, describe_validation_error
 from edas_agent.evaluators.base import architecture_hash, document_of
@@ -282,6 +283,7 @@ def gate(
 # After gate, so `edas-agent --help` lists the search commands first.
 for _command in AFTER_RUN_COMMANDS:
     app.command()(_command)
+app.add_typer(tune, name="tune")
 
 
 def _gate_options(members: int, rule: str, confidence: float | None, resamples: int) -> Config:
