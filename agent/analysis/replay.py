@@ -37,6 +37,7 @@ class ReplayReport:
     checked: int = 0
     recomputed: int = 0  # mixture rounds whose errors were recomputed from the learners
     screened: int = 0  # candidates whose screening was re-derived from their logged stages
+    continuous: int = 0  # continuous steps whose optimum was solved again from their log
     notes: list[str] = field(default_factory=list)  # what could not be checked, and why
 
     @property
@@ -73,6 +74,7 @@ def replay(folder: Path) -> ReplayReport:
             winner = record
     _recompute_mixtures(folder, proposals, report)
     _rederive_screening(folder, records, report)
+    _rederive_continuous(folder, records, report)
     return report
 
 
@@ -102,6 +104,14 @@ def _rederive_screening(folder: Path, records: list[Record], report: ReplayRepor
     floor = seed_noise_floor(start, multiple) if multiple is not None and start else 0.0
     report.mismatches += rederive(records, config.screening, floor)
     report.screened = sum(r.screening is not None and bool(r.screening.stages) for r in records)
+
+
+def _rederive_continuous(folder: Path, records: list[Record], report: ReplayReport) -> None:
+    """search.continuous's optima, solved again from their logged observations."""
+    from edas_agent.continuous.steps import rederive
+
+    report.continuous, mismatches = rederive(folder, records)
+    report.mismatches += mismatches
 
 
 def _check_outranking(record: Record, by_step: dict[int, Record], report: ReplayReport) -> None:

@@ -187,6 +187,8 @@ def replay(run_dir: Annotated[Path, typer.Argument(help="A run folder under runs
     )
     if report.screened:
         recomputed += f"; screening of {report.screened} candidates re-derived from their stages"
+    if report.continuous:
+        recomputed += f"; {report.continuous} continuous steps' optima solved again"
     console.print(f"{report.checked} decisions re-derived from the log{recomputed}: all agree.")
 
 

@@ -94,6 +94,25 @@ class ExploreSettings(Section):
         return self.on_repeat == "global" or self.global_share > 0
 
 
+class ContinuousSettings(Section):
+    """Continuous steps (agent/continuous/steps.py)."""
+
+    enabled: bool = Field(
+        False,
+        description="After each accepted step, propose the optimum of the space's bounded "
+        "real numbers (dropout, learning rate, weight decay, l2, bagging fraction) under a "
+        "surrogate of E and D fitted on every judged architecture, when it predicts a gain "
+        "that reaches the gate's floor.",
+    )
+    trust_region: float = Field(
+        0.15,
+        gt=0.0,
+        le=1.0,
+        description="Most change of each knob, as a share of its range (log range where "
+        "log-scaled): the surrogate is trusted only near the baseline.",
+    )
+
+
 class SearchSettings(Section):
     target: Literal["single", "mixture"] = Field(
         "single",
@@ -110,6 +129,7 @@ class SearchSettings(Section):
         "(each one is a model to build and serve); unset: no limit.",
     )
     explore: ExploreSettings = Field(default_factory=ExploreSettings)
+    continuous: ContinuousSettings = Field(default_factory=ContinuousSettings)
 
 
 class ScreeningSettings(Section):

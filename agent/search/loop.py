@@ -29,6 +29,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from edas_agent.config import Config
+from edas_agent.continuous.steps import ContinuousSteps
 from edas_agent.errors import UserError, describe_validation_error
 from edas_agent.evaluators.base import Evaluator, architecture_hash, document_of
 from edas_agent.fidelity.staging import NOT_SCREENED, Screened
@@ -67,6 +68,7 @@ class Search:
         self.executor = executor
         self.gate = make_gate(config)
         self.initial = initial_architecture(config, evaluator)
+        self.continuous = ContinuousSteps(config, evaluator)
         self.records: list[Record] = []  # the run's, in order, as in trajectory.jsonl
         self.stopped: str | None = None  # why the run ended before its budget, if it did
         self.stop_requested = False  # set by a signal handler: stop after the current batch
@@ -85,7 +87,7 @@ class Search:
         while step <= self.config.budget and not self._should_stop():
             wanted = self._round_size(step)
             try:
-                batch = self.proposer.propose(self._context(step, wanted), self.screen.check)
+                batch = self._propose(step, wanted)
             except BudgetExhausted as exc:
                 self.stopped = str(exc)
                 break
@@ -106,6 +108,13 @@ class Search:
             self._adopt_winner(records)
             step += len(records)
         return self.records
+
+    def _propose(self, step: int, wanted: int) -> list[Proposal]:
+        """A continuous step when one is due (search.continuous), else the proposer's."""
+        continuous = self.continuous.propose(self.state, self.gate.min_effect)
+        if continuous is not None:
+            return [continuous]
+        return self.proposer.propose(self._context(step, wanted), self.screen.check)
 
     @property
     def baseline(self) -> Baseline:
@@ -148,10 +157,13 @@ class Search:
         deterministically (builtin, replay) is run through the recorded batches and must
         reproduce them. An unfinished last batch is dropped and done again."""
         for batch_start, records in batches(previous[1:]):
-            wanted = self._round_size(batch_start)
+            continuous = self.continuous.propose(self.state, self.gate.min_effect)
+            wanted = 1 if continuous else self._round_size(batch_start)
             if batch_start != len(self.state.proposals()) + 1 or len(records) < wanted:
                 break  # cut short by the kill: do it again
-            if self.proposer.replays_deterministically:
+            if continuous is not None:
+                self._check_reproduced(batch_start, [continuous], records)
+            elif self.proposer.replays_deterministically:
                 self._fast_forward(batch_start, wanted, records)
             for record in records:
                 self.state.observe(record)
@@ -165,7 +177,10 @@ class Search:
 
     def _fast_forward(self, step: int, wanted: int, records: list[Record]) -> None:
         proposals = self.proposer.propose(self._context(step, wanted), self.screen.check)
-        produced = [[e.operation() for e in p.edits] for p in proposals[:wanted]]
+        self._check_reproduced(step, proposals[:wanted], records)
+
+    def _check_reproduced(self, step: int, proposals: list[Proposal], records: list[Record]):
+        produced = [[e.operation() for e in p.edits] for p in proposals]
         if produced != [r.edits for r in records]:
             raise UserError(
                 f"cannot resume: the proposer does not reproduce step {step} "
