@@ -68,6 +68,8 @@ Arms (`--arms`, comma-separated):
     uncapped       edas with search.explore.lift_caps and on_repeat: global (a repeat of an
                    evaluated architecture becomes a draw from the whole space)
     explore        uncapped with search.explore.global_share 0.3 (agent/proposers/explore.py)
+    continuous     edas with search.continuous: a surrogate's optimum of the continuous
+                   knobs after each acceptance (agent/continuous/surrogate.py)
 Writes results.json, tables.md and compute.png to --out (default runs/search_value/<data>);
 judged ensembles are cached in judge.json there, so a rerun with more arms trains only what
 is new.

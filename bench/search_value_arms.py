@@ -82,6 +82,7 @@ def arms(honest_members: int) -> dict[str, Arm]:
             Arm("tuned-edas", {}, external=True),
             Arm("uncapped", uncapped),
             Arm("explore", {**uncapped, "search.explore.global_share": 0.3}),
+            Arm("continuous", {"search.continuous.enabled": True}),
         )
     }
 
