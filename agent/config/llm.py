@@ -108,6 +108,13 @@ class LLMSettings(Section):
         1.0, gt=0, le=60, description="Base of the exponential backoff with jitter."
     )
     max_wait_s: float = Field(60.0, gt=0, le=3600, description="Longest wait between retries.")
+    max_failed_calls: int = Field(
+        3,
+        ge=1,
+        le=1000,
+        description="Stop the run (non-zero exit, resumable) after this many LLM calls in a "
+        "row failed after their retries: a server that went away is not a search outcome.",
+    )
     max_repairs: int = Field(
         2, ge=0, le=10, description="Times a bad answer is sent back with its error."
     )

@@ -22,7 +22,26 @@ __all__ = [
     "ProposerStopped",
     "llama_cpp_server",
     "make_proposer",
+    "preflight",
 ]
+
+
+SERVER_PROVIDERS = ("openai", "openai-compatible", "anthropic")  # they call an endpoint
+
+
+def preflight(settings: LLMSettings) -> None:
+    """Before any data is loaded or learner trained: the proposer's server answers (when
+    the config names one; the providers' own APIs are not called here)."""
+    if settings.provider not in SERVER_PROVIDERS or not settings.base_url:
+        return
+    from edas_agent.proposers.transport import unreachable
+
+    problem = unreachable(settings.base_url)
+    if problem is not None:
+        raise UserError(
+            f"cannot reach the LLM server at {settings.base_url} ({problem}): is it running, "
+            "and is llm.base_url right?"
+        )
 
 
 def make_proposer(

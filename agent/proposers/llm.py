@@ -152,6 +152,7 @@ class LLMProposer:
         self.wire = wire
         self.settings = settings
         self.budget = budget
+        self.failed_in_a_row = 0
 
     def propose(self, context: ProposalContext, check: Check | None = None) -> list[Proposal]:
         wire = self.wire
@@ -191,8 +192,10 @@ class LLMProposer:
                 self.budget.charge(wire.model, 0, 0)
                 usage.calls += 1
                 exchange["error"] = wire.describe_failure(exc)
+                self._count_failure(exchange["error"])
                 problem = f"LLM call failed: {exchange['error']}"
                 return [self._problem(usage, transcript, problem, "failed")]
+            self.failed_in_a_row = 0
             self._account(usage, reply, exchange)
             items, problems = self._judge_answer(reply, context.proposals, check)
             exchange["problems"] = problems
@@ -321,6 +324,19 @@ class LLMProposer:
             refused=Outcome(status, problem),
             attempts=attempts,
         )
+
+    @property
+    def endpoint(self) -> str:
+        return self.settings.base_url or f"the {self.wire.provider} API"
+
+    def _count_failure(self, error: str) -> None:
+        """Stop once llm.max_failed_calls calls in a row failed (after their retries)."""
+        self.failed_in_a_row += 1
+        if self.failed_in_a_row >= self.settings.max_failed_calls:
+            raise ProposerStopped(
+                f"{self.failed_in_a_row} LLM calls in a row to {self.endpoint} failed, the "
+                f"last: {error}; check that it answers, then resume the run"
+            )
 
     def fatal_message(self, exc: Exception) -> str:
         wire, detail = self.wire, getattr(exc, "message", str(exc))

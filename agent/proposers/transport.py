@@ -21,6 +21,23 @@ T = TypeVar("T")
 _RETRY_STATUS = {408, 409, 429}
 
 
+def unreachable(url: str, timeout_s: float = 5.0) -> str | None:
+    """Why nothing answers HTTP at `url` (connection refused, unknown host, no answer in
+    time), or None when something does, whatever its status: a 404 or a 401 from the
+    server still says it is there."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s):
+            return None
+    except urllib.error.HTTPError:  # an answer, if not a happy one
+        return None
+    except (urllib.error.URLError, OSError, ValueError) as exc:  # refused, no host, timeout
+        reason = getattr(exc, "reason", exc)
+        return f"{type(reason).__name__}: {reason}"
+
+
 def status_of(exc: BaseException) -> int | None:
     return getattr(exc, "status_code", None)
 

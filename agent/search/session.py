@@ -19,7 +19,7 @@ from typing import Any
 
 from edas_agent.config import Config, dump_config, load_config
 from edas_agent.evaluators.base import Evaluator
-from edas_agent.proposers import Proposer, make_proposer
+from edas_agent.proposers import SERVER_PROVIDERS, Proposer, make_proposer, preflight
 from edas_agent.proposers.explore import with_exploration
 from edas_agent.search.journal import CONFIG, Journal, Record, read_records
 from edas_agent.search.loop import Search
@@ -89,16 +89,24 @@ class RunSession:
             self.executor.close()
 
 
+def _llm_budget(config: Config, previous: list[Record]) -> LLMBudget:
+    budget = LLMBudget(config.llm)
+    if previous:  # what the stopped run spent counts towards its caps
+        budget.restore(Spend.of(r.llm for r in previous))
+    return budget
+
+
 def _searcher(
     config: Config, build: Build, proposer: Proposer | None, previous: list[Record]
 ) -> tuple[Search, Executor]:
+    if proposer is None and config.llm.provider in SERVER_PROVIDERS:
+        # A missing key or an unreachable server is said before the data loads
+        proposer = make_proposer(config.llm, config.seed, _llm_budget(config, previous), None)
+        preflight(config.llm)
     evaluator = build(config)
     if proposer is None:
-        budget = LLMBudget(config.llm)
-        if previous:  # what the stopped run spent counts towards its caps
-            budget.restore(Spend.of(r.llm for r in previous))
         mutations = offered_mutations(evaluator, config.search.explore.lift_caps)
-        proposer = make_proposer(config.llm, config.seed, budget, mutations)
-        proposer = with_exploration(proposer, config, evaluator)
+        proposer = make_proposer(config.llm, config.seed, _llm_budget(config, previous), mutations)
+    proposer = with_exploration(proposer, config, evaluator)
     executor = make_executor(evaluator, config.executor)
     return Search(config, evaluator, proposer, executor), executor

@@ -388,3 +388,33 @@ def test_tune_bagging_prints_f_star_for_each_M(monkeypatch, capsys, table_csv):
         "--fractions", "1,abc",
     )  # fmt: skip
     assert code == 2 and "--fractions" in err
+
+
+def test_an_unreachable_llm_server_is_an_error_before_any_training(monkeypatch, capsys, toy_args):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/v1"
+    code, _, err = invoke(
+        monkeypatch, capsys, "run", "--llm", "openai-compatible:local", "--budget", "1",
+        "--set", f"llm.base_url={url}", *toy_args,
+    )  # fmt: skip
+    assert code == 2 and f"cannot reach the LLM server at {url}" in err
+    runs = Path(toy_args[toy_args.index("--runs-dir") + 1])
+    assert not runs.exists() or not any(runs.iterdir())  # no run folder, nothing trained
+
+
+def test_llm_calls_failing_in_a_row_stop_the_run_resumably(monkeypatch, capsys, toy_args):
+    boom = (500, {"error": {"message": "boom", "type": "server_error"}})
+    with serve([boom] * 5) as server:
+        code, out, err = invoke(
+            monkeypatch, capsys, "run", "--llm", "openai-compatible:local", "--budget", "10",
+            "--set", f"llm.base_url={server.url}/v1", "--set", "llm.max_retries=0", *toy_args,
+        )  # fmt: skip
+    assert code == 1 and "3 LLM calls in a row" in err and server.url in err
+    assert "Continue with: edas-agent run --resume" in out
+    (folder,) = Path(toy_args[toy_args.index("--runs-dir") + 1]).iterdir()
+    failed = read_records(folder)[1:]
+    assert [r.status for r in failed] == ["failed", "failed"]
