@@ -25,6 +25,7 @@ from edas_agent.cli.shared import (
 from edas_agent.config import dump_config, load_config
 from edas_agent.errors import UserError, describe_validation_error
 from edas_agent.evaluators.base import architecture_hash
+from edas_agent.search.journal import CONFIG, require_run_folder
 from edas_agent.training.door import DataError, PluginError
 from edas_agent.training.learners import MembersUnavailable
 
@@ -113,8 +114,7 @@ def ensemble(
         raise UserError("--members and --max-architectures must be at least 1")
     if not 0 <= tolerance < 1:
         raise UserError(f"--tolerance must be in [0, 1), got {tolerance}")
-    if not (run_dir / "config.yaml").is_file():
-        raise UserError(f"{run_dir} is not a run folder: config.yaml is missing")
+    require_run_folder(run_dir, CONFIG)
     try:
         with console.status("Loading the run's learners and choosing mixtures"):
             result = analyse_run(
@@ -161,8 +161,7 @@ def verify(
 
     if members is not None and members < 2:
         raise UserError(f"--members must be at least 2, got {members}")
-    if not (run_dir / "config.yaml").is_file():
-        raise UserError(f"{run_dir} is not a run folder: config.yaml is missing")
+    require_run_folder(run_dir, CONFIG)
     if mixture:
         _ensemble_for(run_dir, members)
     with learner_progress("verify") as advance:
@@ -206,7 +205,6 @@ def export(
     (predicted ensemble error, forward FLOPs per example), the parameters of its space.
     Run it again to add the steps written since (a running search included)."""
     from edas_agent.integrations.optuna import export_run
-    from edas_agent.search.journal import CONFIG
 
     evaluator = load_evaluator(load_config(run_dir / CONFIG, {}))
     space = evaluator.space().model_json_schema()

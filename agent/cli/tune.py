@@ -19,7 +19,7 @@ from edas_agent.cli.shared import (
 )
 from edas_agent.config import load_config
 from edas_agent.errors import UserError
-from edas_agent.search.journal import BEST, CONFIG
+from edas_agent.search.journal import BEST, CONFIG, require_run_folder
 
 tune = typer.Typer(
     no_args_is_help=True,
@@ -65,8 +65,7 @@ def bagging(
     if run_dir is not None:
         if arch is not None or config is not None:
             raise UserError("give a run folder or --arch/--config, not both")
-        if not (run_dir / CONFIG).is_file():
-            raise UserError(f"{run_dir} is not a run folder: {CONFIG} is missing")
+        require_run_folder(run_dir, CONFIG)
         config, document = run_dir / CONFIG, read_json(run_dir / BEST)["architecture"]
     else:
         overrides["baseline"] = str(arch) if arch else None

@@ -250,13 +250,23 @@ class Journal:
         os.replace(temporary, self.folder / BEST)
 
 
+def require_run_folder(folder: Path | str, needs: str = TRAJECTORY) -> None:
+    """A UserError saying what is wrong with `folder` as a run folder, if anything."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise UserError(f"{folder} does not exist")
+    if not folder.is_dir():
+        raise UserError(f"{folder} is not a folder (a run folder is expected)")
+    if not (folder / needs).is_file():
+        raise UserError(f"{folder} is not a run folder: {needs} is missing")
+
+
 def read_records(folder: Path | str, drop_torn_tail: bool = False) -> list[Record]:
     """The trajectory's records. A last line that does not parse (a write cut by a kill) is
     dropped with a warning when `drop_torn_tail`, and the file is cut back to match;
     anywhere else a bad line is an error naming it."""
+    require_run_folder(folder)
     path = Path(folder) / TRAJECTORY
-    if not path.is_file():
-        raise UserError(f"{folder} is not a run folder: {TRAJECTORY} is missing")
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     records = []
     for number, line in enumerate(lines, start=1):

@@ -37,6 +37,7 @@ class Table:
     categorical: list[str] | None = None
     numeric: list[str] | None = None
     source: str = ""  # the path as the user gave it, for messages; name when empty
+    task: Task | None = None  # known for built-in tables: nothing to infer, nor to note
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,8 @@ def load(spec: DataSpec, seed: int) -> EncodedDataset:
 
     Raises DataError with one line naming the file, the column and what to do."""
     table = _read(spec)
-    roles = Roles(spec.categorical, spec.numeric, spec.ignore, spec.split_column, spec.task)
+    task = spec.task or (table.task if spec.target is None else None)  # the built-in target
+    roles = Roles(spec.categorical, spec.numeric, spec.ignore, spec.split_column, task)
     try:
         prepared = prepare(table, roles)
         train_idx, val_idx, test_idx = _split(prepared.frame, spec, seed)
@@ -92,7 +93,7 @@ def _read(spec: DataSpec) -> Table:
         vendored = resources.files("edas_agent.evaluators.tabular") / "datasets" / "adult.csv.gz"
         with vendored.open("rb") as handle:
             frame = pd.read_csv(handle, compression="gzip")
-        return Table(frame, spec.target or _ADULT_TARGET, BUILTIN_ADULT)
+        return Table(frame, spec.target or _ADULT_TARGET, BUILTIN_ADULT, task="binary")
     kind, _, rest = spec.path.partition(":")
     if kind == "synthetic":
         from edas_agent.evaluators.tabular.synthetic import SyntheticSpec, generate
@@ -104,7 +105,7 @@ def _read(spec: DataSpec) -> Table:
                 categorical=int(fields) * 2 // 3, numeric=int(fields) - int(fields) * 2 // 3
             )
         frame, categorical, numeric = generate(SyntheticSpec(**shape))
-        return Table(frame, "label", spec.path, categorical, numeric)
+        return Table(frame, "label", spec.path, categorical, numeric, task="binary")
     if kind in ("criteo", "avazu"):
         return _read_criteo(Path(rest)) if kind == "criteo" else _read_avazu(Path(rest))
     path = Path(spec.path)

@@ -75,7 +75,8 @@ def test_replay_exits_non_zero_on_a_mismatch(monkeypatch, capsys, toy_args, tmp_
         (["run", "--set", "nonsense"], "--set expects KEY=VALUE"),
         (["run", "--data", "/nowhere.csv", "--target", "y"], "data file not found"),
         (["run", "--config", "/nowhere.yaml"], "cannot read config"),
-        (["replay", "/nowhere"], "not a run folder"),
+        (["replay", "/nowhere"], "/nowhere does not exist"),
+        (["run", "--resume", "/nowhere"], "/nowhere does not exist"),
     ],
 )
 def test_user_errors_are_one_line_without_traceback(monkeypatch, capsys, args, message):

@@ -112,3 +112,12 @@ def test_a_command_evaluator_keeps_absolute_paths_for_resume(tmp_path: Path, mon
     assert config.evaluator.space == str(tmp_path / "s.json")
     assert config.evaluator.workdir == str(tmp_path)
     assert load_config(None, {}).evaluator.workdir is None  # the built-in evaluator needs none
+
+
+def test_invalid_yaml_is_one_line_naming_the_file_line_and_column(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("budget: 5\nllm:\n  provider: [unclosed\n")
+    with pytest.raises(UserError) as caught:
+        load_config(bad, {})
+    message = str(caught.value)
+    assert "\n" not in message and str(bad) in message and "line 4, column 1" in message

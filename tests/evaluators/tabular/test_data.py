@@ -108,6 +108,7 @@ def test_synthetic_generator_is_seeded_and_shaped():
 def test_synthetic_data_loads_as_a_binary_task():
     data = load(DataSpec(path="synthetic:3000"), seed=0)
     assert data.task == "binary" and len(data.categorical_fields) == 26
+    assert not any("inferred" in note for note in data.notes)  # nobody chose a target
     assert len(data.numeric_fields) == 13
     assert len(data.train) + len(data.val) + len(data.test) == 3000
     narrow = load(DataSpec(path="synthetic:500:9"), seed=0)
