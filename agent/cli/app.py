@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import sys
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -321,7 +322,14 @@ def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise UserError(f"cannot read {path} as NPZ: {exc}") from None
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    # A warning is news for the user (a server fell back to another mode), not for a
+    # developer: one line, without the source line Python shows by default
+    return f"warning: {message}\n"
+
+
 def main() -> None:
+    warnings.formatwarning = _one_line_warning
     try:
         app()
     except UserError as exc:

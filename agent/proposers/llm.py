@@ -191,11 +191,13 @@ class LLMProposer:
                 # A failed call is still a call: it counts towards llm.max_calls.
                 self.budget.charge(wire.model, 0, 0)
                 usage.calls += 1
+                self._count_refusals(usage, exchange)
                 exchange["error"] = wire.describe_failure(exc)
                 self._count_failure(exchange["error"])
                 problem = f"LLM call failed: {exchange['error']}"
                 return [self._problem(usage, transcript, problem, "failed")]
             self.failed_in_a_row = 0
+            self._count_refusals(usage, exchange)
             self._account(usage, reply, exchange)
             items, problems = self._judge_answer(reply, context.proposals, check)
             exchange["problems"] = problems
@@ -324,6 +326,17 @@ class LLMProposer:
             refused=Outcome(status, problem),
             attempts=attempts,
         )
+
+    def _count_refusals(self, usage: LLMUsage, exchange: dict[str, Any]) -> None:
+        """Requests the server refused for their structured-output mode (the wire fell
+        back to another): logged in the exchange, and counted as the calls they were."""
+        take = getattr(self.wire, "take_refusals", None)
+        refused = take() if take is not None else []
+        if refused:
+            exchange["refused"] = refused
+        for _ in refused:
+            self.budget.charge(self.wire.model, 0, 0)
+            usage.calls += 1
 
     @property
     def endpoint(self) -> str:

@@ -108,6 +108,13 @@ class OpenAICompatibleWire(OpenAIWire):
         self.modes = list(_MODES) if auto else [settings.structured_output]
         self.mode = self.modes[0]
         self.chars_per_token = _CHARS_PER_TOKEN  # learnt from the server's own counts
+        self.refusals: list[dict[str, Any]] = []  # requests refused for their mode, to log
+
+    def take_refusals(self) -> list[dict[str, Any]]:
+        """The requests the server refused for their structured-output mode since the
+        last call: each was a call, and goes into the transcript."""
+        taken, self.refusals = self.refusals, []
+        return taken
 
     def request(self, conversation: list[dict[str, Any]]) -> dict[str, Any]:
         request = super().request(conversation)
@@ -151,9 +158,12 @@ class OpenAICompatibleWire(OpenAIWire):
                 # The server cannot do this mode: fall back for this and every later call.
                 # The request is changed in place, so the transcript shows what was sent.
                 previous, self.mode = self.mode, self.modes[self.modes.index(self.mode) + 1]
+                reason = _one_line(exc)
+                self.refusals.append({"structured_output": previous, "request": dict(request),
+                                      "status": exc.status_code, "error": reason})  # fmt: skip
                 warnings.warn(
-                    f"{self.label} server at {self.settings.base_url} refused structured "
-                    f"output {previous!r} ({_first_line(exc)}); using {self.mode!r} from now on",
+                    f"the {self.label} server at {self.settings.base_url} refused structured "
+                    f"output {previous!r} ({reason}); using {self.mode!r} from now on",
                     stacklevel=2,
                 )
                 _set_mode(request, self.mode, self.schema)
@@ -212,6 +222,8 @@ def _refuses_the_mode(exc: openai.APIStatusError) -> bool:
     return any(word in text for word in ("response_format", "json", "schema", "grammar"))
 
 
-def _first_line(exc: Exception) -> str:
-    lines = str(getattr(exc, "message", exc)).strip().splitlines()
-    return lines[0][:200] if lines else type(exc).__name__
+def _one_line(exc: Exception, limit: int = 400) -> str:
+    """The server's whole message on one line (a validation error's reason is often on its
+    second line), cut only when very long."""
+    text = " ".join(str(getattr(exc, "message", exc)).split())
+    return (text[: limit - 3] + "...") if len(text) > limit else text or type(exc).__name__

@@ -339,14 +339,21 @@ def test_anthropic_overload_is_retried_then_fails_the_round():
 def test_a_500_that_names_the_response_format_steps_down_at_once_without_retries():
     """llama-cpp-python answers an unsupported json_schema with HTTP 500 and a validation
     message about response_format.type: not a transient fault, so no retry is spent."""
-    refusal = openai_error(500, "1 validation error: response_format.type: input should be 'text'")
+    reason = "1 validation error: response_format.type\n  Input should be 'text' or 'json_object'"
+    refusal = openai_error(500, reason)
     with serve([refusal, openai_completion(json.dumps(ANSWER))]) as server:
         proposer = openai_proposer(server.url, cls=OpenAICompatibleProposer)
-        with pytest.warns(UserWarning, match="refused structured output 'json_schema'"):
+        with pytest.warns(UserWarning, match="refused structured output 'json_schema'") as said:
             (proposal,) = proposer.propose(context(0.9))
     assert proposal.refused is None and len(server.requests) == 2
+    # The whole reason, on one line; the refused request logged and counted as a call
+    assert "Input should be 'text' or 'json_object'" in str(said[0].message)
+    assert "\n" not in str(said[0].message) and proposal.usage.calls == 2
     exchange = proposal.transcript["exchanges"][0]
     assert exchange["retries"] == [] and exchange["structured_output"] == "json_object"
+    (refused,) = exchange["refused"]
+    assert refused["structured_output"] == "json_schema" and refused["status"] == 500
+    assert "json_object" in refused["error"]
     # json_object carries the schema, which llama-cpp-python's server enforces.
     sent = server.requests[1]["body"]["response_format"]
     assert sent["type"] == "json_object" and "proposals" in sent["schema"]["properties"]
