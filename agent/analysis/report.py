@@ -124,12 +124,12 @@ def _frontier(records: list[Record]):
             rho = [stats.rho - members / (members - 1) * d / stats.sigma2 for d in span]
             axes.plot(span, rho, color=colour, linewidth=1, alpha=0.8)
             mine = [r for r in judged if r.baseline.step == step]
-            for status, marker in (("accepted", "o"), ("rejected", "x")):
+            # Accepted drawn above every rejected point, whichever baseline it belongs to
+            for status, marker, layer in (("rejected", "x", 3), ("accepted", "o", 4)):
                 points = [(r.delta_E, r.stats.rho) for r in mine if r.status == status]
                 if points:
-                    axes.scatter(
-                        *zip(*points, strict=True), marker=marker, s=30, color=colour, zorder=3
-                    )
+                    axes.scatter(*zip(*points, strict=True), marker=marker, s=30, color=colour,
+                                 zorder=layer)  # fmt: skip
         axes.scatter([], [], marker="o", color="grey", label="accepted")
         axes.scatter([], [], marker="x", color="grey", label="rejected")
         axes.plot([], [], color="grey", label="frontier (colour: baseline, early to late)")
@@ -151,13 +151,14 @@ def _error_vs_disagreement(records: list[Record]):
         members = records[0].members
         d_values = [s.D for s, _ in points]
         span = [min(d_values) * 0.9, max(d_values) * 1.1]
-        level = min(s.E_M for s, _ in points)
+        final = next(r for r in reversed(records) if r.accepted).carried()[0]
+        level = final.E_M if final is not None else min(s.E_M for s, _ in points)
         axes.plot(
             span,
             [level + (members - 1) / members * d for d in span],
             "k--",
             linewidth=1,
-            label=f"equal E_M = {level:.5f} (the best)",
+            label=f"equal E_M = {level:.5f} (the final baseline)",
         )
     axes.set_xlabel("disagreement D")
     axes.set_ylabel("single-learner error E")
@@ -167,17 +168,19 @@ def _error_vs_disagreement(records: list[Record]):
 
 
 def _cost(records: list[Record]):
-    figure, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
-    steps = [r.step for r in records]
-    top.bar(steps, [r.cost.learners_trained for r in records], color="#1f77b4", label="learners")
-    twin = top.twinx()
-    twin.plot(steps, [r.cost.train_seconds for r in records], color="black", linewidth=1)
-    top.set_ylabel("learners trained")
-    twin.set_ylabel("train seconds")
     tokens = [(r.llm.input_tokens + r.llm.output_tokens) if r.llm else 0 for r in records]
+    money = [(r.llm.cost or 0.0) if r.llm else 0.0 for r in records]
+    if not any(tokens) and not any(money):  # builtin, random, Optuna: no LLM panel
+        figure, top = plt.subplots(figsize=(9, 3))
+        _training_cost(top, records)
+        top.set_xlabel("step")
+        top.set_title("Cost per step")
+        return figure
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
+    _training_cost(top, records)
+    steps = [r.step for r in records]
     bottom.bar(steps, tokens, color="#7f7f7f")
     bottom.set_ylabel("LLM tokens")
-    money = [(r.llm.cost or 0.0) if r.llm else 0.0 for r in records]
     if any(money):
         money_axis = bottom.twinx()
         money_axis.plot(steps, [sum(money[: i + 1]) for i in range(len(money))], color="#d62728")
@@ -185,6 +188,15 @@ def _cost(records: list[Record]):
     bottom.set_xlabel("step")
     top.set_title("Cost per step")
     return figure
+
+
+def _training_cost(top, records: list[Record]) -> None:
+    steps = [r.step for r in records]
+    top.bar(steps, [r.cost.learners_trained for r in records], color="#1f77b4", label="learners")
+    twin = top.twinx()
+    twin.plot(steps, [r.cost.train_seconds for r in records], color="black", linewidth=1)
+    top.set_ylabel("learners trained")
+    twin.set_ylabel("train seconds")
 
 
 def _screening(records: list[Record]):
@@ -240,15 +252,19 @@ def _ensemble(result: EnsembleResult, verified: dict | None):
     for split, style in (("val", "-o"), ("test", "--s")):
         axes.plot([cost(c) for c in front], [getattr(c, split) for c in front], style,
                   markersize=3, label=f"front, predicted {split}")  # fmt: skip
-    marked = {"best mixture": result.mixture, "best homogeneous": result.homogeneous,
-              "fewest FLOPs within tolerance": result.pruned.flops}  # fmt: skip
-    for name, choice in marked.items():
-        axes.scatter([cost(choice)], [choice.test], s=60, zorder=3, label=f"{name} (test)")
+    # Drawn bottom to top, each its own marker: the best mixture often sits on the best
+    # homogeneous ensemble, and must stay visible
+    marked = {"fewest FLOPs within tolerance": (result.pruned.flops, "^", 90),
+              "best homogeneous": (result.homogeneous, "s", 70),
+              "best mixture": (result.mixture, "D", 35)}  # fmt: skip
+    for layer, (name, (choice, marker, size)) in enumerate(marked.items()):
+        axes.scatter([cost(choice)], [choice.test], marker=marker, s=size, zorder=3 + layer,
+                     label=f"{name} (test)")  # fmt: skip
     if verified is not None and verified["members"] == result.members:
         chosen = {"mixture": result.mixture, "homogeneous": result.homogeneous}
         for name, row in verified["ensembles"].items():
             axes.scatter([cost(chosen[name])], [row["test"]["realised"]], marker="*", s=120,
-                         color="black", zorder=4)  # fmt: skip
+                         color="black", zorder=6)  # fmt: skip
         axes.scatter([], [], marker="*", color="black", label="realised test (verify --mixture)")
     axes.set_xscale("log")
     axes.set_xlabel("inference FLOPs per example" if by_flops else "members")
@@ -335,7 +351,9 @@ def _scatter_by_status(axes, points: list[tuple[tuple[float, float], str]]) -> N
     for status, colour in COLOURS.items():
         chosen = [xy for xy, st in points if st == status]
         if chosen:
-            axes.scatter(*zip(*chosen, strict=True), s=22, color=colour, label=status, zorder=3)
+            layer = 4 if status == "accepted" else 3  # accepted points above the others
+            axes.scatter(*zip(*chosen, strict=True), s=22, color=colour, label=status,
+                         zorder=layer)  # fmt: skip
 
 
 def _base64(path: Path) -> str:

@@ -258,6 +258,22 @@ def verify_table(result: dict) -> Table:
     return table
 
 
+def verify_sizes_table(result: dict) -> Table:
+    """Realised test error by ensemble size m = 1, 2, 4, ..., M, predicted in brackets:
+    how far averaging more members still helps, architecture by architecture."""
+    sizes = result["sizes"]
+    table = Table(title="Realised (predicted) test error by ensemble size m")
+    table.add_column("steps", justify="right", no_wrap=True)
+    for m in sizes:
+        table.add_column(f"m={m}", justify="right", no_wrap=True)
+    for entry in result["architectures"].values():
+        pred, real = entry["predicted"]["test"], entry["realised"]["test"]
+        cells = [f"{real[m]:.5f} ({pred[m]:.5f})" if m in pred else f"{real[m]:.5f}"
+                 for m in sizes]  # fmt: skip
+        table.add_row(",".join(str(s) for s in entry["steps"]), *cells)
+    return table
+
+
 def calibration_tables(result: dict) -> list[Table]:
     M = result["members"]
     agreement = Table(

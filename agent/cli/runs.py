@@ -157,7 +157,7 @@ def verify(
     Interrupt and rerun to resume."""
     from edas_agent.analysis.verify import verify as verify_run
     from edas_agent.analysis.verify import verify_mixture
-    from edas_agent.cli.display import verify_mixture_table, verify_table
+    from edas_agent.cli.display import verify_mixture_table, verify_sizes_table, verify_table
 
     if members is not None and members < 2:
         raise UserError(f"--members must be at least 2, got {members}")
@@ -184,6 +184,7 @@ def verify(
         console.print(verify_mixture_table(result))
         console.print(f"Wrote {run_dir / 'verify_mixture.json'}")
         return
+    console.print(verify_sizes_table(result))
     console.print(verify_table(result))
     console.print(f"Wrote {run_dir / 'verify.json'}")
 

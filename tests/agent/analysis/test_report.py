@@ -106,3 +106,15 @@ def test_a_run_where_nothing_reached_the_gate_reports_without_warnings(tmp_path:
         page = write_report(session.journal.folder)
     assert (session.journal.folder / "frontier.png").read_bytes().startswith(PNG)
     assert page.is_file()
+
+
+def test_plots_put_what_matters_on_top_and_leave_out_empty_panels(run_folder: Path):
+    from edas_agent.analysis.report import _cost, _error_vs_disagreement
+    from edas_agent.search.journal import read_records
+
+    records = read_records(run_folder)  # a builtin run: no LLM tokens, no dollars
+    labels = [axes.get_ylabel() for axes in _cost(records).axes]
+    assert "LLM tokens" not in labels and "learners trained" in labels
+    final = next(r for r in reversed(records) if r.accepted).carried()[0]
+    (line,) = _error_vs_disagreement(records).axes[0].get_lines()
+    assert f"{final.E_M:.5f} (the final baseline)" in line.get_label()

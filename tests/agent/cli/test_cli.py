@@ -252,6 +252,7 @@ def test_verify_and_calibrate_commands(monkeypatch, capsys, toy_args, table_csv,
     folder = only_run_folder(tmp_path)
     code, out, _ = invoke(monkeypatch, capsys, "verify", str(folder), "--members", "5")
     assert code == 0 and "realised 5-member" in out and (folder / "verify.json").is_file()
+    assert all(f"m={m}" in out for m in (1, 2, 4, 5))  # every size, not only M
     code, _, err = invoke(monkeypatch, capsys, "verify", str(tmp_path))
     assert code == 2 and "not a run folder" in err
 
