@@ -27,6 +27,8 @@ class HistoryEntry(BaseModel):
     rho: float | None = None
     E_M: float | None = None
     flops: int | None = None  # forward FLOPs per example of one learner, where reported
+    # a rejection despite a lower E_M than its baseline: which guard stopped it, in words
+    why: str | None = None
     # a mixture search: the mixture's predicted error had it joined, the members it would
     # get, and its residual cross-moment and correlation with the mixture it was judged by
     E_mix: float | None = None

@@ -40,6 +40,23 @@ def proposal_context(
     )
 
 
+def _why_rejected(record: Record) -> str | None:
+    """For a rejected candidate whose decision round predicted a lower E_M than its
+    baseline's, the guard that stopped it (a small model reads this as 'try that again')."""
+    if record.status != "rejected" or not record.rounds or record.baseline is None:
+        return None
+    if record.rounds[0].stats.E_M >= record.baseline.stats.E_M:
+        return None
+    last = record.rounds[-1]
+    if last.kind == "confirmation":
+        return "not confirmed on fresh learners"
+    if last.min_effect is not None and not last.accepted:
+        return "the gain was below the seed-noise floor"
+    if last.confidence is not None:
+        return "the interval's upper bound was not below zero"
+    return "the deciding rule said no"
+
+
 def _history_entry(record: Record) -> HistoryEntry:
     stats, _ = record.carried()
     judged = record.mixture()
@@ -56,6 +73,7 @@ def _history_entry(record: Record) -> HistoryEntry:
         rho=stats.rho if stats else None,
         E_M=stats.E_M if stats else None,
         flops=record.flops,
+        why=_why_rejected(record),
         E_mix=judged.E_after if judged else None,
         joined_members=joined,
         cross=judged.cross if judged else None,

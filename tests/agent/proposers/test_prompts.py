@@ -123,3 +123,17 @@ def test_the_repair_message_names_each_problem():
     assert "proposal 2: outside the space: tower.dropout" in text and "proposal 1" not in text
     single = render_repair(["the answer is not valid JSON: Expecting value"])
     assert "- the answer is not valid JSON" in single
+
+
+def test_no_placeholder_a_small_model_could_copy_and_why_a_better_candidate_lost():
+    from edas_agent.proposers.base import HistoryEntry
+
+    edits = [{"op": "replace", "path": "/tower/dropout", "value": 0.1}]
+    entry = HistoryEntry(step=2, status="rejected", rationale="r", reason="...", E_M=0.09,
+                         delta_E=0.0, rho=0.9, edits=edits,
+                         why="the gain was below the seed-noise floor")  # fmt: skip
+    for style in ("full", "compact"):
+        prompt = render(context(0.9, step=3, history=[entry]), style=style)
+        assert "<" not in prompt.system and "one sentence>" not in prompt.user
+    compact = render(context(0.9, step=3, history=[entry]), style="compact").user
+    assert "(lower E_M, rejected: the gain was below the seed-noise floor)" in compact
