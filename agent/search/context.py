@@ -3,6 +3,8 @@ history, the space and the data; in a mixture search, the mixture too (search/ta
 
 from __future__ import annotations
 
+import jsonpatch
+
 from edas_agent.config import Config
 from edas_agent.evaluators.base import Evaluator, document_of
 from edas_agent.proposers.base import HistoryEntry, MixtureView, ProposalContext
@@ -21,6 +23,7 @@ def proposal_context(
 ) -> ProposalContext:
     """`reach`: the screening strategy's; `mixture`: the target's view (search/target.py)."""
     recent = state.proposals()[-config.llm.history :] if config.llm.history else []
+    documents = {r.arch_hash: r.architecture for r in state.records if r.architecture}
     return ProposalContext(
         step=step,
         budget=config.budget,
@@ -30,7 +33,7 @@ def proposal_context(
         architecture=document_of(state.baseline.architecture),
         stats=state.baseline.stats,
         baseline_flops=state.baseline.flops,
-        history=[_history_entry(r) for r in recent],
+        history=[_history_entry(r, documents) for r in recent],
         space_schema=evaluator.space().model_json_schema(),
         dataset=evaluator.describe(),
         proposals=proposals,
@@ -57,7 +60,17 @@ def _why_rejected(record: Record) -> str | None:
     return "the deciding rule said no"
 
 
-def _history_entry(record: Record) -> HistoryEntry:
+def _edits_shown(record: Record, documents: dict[str, dict]) -> list[dict]:
+    """The record's edits; a whole architecture (a global draw, an Optuna trial) as its
+    difference from the baseline it was judged against, which is what a prompt can use."""
+    whole = len(record.edits) == 1 and record.edits[0].get("path") == ""
+    baseline = documents.get(record.baseline.arch_hash) if record.baseline else None
+    if not whole or baseline is None:
+        return record.edits
+    return jsonpatch.make_patch(baseline, record.edits[0]["value"]).patch
+
+
+def _history_entry(record: Record, documents: dict[str, dict] | None = None) -> HistoryEntry:
     stats, _ = record.carried()
     judged = record.mixture()
     joined = None
@@ -66,7 +79,7 @@ def _history_entry(record: Record) -> HistoryEntry:
     return HistoryEntry(
         step=record.step,
         status=record.status,
-        edits=record.edits,
+        edits=_edits_shown(record, documents or {}),
         rationale=record.rationale,
         reason=record.reason,
         delta_E=record.delta_E,

@@ -60,3 +60,20 @@ def test_a_random_run_goes_through_the_gate_and_resumes_to_the_same_trajectory(t
     resumed = read_records(folder)
     assert [r.arch_hash for r in resumed] == [r.arch_hash for r in straight]
     assert [r.status for r in resumed] == [r.status for r in straight]
+
+
+def test_the_prompt_history_shows_a_whole_architecture_as_its_difference(tmp_path):
+    from edas_agent.config import load_config
+    from edas_agent.search.context import proposal_context
+    from edas_agent.search.session import RunSession
+    from edas_agent.testing import NumpyEvaluator
+
+    config = load_config(None, {"budget": 3, "members": 10, "runs_dir": str(tmp_path),
+                                "llm.provider": "random"})  # fmt: skip
+    with RunSession.start(config, lambda c: NumpyEvaluator(seed=c.seed)) as session:
+        records = session.run()
+        search = session.search
+        context = proposal_context(config, search.evaluator, search.state, 4, 1)
+    assert all(r.edits[0]["path"] == "" for r in records[1:])  # logged whole
+    for entry in context.history:  # shown as the places that changed
+        assert entry.edits and all(e["path"].startswith("/") for e in entry.edits)
