@@ -24,12 +24,23 @@ def config_reference() -> str:
         model = _model_of(field.annotation)
         if model is None:
             top.append((name, field))
-            continue
-        rows = [_row(key, sub) for key, sub in model.model_fields.items()]
-        doc = _first_paragraph(model.__doc__)
-        sections.append(f"### `{name}:`\n\n{doc}{_table(rows)}")
+        else:
+            sections += _sections(name, model)
     head = "### Top level\n\n" + _table([_row(name, field) for name, field in top])
     return "\n\n".join([head, *sections]) + "\n"
+
+
+def _sections(name: str, model: type[BaseModel]) -> list[str]:
+    """A section's table, then one per section nested in it (`search.explore:`)."""
+    rows, nested = [], []
+    for key, field in model.model_fields.items():
+        inner = _model_of(field.annotation)
+        if inner is None:
+            rows.append(_row(key, field))
+        else:
+            nested += _sections(f"{name}.{key}", inner)
+    doc = _first_paragraph(model.__doc__)
+    return [f"### `{name}:`\n\n{doc}{_table(rows)}", *nested]
 
 
 def config_yaml() -> str:
@@ -43,17 +54,26 @@ def cli_reference(app: typer.Typer) -> str:
     # API, not imported, so either works
     group = typer.main.get_command(app)
     context = group.context_class(group, info_name="edas-agent")
+    return "\n\n".join(_command_parts(group, context, "")) + "\n"
+
+
+def _command_parts(group: Any, context: Any, prefix: str) -> list[str]:
+    """Each command of `group`, those of a sub-group (`tune bagging`) under its name."""
     parts = []
     for name in sorted(group.list_commands(context)):
         command = group.get_command(context, name)
+        full = f"{prefix}{name}"
+        if hasattr(command, "list_commands"):
+            parts += _command_parts(command, context, f"{full} ")
+            continue
         usage = " ".join(command.collect_usage_pieces(context))
         rows = [_param_row(p, context) for p in command.params if p.name != "help"]
         text = " ".join((command.help or "").split())
         parts.append(
-            f"## `edas-agent {name}`\n\n```\nedas-agent {name} {usage}\n```\n\n{text}\n\n"
+            f"## `edas-agent {full}`\n\n```\nedas-agent {full} {usage}\n```\n\n{text}\n\n"
             + _table(rows, ("argument or option", "what it does"))
         )
-    return "\n\n".join(parts) + "\n"
+    return parts
 
 
 def _row(name: str, field: FieldInfo) -> tuple[str, str, str, str]:
