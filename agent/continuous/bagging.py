@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from edas_agent.theory.gate import residuals
+from edas_agent.theory.gate import per_example_moments
 
 
 @dataclass(frozen=True)
@@ -59,12 +59,7 @@ def measured_points(
     """Points from each fraction's validation predictions, (k, n) or (k, n, C), k >= 2."""
     points = []
     for fraction, predictions in sorted(fraction_predictions.items()):
-        r = residuals(predictions, y)
-        k = r.shape[0]
-        if k < 2:
-            raise ValueError("each fraction needs at least 2 learners")
-        e = np.mean(np.sum(r**2, axis=-1), axis=0)
-        d = np.sum((r - r.mean(axis=0, keepdims=True)) ** 2, axis=(0, 2)) / (k - 1)
+        e, d = per_example_moments(predictions, y)
         points.append(Point(fraction, kept_fields(fraction, fields) / fields, e, d))
     return points
 

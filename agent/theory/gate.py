@@ -106,13 +106,20 @@ def statistics(predictions: np.ndarray, y: np.ndarray, members: int) -> Stats:
 
 def per_example_terms(predictions: np.ndarray, y: np.ndarray, members: int) -> np.ndarray:
     """t_i = e_i - ((M-1)/M) d_i, whose mean over examples is E_M."""
+    e, d = per_example_moments(predictions, y)
+    return e - (members - 1) / members * d
+
+
+def per_example_moments(predictions: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(e_i, d_i): each example's mean squared residual over the k >= 2 learners and their
+    disagreement on it; their means over examples are E and D."""
     r = residuals(predictions, y)
     k = r.shape[0]
     if k < 2:
         raise ValueError("the statistics need k >= 2 learners")
     e = np.mean(np.sum(r**2, axis=-1), axis=0)
     d = np.sum((r - r.mean(axis=0, keepdims=True)) ** 2, axis=(0, 2)) / (k - 1)
-    return e - (members - 1) / members * d
+    return e, d
 
 
 def _statistics(r: np.ndarray, members: int) -> Stats:
