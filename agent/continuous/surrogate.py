@@ -36,15 +36,17 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonpointer
 import numpy as np
-import torch
 from pydantic import BaseModel, ConfigDict
 
 from edas_agent.evaluators.base import canonical_hash
 from edas_agent.integrations.optuna import kind_of, places
+
+if TYPE_CHECKING:
+    import torch
 
 RIDGE = 1e-2
 _STEPS = 500
@@ -121,6 +123,8 @@ def solve(
     surrogate cannot be fitted or predicts no gain reaching `floor`. Only knobs that vary
     among the observations move, and only groups that teach the response (two or more
     observations) or hold the baseline are fitted."""
+    import torch  # here, not at import: a run without continuous steps needs no torch
+
     start = {k.path: _value(baseline, k) for k in knobs}
     step: dict[str, Any] = {
         "members": members, "trust_region": trust_region, "floor": floor,
@@ -164,6 +168,8 @@ def _parsimonious(error, z0: torch.Tensor, z: torch.Tensor, share: float = 0.1):
     """The optimum with every knob back at the baseline's value whose own part of the
     predicted gain is below `share` of the whole: a knob the surrogate barely sees an
     effect of is not worth an edit (its slope is as likely noise or ridge bias)."""
+    import torch
+
     with torch.no_grad():
         total = float(error(z0) - error(z))
         kept = z.clone()
@@ -193,6 +199,8 @@ def _descend(error, z0: torch.Tensor, trust_region: float, curvature: float) -> 
     """Projected gradient descent: after each step, back into [0, 1] and the trust region.
     Plain gradient steps (not Adam, which moves every knob at the same speed however
     small its gradient): a knob the surrogate finds no effect of stays where it is."""
+    import torch
+
     low = torch.clamp(z0 - trust_region, min=0.0)
     high = torch.clamp(z0 + trust_region, max=1.0)
     z = z0.clone().requires_grad_(True)
@@ -209,6 +217,8 @@ def _descend(error, z0: torch.Tensor, trust_region: float, curvature: float) -> 
 def _fit(observations: list[Observation], knobs: list[Knob], keys: list[str], home: str):
     """(group index by key, E coefficients, D coefficients) as tensors, or why not;
     `keys`: each observation's discrete group."""
+    import torch
+
     groups: dict[str, int] = {}
     for key in keys:
         groups.setdefault(key, len(groups))
