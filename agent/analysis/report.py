@@ -168,19 +168,23 @@ def _error_vs_disagreement(records: list[Record]):
 
 
 def _cost(records: list[Record]):
+    steps = [r.step for r in records]
     tokens = [(r.llm.input_tokens + r.llm.output_tokens) if r.llm else 0 for r in records]
     money = [(r.llm.cost or 0.0) if r.llm else 0.0 for r in records]
-    if not any(tokens) and not any(money):  # builtin, random, Optuna: no LLM panel
+    llm = any(tokens) or any(money)  # builtin, random, Optuna runs: no LLM panel
+    if llm:
+        figure, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
+    else:
         figure, top = plt.subplots(figsize=(9, 3))
-        _training_cost(top, records)
-        top.set_xlabel("step")
-        top.set_title("Cost per step")
-        return figure
-    figure, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
-    _training_cost(top, records)
-    steps = [r.step for r in records]
-    bottom.bar(steps, tokens, color="#7f7f7f")
-    bottom.set_ylabel("LLM tokens")
+        bottom = top
+    top.bar(steps, [r.cost.learners_trained for r in records], color="#1f77b4", label="learners")
+    twin = top.twinx()
+    twin.plot(steps, [r.cost.train_seconds for r in records], color="black", linewidth=1)
+    top.set_ylabel("learners trained")
+    twin.set_ylabel("train seconds")
+    if llm:
+        bottom.bar(steps, tokens, color="#7f7f7f")
+        bottom.set_ylabel("LLM tokens")
     if any(money):
         money_axis = bottom.twinx()
         money_axis.plot(steps, [sum(money[: i + 1]) for i in range(len(money))], color="#d62728")
@@ -188,15 +192,6 @@ def _cost(records: list[Record]):
     bottom.set_xlabel("step")
     top.set_title("Cost per step")
     return figure
-
-
-def _training_cost(top, records: list[Record]) -> None:
-    steps = [r.step for r in records]
-    top.bar(steps, [r.cost.learners_trained for r in records], color="#1f77b4", label="learners")
-    twin = top.twinx()
-    twin.plot(steps, [r.cost.train_seconds for r in records], color="black", linewidth=1)
-    top.set_ylabel("learners trained")
-    twin.set_ylabel("train seconds")
 
 
 def _screening(records: list[Record]):

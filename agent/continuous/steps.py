@@ -28,7 +28,9 @@ class ContinuousSteps:
     def __init__(self, config: Config, evaluator: Evaluator):
         self.settings = config.search.continuous
         self.members = config.members
-        self.knobs = continuous_knobs(evaluator.space().model_json_schema())
+        # Read from the space only when steps are on: every run builds this object
+        enabled = self.settings.enabled
+        self.knobs = continuous_knobs(evaluator.space().model_json_schema()) if enabled else []
 
     def propose(self, state: RunState, floor: float | None) -> Proposal | None:
         """The continuous step due now, or None (off, not right after an acceptance, or

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -131,9 +132,10 @@ def solve(
         "knobs": knobs, "observations": observations, "baseline": start,
     }  # fmt: skip
     home = _group(baseline, knobs)
-    used = _informative(observations, knobs, home)
+    used, keys = _informative(observations, [_group(o.architecture, knobs) for o in observations],
+                              home)  # fmt: skip
     varying = [k for k in knobs if len({_value(o.architecture, k) for o in used}) > 1]
-    fitted = _fit(used, varying, [_group(o.architecture, knobs) for o in used], home)
+    fitted = _fit(used, varying, keys, home)
     if isinstance(fitted, str):
         return ContinuousStep(**step, optimum=start, predicted_gain=0.0, proposed=False,
                               why_not=fitted)  # fmt: skip
@@ -181,14 +183,14 @@ def _parsimonious(error, z0: torch.Tensor, z: torch.Tensor, share: float = 0.1):
     return kept
 
 
-def _informative(observations: list[Observation], knobs: list[Knob], home: str):
-    """Observations of groups with two or more, and of the baseline's group."""
-    sizes: dict[str, int] = {}
-    for o in observations:
-        key = _group(o.architecture, knobs)
-        sizes[key] = sizes.get(key, 0) + 1
-    keys = [_group(o.architecture, knobs) for o in observations]
-    return [o for o, key in zip(observations, keys, strict=True) if sizes[key] > 1 or key == home]
+def _informative(
+    observations: list[Observation], keys: list[str], home: str
+) -> tuple[list[Observation], list[str]]:
+    """Observations (and their groups) of groups with two or more, and of the baseline's."""
+    sizes = Counter(keys)
+    kept = [(o, key) for o, key in zip(observations, keys, strict=True)
+            if sizes[key] > 1 or key == home]  # fmt: skip
+    return [o for o, _ in kept], [key for _, key in kept]
 
 
 def _value(document: dict[str, Any], knob: Knob) -> float:
