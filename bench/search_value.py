@@ -72,7 +72,8 @@ Arms (`--arms`, comma-separated):
                    knobs after each acceptance (agent/continuous/surrogate.py)
 Writes results.json, tables.md and compute.png to --out (default runs/search_value/<data>);
 judged ensembles are cached in judge.json there, so a rerun with more arms trains only what
-is new.
+is new, and each finished search in searched/, so a piece stopped part-way and run again
+with the same --out repeats only the searches that had not finished.
 """
 
 from __future__ import annotations
@@ -84,7 +85,14 @@ import os
 import signal
 import sys
 import time
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from collections.abc import Callable
+from concurrent.futures import (
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    as_completed,
+)
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -187,11 +195,21 @@ def run_searches(
         if options.jobs == 1
         else ProcessPoolExecutor(options.jobs, mp_context=spawn)
     )
+    saved = options.out / "searched"
+
+    def start(searcher: Callable[..., Searched], arm: str, seed: int, *args: Any) -> Future:
+        finished = Future()
+        if (earlier := Searched.load(saved, arm, seed)) is not None:
+            finished.set_result(earlier)  # a rerun of a stopped piece: this one had finished
+            return finished
+        return pool.submit(searcher, *args)
+
     with pool, _workers_end_with(pool):
         pending = {
-            pool.submit(search, reference, seed, base, options.budget, None, options.compute): seed
+            start(search, reference.name, seed,
+                  reference, seed, base, options.budget, None, options.compute): seed
             for seed in options.seeds
-        }
+        }  # fmt: skip
         while pending:
             done = next(as_completed(pending))
             seed = pending.pop(done)
@@ -199,6 +217,7 @@ def run_searches(
                 judge.store(*done.result())
                 continue
             run = done.result()
+            run.save(saved)
             if catalogue_arm(chosen, run.arm).searches_mixtures:
                 compute = runs[(seed, reference.name)].compute
                 overrides = {**base, "seed": seed}
@@ -222,7 +241,7 @@ def run_searches(
                         who = arm.name if arm.external else arm
                         searching = (searcher, who, seed, base, budget, run.compute,
                                      options.compute)  # fmt: skip
-                        pending[pool.submit(*searching)] = seed
+                        pending[start(searcher, arm.name, seed, *searching[1:])] = seed
             compute = runs[(seed, reference.name)].compute
             for searched in finished:
                 arm = catalogue_arm(chosen, searched.arm)

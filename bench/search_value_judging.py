@@ -85,6 +85,29 @@ class Searched:
         """What the judge measures after `share` of the reference's compute."""
         return self.mixtures[share] if self.mixtures else self.incumbent(share * reference_compute)
 
+    def save(self, folder: Path) -> None:
+        """Kept under `folder` as it finishes, so a stopped benchmark rerun with the same
+        --out takes the searches that finished instead of running them again."""
+        folder.mkdir(parents=True, exist_ok=True)
+        document = {
+            "arm": self.arm, "seed": self.seed, "folder": str(self.folder),
+            "records": [r.model_dump(mode="json") for r in self.records],
+            "wall_s": self.wall_s, "spend": self.spend, "totals": self.totals,
+        }  # fmt: skip
+        path = folder / f"{self.arm}-{self.seed}.json"
+        path.with_suffix(".tmp").write_text(json.dumps(document))
+        path.with_suffix(".tmp").replace(path)  # a stop mid-write leaves no torn file
+
+    @classmethod
+    def load(cls, folder: Path, arm: str, seed: int) -> Searched | None:
+        path = folder / f"{arm}-{seed}.json"
+        if not path.exists():
+            return None
+        document = json.loads(path.read_text())
+        records = [Record.model_validate(r) for r in document["records"]]
+        return cls(arm, seed, Path(document["folder"]), records, document["wall_s"],
+                   document["spend"], document["totals"])  # fmt: skip
+
     def incumbent(self, compute: float) -> dict[str, Any]:
         """The adopted architecture once `compute` (in the spend's unit) was spent."""
         current = self.records[0].architecture

@@ -55,6 +55,25 @@ def test_every_arm_gets_the_reference_compute_and_a_judged_result(tmp_path: Path
     assert all(key.split(":")[1] in ("1000000", "1010000") for key in judged)
 
 
+def test_a_rerun_with_the_same_out_takes_the_finished_searches_instead_of_searching_again(
+    tmp_path: Path,
+):
+    bench = load_bench()
+    argv = ["--data", "synthetic:1000:4", "--seeds", "1", "--budget", "2", "--members", "2",
+            "--arms", "edas,random", "--jobs", "1", "--out", str(tmp_path)]  # fmt: skip
+    bench.main(argv)
+    first = json.loads((tmp_path / "results.json").read_text())["rows"]
+    folders = sorted((tmp_path / "runs").iterdir())
+    assert sorted(p.name for p in (tmp_path / "searched").iterdir()) == ["edas-0.json",
+                                                                         "random-0.json"]
+    bench.main(argv)
+    again = json.loads((tmp_path / "results.json").read_text())["rows"]
+    assert sorted((tmp_path / "runs").iterdir()) == folders  # nothing searched anew
+    assert [(r["arm"], r["final_error"], r["compute"], r["folder"]) for r in again] == [
+        (r["arm"], r["final_error"], r["compute"], r["folder"]) for r in first
+    ]
+
+
 def _min_effect(folder: str) -> str:
     config = (Path(folder) / "config.yaml").read_text()
     return config.split("min_effect:")[1].split()[0]
