@@ -226,6 +226,8 @@ def _as_numeric(values: pd.Series, column: str, derived: dict[str, pd.Series]) -
 def _is_date(values: pd.Series) -> bool:
     if pd.api.types.is_datetime64_any_dtype(values):
         return True
+    if isinstance(values.dtype, pd.CategoricalDtype):  # the distinct values decide
+        return _is_date(pd.Series(values.cat.categories)) if len(values.cat.categories) else False
     if values.dtype == object or pd.api.types.is_string_dtype(values):
         present = values.dropna()
         if len(present) == 0 or not _ISO_DATE.match(str(present.iloc[0])):
@@ -240,6 +242,8 @@ def _calendar(values: pd.Series, column: str) -> dict[str, pd.Series]:
     becomes its seconds alone."""
     if pd.api.types.is_timedelta64_dtype(values):
         return {f"{column}.seconds": values.dt.total_seconds()}
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        values = values.astype(values.cat.categories.dtype)
     dates = pd.to_datetime(values, format="ISO8601", errors="coerce", utc=True)
     epoch = pd.Timestamp("1970-01-01", tz="UTC")
     return {
@@ -251,16 +255,33 @@ def _calendar(values: pd.Series, column: str) -> dict[str, pd.Series]:
 
 def _refuse_mixed_types(values: pd.Series, column: str) -> None:
     """A text column that is mostly numbers is usually a numeric column with a few bad cells."""
-    present = values.dropna()
-    as_numbers = pd.to_numeric(present, errors="coerce")
-    not_numbers = as_numbers.isna()
-    if len(present) and 0 < not_numbers.sum() and not_numbers.mean() <= 0.1:
-        example = present[not_numbers].iloc[0]
+    distinct, counts = _distinct_present(values)
+    # The most frequent values that hold over a tenth of the cells: all text, and the
+    # column is text (no need to convert a million distinct values to tell)
+    order = np.argsort(-counts, kind="stable")
+    head = order[: int(np.searchsorted(np.cumsum(counts[order]), 0.1 * counts.sum())) + 1]
+    if pd.to_numeric(distinct.iloc[head], errors="coerce").isna().all():
+        return
+    not_numbers = pd.to_numeric(distinct, errors="coerce").isna().to_numpy()
+    present, text = int(counts.sum()), int(counts[not_numbers].sum())
+    if present and 0 < text <= 0.1 * present:
+        example = distinct[not_numbers].iloc[0]
         raise DataError(
-            f"column {column!r} mixes numbers and text ({int(not_numbers.sum())} of "
-            f"{len(present)} values are not numbers, e.g. {example!r}); clean it, or declare it "
-            "with --categorical / --numeric"
+            f"column {column!r} mixes numbers and text ({text} of {present} values are not "
+            f"numbers, e.g. {example!r}); clean it, or declare it with --categorical / --numeric"
         )
+
+
+def _distinct_present(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """The distinct non-missing values and how often each occurs (a categorical's own
+    dictionary: converting its distinct values, not every row, is what keeps a table of
+    millions of rows fast)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes = values.cat.codes.to_numpy()
+        counts = np.bincount(codes[codes >= 0], minlength=len(values.cat.categories))
+        return pd.Series(values.cat.categories), counts
+    counted = values.value_counts(dropna=True, sort=False)
+    return pd.Series(counted.index), counted.to_numpy()
 
 
 def _drop_constant(
@@ -272,7 +293,7 @@ def _drop_constant(
         c
         for c in frame.columns  # in the table's order
         if (c in categorical and frame[c].nunique(dropna=False) < 2)
-        or (c in numeric and _finite(frame[c]).nunique() < 2)
+        or (c in numeric and _single_value(_finite(frame[c]).to_numpy()))
     ]
     if constant:
         notes.append(f"left out, constant or empty: {_names(constant)}")
@@ -294,9 +315,18 @@ def _clean_numeric(frame: pd.DataFrame, numeric: list[str], notes: list[str]) ->
     return frame.assign(**cleaned) if cleaned else frame
 
 
+def _single_value(values: np.ndarray) -> bool:
+    """At most one distinct value besides NaN (min and max: no hashing of millions)."""
+    present = values[~np.isnan(values)]
+    return len(present) == 0 or present.min() == present.max()
+
+
 def _finite(values: pd.Series) -> pd.Series:
-    """float64 with NaN for missing and infinite values (booleans become 0/1)."""
+    """float64 with NaN for missing and infinite values (booleans become 0/1); the column
+    itself when it has no infinities (no copy of a large table)."""
     as_float = values.astype(np.float64)
+    if not np.isinf(as_float.to_numpy()).any():
+        return as_float
     return as_float.where(np.isfinite(as_float))
 
 

@@ -79,12 +79,14 @@ def load(spec: DataSpec, seed: int) -> EncodedDataset:
     table = _read(spec)
     task = spec.task or (table.task if spec.target is None else None)  # the built-in target
     roles = Roles(spec.categorical, spec.numeric, spec.ignore, spec.split_column, task)
+    name, source = table.name, table.source or table.name
     try:
         prepared = prepare(table, roles)
+        del table  # the raw frame: encoding frees the prepared one column by column
         train_idx, val_idx, test_idx = _split(prepared.frame, spec, seed)
     except DataError as exc:
-        raise DataError(f"{table.source or table.name}: {exc}") from None
-    return _encode(prepared, table.name, train_idx, val_idx, test_idx)
+        raise DataError(f"{source}: {exc}") from None
+    return _encode(prepared, name, train_idx, val_idx, test_idx)
 
 
 def _read(spec: DataSpec) -> Table:
@@ -113,7 +115,7 @@ def _read(spec: DataSpec) -> Table:
     # The header first: pandas renames a repeated CSV column 'x' to 'x.1' silently, and
     # pyarrow's error for a repeated Parquet column does not say which one it is.
     _refuse_repeated_names(path, _read_file(path, _parquet_names if parquet else _csv_names))
-    frame = _read_file(path, pd.read_parquet if parquet else pd.read_csv)
+    frame = _read_file(path, _read_parquet if parquet else pd.read_csv)
     assert spec.target is not None  # guaranteed by DataSpec
     return Table(frame, spec.target, path.name, source=str(path))
 
@@ -138,6 +140,30 @@ def _read_file(path: Path, reader):
 
 def _csv_names(path: Path) -> list[str]:
     return pd.read_csv(path, header=None, nrows=1, dtype=str).iloc[0].tolist()
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    """Column by column, text columns as pandas categoricals on Parquet's own dictionaries:
+    a cell is an int32 code, not a Python string (a 4-million-row table with 26 text
+    columns would otherwise hold 100 million string objects), and only one column is ever
+    held twice (as Arrow and as numpy). A pandas index stored in the file is not a feature."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import pyarrow.types as kinds
+
+    schema = pq.read_schema(path)
+    text = [f.name for f in schema if kinds.is_string(f.type) or kinds.is_large_string(f.type)]
+    stored_index = (schema.pandas_metadata or {}).get("index_columns", [])
+    index = {name for name in stored_index if isinstance(name, str)}  # not a RangeIndex
+    file = pq.ParquetFile(path, read_dictionary=text)
+    columns = {}
+    for name in schema.names:
+        if name not in index:
+            # Copied out of Arrow's memory pool, which keeps what is freed in it for
+            # Arrow: encoding frees each column as it goes for the encoded arrays to use
+            columns[name] = file.read(columns=[name]).column(0).to_pandas().copy(deep=True)
+            pa.default_memory_pool().release_unused()
+    return pd.DataFrame(columns, copy=False)  # one block per column, as read
 
 
 def _parquet_names(path: Path) -> list[str]:
@@ -230,88 +256,143 @@ def _encode(
     val_idx: np.ndarray,
     test_idx: np.ndarray,
 ) -> EncodedDataset:
+    """Each column is encoded, written into the three splits and dropped from the frame
+    before the next: the peak is the frame plus the encoded splits, never two copies of
+    the encoded table."""
     frame, task = prepared.frame, prepared.task
-    categorical, numeric = prepared.categorical, prepared.numeric
-    cat_codes, cardinalities = _encode_categorical(frame, categorical, train_idx)
-    numeric_views = _encode_numeric(frame, numeric, train_idx)
-    y, classes, mean, std = _encode_target(frame[prepared.target], task, train_idx)
+    splits = (train_idx, val_idx, test_idx)
+    y, classes, mean, std = _encode_target(frame.pop(prepared.target), task, train_idx)
+    fields = [_category_ids(frame.pop(column), train_idx) for column in prepared.categorical]
+    categorical = [_gather_ids(fields, idx) for idx in splits]
+    cardinalities = [field.cardinality for field in fields]
+    del fields
+    # Column-major while filling, so that writing a column touches only its own memory
+    # as the frame's column is freed; each array turned row-major at the end, one at a time
+    numeric = {
+        view: [np.empty((len(prepared.numeric), len(idx)), np.float32) for idx in splits]
+        for view in NUMERIC_VIEWS
+    }
+    for j, column in enumerate(prepared.numeric):
+        values = frame.pop(column).to_numpy(np.float64)
+        by_split = _numeric_views([values[idx] for idx in splits])
+        for view in NUMERIC_VIEWS:
+            for part, encoded in zip(numeric[view], by_split[view], strict=True):
+                part[j] = encoded
+    for parts in numeric.values():
+        for i, columns_first in enumerate(parts):
+            parts[i] = np.ascontiguousarray(columns_first.T)
 
-    def part(idx: np.ndarray) -> Part:
+    def part(i: int) -> Part:
         return Part(
-            categorical=torch.from_numpy(cat_codes[idx]),
-            numeric={t: torch.from_numpy(v[idx]) for t, v in numeric_views.items()},
-            y=torch.from_numpy(y[idx]),
+            categorical=torch.from_numpy(categorical[i]),
+            numeric={view: torch.from_numpy(numeric[view][i]) for view in NUMERIC_VIEWS},
+            y=torch.from_numpy(y[splits[i]]),
         )
 
     return EncodedDataset(
         name=name,
         task=task,
-        categorical_fields=categorical,
-        numeric_fields=numeric,
+        categorical_fields=prepared.categorical,
+        numeric_fields=prepared.numeric,
         cardinalities=cardinalities,
         classes=classes,
         target_mean=mean,
         target_std=std,
-        train=part(train_idx),
-        val=part(val_idx),
-        test=part(test_idx),
+        train=part(0),
+        val=part(1),
+        test=part(2),
         notes=tuple(prepared.notes),
     )
 
 
-def _encode_categorical(
-    frame: pd.DataFrame, columns: list[str], train_idx: np.ndarray
-) -> tuple[np.ndarray, list[int]]:
-    """Ids by training frequency (1 = most frequent); unseen in training or missing: 0 if
-    never seen, else missing is a category of its own."""
-    codes = np.zeros((len(frame), len(columns)), dtype=np.int64)
-    cardinalities = []
-    for j, column in enumerate(columns):
-        raw, uniques = pd.factorize(frame[column], use_na_sentinel=True)
-        raw = np.where(raw < 0, len(uniques), raw)  # missing values form one category
-        counts = np.bincount(raw[train_idx], minlength=len(uniques) + 1)
-        order = np.argsort(-counts, kind="stable")  # most frequent first, then first seen
-        rank = np.empty_like(order)
-        rank[order] = np.arange(1, len(order) + 1)
-        codes[:, j] = np.where(counts[raw] > 0, rank[raw], 0)
-        cardinalities.append(int((counts > 0).sum()) + 1)
-    return codes, cardinalities
+NUMERIC_VIEWS = ("standard", "log_standard", "quantile")
 
 
-def _encode_numeric(
-    frame: pd.DataFrame, columns: list[str], train_idx: np.ndarray
-) -> dict[str, np.ndarray]:
-    raw = frame[columns].astype(np.float64).to_numpy() if columns else np.zeros((len(frame), 0))
-    observed = ~np.isnan(raw[train_idx])
-    # A column missing throughout the training split is filled with 0 (it still varies
-    # elsewhere, or columns.py would have left it out).
-    medians = np.array(
-        [np.median(raw[train_idx, j][observed[:, j]]) if observed[:, j].any() else 0.0
-         for j in range(raw.shape[1])]
-    )  # fmt: skip
-    raw = np.where(np.isnan(raw), medians, raw)
-    views = {"standard": raw, "log_standard": np.sign(raw) * np.log1p(np.abs(raw))}
-    encoded = {name: _standardise(view, train_idx) for name, view in views.items()}
-    encoded["quantile"] = _quantiles(raw, train_idx)
-    return encoded
+@dataclass(frozen=True)
+class _Field:
+    """A categorical column's codes (missing is the last code) and each code's id."""
+
+    codes: np.ndarray  # per row, in the smallest integer type that holds them
+    id_of_code: np.ndarray  # int32; 0 for a code never seen in training
+    cardinality: int  # ids in use, with id 0
 
 
-def _quantiles(values: np.ndarray, train_idx: np.ndarray) -> np.ndarray:
-    """Each value's position in the training distribution, in [0, 1): bucket b of B holds
-    quantiles [b/B, (b+1)/B), so any bucket count is one multiplication away."""
-    out = np.empty(values.shape, dtype=np.float32)
-    for j in range(values.shape[1]):
-        reference = np.sort(values[train_idx, j])
-        ranks = np.searchsorted(reference, values[:, j], side="right")
-        out[:, j] = np.minimum(ranks / max(len(reference), 1), np.nextafter(1.0, 0.0))
+def _category_ids(values: pd.Series, train_idx: np.ndarray) -> _Field:
+    """Ids by training frequency (1 = most frequent, ties by first appearance in the
+    table); 0 for a value never seen in training. Missing values form one category of
+    their own, last among ties."""
+    if isinstance(values.dtype, pd.CategoricalDtype):  # codes in the dictionary's order
+        raw = values.cat.codes.to_numpy()
+        n_values = len(values.cat.categories)
+        present = np.flatnonzero(raw >= 0)
+        first = np.full(n_values + 1, len(raw), dtype=np.int64)
+        np.minimum.at(first, raw[present], present)
+    else:  # codes in order of first appearance
+        raw, uniques = pd.factorize(values, use_na_sentinel=True)
+        n_values = len(uniques)
+        first = np.arange(n_values + 1)
+    first[n_values] = len(raw)  # missing: after every value seen
+    codes = np.where(raw < 0, n_values, raw).astype(np.min_scalar_type(n_values))
+    counts = np.bincount(codes[train_idx], minlength=n_values + 1)
+    order = np.lexsort((first, -counts))  # most frequent first, then first seen
+    rank = np.empty(len(order), dtype=np.int32)
+    rank[order] = np.arange(1, len(order) + 1)
+    id_of_code = np.where(counts > 0, rank, 0).astype(np.int32)
+    return _Field(codes, id_of_code, int((counts > 0).sum()) + 1)
+
+
+_BLOCK_ROWS = 8192
+
+
+def _gather_ids(fields: list[_Field], idx: np.ndarray) -> np.ndarray:
+    """The (rows, fields) int32 ids of the rows `idx`, a block of rows at a time: a
+    block's columns are gathered in a small array that is then copied whole, not
+    millions of writes one cell apart in a large one."""
+    out = np.empty((len(idx), len(fields)), dtype=np.int32)
+    if not fields:
+        return out
+    for start in range(0, len(idx), _BLOCK_ROWS):
+        rows = idx[start : start + _BLOCK_ROWS]
+        out[start : start + len(rows)] = np.column_stack(
+            [field.id_of_code[field.codes[rows]] for field in fields]
+        )
     return out
 
 
-def _standardise(values: np.ndarray, train_idx: np.ndarray) -> np.ndarray:
-    mean = values[train_idx].mean(axis=0)
-    std = values[train_idx].std(axis=0)
-    std = np.where(std > 0, std, 1.0)
-    return ((values - mean) / std).astype(np.float32)
+def _numeric_views(splits: list[np.ndarray]) -> dict[str, list[np.ndarray]]:
+    """One numeric column (float64, NaN missing), given per split (training first), as
+    each transform the space offers, fitted on the training split. Missing values take the
+    training median; a column missing throughout the training split is filled with 0 (it
+    still varies elsewhere, or columns.py would have left it out)."""
+    observed = splits[0][~np.isnan(splits[0])]
+    median = np.median(observed) if len(observed) else 0.0
+    filled = [np.where(np.isnan(values), median, values) for values in splits]
+    logs = [np.sign(values) * np.log1p(np.abs(values)) for values in filled]
+    return {
+        "standard": _standardise(filled),
+        "log_standard": _standardise(logs),
+        "quantile": _quantiles(filled),
+    }
+
+
+def _quantiles(splits: list[np.ndarray]) -> list[np.ndarray]:
+    """Each value's position in the training distribution, in [0, 1): bucket b of B holds
+    quantiles [b/B, (b+1)/B), so any bucket count is one multiplication away. Looked up in
+    the distinct training values (few for counts and codes: a fast search)."""
+    distinct, counts = np.unique(splits[0], return_counts=True)
+    at_most = np.concatenate([[0], np.cumsum(counts)])  # training values <= distinct[i - 1]
+    below_one = np.nextafter(1.0, 0.0)
+    return [
+        np.minimum(at_most[np.searchsorted(distinct, values, side="right")] / len(splits[0]),
+                   below_one).astype(np.float32)
+        for values in splits
+    ]  # fmt: skip
+
+
+def _standardise(splits: list[np.ndarray]) -> list[np.ndarray]:
+    mean, std = splits[0].mean(), splits[0].std()
+    std = std if std > 0 else 1.0
+    return [((values - mean) / std).astype(np.float32) for values in splits]
 
 
 def _encode_target(
@@ -321,7 +402,11 @@ def _encode_target(
         values = y.to_numpy(dtype=np.float64)
         mean, std = float(values[train_idx].mean()), float(values[train_idx].std() or 1.0)
         return ((values - mean) / std).astype(np.float32), [], mean, std
-    classes = sorted(y.astype(str).unique())
-    codes = y.astype(str).map({c: i for i, c in enumerate(classes)}).to_numpy()
+    # Classes are the values as text, sorted; factorized first, so that only the distinct
+    # values become strings (not one per row)
+    codes, uniques = pd.factorize(y)  # no missing values: those rows were dropped
+    labels = [str(value) for value in uniques]
+    classes = sorted(set(labels))
+    class_of = np.array([classes.index(label) for label in labels])
     dtype = np.float32 if task == "binary" else np.int64
-    return codes.astype(dtype), classes, 0.0, 1.0
+    return class_of[codes].astype(dtype), classes, 0.0, 1.0

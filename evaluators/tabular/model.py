@@ -213,7 +213,8 @@ class BatchedNet:
 
     def _inputs(self, categorical, numeric, masks):
         layout, (embedded_mask, numeric_mask) = self.layout, masks
-        ids = _hash(categorical, layout.hashed, layout.cardinalities)
+        # Stored as int32 (half the memory of a table of ids); indexing wants int64
+        ids = _hash(categorical.long(), layout.hashed, layout.cardinalities)
         numeric_values = None
         if layout.bucketize:
             ids = torch.cat([ids, numeric.long()], dim=-1)

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from edas_agent.evaluators.tabular.data import DataError, DataSpec, load
 from tests.conftest import make_table
@@ -51,6 +52,43 @@ def test_multiclass_and_regression(tmp_path: Path):
         np.concatenate([regression.original_units(regression.labels(p)) for p in parts])
     )
     assert np.allclose(recovered, np.sort(frame["size"].to_numpy()), atol=1e-5)
+
+
+def test_parquet_text_columns_read_as_codes_encode_as_the_same_table_in_csv(tmp_path: Path):
+    """The lean Parquet path (Arrow dictionaries, pandas categoricals, no string per row)
+    gives exactly the tensors the CSV path gives: ids (frequency order, ties by first
+    appearance, missing a category, unseen in training 0), numeric views and labels."""
+    rng = np.random.default_rng(3)
+    n = 3000
+    frame = pd.DataFrame({
+        "city": rng.choice(["b", "a", "c", "d"], n),  # ties broken by first appearance
+        "rare": [f"v{i}" for i in rng.integers(0, 2000, n)],  # many seen only outside train
+        "with_gaps": rng.choice(["x", "y", None], n),
+        "day": rng.choice(["2024-01-03", "2024-02-10", "2024-03-21"], n),  # dates as text
+        "count": rng.poisson(3, n).astype(float),
+        "amount": np.where(rng.random(n) < 0.1, np.nan, rng.lognormal(size=n)),
+        "label": rng.choice(["no", "yes"], n),
+    })  # fmt: skip
+    frame.loc[:5, "city"] = ["d", "c", "b", "a", "a", "b"]  # a stated first-appearance order
+    csv, parquet = tmp_path / "t.csv", tmp_path / "t.parquet"
+    frame.to_csv(csv, index=False)
+    stored = frame.set_index(pd.Index(rng.permutation(n) + 10))  # an index in the file
+    # A dictionary in an order of its own, not first appearance: ties must not follow it
+    values = sorted(frame["rare"].unique(), reverse=True)
+    stored["rare"] = pd.Categorical(frame["rare"].to_numpy(), categories=values)
+    stored.to_parquet(parquet)
+    a = load(DataSpec(path=str(csv), target="label"), 5)
+    b = load(DataSpec(path=str(parquet), target="label"), 5)
+    assert a.categorical_fields == b.categorical_fields  # the index is not a feature
+    assert "day.month" in b.categorical_fields and "day.days" in b.numeric_fields
+    assert a.numeric_fields == b.numeric_fields and a.cardinalities == b.cardinalities
+    assert a.classes == b.classes == ["no", "yes"]
+    for x, y in ((a.train, b.train), (a.val, b.val), (a.test, b.test)):
+        assert x.categorical.dtype == torch.int32
+        assert torch.equal(x.categorical, y.categorical) and torch.equal(x.y, y.y)
+        assert all(torch.equal(x.numeric[v], y.numeric[v]) for v in x.numeric)
+    assert (a.train.categorical[:, a.categorical_fields.index("rare")] > 0).all()
+    assert (a.test.categorical[:, a.categorical_fields.index("rare")] == 0).any()
 
 
 def _write(tmp_path: Path, frame: pd.DataFrame) -> str:
