@@ -64,8 +64,10 @@ def test_a_rerun_with_the_same_out_takes_the_finished_searches_instead_of_search
     bench.main(argv)
     first = json.loads((tmp_path / "results.json").read_text())["rows"]
     folders = sorted((tmp_path / "runs").iterdir())
-    assert sorted(p.name for p in (tmp_path / "searched").iterdir()) == ["edas-0.json",
-                                                                         "random-0.json"]
+    assert sorted(p.name for p in (tmp_path / "searched").iterdir()) == [
+        "edas-0.json",
+        "random-0.json",
+    ]
     bench.main(argv)
     again = json.loads((tmp_path / "results.json").read_text())["rows"]
     assert sorted((tmp_path / "runs").iterdir()) == folders  # nothing searched anew
