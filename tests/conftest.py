@@ -36,6 +36,14 @@ def make_table(rows: int = 1200, seed: int = 0) -> pd.DataFrame:
     )
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _encoded_data_cache_in_a_temporary_folder(tmp_path_factory: pytest.TempPathFactory):
+    """Tests never write to the user's ~/.cache (nor read what is there)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EDAS_AGENT_CACHE_DIR", str(tmp_path_factory.mktemp("encoded-data-cache")))
+        yield
+
+
 @pytest.fixture
 def table_csv(tmp_path: Path) -> Path:
     path = tmp_path / "toy.csv"

@@ -24,6 +24,7 @@ from edas_agent.training.executors import TrainRequest, make_executor
 from edas_agent.training.learners import LearnerStore, MembersUnavailable
 
 VERIFY = "verify.json"
+VERIFY_FULL = "verify_full.json"  # verify --full-data, of a run searched on a sample
 _SUBSETS = 20  # random member subsets averaged per ensemble size below M
 _CHUNK = 2  # members per training request: small enough to spread over workers
 
@@ -99,27 +100,47 @@ def verify(
     members: int | None,
     steps: str,
     on_learner: Callable[[str, int], None] = lambda arch_hash, j: None,
+    full_data: bool = False,
 ) -> dict[str, Any]:
     """Members are trained in chunks of `_CHUNK` seeds, all architectures' chunks submitted
-    together: spread over Ray workers with `executor.kind: ray`, one after another locally."""
-    from edas_agent.training.door import build_evaluator, keep_files
+    together: spread over Ray workers with `executor.kind: ray`, one after another locally.
+
+    `full_data`: a run that searched on a sample of the training rows (`data.sample_rows`)
+    has its chosen steps' members trained on the whole training split instead (none of the
+    run's learners is reused; they go to learners-full/, results to verify_full.json): do
+    the steps it accepted on the sample still win at full size?"""
+    from edas_agent.training.door import DataError, build_evaluator, keep_files
 
     config = load_config(folder / "config.yaml", {})
+    learners, output = "learners", VERIFY
+    if full_data:
+        if config.data.sample_rows is None:
+            raise DataError(
+                f"{folder} trained on every training row (no data.sample_rows): "
+                "plain verify checks it at full size"
+            )
+        config = config.model_copy(
+            update={"data": config.data.model_copy(update={"sample_rows": None})}
+        )
+        learners, output = "learners-full", VERIFY_FULL
     M = members or config.members
     records = choose_records(read_records(folder), steps)
     evaluator = build_evaluator(config)
     keep_files(evaluator, folder)
     executor = make_executor(evaluator, config.executor)
     try:
-        store = LearnerStore(evaluator, folder / "learners", executor)
+        store = LearnerStore(evaluator, folder / learners, executor)
         wanted = {r.arch_hash: evaluator.parse(r.architecture) for r in records if r.architecture}
         store.prefetch([(a, M) for a in wanted.values()], chunk=_CHUNK, on_learner=on_learner)
-        return _verify(folder, records, store, evaluator, M, config.seed)
+        result = _verify(records, store, evaluator, M, config.seed)
     finally:
         executor.close()
+    result["full_data"] = full_data
+    (folder / output).write_text(json.dumps(result, indent=2))
+    return result
 
 
-def _verify(folder, records, store, evaluator, M: int, seed: int) -> dict[str, Any]:
+def _verify(records, store, evaluator, M: int, seed: int) -> dict[str, Any]:
     architectures: dict[str, dict[str, Any]] = {}
     for record in records:
         assert record.arch_hash and record.architecture and record.stats
@@ -129,14 +150,12 @@ def _verify(folder, records, store, evaluator, M: int, seed: int) -> dict[str, A
             continue
         pool = store.require(evaluator.parse(record.architecture), M)
         entry.update(_compare(pool, record.stats.k, evaluator.y_val, evaluator.y_test, M, seed))
-    result = {
+    return {
         "members": M,
         "sizes": ensemble_sizes(M),
         "architectures": architectures,
         "decisions": _decisions(records, architectures, M),
     }
-    (folder / VERIFY).write_text(json.dumps(result, indent=2))
-    return result
 
 
 def _compare(pool, k: int, y_val, y_test, M: int, seed: int) -> dict[str, Any]:

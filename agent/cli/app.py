@@ -15,6 +15,7 @@ import numpy as np
 import typer
 from pydantic import ValidationError
 
+from edas_agent.cli.cache import cache
 from edas_agent.cli.runs import AFTER_RUN_COMMANDS
 from edas_agent.cli.shared import (
     ConfigOption,
@@ -287,6 +288,7 @@ def gate(
 for _command in AFTER_RUN_COMMANDS:
     app.command()(_command)
 app.add_typer(tune, name="tune")
+app.add_typer(cache, name="cache")
 
 
 def _gate_options(members: int, rule: str, confidence: float | None, resamples: int) -> Config:

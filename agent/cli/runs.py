@@ -150,6 +150,14 @@ def verify(
             "trained with fresh seeds (runs `ensemble` first if needed).",
         ),
     ] = False,
+    full_data: Annotated[
+        bool,
+        typer.Option(
+            "--full-data",
+            help="For a run searched on a sample (data.sample_rows): train the members on the "
+            "whole training split instead; writes verify_full.json.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Train real M-member ensembles of chosen steps (reusing the run's learners) and compare
@@ -162,6 +170,8 @@ def verify(
     if members is not None and members < 2:
         raise UserError(f"--members must be at least 2, got {members}")
     require_run_folder(run_dir, CONFIG)
+    if mixture and full_data:
+        raise UserError("--full-data verifies chosen steps; it does not go with --mixture")
     if mixture:
         _ensemble_for(run_dir, members)
     with learner_progress("verify") as advance:
@@ -169,7 +179,7 @@ def verify(
             if mixture:
                 result = verify_mixture(run_dir, on_learner=advance)
             else:
-                result = verify_run(run_dir, members, steps, on_learner=advance)
+                result = verify_run(run_dir, members, steps, advance, full_data)
         except DataError as exc:
             raise UserError(f"data: {exc}") from None
         except PluginError as exc:
@@ -186,7 +196,7 @@ def verify(
         return
     console.print(verify_sizes_table(result))
     console.print(verify_table(result))
-    console.print(f"Wrote {run_dir / 'verify.json'}")
+    console.print(f"Wrote {run_dir / ('verify_full.json' if full_data else 'verify.json')}")
 
 
 def export(

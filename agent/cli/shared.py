@@ -89,6 +89,9 @@ def load_evaluator(settings: Config) -> Evaluator:
             raise UserError(str(exc)) from None
     for note in evaluator.notes:  # on stderr, so `--json` output stays clean
         errors.print(Text.assemble(("note:", "bold yellow"), " ", note), soft_wrap=True)
+    if cached_at := getattr(getattr(evaluator, "data", None), "cached_at", None):
+        errors.print(f"data: encoded-data cache {cached_at} (edas-agent cache clear to remove)",
+                     style="dim", soft_wrap=True)  # fmt: skip
     return evaluator
 
 

@@ -19,6 +19,7 @@ DATA_OPTIONS = (
     ("numeric", "data.numeric", f"{_COLUMNS}: the numeric features."),
     ("ignore", "data.ignore", f"{_COLUMNS} to leave out of the features."),
     ("split_column", "data.split_column", "Column holding train / val / test for each row."),
+    ("sample_rows", "data.sample_rows", "Train on a seeded sample of this many training rows."),
 )
 LIST_OPTIONS = ("categorical", "numeric", "ignore")
 

@@ -58,6 +58,7 @@ class EncodedDataset:
     val: Part
     test: Part
     notes: tuple[str, ...] = ()  # what loading did to the table that the user should know
+    cached_at: str | None = None  # the encoded-data cache entry it was read from or saved to
 
     @property
     def n_outputs(self) -> int:
@@ -86,6 +87,14 @@ def load(spec: DataSpec, seed: int) -> EncodedDataset:
         train_idx, val_idx, test_idx = _split(prepared.frame, spec, seed)
     except DataError as exc:
         raise DataError(f"{source}: {exc}") from None
+    if spec.sample_rows is not None and spec.sample_rows < len(train_idx):
+        # The training split is already in a seeded random order: its first rows are a
+        # seeded sample, and a larger sample holds a smaller one
+        prepared.notes.append(
+            f"training on a sample of {spec.sample_rows:,} of the {len(train_idx):,} training "
+            "rows (data.sample_rows); validation and test are whole"
+        )
+        train_idx = train_idx[: spec.sample_rows]
     return _encode(prepared, name, train_idx, val_idx, test_idx)
 
 

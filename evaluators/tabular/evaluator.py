@@ -14,7 +14,8 @@ from pydantic import BaseModel
 
 from edas_agent.evaluators.base import CandidateFailed, Evaluation, Staged
 from edas_agent.evaluators.settings import EvaluatorSettings, SpaceSettings
-from edas_agent.evaluators.tabular.data import DataSpec, EncodedDataset, load
+from edas_agent.evaluators.tabular.cache import load_cached
+from edas_agent.evaluators.tabular.data import DataSpec, EncodedDataset
 from edas_agent.evaluators.tabular.model import BatchedNet, Layout, flops_per_example
 from edas_agent.evaluators.tabular.mutations import MUTATIONS
 from edas_agent.evaluators.tabular.space import Architecture
@@ -59,7 +60,7 @@ class TabularEvaluator:
         self.limits = space or SpaceSettings()
         self.seed = seed
         self.seed_base = seed * 1000
-        self._attach(load(data, seed))
+        self._attach(load_cached(data, seed))
 
     @classmethod
     def from_data(

@@ -34,6 +34,18 @@ class DataSpec(BaseModel):
     )
     val_fraction: float = Field(0.2, gt=0.0, lt=0.5)
     test_fraction: float = Field(0.2, gt=0.0, lt=0.5)
+    sample_rows: int | None = Field(
+        None,
+        ge=2,
+        description="Train on a seeded sample of this many rows of the training split "
+        "(validation and test stay whole); `verify --full-data` checks winners on all of it.",
+    )
+    cache: bool | None = Field(
+        None,
+        description="Keep the encoded table in the encoded-data cache (none: files of 64 MB "
+        "or more and generated tables of a million rows or more); `edas-agent cache` lists "
+        "and clears it.",
+    )
 
     @model_validator(mode="after")
     def _file_needs_target(self) -> DataSpec:

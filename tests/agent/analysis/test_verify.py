@@ -160,3 +160,34 @@ def test_the_realised_ensembles_side_with_one_rule_or_the_other():
         {"realised_test_better": True},  # an older verify.json: no rules logged
     ]
     assert sided_with(rows) == {"disagreements": 3, "exact": 2, "single": 1}
+
+
+def test_verify_full_data_trains_a_sampled_runs_steps_on_every_training_row(
+    fast_config: Config, run_folder: Path
+):
+    from edas_agent.config import dump_config
+    from edas_agent.evaluators.tabular.mutations import MUTATIONS
+    from edas_agent.proposers.builtin import BuiltinProposer
+    from edas_agent.search.journal import Journal
+    from edas_agent.search.loop import Search
+    from edas_agent.training.door import DataError
+
+    data = fast_config.data.model_copy(update={"sample_rows": 300})
+    config = fast_config.model_copy(update={"budget": 3, "data": data, "name": "sampled"})
+    evaluator = TabularEvaluator(config.data, config.evaluator, config.seed)
+    assert len(evaluator.data.train) == 300
+    journal = Journal.create(Path(config.runs_dir), config.name, dump_config(config))
+    Search(config, evaluator, BuiltinProposer(1, MUTATIONS)).run(journal)
+
+    result = verify(journal.folder, members=4, steps="accepted", full_data=True)
+    assert result["full_data"] is True
+    saved = json.loads((journal.folder / "verify_full.json").read_text())
+    assert saved["architectures"].keys() == result["architectures"].keys()
+    for arch_hash in result["architectures"]:
+        full = np.load(journal.folder / "learners-full" / f"{arch_hash}.npz")
+        sampled = np.load(journal.folder / "learners" / f"{arch_hash}.npz")
+        assert full["val"].shape[0] == 4  # none of the sample's learners reused
+        assert not np.allclose(full["val"][0], sampled["val"][0])
+    assert not (journal.folder / "verify.json").exists()
+    with pytest.raises(DataError, match="every training row"):
+        verify(run_folder, members=4, steps="accepted", full_data=True)

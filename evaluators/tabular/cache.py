@@ -1,0 +1,157 @@
+"""The encoded-data cache: a large table read and encoded once, then memory-mapped.
+
+Reading and encoding a table of millions of rows takes seconds to minutes, and every
+`run`, `--resume`, `verify`, `calibrate`, `evaluate` and benchmark process would pay it
+again. The encoded splits (int32 ids, float32 views, labels) are saved as .npy files in one
+folder per (file, its size and modification time, data settings, seed, encoding version);
+a later load maps them (pages are read as training touches them, and shared between
+processes). A changed file has another size or time, so another key: a stale entry is
+never read, only left for `edas-agent cache clear`.
+
+Where: $EDAS_AGENT_CACHE_DIR, else $XDG_CACHE_HOME/edas-agent/data, else
+~/.cache/edas-agent/data. Which tables: `data.cache` (auto: files of 64 MB or more and
+generated tables of a million rows or more; true; false).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edas_agent.evaluators.tabular.data import EncodedDataset, Part, load
+from edas_agent.evaluators.tabular.settings import BUILTIN_ADULT, DataSpec
+
+ENCODING_VERSION = 1  # bump when an encoding changes: older entries are then never read
+AUTO_MIN_BYTES = 64 * 2**20
+AUTO_MIN_GENERATED_ROWS = 1_000_000
+_PARTS = ("train", "val", "test")
+_META = "meta.json"
+
+
+def cache_root() -> Path:
+    if folder := os.environ.get("EDAS_AGENT_CACHE_DIR"):
+        return Path(folder)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "edas-agent" / "data"
+
+
+def load_cached(spec: DataSpec, seed: int) -> EncodedDataset:
+    """`load`, through the cache when the table is worth it (module docstring)."""
+    key = cache_key(spec, seed)
+    if key is None:
+        return load(spec, seed)
+    folder = cache_root() / key
+    if (folder / _META).exists():
+        return _read(folder)
+    data = load(spec, seed)
+    _write(data, folder)
+    return replace(data, cached_at=str(folder))
+
+
+def cache_key(spec: DataSpec, seed: int) -> str | None:
+    """The entry's folder name, or None when this table is not cached."""
+    if spec.cache is False or spec.path == BUILTIN_ADULT:
+        return None
+    kind, _, rest = spec.path.partition(":")
+    if kind == "synthetic":
+        if spec.cache is None and int(rest.split(":")[0]) < AUTO_MIN_GENERATED_ROWS:
+            return None
+        identity = {"generated": spec.path}
+    else:
+        path = Path(rest if kind in ("criteo", "avazu") else spec.path)
+        if not path.is_file():
+            return None  # loading will say so
+        stat = path.stat()
+        if spec.cache is None and stat.st_size < AUTO_MIN_BYTES:
+            return None
+        identity = {"file": str(path.resolve()), "bytes": stat.st_size, "mtime": stat.st_mtime_ns}
+    settings = spec.model_dump(exclude={"path", "cache"})
+    text = json.dumps([ENCODING_VERSION, identity, settings, seed], sort_keys=True)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    name = Path(spec.path.split(":")[-1] if kind != "synthetic" else spec.path).name
+    return f"{_safe(name)}-seed{seed}-{digest}"
+
+
+def entries() -> Iterator[tuple[Path, int]]:
+    """Each entry's folder and its size in bytes."""
+    root = cache_root()
+    if not root.is_dir():
+        return
+    for folder in sorted(root.iterdir()):
+        if folder.is_dir():
+            yield folder, sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+
+
+def clear() -> tuple[int, int]:
+    """Remove every entry; returns how many and their bytes."""
+    removed = list(entries())
+    for folder, _ in removed:
+        shutil.rmtree(folder, ignore_errors=True)
+    return len(removed), sum(size for _, size in removed)
+
+
+def _write(data: EncodedDataset, folder: Path) -> None:
+    """Into a temporary folder renamed at the end: a reader never sees half an entry, and
+    two processes filling the same entry at once both succeed (the second's is dropped)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
+    partial.mkdir(exist_ok=True)
+    try:
+        for name in _PARTS:
+            for array_name, tensor in _arrays(getattr(data, name)):
+                np.save(partial / f"{name}.{array_name}.npy", tensor.numpy())
+        meta = {
+            "name": data.name, "task": data.task,
+            "categorical_fields": data.categorical_fields, "numeric_fields": data.numeric_fields,
+            "cardinalities": data.cardinalities, "classes": data.classes,
+            "target_mean": data.target_mean, "target_std": data.target_std,
+            "notes": list(data.notes), "views": list(data.train.numeric),
+        }  # fmt: skip
+        (partial / _META).write_text(json.dumps(meta, indent=1))
+        partial.rename(folder)
+    except OSError:  # another process wrote it first, or the disk is full: not cached
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+def _arrays(part: Part) -> Iterator[tuple[str, torch.Tensor]]:
+    yield "categorical", part.categorical
+    for view, values in part.numeric.items():
+        yield f"numeric.{view}", values
+    yield "y", part.y
+
+
+def _read(folder: Path) -> EncodedDataset:
+    meta = json.loads((folder / _META).read_text())
+
+    def mapped(name: str) -> torch.Tensor:
+        # Copy-on-write: torch wants writable arrays; nothing here writes, and pages stay
+        # shared with the file (and with other processes reading the same entry)
+        return torch.from_numpy(np.load(folder / f"{name}.npy", mmap_mode="c"))
+
+    def part(name: str) -> Part:
+        return Part(
+            categorical=mapped(f"{name}.categorical"),
+            numeric={view: mapped(f"{name}.numeric.{view}") for view in meta["views"]},
+            y=mapped(f"{name}.y"),
+        )
+
+    return EncodedDataset(
+        name=meta["name"], task=meta["task"],
+        categorical_fields=meta["categorical_fields"], numeric_fields=meta["numeric_fields"],
+        cardinalities=meta["cardinalities"], classes=meta["classes"],
+        target_mean=meta["target_mean"], target_std=meta["target_std"],
+        train=part("train"), val=part("val"), test=part("test"),
+        notes=tuple(meta["notes"]), cached_at=str(folder),
+    )  # fmt: skip
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[:60]
