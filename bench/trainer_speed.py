@@ -5,6 +5,11 @@ Prints measured numbers; it is a benchmark, not a test. DeepCTR-Torch is only ne
     pip install deepctr-torch requests scikit-learn tqdm "torch==2.13.0"
     python bench/trainer_speed.py [--quick]
 
+On a GPU (`--device cuda --learners-table`, what bench/gpu_check.sh runs): k = 1, 2, 4, 8
+learners per candidate, float32 and bf16 autocast, on Adult and on 1,000,000 synthetic
+rows, throughput in training rows x learners per second (CUDA synchronised before each
+clock read), with the peak GPU memory.
+
 Adult timings are the fastest of 5 runs, the larger sets single runs. Both libraries train the
 same model on the same encoded data: DeepFM (FM + tower 256-128)
 and DCN-v2 (two full-rank cross layers + tower 128-128), embedding size 8, one epoch, batch
@@ -46,10 +51,15 @@ def best_seconds(run, repeats: int = REPEATS) -> float:
     return min(run() for _ in range(repeats))
 
 
-def ours(arch: Architecture, data: EncodedDataset, k: int, repeats: int = REPEATS) -> float:
+def ours(
+    arch: Architecture, data: EncodedDataset, k: int, repeats: int = REPEATS,
+    precision: str = "fp32",
+) -> float:  # fmt: skip
     def run() -> float:
+        _synchronise()
         started = time.perf_counter()
-        train_learners(arch, data, list(range(k)), DEVICE)
+        train_learners(arch, data, list(range(k)), DEVICE, precision=precision)
+        _synchronise()
         return time.perf_counter() - started
 
     return best_seconds(run, repeats)
@@ -133,14 +143,51 @@ def scaling(quick: bool) -> None:
         print(f"fields {fields:>2}  rows {sizes[0]:,}  k=2  {seconds:7.2f} s")
 
 
+def _synchronise() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def learners_table(rows: int) -> None:
+    """Rows x learners per second for k = 1, 2, 4, 8, float32 and bf16, two models."""
+    print("\n## Learners per candidate (1 epoch, batch 512; fastest of 3 after a warm-up)")
+    print("| data | model | precision | k | seconds | rows x learners / s | peak GPU GB |")
+    print("|---|---|---|---:|---:|---:|---:|")
+    for data in (load(DataSpec(), seed=0), load(DataSpec(path=f"synthetic:{rows}"), seed=0)):
+        for model in MODELS:
+            arch = architecture(model)
+            for precision in ("fp32", "bf16"):
+                ours(arch, data, 1, repeats=1, precision=precision)  # warm-up, kernels chosen
+                for k in (1, 2, 4, 8):
+                    if DEVICE.type == "cuda":
+                        torch.cuda.reset_peak_memory_stats()
+                    seconds = ours(arch, data, k, repeats=3, precision=precision)
+                    peak = torch.cuda.max_memory_allocated() / 1e9 if DEVICE.type == "cuda" else 0
+                    throughput = len(data.train) * k / seconds
+                    print(f"| {data.name} | {model} | {precision} | {k} | {seconds:.2f} | "
+                          f"{throughput:,.0f} | {peak:.2f} |", flush=True)  # fmt: skip
+
+
 def main() -> None:
+    global DEVICE
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="smaller synthetic sets")
     parser.add_argument("--no-deepctr", action="store_true")
     parser.add_argument("--adult-only", action="store_true", help="skip the synthetic sets")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument(
+        "--learners-table", type=int, metavar="ROWS", nargs="?", const=1_000_000,
+        help="only the k x precision table, on Adult and ROWS synthetic rows",
+    )  # fmt: skip
     args = parser.parse_args()
-    torch.set_num_threads(2)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {DEVICE}")
+    DEVICE = torch.device(args.device)
+    if DEVICE.type == "cpu":
+        torch.set_num_threads(2)
+    name = torch.cuda.get_device_name() if DEVICE.type == "cuda" else "cpu"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {name}")
+    if args.learners_table:
+        learners_table(args.learners_table)
+        return
     adult = load(DataSpec(), seed=0)
     candidate_costs(adult)
     if not args.no_deepctr:

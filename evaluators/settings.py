@@ -47,6 +47,11 @@ class EvaluatorSettings(BaseModel):
 
     learners: int = Field(2, ge=2, le=64, description="Learners trained per candidate (k).")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where learners train.")
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32",
+        description="bf16: forward passes under bfloat16 autocast (parameters, optimiser, "
+        "losses and every statistic stay float32/float64); for GPUs with bf16 units.",
+    )
     threads: int | None = Field(
         None, ge=1, le=512, description="CPU threads for torch; all cores when unset."
     )

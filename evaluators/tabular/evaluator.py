@@ -105,8 +105,9 @@ class TabularEvaluator:
         size, seeds = self._prepare(architecture, learners, first)
         with _as_candidate_failure(first):
             trained = train_learners(
-                architecture, self.data, seeds, self.device, self.settings.timeout_s
-            )
+                architecture, self.data, seeds, self.device, self.settings.timeout_s,
+                precision=self.settings.precision,
+            )  # fmt: skip
             val = predict(trained, self.data, architecture, self.data.val)
             test = predict(trained, self.data, architecture, self.data.test)
         flops = self._train_flops(architecture, size, learners)
@@ -134,7 +135,7 @@ class TabularEvaluator:
         with _as_candidate_failure(first):
             trained = train_learners(
                 architecture, self.data, seeds, self.device, self.settings.timeout_s,
-                Checkpoints(steps, look), resume,
+                Checkpoints(steps, look), resume, self.settings.precision,
             )  # fmt: skip
             test = predict(trained, self.data, architecture, self.data.test) if full else None
         val = tuple(v.astype(np.float32) for v in stages)
@@ -253,6 +254,10 @@ def _as_candidate_failure(first: int) -> Iterator[None]:
     except CandidateFailed as exc:
         raise CandidateFailed(_renumber(str(exc), first)) from exc
     except (RuntimeError, ValueError) as exc:  # shape errors, CUDA out of memory, ...
+        if isinstance(exc, torch.OutOfMemoryError):
+            torch.cuda.empty_cache()  # what the failed candidate held, for the next one
+            message = str(exc).splitlines()[0]
+            raise CandidateFailed(f"out of GPU memory: {message}") from exc
         raise CandidateFailed(f"{type(exc).__name__}: {exc}") from exc
 
 

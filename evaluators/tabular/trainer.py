@@ -27,12 +27,22 @@ _PREDICT_BATCH = 16384
 _INIT, _ORDER, _DROPOUT = 0, 1, 2
 
 
+Precision = str  # "fp32" or "bf16" (evaluator.precision)
+
+
 @dataclass
 class Trained:
     net: BatchedNet
     masks: tuple[torch.Tensor, torch.Tensor]
     seconds: float
     paused: Paused | None = None  # training stopped at a checkpoint before the schedule's end
+    precision: Precision = "fp32"
+
+
+def autocast(device: torch.device, precision: Precision):
+    """bf16: matrix products and the like in bfloat16 (autocast keeps losses, reductions
+    and parameters in float32); fp32: nothing changes."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 @dataclass
@@ -72,6 +82,7 @@ def train_learners(
     timeout_s: float | None = None,
     checkpoints: Checkpoints | None = None,
     resume: Paused | None = None,
+    precision: Precision = "fp32",
 ) -> Trained:
     """Train one learner per seed, all at once; raises CandidateFailed naming the learner,
     or saying the training ran past `timeout_s`. With `checkpoints`, training stops after
@@ -93,7 +104,7 @@ def train_learners(
         device,
     )
     masks = layout.field_masks(bags, device)
-    trained = Trained(net, masks, 0.0)
+    trained = Trained(net, masks, 0.0, precision=precision)
     _fit(trained, architecture, data, seeds, device, timeout_s, started, checkpoints, resume)
     trained.seconds = time.perf_counter() - started
     return trained
@@ -135,7 +146,8 @@ def predict(
             rows = slice(start, start + _PREDICT_BATCH)
             cat = part.categorical[rows].to(device).expand(k, -1, -1)
             num = numeric[rows].to(device).expand(k, -1, -1)
-            logits, _ = net.forward(cat, num, trained.masks, dropout=None)
+            with autocast(device, trained.precision):
+                logits, _ = net.forward(cat, num, trained.masks, dropout=None)
             outputs.append(_to_prediction(logits.float(), data).cpu())
     predictions = torch.cat(outputs, dim=1).double().numpy()
     if not np.isfinite(predictions).all():
@@ -188,10 +200,11 @@ def _fit(
             if rows.shape[1] < 2 and architecture.tower.norm == "batch":
                 _visit_reached(trained, checkpoints, stops, step)
                 continue  # batch statistics need two rows
-            logits, embedding_norm = net.forward(categorical[rows], numeric[rows], masks, dropout)
-            losses = _loss(
-                logits, y[rows], data
-            ) + architecture.embeddings.l2 * embedding_norm.mean(dim=1)
+            with autocast(device, trained.precision):
+                logits, norm = net.forward(categorical[rows], numeric[rows], masks, dropout)
+            # The loss in float32 whatever the forward pass ran in
+            losses = _loss(logits.float(), y[rows], data)
+            losses = losses + architecture.embeddings.l2 * norm.float().mean(dim=1)
             optimizer.zero_grad(set_to_none=True)
             # Summing keeps each learner's gradient its own: learners share no parameter.
             losses.sum().backward()
