@@ -18,8 +18,9 @@ import numpy as np
 from edas_agent.config import load_config
 from edas_agent.errors import UserError
 from edas_agent.outcome import Outcome
-from edas_agent.search.journal import Record, read_records
+from edas_agent.search.journal import Record, read_records, seed_noise
 from edas_agent.theory.gate import ensemble_error, residuals, statistics
+from edas_agent.theory.seed_noise import LEVEL, learner_errors, predictive_interval
 from edas_agent.training.executors import TrainRequest, make_executor
 from edas_agent.training.learners import LearnerStore, MembersUnavailable
 
@@ -132,7 +133,8 @@ def verify(
         store = LearnerStore(evaluator, folder / learners, executor)
         wanted = {r.arch_hash: evaluator.parse(r.architecture) for r in records if r.architecture}
         store.prefetch([(a, M) for a in wanted.values()], chunk=_CHUNK, on_learner=on_learner)
-        result = _verify(records, store, evaluator, M, config.seed)
+        noise = seed_noise(read_records(folder))
+        result = _verify(records, store, evaluator, M, config.seed, noise)
     finally:
         executor.close()
     result["full_data"] = full_data
@@ -140,7 +142,7 @@ def verify(
     return result
 
 
-def _verify(records, store, evaluator, M: int, seed: int) -> dict[str, Any]:
+def _verify(records, store, evaluator, M: int, seed: int, noise=None) -> dict[str, Any]:
     architectures: dict[str, dict[str, Any]] = {}
     for record in records:
         assert record.arch_hash and record.architecture and record.stats
@@ -149,26 +151,48 @@ def _verify(records, store, evaluator, M: int, seed: int) -> dict[str, Any]:
         if "realised" in entry:
             continue
         pool = store.require(evaluator.parse(record.architecture), M)
-        entry.update(_compare(pool, record.stats.k, evaluator.y_val, evaluator.y_test, M, seed))
+        entry.update(
+            _compare(pool, record.stats.k, evaluator.y_val, evaluator.y_test, M, seed, noise)
+        )
     return {
         "members": M,
         "sizes": ensemble_sizes(M),
         "architectures": architectures,
         "decisions": _decisions(records, architectures, M),
+        "coverage": coverage(architectures.values()),
     }
 
 
-def _compare(pool, k: int, y_val, y_test, M: int, seed: int) -> dict[str, Any]:
-    """Predicted E_m from the first k (decision) learners against realised E_m."""
+def coverage(entries) -> dict[str, dict[str, Any]]:
+    """Per split: how many realised M-member errors fell inside their seed-noise interval."""
+    out = {}
+    for split in ("val", "test"):
+        judged = [e["interval"][split] for e in entries if e.get("interval", {}).get(split)]
+        out[split] = {
+            "covered": sum(i["covered"] for i in judged),
+            "of": len(judged),
+            "level": judged[0]["level"] if judged else LEVEL,
+            "sources": sorted({i["source"] for i in judged}),
+        }
+    return out
+
+
+def _compare(pool, k: int, y_val, y_test, M: int, seed: int, noise=None) -> dict[str, Any]:
+    """Predicted E_m from the first k (decision) learners against realised E_m, and
+    whether the seed-noise interval at M covered the realised error (`noise`: the run's
+    pooled model, for k = 2)."""
     sizes = ensemble_sizes(M)
     out: dict[str, Any] = {
         "decision_learners": k,
         "predicted": {},
         "realised": {},
         "relative_error": {},
+        "interval": {},
     }
     for split, predictions, y in (("val", pool.val, y_val), ("test", pool.test, y_test)):
         stats = statistics(predictions[:k], y, M)
+        errors = learner_errors(predictions[:k], y)
+        interval = predictive_interval(stats, M, noise, learner_errors=errors)
         rng = np.random.default_rng([seed, M, 7])
         predicted = {m: ensemble_error(stats.E, stats.D, m) for m in sizes}
         realised = {m: realised_error(predictions, y, m, rng) for m in sizes}
@@ -177,6 +201,11 @@ def _compare(pool, k: int, y_val, y_test, M: int, seed: int) -> dict[str, Any]:
         out["relative_error"][split] = {
             m: (predicted[m] - realised[m]) / realised[m] for m in sizes
         }
+        if interval is not None:
+            out["interval"][split] = {
+                **interval.model_dump(include={"lower", "upper", "level", "source"}),
+                "covered": interval.covers(realised[M]),
+            }
     return out
 
 

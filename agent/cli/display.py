@@ -234,15 +234,24 @@ def verify_table(result: dict) -> Table:
     ):
         table.add_column(column, justify="right", no_wrap=True)
     for entry in result["architectures"].values():
-        pred, real, err = entry["predicted"], entry["realised"], entry["relative_error"]
+        real, err = entry["realised"], entry["relative_error"]
+        val, test = (_with_interval(entry, split, M) for split in ("val", "test"))
         table.add_row(
             ",".join(str(s) for s in entry["steps"]),
             str(entry["decision_learners"]),
-            f"{pred['val'][M]:.5f}", f"{real['val'][M]:.5f}", f"{err['val'][M]:+.2%}",
-            f"{pred['test'][M]:.5f}", f"{real['test'][M]:.5f}", f"{err['test'][M]:+.2%}",
+            val, f"{real['val'][M]:.5f}", f"{err['val'][M]:+.2%}",
+            test, f"{real['test'][M]:.5f}", f"{err['test'][M]:+.2%}",
         )  # fmt: skip
     agree = [d["agrees_test"] for d in result["decisions"]]
     captions = []
+    covered = result.get("coverage", {})
+    if covered.get("val", {}).get("of"):
+        val, test = covered["val"], covered["test"]
+        captions.append(
+            f"± the {val['level']:.0%} seed-noise interval ({', '.join(val['sources'])}; "
+            f"theory/seed_noise.py); it covered the realised error {val['covered']}/{val['of']} "
+            f"times on val, {test['covered']}/{test['of']} on test (✗: missed)"
+        )
     if agree:
         captions.append(
             f"{sum(agree)}/{len(agree)} logged decisions agree with the realised test ensembles"
@@ -256,6 +265,15 @@ def verify_table(result: dict) -> Table:
         )
     table.caption = "\n".join(captions) or None
     return table
+
+
+def _with_interval(entry: dict, split: str, M: int) -> str:
+    """The predicted error with its seed-noise interval's half-width (✗: it missed)."""
+    predicted, interval = entry["predicted"][split][M], entry.get("interval", {}).get(split)
+    if interval is None:
+        return f"{predicted:.5f}"
+    half = (interval["upper"] - interval["lower"]) / 2
+    return f"{predicted:.5f} ±{half:.5f}{'' if interval['covered'] else ' ✗'}"
 
 
 def verify_sizes_table(result: dict) -> Table:

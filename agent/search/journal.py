@@ -22,6 +22,7 @@ from edas_agent.proposers.base import LLMUsage
 from edas_agent.theory.gate import Judgement, Rule, Rules, Stats
 from edas_agent.theory.logloss import LogLossStats
 from edas_agent.theory.mixture_gate import MixtureJudgement, Part
+from edas_agent.theory.seed_noise import Pooled, PredictedError, pool
 from edas_agent.theory.uncertainty import Interval
 from edas_agent.training.learners import Cost
 
@@ -152,6 +153,10 @@ class Record(BaseModel):
     attempts: list[dict[str, Any]] | None = None  # the LLM's answers' problems, when repaired
     notes: list[str] = []  # baseline: what loading did to the data (rows dropped, ...)
     screening: ScreeningTrace | None = None  # multi-fidelity screening, when enabled
+    # E_M of a fresh M-member ensemble with its seed-noise interval (validation), from the
+    # learners behind the final judgement (theory/seed_noise.py)
+    predicted: PredictedError | None = None
+    unstable: list[int] = []  # learners whose error is far from their siblings'
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -176,6 +181,20 @@ class Record(BaseModel):
             return judged.E_after
         stats = self.carried()[0]
         return stats.E_M if stats is not None else None
+
+
+def seed_noise(records: list[Record]) -> Pooled | None:
+    """The run's pooled seed-noise model (theory/seed_noise.py): per architecture, the
+    validation statistics on the most learners, where those are three or more."""
+    best: dict[str, Stats] = {}
+    for record in records:
+        judged = [record.stats, *(r.stats for r in record.rounds)]
+        for stats in judged:
+            if stats is None or record.arch_hash is None:
+                continue
+            if record.arch_hash not in best or stats.k > best[record.arch_hash].k:
+                best[record.arch_hash] = stats
+    return pool(best.values())
 
 
 def utc_now() -> str:

@@ -37,7 +37,7 @@ from edas_agent.fidelity.strategy import make_screening
 from edas_agent.outcome import Outcome, failed
 from edas_agent.proposers.base import Proposal, ProposalContext, Proposer
 from edas_agent.search.context import proposal_context
-from edas_agent.search.journal import Journal, Record
+from edas_agent.search.journal import Journal, Record, seed_noise
 from edas_agent.search.judging import Judge, make_gate, noise_floor, outrank
 from edas_agent.search.outcomes import Recorder, candidate_fields
 from edas_agent.search.screening import Candidate, Screen
@@ -219,6 +219,7 @@ class Search:
             cost=cost,
             notes=list(self.evaluator.notes),
             screening=self.screening.trace_of_full(self.initial, fields["arch_hash"], None),
+            **self.recorder.seed_noise_fields(stats, pool, None),
             **fields,
         )
         self.journal.append(record)
@@ -286,8 +287,9 @@ class Search:
         if stage.screened:
             arch, arch_hash = screened.architecture, screened.arch_hash
             trace = self.screening.trace_of_full(arch, arch_hash, stage.trace)
+        noise = seed_noise(self.records)
         return record(
-            **self.recorder.judged_fields(screened, step, judged, self.baseline, order),
+            **self.recorder.judged_fields(screened, step, judged, self.baseline, order, noise),
             screening=trace,
             **fields,
         )

@@ -15,6 +15,12 @@ from edas_agent.search.state import Baseline
 from edas_agent.search.target import Target
 from edas_agent.theory.gate import statistics
 from edas_agent.theory.metrics import task_metrics
+from edas_agent.theory.seed_noise import (
+    Pooled,
+    learner_errors,
+    predictive_interval,
+    unstable_learners,
+)
 from edas_agent.training.learners import Cost, Pool
 
 
@@ -58,8 +64,10 @@ class Recorder:
         judged: Judged,
         baseline: Baseline,
         completion: int | None,
+        noise: Pooled | None,
     ) -> dict[str, Any]:
-        """Status, reason and statistics of a judged candidate, for `proposal`."""
+        """Status, reason and statistics of a judged candidate, for `proposal`; `noise`
+        is the run's seed-noise model so far."""
         decision, final = judged.rounds[0], judged.rounds[-1]
         reason = final.reason
         if final.kind == "confirmation":
@@ -83,7 +91,15 @@ class Recorder:
             "learners": final.stats.k,
             "completion": completion,
             "cost": sum((r.cost for r in judged.rounds), Cost()),
+            **self.seed_noise_fields(final.stats, judged.pool, noise),
         }
+
+    def seed_noise_fields(self, stats, pool: Pool, noise: Pooled | None) -> dict[str, Any]:
+        """The predictive interval of E_M and the unstable learners (theory/seed_noise.py)
+        from the learners behind the final judgement (`stats` are theirs, on validation)."""
+        errors = learner_errors(pool.val[: stats.k], self.evaluator.y_val)
+        predicted = predictive_interval(stats, self.config.members, noise, learner_errors=errors)
+        return {"predicted": predicted, "unstable": unstable_learners(errors)}
 
     def test_report(self, pool: Pool) -> TestReport:
         y, task = self.evaluator.y_test, self.evaluator.task

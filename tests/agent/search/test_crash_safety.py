@@ -182,10 +182,10 @@ def test_training_faults_are_recorded_and_the_run_goes_on(monkeypatch, capsys, t
 
     original = evaluator_module.train_learners
 
-    def out_of_memory_with_dropout(architecture, *rest):
+    def out_of_memory_with_dropout(architecture, *rest, **options):
         if architecture.tower.dropout > 0:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return original(architecture, *rest)
+        return original(architecture, *rest, **options)
 
     monkeypatch.setattr(evaluator_module, "train_learners", out_of_memory_with_dropout)
     code, out, _ = invoke(

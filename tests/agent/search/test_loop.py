@@ -184,3 +184,20 @@ def test_min_effect_without_confirmation_trains_three_starting_learners(tmp_path
         records = session.run()
     assert records[0].learners == 3 and records[0].stats.seed_se is not None
     assert all(r.rounds[0].min_effect is not None for r in records[1:])
+
+
+def test_every_judged_record_carries_a_seed_noise_interval_of_its_E_M(searched):
+    from edas_agent.search.journal import read_records
+
+    records = read_records(searched(5, proposer_seed=2))
+    start = records[0]
+    assert start.predicted is not None and start.predicted.source == "learners"
+    assert start.predicted.k == start.stats.k >= 3 and start.predicted.members == start.members
+    judged = [r for r in records[1:] if r.stats is not None]
+    assert judged and all(r.predicted is not None for r in judged)
+    for record in judged:
+        predicted = record.predicted
+        assert predicted.lower < predicted.E_M < predicted.upper and predicted.level == 0.9
+        if predicted.k == 2:  # decision learners alone: the run's pooled spread
+            assert predicted.source in ("pooled", "spread") and predicted.pooled_over >= 1
+        assert isinstance(record.unstable, list)

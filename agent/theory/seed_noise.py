@@ -1,0 +1,130 @@
+"""Seed noise in a predicted E_M: the error a user's M-member ensemble will realise.
+
+E_M is predicted from the k learners a candidate was judged on. Trained again with other
+seeds, the same architecture gives other learners: the estimate moves (how much: the
+jackknife over learners, `gate.statistics`' seed_se, k >= 3), and so does the realised
+ensemble of M fresh members. With s the spread of one learner's contribution (seed_se x
+sqrt(k)), the estimate's variance is about s^2 / k and the realised ensemble's about s^2 / M,
+so the predictive interval is E_M +- q s sqrt(1/k + 1/M), q a Student t quantile on k - 1
+degrees of freedom.
+
+With k = 2 there is no spread to measure (leaving one learner out leaves no diversity), so
+s comes from a model pooled over the run's architectures that have >= 3 learners (its
+start, confirmations, sequential rounds): the root mean square of their relative spreads
+s / E_M, times this architecture's E_M, with a normal quantile. Which one an interval used
+is in its `source`. Examples are not resampled: the interval is about seeds on the same
+validation examples (the gate's `Interval` is about examples, for a difference).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from statistics import NormalDist
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from edas_agent.theory.gate import Stats, residuals
+from edas_agent.theory.uncertainty import t_quantile
+
+LEVEL = 0.9
+# Two learners whose errors differ by more than this ratio: one of them trained unlike
+# the other (seed-to-seed spreads measured on the tables here stay within a few percent)
+UNSTABLE_RATIO = 1.25
+
+
+class PredictedError(BaseModel):
+    """E_M of a fresh M-member ensemble: the point prediction and its seed-noise interval."""
+
+    model_config = ConfigDict(frozen=True)
+
+    members: int
+    E_M: float
+    lower: float
+    upper: float
+    level: float
+    source: Literal["learners", "pooled", "spread"]  # see the module docstring; "spread":
+    # an unstable architecture's own spread of learner errors, wider than the pooled one
+    k: int
+    pooled_over: int | None = None  # architectures the pooled spread came from
+
+    def covers(self, realised: float) -> bool:
+        return self.lower <= realised <= self.upper
+
+
+class Pooled(BaseModel):
+    """The run's seed-noise model: relative spread of one learner, over architectures."""
+
+    model_config = ConfigDict(frozen=True)
+
+    relative_spread: float
+    architectures: int
+
+
+def relative_spread(stats: Stats) -> float | None:
+    """s / E_M of one architecture (module docstring), k >= 3 only."""
+    if stats.seed_se is None or stats.k < 3 or stats.E_M <= 0:
+        return None
+    return stats.seed_se * math.sqrt(stats.k) / stats.E_M
+
+
+def pool(measured: Iterable[Stats]) -> Pooled | None:
+    """The pooled model from the statistics that measured a spread (one per architecture:
+    the one on the most learners)."""
+    spreads = [s for s in (relative_spread(stats) for stats in measured) if s is not None]
+    if not spreads:
+        return None
+    return Pooled(
+        relative_spread=float(np.sqrt(np.mean(np.square(spreads)))), architectures=len(spreads)
+    )
+
+
+def predictive_interval(
+    stats: Stats,
+    members: int,
+    pooled: Pooled | None,
+    level: float = LEVEL,
+    learner_errors: np.ndarray | None = None,
+) -> PredictedError | None:
+    """The interval of the realised M-member error; None when k = 2 and nothing is pooled.
+    `learner_errors` (each learner's own error), when they flag the architecture unstable,
+    widen a pooled interval to their own spread."""
+    k = stats.k
+    own = relative_spread(stats)
+    if own is not None:
+        spread, source, quantile = own, "learners", t_quantile((1 + level) / 2, k - 1)
+    elif pooled is not None:
+        spread, source = pooled.relative_spread, "pooled"
+        quantile = NormalDist().inv_cdf((1 + level) / 2)
+        if learner_errors is not None and unstable_learners(learner_errors):
+            observed = float(np.std(learner_errors, ddof=1)) * math.sqrt(k) / stats.E_M
+            if observed > spread:
+                spread, source = observed, "spread"
+    else:
+        return None
+    half = quantile * spread * stats.E_M * math.sqrt(1 / k + 1 / members)
+    return PredictedError(
+        members=members, E_M=stats.E_M, lower=stats.E_M - half, upper=stats.E_M + half,
+        level=level, source=source, k=k,
+        pooled_over=pooled.architectures if source != "learners" and pooled else None,
+    )  # fmt: skip
+
+
+def learner_errors(predictions: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Each learner's own squared error (k,), as E averages it."""
+    return np.mean(np.sum(residuals(predictions, y) ** 2, axis=-1), axis=1)
+
+
+def unstable_learners(errors: np.ndarray) -> list[int]:
+    """Learners whose error is far from their siblings': above UNSTABLE_RATIO times the
+    median of the others (with two learners, the worse one when they differ that much).
+    A diverged learner (NaN) fails its candidate before this."""
+    errors = np.asarray(errors, dtype=np.float64)
+    flagged = []
+    for j, error in enumerate(errors):
+        others = np.delete(errors, j)
+        if len(others) and error > UNSTABLE_RATIO * float(np.median(others)):
+            flagged.append(j)
+    return flagged

@@ -1,0 +1,66 @@
+"""How often the seed-noise interval of E_M covers the realised M-member error.
+
+For each run folder, `verify --steps STEPS` (real M-member ensembles of the chosen steps'
+architectures; members the run or an earlier verify trained are reused, so on folders the
+disagreement audit verified it trains nothing), then per group of runs (a table) the share
+of architectures whose realised validation and test errors fell inside the interval
+logged at their decision (theory/seed_noise.py: from the decision learners, k = 2 with the
+run's pooled spread, or their own spread where k >= 3), by the interval's source. As in
+`verify`, the realised ensemble's M members include the decision learners. Not a test.
+
+    python bench/coverage.py --members 16 --steps disagreements --group friedman RUN ... \
+        --group rare RUN ... [--out coverage.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from pathlib import Path
+
+from edas_agent.analysis import verify
+
+
+def tally(folder: Path, members: int | None, steps: str) -> dict:
+    result = verify(folder, members, steps)
+    counts: Counter = Counter()
+    for entry in result["architectures"].values():
+        for split, interval in entry.get("interval", {}).items():
+            counts[f"{split}:{interval['source']}:of"] += 1
+            counts[f"{split}:{interval['source']}:covered"] += int(interval["covered"])
+    return dict(counts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--members", type=int, default=None, help="M (default: each run's).")
+    parser.add_argument("--steps", default="disagreements", help="as verify --steps")
+    parser.add_argument(
+        "--group", nargs="+", action="append", required=True, metavar=("NAME", "RUN"),
+        help="A group's name, then its run folders.",
+    )  # fmt: skip
+    parser.add_argument("--out", type=Path, default=Path("coverage.json"))
+    options = parser.parse_args()
+    results = json.loads(options.out.read_text()) if options.out.is_file() else {}
+    for name, *folders in options.group:
+        for folder in folders:
+            key = f"{name}:{folder}"
+            if key not in results:  # a rerun verifies only what is missing
+                results[key] = tally(Path(folder), options.members, options.steps)
+                options.out.write_text(json.dumps(results, indent=1))
+            print(f"{name} {folder}: {results[key]}", flush=True)
+    print("\n| table | runs | split | interval from | covered | share |")
+    print("|---|---:|---|---|---:|---:|")
+    for name in dict.fromkeys(g[0] for g in options.group):
+        runs = [v for k, v in results.items() if k.split(":", 1)[0] == name]
+        total: Counter = sum((Counter(r) for r in runs), Counter())
+        for key in sorted(k for k in total if k.endswith(":of")):
+            split, source, _ = key.split(":")
+            covered, of = total[f"{split}:{source}:covered"], total[key]
+            print(f"| {name} | {len(runs)} | {split} | {source} | {covered}/{of} | "
+                  f"{covered / of:.2f} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

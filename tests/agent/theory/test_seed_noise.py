@@ -1,0 +1,86 @@
+"""The seed-noise interval of E_M: it does not under-cover realised ensembles of
+simulated learners (it is conservative there: the jackknife overstates the spread at small
+k; real tables are in docs/benchmarks/calibration.md), k = 2 borrows a pooled spread,
+unstable learners widen it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edas_agent.theory.gate import ensemble_error, statistics
+from edas_agent.theory.seed_noise import (
+    learner_errors,
+    pool,
+    predictive_interval,
+    unstable_learners,
+)
+
+N, M = 400, 16
+
+
+def _learners(rng: np.random.Generator, y: np.ndarray, count: int) -> np.ndarray:
+    """Learners of one architecture: a shared bias per example plus seed noise, and a
+    per-seed offset that makes their errors differ (what seeds do to real learners)."""
+    shared = 0.3 * np.sin(np.arange(N))  # the architecture's own errors
+    return y + shared + rng.normal(0, 0.4, (count, N)) + rng.normal(0, 0.05, (count, 1))
+
+
+def _realised(predictions: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean((predictions.mean(axis=0) - y) ** 2))
+
+
+def test_the_learners_own_interval_covers_fresh_ensembles_at_about_its_level():
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=N)
+    covered = []
+    for _ in range(400):
+        stats = statistics(_learners(rng, y, 4), y, M)
+        interval = predictive_interval(stats, M, pooled=None)
+        assert interval is not None and interval.source == "learners" and interval.k == 4
+        covered.append(interval.covers(_realised(_learners(rng, y, M), y)))
+    assert 0.87 <= np.mean(covered) <= 0.995
+
+
+def test_two_learners_borrow_the_pooled_spread_and_cover_too():
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=N)
+    measured = pool(statistics(_learners(rng, y, 4), y, M) for _ in range(8))
+    assert measured is not None and measured.architectures == 8
+    covered = []
+    for _ in range(400):
+        stats = statistics(_learners(rng, y, 2), y, M)
+        interval = predictive_interval(stats, M, measured)
+        assert interval.source == "pooled" and interval.pooled_over == 8
+        covered.append(interval.covers(_realised(_learners(rng, y, M), y)))
+    assert 0.87 <= np.mean(covered) <= 0.995
+    # Without anything pooled, two learners give no interval rather than a made-up one
+    assert predictive_interval(stats, M, None) is None
+    assert pool([stats]) is None  # two learners measure no spread
+
+
+def test_the_interval_is_centred_on_the_prediction_and_narrows_with_learners():
+    rng = np.random.default_rng(2)
+    y = rng.normal(size=N)
+    few, many = statistics(_learners(rng, y, 3), y, M), statistics(_learners(rng, y, 12), y, M)
+    a, b = predictive_interval(few, M, None), predictive_interval(many, M, None)
+    assert a.E_M == pytest.approx(ensemble_error(few.E, few.D, M))
+    assert a.lower < a.E_M < a.upper and (a.upper - a.E_M) == pytest.approx(a.E_M - a.lower)
+    assert (b.upper - b.lower) < (a.upper - a.lower)
+
+
+def test_a_learner_far_from_its_siblings_is_flagged_and_widens_a_pooled_interval():
+    rng = np.random.default_rng(3)
+    y = rng.normal(size=N)
+    measured = pool(statistics(_learners(rng, y, 4), y, M) for _ in range(5))
+    steady = _learners(rng, y, 2)
+    diverged = steady.copy()
+    diverged[1] = y + rng.normal(0, 1.5, N)  # one seed trained badly
+    assert unstable_learners(learner_errors(steady, y)) == []
+    errors = learner_errors(diverged, y)
+    assert unstable_learners(errors) == [1]
+    assert unstable_learners(np.array([0.44, 0.43, 0.78, 0.45])) == [2]
+    stats = statistics(diverged, y, M)
+    plain = predictive_interval(stats, M, measured)
+    wide = predictive_interval(stats, M, measured, learner_errors=errors)
+    assert wide.source == "spread" and (wide.upper - wide.lower) > (plain.upper - plain.lower)
