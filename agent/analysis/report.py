@@ -301,11 +301,20 @@ def _html(folder: Path, records: list[Record], images: list[str], mixtures: str 
     accepted = [r for r in records if r.accepted]
     rows = "".join(
         f"<tr><td>{r.step}</td><td>{r.arch_hash}</td><td>{s.k}</td><td>{s.E:.5f}</td>"
-        f"<td>{s.rho:.4f}</td><td>{s.D:.5f}</td><td>{s.E_M:.5f}</td>"
+        f"<td>{s.rho:.4f}</td><td>{s.D:.5f}</td><td>{s.E_M:.5f}</td><td>{_interval(r)}</td>"
         f"<td>{r.test.stats.E_M:.5f}</td><td>{html.escape(_edits(r))}</td></tr>"
         for r in accepted
         if (s := r.carried()[0]) is not None and r.test is not None
     )
+    unstable = [r for r in records if r.unstable]
+    warning = ""
+    if unstable:
+        steps = ", ".join(f"{r.step} (learners {str(r.unstable)[1:-1]})" for r in unstable)
+        warning = (
+            f"<p><b>Unstable learners</b>: at steps {html.escape(steps)} a learner's error was "
+            "over 1.25 times its siblings'; deploying M copies of such an architecture, expect "
+            "some seeds to train badly.</p>"
+        )
     s = Spend.of(r.llm for r in records)
     spend = f"{s.calls} LLM calls, {s.input_tokens + s.output_tokens:,} tokens, ${s.cost:.4f}"
     figures = "".join(
@@ -334,11 +343,20 @@ figure {{ margin: 1.5rem 0; }} img {{ max-width: 100%; }}
 Ensemble size M = {records[0].members}, rule {records[0].rule}.</p>
 <h2>Accepted trajectory</h2>
 <table><tr><th>step</th><th>arch</th><th>k</th><th>E</th><th>rho</th><th>D</th>
-<th>E_M val</th><th>E_M test</th><th>edits</th></tr>{rows}</table>
+<th>E_M val</th><th>90% seed-noise interval</th><th>E_M test</th><th>edits</th></tr>{rows}</table>
+{warning}
 {mixtures}
 {figures}
 </body></html>
 """
+
+
+def _interval(record: Record) -> str:
+    """The predicted E_M's seed-noise interval, and where its spread came from."""
+    predicted = record.predicted
+    if predicted is None:
+        return "-"
+    return f"[{predicted.lower:.5f}, {predicted.upper:.5f}] ({predicted.source})"
 
 
 def _scatter_by_status(axes, points: list[tuple[tuple[float, float], str]]) -> None:

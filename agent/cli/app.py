@@ -210,6 +210,7 @@ def evaluate(
     """Train k learners of one architecture; print statistics and timings."""
     from edas_agent.search.loop import initial_architecture
     from edas_agent.theory.metrics import task_metrics
+    from edas_agent.theory.seed_noise import learner_errors, predictive_interval, unstable_learners
 
     overrides = {
         "baseline": str(arch) if arch else None,
@@ -223,13 +224,20 @@ def evaluate(
     architecture = initial_architecture(settings, evaluator)
     evaluation = evaluator.evaluate(architecture, settings.evaluator.learners)
     M = settings.members
+    validation = statistics(evaluation.val_predictions, evaluator.y_val, M)
+    errors = learner_errors(evaluation.val_predictions, evaluator.y_val)
+    interval = predictive_interval(validation, M, None)
     result = {
         "arch_hash": architecture_hash(architecture),
         "architecture": document_of(architecture),
         "members": M,
         "parameters": evaluation.parameters,
         "flops_per_example": evaluation.flops,
-        "validation": statistics(evaluation.val_predictions, evaluator.y_val, M).model_dump(),
+        "validation": validation.model_dump(),
+        # Seed noise of E_M on validation (theory/seed_noise.py): from the learners' own
+        # spread, so k >= 3; with k = 2 nothing measures it (a run pools it over architectures)
+        "predicted_E_M": interval.model_dump() if interval else "needs --learners 3 or more",
+        "unstable_learners": unstable_learners(errors),
         "test": statistics(evaluation.test_predictions, evaluator.y_test, M).model_dump(),
         "test_metrics": task_metrics(evaluator.task, evaluation.test_predictions, evaluator.y_test),
         "timings": {
