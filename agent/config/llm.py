@@ -126,6 +126,12 @@ class LLMSettings(Section):
         "of a server with constrained decoding valid and new by construction (small local "
         "models); more lets a capable model combine edits.",
     )
+    place: Literal["any", "rotate"] = Field(
+        "any",
+        description="any: the answer may edit any place of the architecture. rotate: each "
+        "call offers one editable place, in turn (a fixed order), and the model chooses its "
+        "value: small local models otherwise edit the same place round after round.",
+    )
     proposals_per_round: int = Field(
         1, ge=1, le=16, description="Distinct proposals asked for per LLM call."
     )

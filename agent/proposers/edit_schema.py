@@ -41,13 +41,15 @@ def typed_answer_schema(
     proposals: int,
     keep: Keep | None = None,
     edits_per_proposal: int = 3,
+    place: str | None = None,
 ) -> dict[str, Any]:
     """{"proposals": [exactly `proposals` items of {rationale, edits}]}. `keep` says
     whether one edit, applied alone, is worth offering (inside this table's space, new);
-    by default every edit that changes the document is."""
-    keep = keep or (lambda edit: hash_after(document, edit) != canonical_hash(document))
-    variants = [_filtered(v, keep) for v in edit_variants(space, document)]
-    variants = [v for v in variants if v is not None]
+    by default every edit that changes the document is. `place` (see `places`) offers that
+    place's edits alone."""
+    variants = offered_variants(space, document, keep)
+    if place is not None:
+        variants = [v for v in variants if place_of(v) == place]
     proposal = {
         "type": "object",
         "properties": {
@@ -81,6 +83,22 @@ def novel(document: dict[str, Any], evaluated: Collection[str]) -> Keep:
     """Edits that give neither the document back nor an architecture already evaluated."""
     avoid = {canonical_hash(document), *evaluated}
     return lambda edit: hash_after(document, edit) not in avoid
+
+
+def offered_variants(
+    space: dict[str, Any], document: dict[str, Any], keep: Keep | None = None
+) -> list[dict[str, Any]]:
+    """The variants with only the edits `keep` accepts (by default those that change the
+    document), in document order; places left with no edit are left out."""
+    keep = keep or (lambda edit: hash_after(document, edit) != canonical_hash(document))
+    variants = [_filtered(v, keep) for v in edit_variants(space, document)]
+    return [v for v in variants if v is not None]
+
+
+def place_of(variant: dict[str, Any]) -> str:
+    """A variant's place: its operation and path, e.g. 'replace /training/lr'."""
+    properties = variant["properties"]
+    return f"{properties['op']['const']} {properties['path']['const']}"
 
 
 def edit_variants(space: dict[str, Any], document: dict[str, Any]) -> list[dict[str, Any]]:

@@ -27,7 +27,12 @@ from edas_agent.config import LLMSettings
 from edas_agent.errors import describe_validation_error
 from edas_agent.outcome import Outcome
 from edas_agent.proposers.base import Check, LLMUsage, Proposal, ProposalContext, ProposerStopped
-from edas_agent.proposers.edit_schema import novel, typed_answer_schema
+from edas_agent.proposers.edit_schema import (
+    novel,
+    offered_variants,
+    place_of,
+    typed_answer_schema,
+)
 from edas_agent.proposers.edits import ProposedEdits
 from edas_agent.proposers.prompts import RenderedPrompt, render, render_repair
 from edas_agent.proposers.transport import call_with_retries
@@ -157,7 +162,7 @@ class LLMProposer:
     def propose(self, context: ProposalContext, check: Check | None = None) -> list[Proposal]:
         wire = self.wire
         prompt = replace(
-            self.render_prompt(context), answer_schema=self.answer_schema(context, check)
+            self.render_prompt(context, check), answer_schema=self.answer_schema(context, check)
         )
         # Repairs go back to the opening: the model sees the prompt, its last answer and what
         # was wrong with it, so a round's conversation does not grow with every attempt.
@@ -214,21 +219,42 @@ class LLMProposer:
 
     def answer_schema(self, context: ProposalContext, check: Check | None) -> dict[str, Any]:
         """The answer schema typed by the space, offering only the single edits the loop's
-        check accepts (or, without a check, those that lead somewhere new)."""
-        keep = novel(context.architecture, context.evaluated_hashes)
-        if check is not None:
-            keep = lambda edit: check([ProposedEdits(rationale="-", edits=[edit])]) == [None]  # noqa: E731
+        check accepts (or, without a check, those that lead somewhere new); with
+        `llm.place: rotate`, those of this round's place alone."""
+        keep = self._keep(context, check)
+        place = self._place(context, keep)
         return typed_answer_schema(
             context.space_schema,
             context.architecture,
             context.proposals,
             keep,
-            self.settings.edits_per_proposal,
+            1 if place else self.settings.edits_per_proposal,
+            place,
         )
 
-    def render_prompt(self, context: ProposalContext) -> RenderedPrompt:
+    def _keep(self, context: ProposalContext, check: Check | None):
+        if check is not None:
+            return lambda edit: check([ProposedEdits(rationale="-", edits=[edit])]) == [None]
+        return novel(context.architecture, context.evaluated_hashes)
+
+    def _place(self, context: ProposalContext, keep) -> str | None:
+        """`llm.place: rotate`: the places with an edit on offer, in a fixed order (sorted,
+        so a place keeps its turn as the architecture changes), taken in turn by step."""
+        if self.settings.place != "rotate":
+            return None
+        variants = offered_variants(context.space_schema, context.architecture, keep)
+        places = sorted({place_of(v) for v in variants})
+        return places[context.step % len(places)] if places else None
+
+    def render_prompt(self, context: ProposalContext, check: Check | None = None) -> RenderedPrompt:
         settings = self.settings
         prompt = render(context, settings.templates, settings.prompt_tokens, settings.prompt)
+        place = self._place(context, self._keep(context, check))
+        if place is not None:
+            choose = "" if place.startswith("remove ") else " Choose its new value."
+            prompt = replace(
+                prompt, user=f"{prompt.user}\n\nThis round, edit one place only: {place}.{choose}"
+            )
         if settings.instructions == "user":  # for chat formats that drop system messages
             return replace(prompt, system="", user=f"{prompt.system.rstrip()}\n\n{prompt.user}")
         return prompt

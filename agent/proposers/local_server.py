@@ -25,12 +25,14 @@ def llama_cpp_server(
     chat_format: str | None = "gemma",
     context_tokens: int = 8192,
     startup_s: float = 180,
+    python: str = sys.executable,
 ) -> Iterator[str]:
     """The server's base URL while the block runs; the server is stopped after it. The
-    packaged Gemma GGUF is a base model without a chat template, hence `chat_format`."""
+    packaged Gemma GGUF is a base model without a chat template, hence `chat_format`.
+    `python`: an interpreter with llama-cpp-python (another virtual environment's)."""
     port = _free_port()
     command = [
-        sys.executable, "-m", "llama_cpp.server", "--model", str(model),
+        python, "-m", "llama_cpp.server", "--model", str(model),
         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(context_tokens),
     ]  # fmt: skip
     if chat_format:
