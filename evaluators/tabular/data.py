@@ -95,6 +95,13 @@ def load(spec: DataSpec, seed: int) -> EncodedDataset:
             "rows (data.sample_rows); validation and test are whole"
         )
         train_idx = train_idx[: spec.sample_rows]
+    judged = spec.sample_eval_rows
+    if judged is not None and judged < max(len(val_idx), len(test_idx)):
+        prepared.notes.append(
+            f"judging on samples of {judged:,} validation and test rows "
+            f"(data.sample_eval_rows) of {len(val_idx):,} and {len(test_idx):,}"
+        )
+        val_idx, test_idx = val_idx[:judged], test_idx[:judged]
     return _encode(prepared, name, train_idx, val_idx, test_idx)
 
 

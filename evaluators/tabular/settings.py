@@ -40,6 +40,12 @@ class DataSpec(BaseModel):
         description="Train on a seeded sample of this many rows of the training split "
         "(validation and test stay whole); `verify --full-data` checks winners on all of it.",
     )
+    sample_eval_rows: int | None = Field(
+        None,
+        ge=2,
+        description="Judge on a seeded sample of this many rows of the validation split, and "
+        "as many of the test split (every learner predicts on them; whole when unset).",
+    )
     cache: bool | None = Field(
         None,
         description="Keep the encoded table in the encoded-data cache (none: files of 64 MB "

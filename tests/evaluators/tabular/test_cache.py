@@ -85,3 +85,11 @@ def test_a_sample_of_the_training_rows_is_seeded_nested_and_leaves_validation_wh
     assert any("sample of 200 of the 720 training rows" in note for note in small.notes)
     unsampled = load(DataSpec(path=str(table_csv), target="label", sample_rows=5000), 2)
     assert not any("sample" in note for note in unsampled.notes)
+
+
+def test_validation_and_test_can_be_sampled_too(table_csv: Path):
+    whole = load(DataSpec(path=str(table_csv), target="label"), 2)
+    judged = load(DataSpec(path=str(table_csv), target="label", sample_eval_rows=100), 2)
+    assert len(judged.val) == len(judged.test) == 100 and len(judged.train) == len(whole.train)
+    assert torch.equal(judged.val.y, whole.val.y[:100])
+    assert any("samples of 100 validation and test rows" in note for note in judged.notes)
