@@ -55,12 +55,16 @@ class GateRound(Judgement):
     confused with a batch: the proposals of one propose call, `Record.round` in the log.)
 
     kind "decision" uses the first k learners; "sequential" follows when the interval
-    straddled zero and two more learners were trained; "confirmation" follows an
-    acceptance, on fresh learners plus all earlier ones (the winner's-curse guard).
+    straddled zero or a learner was unstable, and two more learners were trained;
+    "confirmation" follows an acceptance, on fresh learners plus all earlier ones (the
+    winner's-curse guard).
     """
 
     kind: Literal["decision", "sequential", "confirmation"]
     cost: Cost = Cost()
+    # a learner's error over 1.25 times its siblings' (theory/seed_noise.py): with
+    # gate.sequential, two more learners follow, as when the interval straddles zero
+    unstable: bool = False
     # search.target mixture: the judgement that decided (accepted, reason, interval,
     # confidence and min_effect above are its); stats, delta_E and rules describe the
     # candidate beside the baseline architecture, for the prompt and the report

@@ -4,8 +4,8 @@ checks a run's logged rounds against it, so the two cannot disagree.
 
     decision      the first k learners (evaluator.learners; a screening survivor may get
                   screening.survivor_learners)
-    sequential    with gate.sequential, two more learners while the interval straddles 0,
-                  up to gate.max_learners
+    sequential    with gate.sequential, two more learners while the interval straddles 0
+                  or a learner is unstable (far from its siblings), up to gate.max_learners
     confirmation  with gate.confirm, after an acceptance: gate.confirm_learners fresh
                   learners, and a last judgement on all of them
 
@@ -60,10 +60,10 @@ class RoundPlan:
         last = rounds[-1]
         if last.kind == "confirmation":
             return None
+        undecided = last.interval is not None and last.interval.straddles_zero()
         if (
             self.gate.sequential
-            and last.interval is not None
-            and last.interval.straddles_zero()
+            and (undecided or last.unstable)
             and learners + 2 <= self.gate.max_learners
         ):
             return NextRound("sequential", len(rounds), learners + 2)

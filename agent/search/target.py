@@ -23,6 +23,7 @@ from edas_agent.search.journal import BaselineRef, GateRound
 from edas_agent.search.state import Baseline, RunState
 from edas_agent.theory.gate import Gate, decide
 from edas_agent.theory.mixture_gate import Part, judge_mixture
+from edas_agent.theory.seed_noise import learner_errors, unstable_learners
 from edas_agent.training.learners import Cost, LearnerStore, Pool
 
 
@@ -63,7 +64,8 @@ class SingleArchitecture:
             self.evaluator.task,
             seed=[self.seed, step, seed_index],
         )
-        return GateRound(kind=kind, cost=cost, **judgement.model_dump())
+        unstable = bool(unstable_learners(learner_errors(pool.val, self.evaluator.y_val)))
+        return GateRound(kind=kind, cost=cost, unstable=unstable, **judgement.model_dump())
 
     def reference(self, baseline: Baseline) -> BaselineRef:
         return baseline.ref()

@@ -15,6 +15,7 @@ from edas_agent.config import Config, dump_config
 from edas_agent.evaluators.tabular.evaluator import TabularEvaluator
 from edas_agent.search.journal import Journal, read_records
 from edas_agent.search.loop import Search
+from edas_agent.search.rounds import RoundPlan
 from edas_agent.theory.gate import Judgement, Rules, Stats
 from edas_agent.theory.uncertainty import Interval
 from tests.agent.search.test_loop import ScriptedProposer, proposal
@@ -217,3 +218,23 @@ def test_real_gate_with_three_proposals_per_round_replays(fast_config):
         assert len({r.baseline.step for r in siblings}) == 1
     report = replay(journal.folder)
     assert report.ok, report.mismatches
+
+
+def test_an_unstable_learner_gets_two_more_learners_under_sequential_as_replay_expects(
+    fast_config, monkeypatch
+):
+    from edas_agent.search import target
+
+    # The decision's two learners look unstable (one far from the other); four do not
+    monkeypatch.setattr(target, "unstable_learners", lambda errors: [1] if len(errors) == 2 else [])
+    config = with_gate(fast_config, sequential=True, max_learners=8, confirm=False)
+    records, _ = run(config, scripted_judge({4: True}, straddle_below=0))
+    rounds = records[1].rounds
+    assert [(r.kind, r.stats.k, r.unstable) for r in rounds] == [
+        ("decision", 2, True),
+        ("sequential", 4, False),
+    ]
+    assert records[1].accepted
+    # replay checks logged rounds against the plan: the flag logged is what it needs
+    assert RoundPlan(config).check(rounds) == []
+    assert RoundPlan(config).check(rounds[:1]) == ["no sequential round after round 0"]
