@@ -87,22 +87,30 @@ def load(spec: DataSpec, seed: int) -> EncodedDataset:
         train_idx, val_idx, test_idx = _split(prepared.frame, spec, seed)
     except DataError as exc:
         raise DataError(f"{source}: {exc}") from None
+    train_idx, val_idx, test_idx = _sampled(spec, prepared.notes, train_idx, val_idx, test_idx)
+    return _encode(prepared, name, train_idx, val_idx, test_idx)
+
+
+def _sampled(spec: DataSpec, notes: list[str], train_idx, val_idx, test_idx):
+    """The splits cut to data.sample_rows (training) and data.sample_eval_rows (validation
+    and test each), said in the notes. Each split is already in a seeded random order: its
+    first rows are a seeded sample, and a larger sample holds a smaller one."""
+    judged = spec.sample_eval_rows
+    judged_sampled = judged is not None and judged < max(len(val_idx), len(test_idx))
     if spec.sample_rows is not None and spec.sample_rows < len(train_idx):
-        # The training split is already in a seeded random order: its first rows are a
-        # seeded sample, and a larger sample holds a smaller one
-        prepared.notes.append(
+        whole = "" if judged_sampled else "; validation and test are whole"
+        notes.append(
             f"training on a sample of {spec.sample_rows:,} of the {len(train_idx):,} training "
-            "rows (data.sample_rows); validation and test are whole"
+            f"rows (data.sample_rows){whole}"
         )
         train_idx = train_idx[: spec.sample_rows]
-    judged = spec.sample_eval_rows
-    if judged is not None and judged < max(len(val_idx), len(test_idx)):
-        prepared.notes.append(
+    if judged_sampled:
+        notes.append(
             f"judging on samples of {judged:,} validation and test rows "
             f"(data.sample_eval_rows) of {len(val_idx):,} and {len(test_idx):,}"
         )
         val_idx, test_idx = val_idx[:judged], test_idx[:judged]
-    return _encode(prepared, name, train_idx, val_idx, test_idx)
+    return train_idx, val_idx, test_idx
 
 
 def _read(spec: DataSpec) -> Table:
