@@ -3,9 +3,10 @@ rounds: a real small model choosing any place (`llm.place: any`), the same model
 one place per round in turn (`llm.place: rotate`), and the builtin proposer.
 
 Starts llama-cpp-python's server on 127.0.0.1 with Gemma 3 270M (the local-llm extra's
-package), constrained decoding with the typed grammar, on scikit-learn's breast-cancer
-table (not in our tests). After each run, the final baseline's realised 16-member error
-(`verify`, test split). Prints measured numbers; it is a benchmark, not a test.
+package) and runs as the LLM guide configures a small model (typed grammar, one edit per
+proposal, the compact prompt, instructions in the user turn), on scikit-learn's
+breast-cancer table (not in our tests). After each run, the final baseline's realised
+16-member error (`verify`, test split). Prints measured numbers; it is a benchmark, not a test.
 
     python bench/small_model_places.py [--budget 10] [--seeds 0 1 2] \
         [--server-python /path/to/venv-with-llama-cpp/bin/python]
@@ -67,7 +68,8 @@ def run(options: list[str], url: str, table: Path, runs: Path, seed: int, budget
         "--data", str(table), "--target", "target", "--runs-dir", str(runs),
         "--seed", str(seed), "--set", f"llm.base_url={url}",
         "--set", "llm.structured_output=grammar", "--set", f"llm.seed={seed}",
-        "--set", "llm.edits_per_proposal=1", *options,
+        "--set", "llm.edits_per_proposal=1", "--set", "llm.prompt=compact",
+        "--set", "llm.instructions=user", "--set", "llm.timeout_s=300", *options,
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
