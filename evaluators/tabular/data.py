@@ -290,21 +290,7 @@ def _encode(
     categorical = [_gather_ids(fields, idx) for idx in splits]
     cardinalities = [field.cardinality for field in fields]
     del fields
-    # Column-major while filling, so that writing a column touches only its own memory
-    # as the frame's column is freed; each array turned row-major at the end, one at a time
-    numeric = {
-        view: [np.empty((len(prepared.numeric), len(idx)), np.float32) for idx in splits]
-        for view in NUMERIC_VIEWS
-    }
-    for j, column in enumerate(prepared.numeric):
-        values = frame.pop(column).to_numpy(np.float64)
-        by_split = _numeric_views([values[idx] for idx in splits])
-        for view in NUMERIC_VIEWS:
-            for part, encoded in zip(numeric[view], by_split[view], strict=True):
-                part[j] = encoded
-    for parts in numeric.values():
-        for i, columns_first in enumerate(parts):
-            parts[i] = np.ascontiguousarray(columns_first.T)
+    numeric = _numeric_parts(frame, prepared.numeric, splits)
 
     def part(i: int) -> Part:
         return Part(
@@ -381,6 +367,29 @@ def _gather_ids(fields: list[_Field], idx: np.ndarray) -> np.ndarray:
             [field.id_of_code[field.codes[rows]] for field in fields]
         )
     return out
+
+
+def _numeric_parts(
+    frame: pd.DataFrame, columns: list[str], splits: tuple[np.ndarray, ...]
+) -> dict[str, list[np.ndarray]]:
+    """Each view's (rows, columns) float32 array per split, popping the columns from the
+    frame. Column-major while filling, so that writing a column touches only its own
+    memory as the frame's column is freed; each array turned row-major at the end, one at
+    a time."""
+    numeric = {
+        view: [np.empty((len(columns), len(idx)), np.float32) for idx in splits]
+        for view in NUMERIC_VIEWS
+    }
+    for j, column in enumerate(columns):
+        values = frame.pop(column).to_numpy(np.float64)
+        by_split = _numeric_views([values[idx] for idx in splits])
+        for view in NUMERIC_VIEWS:
+            for part, encoded in zip(numeric[view], by_split[view], strict=True):
+                part[j] = encoded
+    for parts in numeric.values():
+        for i, columns_first in enumerate(parts):
+            parts[i] = np.ascontiguousarray(columns_first.T)
+    return numeric
 
 
 def _numeric_views(splits: list[np.ndarray]) -> dict[str, list[np.ndarray]]:
