@@ -126,11 +126,12 @@ class LLMSettings(Section):
         "of a server with constrained decoding valid and new by construction (small local "
         "models); more lets a capable model combine edits.",
     )
-    place: Literal["any", "rotate"] = Field(
-        "any",
+    place: Literal["auto", "any", "rotate"] = Field(
+        "auto",
         description="any: the answer may edit any place of the architecture. rotate: each "
         "call offers one editable place, in turn (a fixed order), and the model chooses its "
-        "value: small local models otherwise edit the same place round after round.",
+        "value: small local models otherwise edit the same place round after round. auto: "
+        "rotate for openai-compatible servers (local models), any for openai and anthropic.",
     )
     proposals_per_round: int = Field(
         1, ge=1, le=16, description="Distinct proposals asked for per LLM call."
@@ -159,6 +160,13 @@ class LLMSettings(Section):
 
     def resolved_model(self) -> str:
         return self.model or DEFAULT_MODELS[self.provider]
+
+    def resolved_place(self) -> str:
+        """llm.place with auto decided: a local server's model is usually small (measured
+        in docs/pages/guides/llm-backends.md: one place edited in ten rounds, left free)."""
+        if self.place != "auto":
+            return self.place
+        return "rotate" if self.provider == "openai-compatible" else "any"
 
     def resolved_key_env(self) -> str | None:
         return self.api_key_env or DEFAULT_KEY_ENV.get(self.provider)

@@ -240,7 +240,7 @@ class LLMProposer:
     def _place(self, context: ProposalContext, keep) -> str | None:
         """`llm.place: rotate`: the places with an edit on offer, in a fixed order (sorted,
         so a place keeps its turn as the architecture changes), taken in turn by step."""
-        if self.settings.place != "rotate":
+        if self.settings.resolved_place() != "rotate":
             return None
         variants = offered_variants(context.space_schema, context.architecture, keep)
         places = sorted({place_of(v) for v in variants})

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from edas_agent.config import LLMSettings
 from edas_agent.proposers.base import ProposerStopped
 from edas_agent.proposers.grammar import gbnf
 from edas_agent.proposers.openai import OpenAICompatibleProposer
@@ -33,13 +34,26 @@ def answer(*items) -> tuple:
 
 def test_grammar_mode_sends_the_typed_schema_as_gbnf_and_no_response_format():
     with serve([answer(ANSWER)]) as server:
-        proposer = compatible(server.url, structured_output="grammar")
+        proposer = compatible(server.url, structured_output="grammar", place="any")
         (proposal,) = proposer.propose(context(0.9))
     body = server.requests[0]["body"]
     assert proposal.refused is None and "response_format" not in body
     assert body["grammar"] == gbnf(proposer.wire.schema)
     assert '"\\"/bagging/fraction\\""' in body["grammar"]  # the paths are in the grammar
     assert proposal.transcript["exchanges"][0]["structured_output"] == "grammar"
+
+
+def test_a_local_server_is_offered_one_place_per_round_unless_told_otherwise():
+    """llm.place auto: rotate for openai-compatible servers (small local models edit the
+    same place every round when left free), any for hosted providers."""
+    with serve([answer(ANSWER), answer(ANSWER)]) as server:
+        compatible(server.url, structured_output="grammar").propose(context(0.9))
+        compatible(server.url, structured_output="grammar", place="any").propose(context(0.9))
+    rotated, free = (r["body"]["grammar"] for r in server.requests)
+    assert rotated.count("path ::=") == free.count("path ::=") == 1
+    assert len(rotated) < len(free) / 3  # one place's edits, not every place's
+    assert LLMSettings(provider="openai").resolved_place() == "any"
+    assert LLMSettings(provider="openai-compatible").resolved_place() == "rotate"
 
 
 def test_answers_are_capped_near_the_longest_valid_answer():
