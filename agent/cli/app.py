@@ -204,6 +204,7 @@ def evaluate(
     members: Annotated[int | None, typer.Option(help="M for the predicted E_M.")] = None,
     config: ConfigOption = None,
     seed: SeedOption = None,
+    set_: SetOption = None,
     as_json: JsonOption = False,
     data_overrides: dict[str, Any] | None = None,
 ) -> None:
@@ -218,6 +219,7 @@ def evaluate(
         "members": members,
         "seed": seed,
         **(data_overrides or {}),
+        **parse_sets(set_),
     }
     settings = load_config(config, overrides)
     evaluator = load_evaluator(settings)

@@ -214,12 +214,15 @@ def test_evaluate_prints_statistics_and_timings(monkeypatch, capsys, table_csv, 
     arch.write_text(json.dumps({"tower": {"widths": [32]}, "training": {"epochs": 2}}))
     code, out, _ = invoke(
         monkeypatch, capsys, "evaluate", "--arch", str(arch), "--learners", "3",
-        "--data", str(table_csv), "--target", "label", "--json",
+        "--data", str(table_csv), "--target", "label", "--set", "members=16", "--json",
     )  # fmt: skip
     assert code == 0
     result = json.loads(out)
     assert result["validation"]["k"] == 3 and result["architecture"]["tower"]["widths"] == [32]
     assert len(result["timings"]["learner_seconds"]) == 3 and "auc" in result["test_metrics"]
+    predicted = result["predicted_E_M"]  # seed noise from the three learners themselves
+    assert predicted["source"] == "learners" and predicted["members"] == result["members"] == 16
+    assert predicted["lower"] < result["validation"]["E_M"] < predicted["upper"]
 
 
 def test_console_script_is_installed():
