@@ -52,8 +52,7 @@ def load_cached(spec: DataSpec, seed: int) -> EncodedDataset:
     if (folder / _META).exists():
         return _read(folder)
     data = load(spec, seed)
-    _write(data, folder)
-    return replace(data, cached_at=str(folder))
+    return replace(data, cached_at=str(folder)) if _write(data, folder) else data
 
 
 def cache_key(spec: DataSpec, seed: int) -> str | None:
@@ -98,9 +97,10 @@ def clear() -> tuple[int, int]:
     return len(removed), sum(size for _, size in removed)
 
 
-def _write(data: EncodedDataset, folder: Path) -> None:
+def _write(data: EncodedDataset, folder: Path) -> bool:
     """Into a temporary folder renamed at the end: a reader never sees half an entry, and
-    two processes filling the same entry at once both succeed (the second's is dropped)."""
+    two processes filling the same entry at once both succeed (the second's is dropped).
+    False when nothing was written (a full disk, say): the data is simply not cached."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
     partial.mkdir(exist_ok=True)
@@ -117,8 +117,9 @@ def _write(data: EncodedDataset, folder: Path) -> None:
         }  # fmt: skip
         (partial / _META).write_text(json.dumps(meta, indent=1))
         partial.rename(folder)
-    except OSError:  # another process wrote it first, or the disk is full: not cached
+    except OSError:  # another process wrote it first, or the disk is full
         shutil.rmtree(partial, ignore_errors=True)
+    return (folder / _META).exists()
 
 
 def _arrays(part: Part) -> Iterator[tuple[str, torch.Tensor]]:
