@@ -101,10 +101,9 @@ def _write(data: EncodedDataset, folder: Path) -> bool:
     """Into a temporary folder renamed at the end: a reader never sees half an entry, and
     two processes filling the same entry at once both succeed (the second's is dropped).
     False when nothing was written (a full disk, say): the data is simply not cached."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
     partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
-    partial.mkdir(exist_ok=True)
     try:
+        partial.mkdir(parents=True, exist_ok=True)
         for name in _PARTS:
             for array_name, tensor in _arrays(getattr(data, name)):
                 np.save(partial / f"{name}.{array_name}.npy", tensor.numpy())
@@ -117,7 +116,7 @@ def _write(data: EncodedDataset, folder: Path) -> bool:
         }  # fmt: skip
         (partial / _META).write_text(json.dumps(meta, indent=1))
         partial.rename(folder)
-    except OSError:  # another process wrote it first, or the disk is full
+    except OSError:  # another process wrote it first, a full disk, a read-only home
         shutil.rmtree(partial, ignore_errors=True)
     return (folder / _META).exists()
 

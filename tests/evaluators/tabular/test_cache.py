@@ -93,3 +93,11 @@ def test_validation_and_test_can_be_sampled_too(table_csv: Path):
     assert len(judged.val) == len(judged.test) == 100 and len(judged.train) == len(whole.train)
     assert torch.equal(judged.val.y, whole.val.y[:100])
     assert any("samples of 100 validation and test rows" in note for note in judged.notes)
+
+
+def test_a_cache_that_cannot_be_written_only_means_no_cache(table_csv: Path, tmp_path, monkeypatch):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder would be")
+    monkeypatch.setenv("EDAS_AGENT_CACHE_DIR", str(blocked / "cache"))
+    data = load_cached(DataSpec(path=str(table_csv), target="label", cache=True), 0)
+    assert data.cached_at is None and len(data.train) == 720
