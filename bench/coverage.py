@@ -14,10 +14,10 @@ run's pooled spread, or their own spread where k >= 3), by the interval's source
 
 from __future__ import annotations
 
-import argparse
-import json
 from collections import Counter
 from pathlib import Path
+
+from disagreements import each_run, group_options  # beside this file
 
 from edas_agent.analysis import verify
 
@@ -33,23 +33,10 @@ def tally(folder: Path, members: int | None, steps: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--members", type=int, default=None, help="M (default: each run's).")
+    parser = group_options(__doc__.splitlines()[0], "coverage.json")
     parser.add_argument("--steps", default="disagreements", help="as verify --steps")
-    parser.add_argument(
-        "--group", nargs="+", action="append", required=True, metavar=("NAME", "RUN"),
-        help="A group's name, then its run folders.",
-    )  # fmt: skip
-    parser.add_argument("--out", type=Path, default=Path("coverage.json"))
     options = parser.parse_args()
-    results = json.loads(options.out.read_text()) if options.out.is_file() else {}
-    for name, *folders in options.group:
-        for folder in folders:
-            key = f"{name}:{folder}"
-            if key not in results:  # a rerun verifies only what is missing
-                results[key] = tally(Path(folder), options.members, options.steps)
-                options.out.write_text(json.dumps(results, indent=1))
-            print(f"{name} {folder}: {results[key]}", flush=True)
+    results = each_run(options, lambda folder: tally(folder, options.members, options.steps))
     print("\n| table | runs | split | interval from | covered | share |")
     print("|---|---:|---|---|---:|---:|")
     for name in dict.fromkeys(g[0] for g in options.group):

@@ -45,23 +45,36 @@ def pooled(counts: list[dict[str, int]], resamples: int = 10_000) -> dict[str, f
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def group_options(description: str, out: str) -> argparse.ArgumentParser:
+    """--members, --group NAME RUN ... (repeated), --out: what a benchmark over groups of
+    run folders (one group per table) takes."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--members", type=int, default=None, help="M (default: each run's).")
     parser.add_argument(
         "--group", nargs="+", action="append", required=True, metavar=("NAME", "RUN"),
         help="A group's name, then its run folders.",
     )  # fmt: skip
-    parser.add_argument("--out", type=Path, default=Path("disagreements.json"))
-    options = parser.parse_args()
+    parser.add_argument("--out", type=Path, default=Path(out))
+    return parser
+
+
+def each_run(options: argparse.Namespace, measure) -> dict[str, dict]:
+    """measure(folder) of every group's every run, kept in --out as each finishes, so a
+    rerun measures only what is missing. Keys are 'group:folder'."""
     results = json.loads(options.out.read_text()) if options.out.is_file() else {}
     for name, *folders in options.group:
         for folder in folders:
             key = f"{name}:{folder}"
-            if key not in results:  # a rerun trains only what is missing
-                results[key] = audit(Path(folder), options.members)
+            if key not in results:
+                results[key] = measure(Path(folder))
                 options.out.write_text(json.dumps(results, indent=1))
             print(f"{name} {folder}: {results[key]}", flush=True)
+    return results
+
+
+def main() -> None:
+    options = group_options(__doc__.splitlines()[0], "disagreements.json").parse_args()
+    results = each_run(options, lambda folder: audit(folder, options.members))
     print(
         "\n| table | runs | disagreements | sided with the ensemble rule | with the "
         "single-learner rule | share ensemble [90 % interval, bootstrap over runs] |"
