@@ -28,6 +28,7 @@ import numpy as np
 from edas_agent.analysis.verify import realised_error
 from edas_agent.evaluators.base import architecture_hash
 from edas_agent.theory.gate import Gate, ensemble_error, statistics
+from edas_agent.theory.seed_noise import LEVEL, learner_errors, pool_spreads, predictive_interval
 from edas_agent.training.learners import LearnerStore
 
 METHODS = ("exact", "paper", "confident", "single")
@@ -102,6 +103,7 @@ def calibrate(
         "realised_test_E_M": truth,
         "agreement": _agreement(comparisons),
         "prediction_error": _prediction_error(pools, y_val, y_test, members, rng),
+        "coverage": _coverage(pools, y_val, y_test, members, rng),
     }
 
 
@@ -155,4 +157,28 @@ def _prediction_error(pools, y_val, y_test, members: int, rng) -> dict[str, Any]
                     predicted = ensemble_error(stats.E, stats.D, m)
                     errors[m].append(abs(predicted - realised[m]) / realised[m])
         out[split] = {str(m): float(np.median(errors[m])) for m in sizes}
+    return out
+
+
+def _coverage(pools, y_val, y_test, members: int, rng, draws: int = 10) -> dict[str, Any]:
+    """How often the seed-noise interval of E_M from two learners covers the realised
+    M-member error, as in a run: the spread pooled over the architectures' first four
+    learners (a run's start and confirmations), two random learners per draw."""
+    out: dict[str, Any] = {}
+    for split, y in (("val", y_val), ("test", y_test)):
+        predictions = {name: (p.val if split == "val" else p.test) for name, p in pools.items()}
+        noise = pool_spreads(statistics(p[:4], y, members) for p in predictions.values())
+        covered = total = 0
+        for values in predictions.values():
+            realised = realised_error(values, y, members, rng)
+            for _ in range(draws):
+                pair = rng.choice(members, 2, replace=False)
+                errors = learner_errors(values[pair], y)
+                interval = predictive_interval(
+                    statistics(values[pair], y, members), members, noise, learner_errors=errors
+                )
+                if interval is not None:
+                    covered += interval.covers(realised)
+                    total += 1
+        out[split] = {"covered": covered, "of": total, "level": LEVEL}
     return out

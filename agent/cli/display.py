@@ -316,6 +316,13 @@ def calibration_tables(result: dict) -> list[Table]:
         errors.add_column(f"m={m}", justify="right")
     for split, values in result["prediction_error"].items():
         errors.add_row(split, *(f"{values[m]:.2%}" for m in sizes))
+    coverage = result.get("coverage")
+    if coverage:
+        errors.caption = "; ".join(
+            f"{split}: the {c['level']:.0%} seed-noise interval from 2 learners covered the "
+            f"realised {M}-member error {c['covered']}/{c['of']}"
+            for split, c in coverage.items()
+        )
     return [agreement, errors]
 
 

@@ -22,7 +22,7 @@ from edas_agent.proposers.base import LLMUsage
 from edas_agent.theory.gate import Judgement, Rule, Rules, Stats
 from edas_agent.theory.logloss import LogLossStats
 from edas_agent.theory.mixture_gate import MixtureJudgement, Part
-from edas_agent.theory.seed_noise import Pooled, PredictedError, pool
+from edas_agent.theory.seed_noise import Pooled, PredictedError, pool_spreads
 from edas_agent.theory.uncertainty import Interval
 from edas_agent.training.learners import Cost
 
@@ -198,7 +198,7 @@ def seed_noise(records: list[Record]) -> Pooled | None:
                 continue
             if record.arch_hash not in best or stats.k > best[record.arch_hash].k:
                 best[record.arch_hash] = stats
-    return pool(best.values())
+    return pool_spreads(best.values())
 
 
 def utc_now() -> str:

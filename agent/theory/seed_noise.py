@@ -70,7 +70,7 @@ def relative_spread(stats: Stats) -> float | None:
     return stats.seed_se * math.sqrt(stats.k) / stats.E_M
 
 
-def pool(measured: Iterable[Stats]) -> Pooled | None:
+def pool_spreads(measured: Iterable[Stats]) -> Pooled | None:
     """The pooled model from the statistics that measured a spread (one per architecture:
     the one on the most learners)."""
     spreads = [s for s in (relative_spread(stats) for stats in measured) if s is not None]

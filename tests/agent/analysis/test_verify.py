@@ -108,6 +108,9 @@ def test_calibrate_reports_agreement_per_method_and_stratum(fast_config: Config,
         assert 0 <= overall[method]["false_accepts"] <= 1 - overall[method]["agreement"] + 1e-12
     assert sum(v["comparisons"] for k, v in result["agreement"].items() if k != "all") == 18
     assert set(result["prediction_error"]["val"]) == {"4"}
+    for split in ("val", "test"):  # 10 pairs of learners per architecture, each an interval
+        coverage = result["coverage"][split]
+        assert coverage["of"] == 3 * 10 and 0 <= coverage["covered"] <= 30
 
 
 def test_cohens_kappa_by_hand():

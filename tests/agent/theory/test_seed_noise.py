@@ -11,7 +11,7 @@ import pytest
 from edas_agent.theory.gate import ensemble_error, statistics
 from edas_agent.theory.seed_noise import (
     learner_errors,
-    pool,
+    pool_spreads,
     predictive_interval,
     unstable_learners,
 )
@@ -45,7 +45,7 @@ def test_the_learners_own_interval_covers_fresh_ensembles_at_about_its_level():
 def test_two_learners_borrow_the_pooled_spread_and_cover_too():
     rng = np.random.default_rng(1)
     y = rng.normal(size=N)
-    measured = pool(statistics(_learners(rng, y, 4), y, M) for _ in range(8))
+    measured = pool_spreads(statistics(_learners(rng, y, 4), y, M) for _ in range(8))
     assert measured is not None and measured.architectures == 8
     covered = []
     for _ in range(400):
@@ -56,7 +56,7 @@ def test_two_learners_borrow_the_pooled_spread_and_cover_too():
     assert 0.87 <= np.mean(covered) <= 0.995
     # Without anything pooled, two learners give no interval rather than a made-up one
     assert predictive_interval(stats, M, None) is None
-    assert pool([stats]) is None  # two learners measure no spread
+    assert pool_spreads([stats]) is None  # two learners measure no spread
 
 
 def test_the_interval_is_centred_on_the_prediction_and_narrows_with_learners():
@@ -72,7 +72,7 @@ def test_the_interval_is_centred_on_the_prediction_and_narrows_with_learners():
 def test_a_learner_far_from_its_siblings_is_flagged_and_widens_a_pooled_interval():
     rng = np.random.default_rng(3)
     y = rng.normal(size=N)
-    measured = pool(statistics(_learners(rng, y, 4), y, M) for _ in range(5))
+    measured = pool_spreads(statistics(_learners(rng, y, 4), y, M) for _ in range(5))
     steady = _learners(rng, y, 2)
     diverged = steady.copy()
     diverged[1] = y + rng.normal(0, 1.5, N)  # one seed trained badly
