@@ -182,6 +182,16 @@ def print_summary(console: Console, records: list[Record], folder: Path, seconds
         + f"; {trained} learners trained{screened}; {seconds:.0f} s wall time"
     )
     console.print(f"Compute: {describe(sum((r.cost for r in records), Cost()))}")
+    final = next((r for r in reversed(records) if r.accepted and r.predicted), None)
+    if final is not None:
+        p = final.predicted
+        console.print(
+            f"Final baseline (step {final.step}): predicted {p.members}-member E_M {p.E_M:.5f}, "
+            f"{p.level:.0%} seed-noise interval [{p.lower:.5f}, {p.upper:.5f}] ({p.source}, "
+            f"k = {p.k}; validation)"
+        )
+        if final.unstable:
+            console.print(f"  unstable learners at that step: {final.unstable}", style="yellow")
     if any(r.llm is not None and r.llm.calls for r in records):
         console.print(f"LLM: {llm_spend(records)}")
     console.print(f"Run folder: [bold]{folder}[/bold]")
