@@ -13,6 +13,9 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+import yaml
+from pydantic import ValidationError
+
 from edas_agent.config import LLMSettings
 from edas_agent.errors import UserError
 from edas_agent.proposers.base import Check, Proposal, ProposalContext, ProposerStopped
@@ -85,6 +88,8 @@ class ReplayProposer(LLMProposer):
         if not (folder / "trajectory.jsonl").is_file():
             raise UserError(f"--replay-from {folder}: not a run folder")
         self.replay = ReplayWire(folder, settings.resolved_model())
+        # Prompts and answer schemas as the recorded run built them: its llm.place
+        settings = settings.model_copy(update={"place": _recorded_place(folder)})
         super().__init__(self.replay, settings, budget)
         self.rounds = deque(sorted((folder / "llm").glob("step-*.json")))
 
@@ -103,3 +108,15 @@ class ReplayProposer(LLMProposer):
             )
         self.replay.play(recorded)
         return super().propose(context, check)
+
+
+def _recorded_place(folder: Path) -> str:
+    """llm.place as the recorded run resolved it (auto depends on its provider); runs
+    from before llm.place offered every place."""
+    try:
+        recorded = yaml.safe_load((folder / "config.yaml").read_text()).get("llm", {})
+        if "place" not in recorded:
+            return "any"
+        return LLMSettings.model_validate(recorded).resolved_place()
+    except (OSError, AttributeError, yaml.YAMLError, ValidationError):
+        return "any"
