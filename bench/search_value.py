@@ -245,7 +245,7 @@ def run_searches(
             compute = runs[(seed, reference.name)].compute
             for searched in finished:
                 arm = catalogue_arm(chosen, searched.arm)
-                steps = not searched.mixtures and not arm.external
+                steps = not searched.mixtures and arm.steps_judged
                 for judged, first in wanted(searched, compute, arm is reference, steps):
                     future = judge.submit(pool, {**base, "seed": seed}, judged, first)
                     if future is not None:
@@ -309,7 +309,7 @@ def run_benchmark(options: argparse.Namespace) -> dict[str, Any]:
                 row["predictor_track"] = track
                 if options.audit:
                     row["audit"] = audit_pruning(run, config, options.audit)
-            if not run.mixtures and not arm.external:
+            if not run.mixtures and arm.steps_judged:
                 row["accepted_improved"] = accepted_steps_that_improved(run, judge, config)
                 row["accepted_gain_at_judge"] = accepted_gains_at(run, options.members)
             if run.arm == reference.name:

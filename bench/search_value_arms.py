@@ -16,6 +16,14 @@ class Arm:
     searches_mixtures: bool = False  # its incumbent is a mixture (search.target mixture)
     min_learners: int = 2  # of the architectures a mixture may use
     external: bool = False  # searched by another library (Optuna), not by edas-agent
+    # whether its accepted steps are judged (did each lower the realised error?); random
+    # search's are whole-space draws, often large: judging their 16-member ensembles can
+    # cost hours on a CPU for a diagnostic
+    judges_steps: bool = True
+
+    @property
+    def steps_judged(self) -> bool:
+        return self.judges_steps and not self.external
 
 
 def arms(honest_members: int) -> dict[str, Arm]:
@@ -60,7 +68,7 @@ def arms(honest_members: int) -> dict[str, Arm]:
             Arm("no-floor", {"gate.min_effect": None}),
             Arm("min-effect-1", {"gate.min_effect": 1.0}),
             Arm("accuracy-only", {"gate.rule": "single"}),
-            Arm("random", {"llm.provider": "random"}),
+            Arm("random", {"llm.provider": "random"}, judges_steps=False),
             Arm("honest", {"members": m, "evaluator.learners": m, "gate.confirm": False}),
             Arm("mixture", {}, mixes_reference=True),
             Arm("mixture-confirmed", {}, mixes_reference=True, min_learners=4),
