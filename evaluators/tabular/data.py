@@ -14,9 +14,13 @@ and `target_std` convert back to the target's own units.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -28,6 +32,7 @@ from edas_agent.evaluators.tabular.settings import BUILTIN_ADULT, DataSpec
 
 __all__ = ["DataError", "DataSpec", "EncodedDataset", "Part", "Table", "load"]
 
+T, R = TypeVar("T"), TypeVar("R")
 _ADULT_TARGET = "income"
 _SPLIT_NAMES = {"train": 0, "val": 1, "valid": 1, "validation": 1, "test": 2}
 
@@ -286,7 +291,8 @@ def _encode(
     frame, task = prepared.frame, prepared.task
     splits = (train_idx, val_idx, test_idx)
     y, classes, mean, std = _encode_target(frame.pop(prepared.target), task, train_idx)
-    fields = [_category_ids(frame.pop(column), train_idx) for column in prepared.categorical]
+    popped = (frame.pop(column) for column in prepared.categorical)
+    fields = _in_threads(lambda values: _category_ids(values, train_idx), popped)
     categorical = [_gather_ids(fields, idx) for idx in splits]
     cardinalities = [field.cardinality for field in fields]
     del fields
@@ -380,16 +386,27 @@ def _numeric_parts(
         view: [np.empty((len(columns), len(idx)), np.float32) for idx in splits]
         for view in NUMERIC_VIEWS
     }
-    for j, column in enumerate(columns):
-        values = frame.pop(column).to_numpy(np.float64)
+
+    def fill(column: tuple[int, pd.Series]) -> None:  # row j of every view: its own memory
+        j, values = column[0], column[1].to_numpy(np.float64)
         by_split = _numeric_views([values[idx] for idx in splits])
         for view in NUMERIC_VIEWS:
             for part, encoded in zip(numeric[view], by_split[view], strict=True):
                 part[j] = encoded
+
+    _in_threads(fill, ((j, frame.pop(column)) for j, column in enumerate(columns)))
     for parts in numeric.values():
         for i, columns_first in enumerate(parts):
             parts[i] = np.ascontiguousarray(columns_first.T)
     return numeric
+
+
+def _in_threads(work: Callable[[T], R], items: Iterable[T]) -> list[R]:
+    """work(item) for every item on all cores, results in order. numpy's sorting, searching
+    and indexing release the GIL, so columns encode in parallel; each item (a column
+    popped from the frame) is released as soon as its work is done."""
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+        return list(pool.map(work, items))
 
 
 def _numeric_views(splits: list[np.ndarray]) -> dict[str, list[np.ndarray]]:
