@@ -8,6 +8,7 @@ import json
 import time
 
 import pytest
+import yaml
 
 from edas_agent.config import LLMSettings
 from edas_agent.proposers.base import ProposerStopped
@@ -113,3 +114,19 @@ def test_the_compact_prompt_is_a_fraction_of_the_full_one_and_keeps_the_statisti
     assert len(compact.system + compact.user) < 0.5 * len(full.system + full.user)
     assert "E_M=" in compact.user and '"tower"' in compact.user
     assert "Editable space" not in compact.user
+
+
+def test_replay_offers_places_as_the_recorded_run_did(tmp_path):
+    from edas_agent.proposers.replay import _recorded_place
+
+    def recorded(llm: dict) -> str:
+        folder = tmp_path / str(len(list(tmp_path.iterdir())))
+        folder.mkdir()
+        (folder / "config.yaml").write_text(yaml.safe_dump({"budget": 3, "llm": llm}))
+        return _recorded_place(folder)
+
+    assert recorded({"provider": "openai-compatible", "place": "auto"}) == "rotate"
+    assert recorded({"provider": "openai", "place": "auto"}) == "any"
+    assert recorded({"provider": "openai-compatible", "place": "any"}) == "any"
+    # a run from before llm.place existed offered every place, whatever its provider
+    assert recorded({"provider": "openai-compatible"}) == "any"
