@@ -393,23 +393,3 @@ def test_an_answer_cut_off_at_the_length_limit_is_repaired_as_truncated():
     (problem,) = proposal.attempts[0]["problems"]
     assert "cut off at the length limit (2048 tokens)" in problem
     assert "cut off at the length limit" in server.requests[1]["body"]["messages"][-1]["content"]
-
-
-def test_rotating_places_offer_one_place_per_call_in_turn_through_the_real_sdk():
-    """llm.place: rotate: each request's schema allows one place (and one edit), the prompt
-    names it, and successive steps offer successive places."""
-    answers = [openai_completion(json.dumps({"proposals": [ANSWER]}), 10, 5) for _ in range(3)]
-    with serve(answers) as server:
-        proposer = openai_proposer(server.url, place="rotate")
-        for step in (1, 2, 3):
-            proposer.propose(context(0.97, step=step))
-    offered = []
-    for request in server.requests:
-        schema = request["body"]["response_format"]["json_schema"]["schema"]
-        edits = schema["properties"]["proposals"]["items"]["properties"]["edits"]
-        assert edits["maxItems"] == 1 and len(edits["items"]["anyOf"]) == 1
-        (variant,) = edits["items"]["anyOf"]
-        place = f"{variant['properties']['op']['const']} {variant['properties']['path']['const']}"
-        assert f"edit one place only: {place}." in request["body"]["messages"][-1]["content"]
-        offered.append(place)
-    assert len(set(offered)) == 3
