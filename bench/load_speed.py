@@ -70,8 +70,9 @@ def generate(path: Path, rows: int, seed: int = 0) -> None:
     tmp.replace(path)
 
 
-def measure(path: Path, cache: str | None) -> dict:
-    """One load in this process (run in a fresh one by main)."""
+def measure(path: Path, cache: str | None, serial: bool = False) -> dict:
+    """One load in this process (run in a fresh one by main); `serial` encodes one column
+    at a time instead of in threads."""
     import os
     import resource
 
@@ -80,6 +81,10 @@ def measure(path: Path, cache: str | None) -> dict:
 
     if cache:
         os.environ["EDAS_AGENT_CACHE_DIR"] = cache
+    if serial:
+        from edas_agent.evaluators.tabular import encoding
+
+        encoding._in_threads = lambda work, items: [work(item) for item in items]
     spec = DataSpec(path=str(path), target="label", cache=bool(cache))
     started = time.perf_counter()
     data = load_cached(spec, seed=0) if cache else load(spec, seed=0)
@@ -102,10 +107,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 4_000_000])
     parser.add_argument("--tables", type=Path, default=Path("/tmp/tables"))
     parser.add_argument("--cache", help="an encoded-data cache folder: measure a second load")
+    parser.add_argument("--serial", action="store_true", help="encode one column at a time")
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)  # the child process
     options = parser.parse_args()
     if options.measure is not None:
-        print(json.dumps(measure(options.measure, options.cache)))
+        print(json.dumps(measure(options.measure, options.cache, options.serial)))
         return
     options.tables.mkdir(parents=True, exist_ok=True)
     print("| rows | load | seconds | peak resident GB | GB per million rows |")
@@ -120,6 +126,7 @@ def main() -> None:
         for which in loads:
             child = [sys.executable, __file__, "--measure", str(path)]
             child += ["--cache", options.cache] if options.cache else []
+            child += ["--serial"] if options.serial else []
             result = json.loads(subprocess.run(child, check=True, capture_output=True,
                                                text=True).stdout.splitlines()[-1])  # fmt: skip
             print(f"| {rows:,} | {which} | {result['seconds']:.1f} | {result['peak_gb']:.2f} | "
