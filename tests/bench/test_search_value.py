@@ -74,6 +74,15 @@ def test_a_rerun_with_the_same_out_takes_the_finished_searches_instead_of_search
     assert [(r["arm"], r["final_error"], r["compute"], r["folder"]) for r in again] == [
         (r["arm"], r["final_error"], r["compute"], r["folder"]) for r in first
     ]
+    # The commands the docs' figures come from still run on what the bench wrote:
+    # --redraw rewrites the same tables, merge_results pools pieces into the verdict table
+    tables = (tmp_path / "tables.md").read_text()
+    (tmp_path / "tables.md").unlink()
+    bench.main([*argv, "--redraw"])
+    assert (tmp_path / "tables.md").read_text() == tables
+    merge = importlib.import_module("merge_results")
+    merged = merge.table(merge.pooled([tmp_path]))
+    assert "| edas | 1 |" in merged and "| random | 1 |" in merged
 
 
 def _min_effect(folder: str) -> str:
