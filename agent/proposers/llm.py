@@ -160,10 +160,13 @@ class LLMProposer:
         self.failed_in_a_row = 0
 
     def propose(self, context: ProposalContext, check: Check | None = None) -> list[Proposal]:
+        return self.ask(self.prompt(context, check), context, check)
+
+    def ask(
+        self, prompt: RenderedPrompt, context: ProposalContext, check: Check | None
+    ) -> list[Proposal]:
+        """The round's call (with repairs) for `prompt`, as proposals or a recorded problem."""
         wire = self.wire
-        prompt = replace(
-            self.render_prompt(context, check), answer_schema=self.answer_schema(context, check)
-        )
         # Repairs go back to the opening: the model sees the prompt, its last answer and what
         # was wrong with it, so a round's conversation does not grow with every attempt.
         opening = conversation = wire.start(prompt)
@@ -217,13 +220,14 @@ class LLMProposer:
                 conversation = wire.follow_up(opening, reply, feedback)
         return self._proposals(items, problems, usage, transcript, attempts)
 
-    def answer_schema(self, context: ProposalContext, check: Check | None) -> dict[str, Any]:
-        """The answer schema typed by the space, offering only the single edits the loop's
-        check accepts (or, without a check, those that lead somewhere new); with
-        `llm.place: rotate`, those of this round's place alone."""
+    def prompt(self, context: ProposalContext, check: Check | None) -> RenderedPrompt:
+        """This round's prompt and its answer schema, typed by the space, offering only the
+        single edits the loop's check accepts (or, without a check, those that lead
+        somewhere new); with `llm.place: rotate`, those of this round's place alone, named
+        in the prompt too. The offered edits are worked out once, for both."""
         keep = self._keep(context, check)
         place = self._place(context, keep)
-        return typed_answer_schema(
+        schema = typed_answer_schema(
             context.space_schema,
             context.architecture,
             context.proposals,
@@ -231,6 +235,7 @@ class LLMProposer:
             1 if place else self.settings.edits_per_proposal,
             place,
         )
+        return replace(self.render_prompt(context, place), answer_schema=schema)
 
     def _keep(self, context: ProposalContext, check: Check | None):
         if check is not None:
@@ -246,10 +251,10 @@ class LLMProposer:
         places = sorted({place_of(v) for v in variants})
         return places[context.step % len(places)] if places else None
 
-    def render_prompt(self, context: ProposalContext, check: Check | None = None) -> RenderedPrompt:
+    def render_prompt(self, context: ProposalContext, place: str | None = None) -> RenderedPrompt:
+        """The prompt's text; `place`, the one place this round offers (llm.place)."""
         settings = self.settings
         prompt = render(context, settings.templates, settings.prompt_tokens, settings.prompt)
-        place = self._place(context, self._keep(context, check))
         if place is not None:
             choose = "" if place.startswith("remove ") else " Choose its new value."
             prompt = replace(

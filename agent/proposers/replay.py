@@ -100,14 +100,14 @@ class ReplayProposer(LLMProposer):
             )
         path = self.rounds.popleft()
         recorded = json.loads(path.read_text())
-        prompt = self.render_prompt(context)
+        prompt = self.prompt(context, check)  # with the place the recorded run offered
         if recorded.get("prompt") != {"system": prompt.system, "user": prompt.user}:
             raise ProposerStopped(
                 f"replay diverged at step {context.step}: the prompt differs from {path.name} "
                 "(same config and seed as the recorded run?)"
             )
         self.replay.play(recorded)
-        return super().propose(context, check)
+        return self.ask(prompt, context, check)
 
 
 def _recorded_place(folder: Path) -> str:
