@@ -33,6 +33,7 @@ from edas_agent.analysis.ensemble import ENSEMBLE, EnsembleResult, read_ensemble
 from edas_agent.analysis.verify import VERIFY, VERIFY_MIXTURE
 from edas_agent.fidelity.audit import predictor_track
 from edas_agent.search.journal import Record, read_records
+from edas_agent.theory.seed_noise import UNSTABLE_RATIO
 from edas_agent.training.costs import Spend
 
 COLOURS = {"accepted": "#2ca02c", "rejected": "#ff7f0e", "invalid": "#9467bd", "failed": "#d62728",
@@ -312,8 +313,8 @@ def _html(folder: Path, records: list[Record], images: list[str], mixtures: str 
         steps = ", ".join(f"{r.step} (learners {str(r.unstable)[1:-1]})" for r in unstable)
         warning = (
             f"<p><b>Unstable learners</b>: at steps {html.escape(steps)} a learner's error was "
-            "over 1.25 times its siblings'; deploying M copies of such an architecture, expect "
-            "some seeds to train badly.</p>"
+            f"over {UNSTABLE_RATIO:g} times its siblings'; deploying M copies of such an "
+            "architecture, expect some seeds to train badly.</p>"
         )
     s = Spend.of(r.llm for r in records)
     spend = f"{s.calls} LLM calls, {s.input_tokens + s.output_tokens:,} tokens, ${s.cost:.4f}"

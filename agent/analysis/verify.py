@@ -20,7 +20,7 @@ from edas_agent.errors import UserError
 from edas_agent.outcome import Outcome
 from edas_agent.search.journal import Record, read_records, seed_noise
 from edas_agent.theory.gate import ensemble_error, residuals, statistics
-from edas_agent.theory.seed_noise import LEVEL, learner_errors, predictive_interval
+from edas_agent.theory.seed_noise import LEVEL, Pooled, learner_errors, predictive_interval
 from edas_agent.training.executors import TrainRequest, make_executor
 from edas_agent.training.learners import LearnerStore, MembersUnavailable
 
@@ -142,7 +142,9 @@ def verify(
     return result
 
 
-def _verify(records, store, evaluator, M: int, seed: int, noise=None) -> dict[str, Any]:
+def _verify(
+    records, store, evaluator, M: int, seed: int, noise: Pooled | None = None
+) -> dict[str, Any]:
     architectures: dict[str, dict[str, Any]] = {}
     for record in records:
         assert record.arch_hash and record.architecture and record.stats
@@ -177,7 +179,9 @@ def coverage(entries) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _compare(pool, k: int, y_val, y_test, M: int, seed: int, noise=None) -> dict[str, Any]:
+def _compare(
+    pool, k: int, y_val, y_test, M: int, seed: int, noise: Pooled | None = None
+) -> dict[str, Any]:
     """Predicted E_m from the first k (decision) learners against realised E_m, and
     whether the seed-noise interval at M covered the realised error (`noise`: the run's
     pooled model, for k = 2)."""

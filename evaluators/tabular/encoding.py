@@ -5,7 +5,7 @@ honest. Ids rank each categorical column's values by training frequency (1 = mos
 frequent, ties by first appearance in the table, 0 = never seen in training; missing is a
 category of its own). Numeric columns get three float32 views (standardised,
 log-standardised, quantile), missing values the training median. Regression targets are
-standardised (data.py's docstring says why). Columns are encoded one at a time, in
+standardised (data.py's docstring says why). Columns are encoded column by column, in
 threads, each freed from the frame as soon as it is done, so a large table is never held
 twice.
 """
@@ -32,7 +32,7 @@ T, R = TypeVar("T"), TypeVar("R")
 class Part:
     """One encoded split. `numeric` holds one tensor per numeric transform."""
 
-    categorical: torch.Tensor  # (n, n_categorical) int64 ids, 0 = unseen or missing
+    categorical: torch.Tensor  # (n, n_categorical) int32 ids, 0 = unseen in training
     numeric: dict[str, torch.Tensor]  # standard, log_standard, quantile -> (n, n_numeric)
     y: torch.Tensor  # binary: float {0,1}; multiclass: int64 class ids; regression: standardised
 
