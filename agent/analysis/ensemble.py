@@ -12,7 +12,7 @@ Results go to <run>/ensemble.json.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,8 @@ from pydantic import BaseModel
 
 from edas_agent.config import load_config
 from edas_agent.errors import UserError
-from edas_agent.search.journal import Record, read_records
+from edas_agent.search.journal import Record, read_records, seed_noise
+from edas_agent.theory.gate import Stats, statistics
 from edas_agent.theory.mixture import (
     Moments,
     best_mixture,
@@ -30,6 +31,7 @@ from edas_agent.theory.mixture import (
     moments,
 )
 from edas_agent.theory.mixture_gate import summary
+from edas_agent.theory.seed_noise import Pooled, PredictedError, mixture_interval
 from edas_agent.training.learners import LearnerStore
 
 ENSEMBLE = "ensemble.json"
@@ -51,6 +53,10 @@ class Choice(BaseModel):
     val: float  # predicted on validation, where it was chosen
     test: float  # predicted on test
     composition: list[Member]
+    # the seed-noise intervals of the realised errors (theory/seed_noise.py), when the
+    # learners measure a spread or the run pooled one
+    val_interval: PredictedError | None = None
+    test_interval: PredictedError | None = None
 
     def summary(self) -> str:
         return summary(self.composition)
@@ -86,6 +92,10 @@ class Candidates:
     flops: np.ndarray
     val: Moments
     test: Moments
+    # per architecture, its statistics at the deployed M on each split, and the run's
+    # pooled seed noise: what the choices' intervals come from (none: no intervals)
+    stats: dict[str, list[Stats]] = field(default_factory=dict)
+    pooled: Pooled | None = None
 
     def choice(self, counts: np.ndarray) -> Choice:
         used = np.flatnonzero(counts)
@@ -101,7 +111,15 @@ class Candidates:
             val=mixture_error(self.val, counts),
             test=mixture_error(self.test, counts),
             composition=composition,
+            val_interval=self._interval("val", self.val, counts),
+            test_interval=self._interval("test", self.test, counts),
         )
+
+    def _interval(self, split: str, m: Moments, counts: np.ndarray) -> PredictedError | None:
+        if split not in self.stats:
+            return None
+        parts = [(int(counts[a]), self.stats[split][a]) for a in np.flatnonzero(counts)]
+        return mixture_interval(mixture_error(m, counts), parts, self.pooled)
 
 
 def ensemble(
@@ -117,19 +135,26 @@ def ensemble(
     config = load_config(folder / "config.yaml", {})
     records = read_records(folder)
     store = LearnerStore(build_evaluator(config), folder / "learners")  # read, never trained
-    candidates = load_candidates(records, store, min_learners)
-    result = analyse(candidates, members or config.members, max_architectures, max_flops,
-                     tolerance, incumbent_hash(records))  # fmt: skip
+    M = members or config.members
+    candidates = load_candidates(records, store, min_learners, M, seed_noise(records))
+    result = analyse(candidates, M, max_architectures, max_flops, tolerance,
+                     incumbent_hash(records))  # fmt: skip
     result = result.model_copy(update={"min_learners": max(2, min_learners)})
     (folder / ENSEMBLE).write_text(result.model_dump_json(indent=2))
     return result
 
 
 def load_candidates(
-    records: list[Record], store: LearnerStore, min_learners: int = 2
+    records: list[Record],
+    store: LearnerStore,
+    min_learners: int = 2,
+    members: int | None = None,
+    pooled: Pooled | None = None,
 ) -> Candidates:
     """Every evaluated, non-failed architecture with at least `min_learners` stored learners
-    (4 keeps those that reached confirmation: fewer lucky 2-learner draws to choose from)."""
+    (4 keeps those that reached confirmation: fewer lucky 2-learner draws to choose from).
+    With `members`, each architecture's statistics at that M too: its choices then carry
+    seed-noise intervals (with `pooled` for architectures of two learners)."""
     first_step: dict[str, int] = {}
     for record in records:
         if record.stats is not None and record.arch_hash and record.status != "failed":
@@ -147,7 +172,12 @@ def load_candidates(
         flops=np.array([p.flops for p in chosen], dtype=np.int64),  # type: ignore[union-attr]
         val=moments([p.val for p in chosen], evaluator.y_val),  # type: ignore[union-attr]
         test=moments([p.test for p in chosen], evaluator.y_test),  # type: ignore[union-attr]
-    )
+        stats={} if members is None else {
+            split: [statistics(getattr(p, split), y, members) for p in chosen]
+            for split, y in (("val", evaluator.y_val), ("test", evaluator.y_test))
+        },
+        pooled=pooled,
+    )  # fmt: skip
 
 
 def incumbent_hash(records: list[Record]) -> str | None:

@@ -294,9 +294,10 @@ def verify_mixture(
         for split, y in (("val", evaluator.y_val), ("test", evaluator.y_test)):
             predictions = np.stack([saved[slot][split] for slot in members[name]])
             realised = realised_error(predictions, y, len(predictions), np.random.default_rng())
-            predicted = getattr(choice, split)
+            predicted, interval = getattr(choice, split), getattr(choice, f"{split}_interval")
             row[split] = {"predicted": predicted, "realised": realised,
-                          "relative_error": (predicted - realised) / realised}  # fmt: skip
+                          "relative_error": (predicted - realised) / realised,
+                          "covered": interval.covers(realised) if interval else None}  # fmt: skip
         rows[name] = row
     out = {"members": result.members, "ensembles": rows}
     (folder / VERIFY_MIXTURE).write_text(json.dumps(out, indent=2))

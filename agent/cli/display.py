@@ -346,6 +346,7 @@ def ensemble_tables(result) -> list[Table]:
     for column in ("ensemble", "composition (step x members)", "archs", "FLOPs/example",
                    "val E", "test E"):  # fmt: skip
         chosen.add_column(column, justify="left" if column[0] in "ec" else "right")
+    intervals = [c.val_interval for c in (result.mixture, result.homogeneous) if c.val_interval]
     rows = [("best mixture", result.mixture), ("best homogeneous", result.homogeneous)]
     if result.incumbent is not None:
         rows.append(("run's final baseline", result.incumbent))
@@ -356,11 +357,17 @@ def ensemble_tables(result) -> list[Table]:
         (f"fewest FLOPs (within {tolerance})", result.pruned.flops),
     ]
     for name, choice in rows:
-        chosen.add_row(name, choice.summary(), str(choice.architectures),
-                       f"{choice.flops:,}", f"{choice.val:.5f}", f"{choice.test:.5f}")  # fmt: skip
+        chosen.add_row(name, choice.summary(), str(choice.architectures), f"{choice.flops:,}",
+                       _plus_minus(choice.val, choice.val_interval),
+                       _plus_minus(choice.test, choice.test_interval))  # fmt: skip
     chosen.caption = "optimisers (validation E of their mixture): " + ", ".join(
         f"{name} {error:.6f}" for name, error in result.optimisers.items()
     )
+    if intervals:
+        chosen.caption += (
+            f"; ± the {intervals[0].level:.0%} seed-noise interval of the realised "
+            f"error ({_interval_source(intervals[0])})"
+        )
     front = Table(title="Cost front: predicted validation error against inference cost")
     for column in ("members", "archs", "FLOPs/example", "val E", "test E"):
         front.add_column(column, justify="right")
@@ -391,4 +398,28 @@ def verify_mixture_table(result: dict) -> Table:
                 f"{s['relative_error']:+.2%}",
             ]
         table.add_row(*cells)
+    covered = [
+        row[split]["covered"] for row in result["ensembles"].values() for split in ("val", "test")
+        if row[split].get("covered") is not None
+    ]  # fmt: skip
+    if covered:
+        table.caption = (
+            f"the seed-noise intervals of ensemble.json covered {sum(covered)} of "
+            f"{len(covered)} realised errors"
+        )
     return table
+
+
+def _plus_minus(value: float, interval) -> str:
+    if interval is None:
+        return f"{value:.5f}"
+    return f"{value:.5f} ± {(interval.upper - interval.lower) / 2:.5f}"
+
+
+def _interval_source(interval) -> str:
+    if interval.source == "learners":
+        return "from each architecture's own learners"
+    return (
+        "each architecture's own learners where it has three or more, else a spread pooled "
+        f"over {interval.pooled_over} of the run's architectures"
+    )

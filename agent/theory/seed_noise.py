@@ -112,6 +112,39 @@ def predictive_interval(
     )  # fmt: skip
 
 
+def mixture_interval(
+    E_mix: float, parts: list[tuple[int, Stats]], pooled: Pooled | None, level: float = LEVEL
+) -> PredictedError | None:
+    """The interval of a mixture's realised error: n_a fresh members of each architecture
+    a, its statistics from k_a learners (at M = sum n_a). Architecture a's spread s_a
+    enters twice, as in the homogeneous case it reduces to: its estimate, weighted by its
+    share n_a / M, varies as (n_a / M)^2 s_a^2 / k_a, and its n_a fresh members as
+    n_a s_a^2 / M^2. Each term is scaled by its own quantile (Student t on k_a - 1 degrees
+    of freedom for a measured spread, normal for the pooled one), which keeps a mixture
+    mostly of one architecture close to that architecture's own interval. None when an
+    architecture has k = 2 and nothing is pooled."""
+    members = sum(n for n, _ in parts)
+    normal = NormalDist().inv_cdf((1 + level) / 2)
+    squared_half, own_only = 0.0, True
+    for n, stats in parts:
+        relative = relative_spread(stats)
+        quantile = t_quantile((1 + level) / 2, stats.k - 1) if relative is not None else normal
+        if relative is None:
+            if pooled is None:
+                return None
+            relative, own_only = pooled.relative_spread, False
+        spread = relative * stats.E_M
+        variance = (n / members) ** 2 * spread**2 / stats.k + n * spread**2 / members**2
+        squared_half += quantile**2 * variance
+    half = math.sqrt(squared_half)
+    k = min(stats.k for _, stats in parts)
+    return PredictedError(
+        members=members, E_M=E_mix, lower=E_mix - half, upper=E_mix + half, level=level,
+        source="learners" if own_only else "pooled", k=k,
+        pooled_over=None if own_only or pooled is None else pooled.architectures,
+    )  # fmt: skip
+
+
 def learner_errors(predictions: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Each learner's own squared error (k,), as E averages it."""
     return np.mean(np.sum(residuals(predictions, y) ** 2, axis=-1), axis=1)

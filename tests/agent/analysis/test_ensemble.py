@@ -35,6 +35,13 @@ def test_ensemble_of_a_run(run_folder: Path):
     pool = np.load(run_folder / "learners" / f"{member.arch_hash}.npz")
     y_val = TabularEvaluator(*_data(run_folder)).y_val
     assert alone.val == pytest.approx(statistics(pool["val"], y_val, 8).E_M, abs=1e-12)
+    # Every ensemble carries the seed-noise interval of its realised error, around it
+    for choice in (best, alone, *result.front):
+        for value, interval in (
+            (choice.val, choice.val_interval),
+            (choice.test, choice.test_interval),
+        ):
+            assert interval.lower < value < interval.upper and interval.members == choice.members
 
     threshold = best.val * (1 + result.tolerance)
     for pruned in (result.pruned.members, result.pruned.architectures, result.pruned.flops):
@@ -83,6 +90,7 @@ def test_verify_mixture_trains_fresh_members_once(run_folder: Path):
     for row in result["ensembles"].values():
         for split in ("val", "test"):
             assert abs(row[split]["relative_error"]) < 0.2
+            assert row[split]["covered"] in (True, False)
     assert (run_folder / VERIFY_MIXTURE).is_file()
     again: list[tuple[str, int]] = []
     verify_mixture(run_folder, on_learner=lambda h, j: again.append((h, j)))

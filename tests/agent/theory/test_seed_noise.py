@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 
 from edas_agent.theory.gate import ensemble_error, statistics
+from edas_agent.theory.mixture import mixture_error, moments
 from edas_agent.theory.seed_noise import (
     learner_errors,
+    mixture_interval,
     pool_spreads,
     predictive_interval,
     unstable_learners,
@@ -84,3 +86,42 @@ def test_a_learner_far_from_its_siblings_is_flagged_and_widens_a_pooled_interval
     plain = predictive_interval(stats, M, measured)
     wide = predictive_interval(stats, M, measured, learner_errors=errors)
     assert wide.source == "spread" and (wide.upper - wide.lower) > (plain.upper - plain.lower)
+
+
+def test_a_mixture_of_one_architecture_has_the_homogeneous_interval():
+    rng = np.random.default_rng(4)
+    y = rng.normal(size=N)
+    measured = pool_spreads(statistics(_learners(rng, y, 4), y, M) for _ in range(5))
+    for k in (2, 5):
+        stats = statistics(_learners(rng, y, k), y, M)
+        alone = predictive_interval(stats, M, measured)
+        mixed = mixture_interval(stats.E_M, [(M, stats)], measured)
+        assert (mixed.lower, mixed.upper, mixed.source) == pytest.approx(
+            (alone.lower, alone.upper, alone.source)
+        )
+    assert mixture_interval(stats.E_M, [(M, statistics(_learners(rng, y, 2), y, M))], None) is None
+
+
+def test_the_mixture_interval_covers_fresh_mixtures_at_about_its_level():
+    rng = np.random.default_rng(5)
+    y = rng.normal(size=N)
+    other = 0.3 * np.cos(np.arange(N))  # a second architecture with errors of its own
+
+    def learners(a: int, count: int) -> np.ndarray:
+        shift = 0 if a == 0 else other - 0.3 * np.sin(np.arange(N))
+        return _learners(rng, y, count) + shift
+
+    counts = np.array([10, 6])
+    covered = []
+    for _ in range(300):
+        pools = [learners(0, 4), learners(1, 3)]
+        E_mix = mixture_error(moments(pools, y), counts)
+        parts = [
+            (int(n), statistics(p, y, int(counts.sum())))
+            for n, p in zip(counts, pools, strict=True)
+        ]
+        interval = mixture_interval(E_mix, parts, None)
+        assert interval.source == "learners" and interval.k == 3 and interval.members == 16
+        fresh = np.concatenate([learners(0, 10), learners(1, 6)])
+        covered.append(interval.covers(_realised(fresh, y)))
+    assert 0.85 <= np.mean(covered) <= 0.995
