@@ -23,6 +23,8 @@ Arms (`--arms`, comma-separated):
     sequential     the default + gate.sequential (two more learners while unsure)
     no-floor       the default without the floor (gate.min_effect null: the old default)
     min-effect-1   the default with a floor of one seed noise (gate.min_effect 1)
+    pooled-floor   the default with the floor's seed noise from the run's pooled model at
+                   the current baseline (gate.floor_from pooled), not the start alone
     accuracy-only  the same proposer and learners judged by single-learner error (M = 1)
     random         architectures drawn from the space, two learners each; the gate keeps
                    the best predicted E_M

@@ -67,6 +67,7 @@ def arms(honest_members: int) -> dict[str, Arm]:
             Arm("sequential", {"gate.sequential": True}),
             Arm("no-floor", {"gate.min_effect": None}),
             Arm("min-effect-1", {"gate.min_effect": 1.0}),
+            Arm("pooled-floor", {"gate.floor_from": "pooled"}),
             Arm("accuracy-only", {"gate.rule": "single"}),
             Arm("random", {"llm.provider": "random"}, judges_steps=False),
             Arm("honest", {"members": m, "evaluator.learners": m, "gate.confirm": False}),

@@ -22,9 +22,6 @@ def rejudge(
     """Decision and the rounds after it, as the run's config plans them, for each step."""
     config = load_config(folder / CONFIG, {})
     gate = make_gate(config)
-    start = records[0].stats
-    assert start is not None, "the run has no trained starting baseline"
-    gate.min_effect = noise_floor(config, start)
     judge = Judge.for_run(config, gate, evaluator, LearnerStore(evaluator, folder / "learners"))
     by_step = {r.step: r for r in records}
     judged: dict[int, Judged | Outcome] = {}
@@ -32,6 +29,9 @@ def rejudge(
         record = by_step[step]
         assert record.baseline is not None and record.architecture is not None
         baseline = Baseline.of(by_step[record.baseline.step], evaluator.parse)
+        # the floor as the run had it: from what was logged before the step's round
+        seen = [r for r in records if r.step < step and r.round != record.round]
+        gate.min_effect = noise_floor(config, seen or records[:1], baseline.stats)
         architecture = evaluator.parse(record.architecture)
         judged[step] = judge.rounds(baseline, step, architecture, judge.plan.decision_learners())
     return judged

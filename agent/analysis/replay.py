@@ -96,12 +96,15 @@ def _rederive_screening(folder: Path, records: list[Record], report: ReplayRepor
         return
     from edas_agent.config import load_config
     from edas_agent.fidelity.audit import rederive
-    from edas_agent.theory.gate import seed_noise_floor
+    from edas_agent.search.judging import noise_floor
 
     config = load_config(folder / CONFIG, {})
-    start = records[0].stats
-    multiple = config.gate.min_effect
-    floor = seed_noise_floor(start, multiple) if multiple is not None and start else 0.0
+
+    def floor(seen: list[Record], baseline: Record) -> float:
+        stats = baseline.carried()[0]
+        assert stats is not None
+        return noise_floor(config, seen, stats) or 0.0
+
     report.mismatches += rederive(records, config.screening, floor)
     report.screened = sum(r.screening is not None and bool(r.screening.stages) for r in records)
 

@@ -36,6 +36,13 @@ class GateSettings(Section):
         "not taken. The starting baseline then gets at least 3 learners. 0.5 by default "
         "(docs: benchmarks/search-value.md); null turns it off.",
     )
+    floor_from: Literal["start", "pooled"] = Field(
+        "start",
+        description="Where min_effect's seed noise comes from: the starting baseline's own "
+        "learners, fixed for the run (start), or the run's seed-noise model pooled over every "
+        "architecture with 3 or more learners so far, at the current baseline's E_M "
+        "(pooled; the start's until something is pooled).",
+    )
     interval_level: float = Field(
         0.9, ge=0.5, lt=1.0, description="Level of the logged interval when confidence is unset."
     )

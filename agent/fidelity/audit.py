@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -13,19 +14,26 @@ from edas_agent.search.journal import Record
 from edas_agent.search.state import batches
 
 
-def rederive(records: list[Record], settings: ScreeningSettings, floor: float) -> list[str]:
+def rederive(
+    records: list[Record],
+    settings: ScreeningSettings,
+    floor: Callable[[list[Record], Record], float],
+) -> list[str]:
     """Re-derive every screening decision of a run from its log (for `replay`): each
     forecast from the curves logged before its round, each predictor score from the logged
-    signals, and who stopped at each stage, why. Returns the disagreements."""
+    signals, and who stopped at each stage, why; `floor(seen, baseline)` is gate.min_effect
+    as the run had it before a round. Returns the disagreements."""
     models, problems = Models(settings), []
     proposals = [r for r in records if r.event == "proposal"]
     baseline = records[0]
+    seen = [baseline]
     models.observe(baseline)
     for _, siblings in batches(proposals):
         screened = [r for r in siblings if r.screening is not None and r.screening.bar is not None]
-        problems += _rederive_round(screened, models, settings, baseline, floor)
+        problems += _rederive_round(screened, models, settings, baseline, floor(seen, baseline))
         for record in siblings:
             models.observe(record)
+        seen += siblings
         baseline = next((r for r in siblings if r.accepted), baseline)
     return problems
 

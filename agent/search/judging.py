@@ -14,11 +14,12 @@ from pydantic import BaseModel
 from edas_agent.config import Config
 from edas_agent.evaluators.base import Evaluator, architecture_hash
 from edas_agent.outcome import Outcome
-from edas_agent.search.journal import GateRound, Record
+from edas_agent.search.journal import GateRound, Record, seed_noise
 from edas_agent.search.rounds import RoundPlan
 from edas_agent.search.state import Baseline
 from edas_agent.search.target import Target, make_target
 from edas_agent.theory.gate import Gate, Stats, seed_noise_floor
+from edas_agent.theory.seed_noise import pooled_noise_floor
 from edas_agent.training.learners import LearnerStore, Pool
 
 
@@ -27,11 +28,19 @@ def make_gate(config: Config) -> Gate:
     return Gate(config.members, g.rule, g.confidence, g.interval_level, g.resamples)
 
 
-def noise_floor(config: Config, start: Stats) -> float | None:
-    """gate.min_effect in the loss's units, from the starting baseline's seed noise (None:
-    no floor). Derived from the logged start, so a resumed run and `replay` agree."""
+def noise_floor(config: Config, seen: list[Record], baseline: Stats) -> float | None:
+    """gate.min_effect in the loss's units for the next decision (None: no floor): from
+    the starting baseline's seed noise (seen[0]), or with `gate.floor_from: pooled` from
+    the run's seed-noise model pooled over the records seen so far, at the baseline's E_M.
+    Derived from logged records, so a resumed run and `replay` agree."""
     multiple = config.gate.min_effect
-    return None if multiple is None else seed_noise_floor(start, multiple)
+    if multiple is None:
+        return None
+    start = seen[0].stats
+    assert start is not None, "the run has no trained starting baseline"
+    if config.gate.floor_from == "pooled" and (pooled := seed_noise(seen)) is not None:
+        return pooled_noise_floor(pooled, baseline, start.k, multiple)
+    return seed_noise_floor(start, multiple)
 
 
 @dataclass(frozen=True)

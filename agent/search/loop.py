@@ -106,6 +106,7 @@ class Search:
             for record in records:
                 self._log(record)
             self._adopt_winner(records)
+            self._set_floor()
             step += len(records)
         return self.records
 
@@ -142,8 +143,8 @@ class Search:
         start = self._train_initial() if not previous else previous[0]
         if start.event != "baseline" or not start.accepted or start.stats is None:
             raise UserError("cannot resume: the run has no trained starting baseline")
-        self.gate.min_effect = noise_floor(self.config, start.stats)
         self.state = RunState.starting_from(start, self.evaluator.parse, self.records)
+        self._set_floor()
         self.screen = Screen(self.state, self.evaluator.parse)
         self.screening.observe(start)
         self.compute.charge(start.cost)
@@ -171,6 +172,7 @@ class Search:
                 self.compute.charge(record.cost)
                 self.on_record(record)
             self._adopt_winner(records)
+            self._set_floor()
         self.store.failed.update(training_failures(self.records))
         if len(self.records) < len(previous):
             self.journal.truncate_to(self.records)
@@ -302,6 +304,11 @@ class Search:
             return failed(f"{failed_before} [from step {candidate.first_step}]")
         learners = self.plan.decision_learners(survived_screening)
         return self.judge.rounds(self.baseline, step, candidate.architecture, learners)
+
+    def _set_floor(self) -> None:
+        """gate.min_effect for the next round: fixed by the start, or (gate.floor_from:
+        pooled) moving with the run's seed-noise model and its baseline."""
+        self.gate.min_effect = noise_floor(self.config, self.records, self.baseline.stats)
 
     def _adopt_winner(self, records: list[Record]) -> None:
         winner = next((r for r in records if r.accepted), None)

@@ -145,6 +145,20 @@ def mixture_interval(
     )  # fmt: skip
 
 
+def pooled_noise_floor(pooled: Pooled, baseline: Stats, start_learners: int, multiple: float):
+    """gate.min_effect from the pooled model (gate.floor_from: pooled): theory/gate.py's
+    seed_noise_floor with the start's own jackknife standard error replaced by the pooled
+    spread at the current baseline's E_M over as many learners as the start had,
+    multiple x sqrt(2) x relative spread x E_M / sqrt(k_start)."""
+    return (
+        multiple
+        * math.sqrt(2.0)
+        * pooled.relative_spread
+        * baseline.E_M
+        / math.sqrt(start_learners)
+    )
+
+
 def learner_errors(predictions: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Each learner's own squared error (k,), as E averages it."""
     return np.mean(np.sum(residuals(predictions, y) ** 2, axis=-1), axis=1)

@@ -173,6 +173,41 @@ def test_a_min_effect_turns_down_a_gain_below_the_seed_noise_and_replays(tmp_pat
     assert replay(folder).mismatches == []
 
 
+def test_a_pooled_floor_follows_the_runs_seed_noise_model_and_replays(tmp_path):
+    from edas_agent.config import load_config
+    from edas_agent.search.journal import seed_noise
+    from edas_agent.search.session import RunSession
+    from edas_agent.testing import NumpyEvaluator
+    from edas_agent.theory.gate import seed_noise_floor
+    from edas_agent.theory.seed_noise import pooled_noise_floor
+
+    (tmp_path / "start.json").write_text(json.dumps({"l2": 1.0, "features": 0.6, "rows": 0.5}))
+    steps = [("/rows", 0.7), ("/features", 0.8), ("/rows", 0.9), ("/features", 1.0),
+             ("/rows", 1.0), ("/l2", 0.5)]  # fmt: skip
+    config = load_config(None, {"budget": len(steps), "members": 10, "runs_dir": str(tmp_path),
+                                "baseline": str(tmp_path / "start.json"),
+                                "gate.min_effect": 0.5, "gate.floor_from": "pooled"})  # fmt: skip
+    script = ScriptedProposer([proposal({"op": "replace", "path": p, "value": v})
+                               for p, v in steps])  # fmt: skip
+    with RunSession.start(config, lambda c: NumpyEvaluator(seed=c.seed), script) as session:
+        records, folder = session.run(), session.journal.folder
+    by_step = {r.step: r for r in records}
+    floors = []
+    for record in records[1:]:
+        if not record.rounds:
+            continue
+        seen = [r for r in records if r.step < record.step]
+        baseline = by_step[record.baseline.step].carried()[0]
+        expected = pooled_noise_floor(seed_noise(seen), baseline, records[0].stats.k, 0.5)
+        assert record.rounds[0].min_effect == pytest.approx(expected)
+        floors.append(expected)
+    assert sum(r.accepted for r in records[1:]) >= 1  # confirmations add to the pooled model
+    assert len(set(floors)) > 1  # it moves, unlike the start's fixed floor
+    # pooled over the start alone, it is the start's own floor
+    assert floors[0] == pytest.approx(seed_noise_floor(records[0].stats, 0.5))
+    assert replay(folder).mismatches == []
+
+
 def test_min_effect_without_confirmation_trains_three_starting_learners(tmp_path):
     from edas_agent.config import load_config
     from edas_agent.search.session import RunSession
