@@ -19,16 +19,30 @@ from pathlib import Path
 
 from disagreements import each_run, group_options  # beside this file
 
+from edas_agent import read_records
 from edas_agent.analysis import verify
 
 
 def tally(folder: Path, members: int | None, steps: str) -> dict:
+    """Counts per split and interval source: architectures, covered, misses above the
+    interval (realised worse than predicted), predictions below the realised error (an
+    optimistic point estimate), and the same for the architectures the run adopted (its
+    start and accepted steps: chosen on their validation numbers)."""
     result = verify(folder, members, steps)
+    M = result["members"]
+    adopted = {r.arch_hash for r in read_records(folder) if r.accepted}
     counts: Counter = Counter()
-    for entry in result["architectures"].values():
+    for arch_hash, entry in result["architectures"].items():
         for split, interval in entry.get("interval", {}).items():
-            counts[f"{split}:{interval['source']}:of"] += 1
-            counts[f"{split}:{interval['source']}:covered"] += int(interval["covered"])
+            realised = entry["realised"][split][M]
+            key = f"{split}:{interval['source']}"
+            counts[f"{key}:of"] += 1
+            counts[f"{key}:covered"] += int(interval["covered"])
+            counts[f"{key}:above"] += int(realised > interval["upper"])
+            counts[f"{key}:optimistic"] += int(entry["predicted"][split][M] < realised)
+            if arch_hash in adopted:
+                counts[f"{split}:adopted:of"] += 1
+                counts[f"{split}:adopted:covered"] += int(interval["covered"])
     return dict(counts)
 
 
@@ -37,16 +51,19 @@ def main() -> None:
     parser.add_argument("--steps", default="disagreements", help="as verify --steps")
     options = parser.parse_args()
     results = each_run(options, lambda folder: tally(folder, options.members, options.steps))
-    print("\n| table | runs | split | interval from | covered | share |")
-    print("|---|---:|---|---|---:|---:|")
+    print("\n| table | runs | split | interval from | covered | share | misses above the "
+          "interval | point estimate below the realised error |")  # fmt: skip
+    print("|---|---:|---|---|---:|---:|---:|---:|")
     for name in dict.fromkeys(g[0] for g in options.group):
         runs = [v for k, v in results.items() if k.split(":", 1)[0] == name]
         total: Counter = sum((Counter(r) for r in runs), Counter())
         for key in sorted(k for k in total if k.endswith(":of")):
             split, source, _ = key.split(":")
             covered, of = total[f"{split}:{source}:covered"], total[key]
+            above, low = total[f"{split}:{source}:above"], total[f"{split}:{source}:optimistic"]
+            direction = "- | -" if source == "adopted" else f"{above} | {low}/{of}"
             print(f"| {name} | {len(runs)} | {split} | {source} | {covered}/{of} | "
-                  f"{covered / of:.2f} |")  # fmt: skip
+                  f"{covered / of:.2f} | {direction} |")  # fmt: skip
 
 
 if __name__ == "__main__":
