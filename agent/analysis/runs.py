@@ -8,7 +8,15 @@ import yaml
 from pydantic import BaseModel
 
 from edas_agent.errors import UserError
-from edas_agent.search.journal import CONFIG, LOCK, TRAJECTORY, _alive, _pid_in, read_records
+from edas_agent.search.journal import (
+    CONFIG,
+    LOCK,
+    TRAJECTORY,
+    Record,
+    _alive,
+    _pid_in,
+    read_records,
+)
 from edas_agent.training.costs import Spend
 
 
@@ -19,6 +27,8 @@ class RunSummary(BaseModel):
     budget: int | None
     best_step: int | None
     best_E_M: float | None  # E_mix, the mixture's, in a mixture search
+    # half the width of best_E_M's 90 % seed-noise interval (none for a mixture's E_mix)
+    best_E_M_plus_minus: float | None = None
     accepted: int
     learners: int
     llm_cost: float
@@ -63,6 +73,7 @@ def _summary(folder: Path, records) -> RunSummary:
         budget=budget,
         best_step=best.step if best else None,
         best_E_M=best.predicted_error() if best else None,
+        best_E_M_plus_minus=_half_width(best),
         accepted=sum(r.accepted for r in records if r.event == "proposal"),
         learners=sum(r.cost.learners_trained for r in records),
         llm_cost=Spend.of(r.llm for r in records).cost,
@@ -70,6 +81,12 @@ def _summary(folder: Path, records) -> RunSummary:
         train_tflop=sum(r.cost.train_flops for r in records) / 1e12,
         train_hours=sum(r.cost.train_seconds for r in records) / 3600,
     )
+
+
+def _half_width(best: Record | None) -> float | None:
+    if best is None or best.predicted is None or best.mixture() is not None:
+        return None
+    return (best.predicted.upper - best.predicted.lower) / 2
 
 
 def _budget(folder: Path) -> int | None:

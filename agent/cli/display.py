@@ -95,8 +95,8 @@ class LiveDisplay:
             s = carried
             grid.add_row(
                 f"baseline (step {self.baseline.step})",
-                f"E={s.E:.5f}  rho={s.rho:.4f}  predicted E_M(M={self.members})={s.E_M:.5f}"
-                f"  (k={s.k})",
+                f"E={s.E:.5f}  rho={s.rho:.4f}  predicted E_M(M={self.members})="
+                f"{_plus_minus(s.E_M, self.baseline.predicted)}  (k={s.k})",
             )
         if self.baseline is not None and (judged := self.baseline.mixture()) is not None:
             grid.add_row(
@@ -143,7 +143,7 @@ def trajectory_table(records: list[Record], title: str = "Accepted trajectory") 
             f"{s.E:.5f}",
             f"{s.rho:.4f}",
             f"{s.D:.5f}",
-            f"{s.E_M:.5f}",
+            _plus_minus(s.E_M, record.predicted),
             f"{record.test.stats.E_M:.5f}" if record.test else "",
             str(record.parameters or ""),
         ]
@@ -155,6 +155,8 @@ def trajectory_table(records: list[Record], title: str = "Accepted trajectory") 
                 else [f"{record.step}x{record.members}", f"{s.E_M:.5f}", cells[7]]
             )
         table.add_row(*cells, _edits_summary(record) or "(start)")
+    if any(r.predicted is not None for r in records if r.accepted):
+        table.caption = "E_M val ± its 90 % seed-noise interval (theory page)"
     return table
 
 
@@ -213,7 +215,9 @@ def _decision_text(record: Record) -> Text:
 def _one_line(record: Record) -> str:
     if record.event == "baseline":
         s = record.carried()[0]
-        stats = f"E={s.E:.5f} rho={s.rho:.4f} E_M={s.E_M:.5f}" if s else ""
+        stats = (
+            f"E={s.E:.5f} rho={s.rho:.4f} E_M={_plus_minus(s.E_M, record.predicted)}" if s else ""
+        )
         return f"[baseline] {record.status} {stats} {record.reason}"
     return f"[{record.step}] {record.status}: {_edits_summary(record)} -- {record.reason}"
 

@@ -77,6 +77,8 @@ def runs(
     for s in summaries:
         best_step = "-" if s.best_step is None else str(s.best_step)
         best = "-" if s.best_E_M is None else f"{s.best_E_M:.5f}"
+        if s.best_E_M_plus_minus is not None:
+            best += f" ± {s.best_E_M_plus_minus:.5f}"
         progress = f"{s.steps}/{s.budget or '?'}"
         cells = (s.folder, s.state, progress, best_step, best, str(s.accepted), str(s.pruned),
                  str(s.learners), f"{s.train_tflop:.3g}" if s.train_tflop else "-",

@@ -64,11 +64,13 @@ def test_runs_lists_state_progress_and_best(monkeypatch, capsys, run_folder: Pat
     (summary,) = list_runs(runs_dir)
     assert summary.state == "finished" and summary.steps == 6 and summary.budget == 6
     assert summary.best_E_M is not None and summary.learners > 0
+    assert summary.best_E_M_plus_minus > 0  # the best E_M's seed-noise interval
     (run_folder / LOCK).write_text(str(os.getppid()))  # a live process writes it
     assert list_runs(runs_dir)[0].state == "running"
     (run_folder / LOCK).unlink()
     code, out, _ = invoke(monkeypatch, capsys, "runs", "--runs-dir", str(runs_dir))
     assert code == 0 and run_folder.name in out and "finished" in out
+    assert f"{summary.best_E_M:.5f} ± {summary.best_E_M_plus_minus:.5f}" in out.replace("\n", " ")
 
 
 def test_report_states_the_run_wall_time_not_the_training_time(

@@ -49,6 +49,7 @@ def test_run_then_replay(monkeypatch, capsys, toy_args, tmp_path):
     code, out, _ = invoke(monkeypatch, capsys, "run", "--budget", "3", "--name", "cli", *toy_args)
     assert code == 0, out
     assert "Accepted trajectory" in out and "Run folder" in out and "3 proposals" in out
+    assert "seed-noise interval" in out and " ± " in out  # the start's E_M carries its interval
     folder = only_run_folder(tmp_path)
     assert folder.name.endswith("-cli")
     code, out, _ = invoke(monkeypatch, capsys, "replay", str(folder))
