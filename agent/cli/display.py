@@ -96,7 +96,8 @@ class LiveDisplay:
             grid.add_row(
                 f"baseline (step {self.baseline.step})",
                 f"E={s.E:.5f}  rho={s.rho:.4f}  predicted E_M(M={self.members})="
-                f"{_plus_minus(s.E_M, self.baseline.predicted)}  (k={s.k})",
+                f"{_plus_minus(s.E_M, self.baseline.predicted)}  (k={s.k}"
+                f"{'; ± 90 % seed noise' if self.baseline.predicted else ''})",
             )
         if self.baseline is not None and (judged := self.baseline.mixture()) is not None:
             grid.add_row(

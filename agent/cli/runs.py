@@ -84,6 +84,8 @@ def runs(
                  str(s.learners), f"{s.train_tflop:.3g}" if s.train_tflop else "-",
                  f"{s.train_hours:.2g}")  # fmt: skip
         table.add_row(*cells, f"{s.llm_cost:.4f}")
+    if any(s.best_E_M_plus_minus is not None for s in summaries):
+        table.caption = "best E_M ± its 90 % seed-noise interval"
     console.print(table)
 
 
