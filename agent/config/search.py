@@ -111,6 +111,13 @@ class ContinuousSettings(Section):
         "surrogate of E and D fitted on every judged architecture, when it predicts a gain "
         "that reaches the gate's floor.",
     )
+    bagging: Literal["closed_form", "surrogate"] = Field(
+        "closed_form",
+        description="How the bagging fraction (where the space has /bagging/fraction) is "
+        "stepped: closed_form measures the baseline at a few fractions (one proposal each) "
+        "and proposes f*(M) from the fitted quadratics (docs: guides/bagging.md); surrogate "
+        "moves it with the other knobs.",
+    )
     trust_region: float = Field(
         0.15,
         gt=0.0,

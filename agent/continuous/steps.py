@@ -1,12 +1,14 @@
-"""`search.continuous`: after each accepted step, a continuous step on the new baseline.
+"""`search.continuous`: after each accepted step, continuous steps on the new baseline.
 
-The loop asks for it before the proposer: right after an acceptance, the surrogate
-(surrogate.py) is fitted on every architecture the run has judged and solved from the new
-baseline under its constraints; when it predicts a gain that reaches the gate's floor, its
-optimum is the round's one proposal (judged like any other: learners, the gate,
-confirmation; counted in the budget). Whether a step is taken depends only on the run's
-records, so a resumed run takes the same ones, and `replay` re-derives each optimum from
-what the step logged (its transcript: observations, knobs, the optimum).
+The loop asks for them before the proposer. Right after an acceptance, with the bagging
+fraction in the space (and `search.continuous.bagging: closed_form`), the closed form's
+steps come first (bagging_steps.py: measurements of the baseline at a few fractions, one
+proposal each, then f*(M)); then, once, the surrogate (surrogate.py) is fitted on every
+architecture the run has judged and solved from the baseline under its constraints for the
+other knobs. Each step whose predicted gain reaches the gate's floor is the round's one
+proposal (judged like any other: learners, the gate, confirmation; counted in the budget).
+Whether a step is taken depends only on the run's records, so a resumed run takes the
+same ones, and `replay` re-derives each from what it logged (its transcript).
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from edas_agent.config import Config
+from edas_agent.continuous import bagging_steps
+from edas_agent.continuous.bagging_steps import MEASURE, OPTIMUM, BaggingStep
 from edas_agent.continuous.surrogate import ContinuousStep, Observation, continuous_knobs, solve
+from edas_agent.continuous.tuning import feature_fields
 from edas_agent.evaluators.base import Evaluator, canonical_hash, document_of
 from edas_agent.proposers.base import LLMUsage, Proposal
 from edas_agent.proposers.edits import Edit, apply_edits
@@ -30,13 +35,50 @@ class ContinuousSteps:
         self.members = config.members
         # Read from the space only when steps are on: every run builds this object
         enabled = self.settings.enabled
-        self.knobs = continuous_knobs(evaluator.space().model_json_schema()) if enabled else []
+        knobs = continuous_knobs(evaluator.space().model_json_schema()) if enabled else []
+        self.bagging_fields: int | None = None  # the closed form's, when it takes the fraction
+        if self.settings.bagging == "closed_form" and any(
+            k.path == bagging_steps.PLACE for k in knobs
+        ):
+            self.bagging_fields = feature_fields(evaluator)
+            knobs = [k for k in knobs if k.path != bagging_steps.PLACE]
+        self.knobs = knobs
 
     def propose(self, state: RunState, floor: float | None) -> Proposal | None:
-        """The continuous step due now, or None (off, not right after an acceptance, or
-        nothing predicted to pass the gate)."""
-        if not self.settings.enabled or not self.knobs or not _just_accepted(state):
+        """The continuous step due now, or None (off, not after an acceptance, or nothing
+        predicted to pass the gate)."""
+        if not self.settings.enabled:
             return None
+        if self.bagging_fields and (_just_accepted(state) or _last_model(state) == MEASURE):
+            proposal = self._bagging(state, floor)
+            if proposal is not None:
+                return proposal
+        if not self.knobs or not (
+            _just_accepted(state) or _last_model(state) in (MEASURE, OPTIMUM)
+        ):
+            return None
+        return self._surrogate(state, floor)
+
+    def _bagging(self, state: RunState, floor: float | None) -> Proposal | None:
+        assert self.bagging_fields is not None
+        baseline = document_of(state.baseline.architecture)
+        step = bagging_steps.plan(state.records, baseline, self.bagging_fields, self.members,
+                                  floor or 0.0)  # fmt: skip
+        if not step.proposed:
+            return None
+        edits = [Edit(op="replace", path=bagging_steps.PLACE, value=step.fraction)]
+        if canonical_hash(apply_edits(baseline, edits)) in state.first_step:
+            return None  # f* is a fraction already judged
+        if step.purpose == "measure":
+            what = f"measurement at bagging fraction {step.fraction:g} ({len(step.points)} so far)"
+        else:
+            what = f"f*(M) = {step.fraction:g}, predicted E_M gain {step.predicted_gain:.6f}"
+        rationale = f"continuous step: the bagging closed form's {what}"
+        model = MEASURE if step.purpose == "measure" else OPTIMUM
+        usage = LLMUsage(provider=PROVIDER, model=model)
+        return Proposal(rationale, edits, usage, transcript=step.model_dump(mode="json"))
+
+    def _surrogate(self, state: RunState, floor: float | None) -> Proposal | None:
         solved = solve(
             observations(state), document_of(state.baseline.architecture), self.knobs,
             self.members, self.settings.trust_region, floor or 0.0,
@@ -88,23 +130,52 @@ def rederive(folder: Path, records: list[Record]) -> tuple[int, list[str]]:
         if record.llm is None or record.llm.provider != PROVIDER:
             continue
         path = folder / "llm" / f"step-{record.step:04d}.json"
-        try:
-            logged = ContinuousStep.model_validate_json(path.read_text())
-        except (OSError, ValueError) as exc:
-            mismatches.append(f"step {record.step}: continuous step's log unreadable: {exc}")
-            continue
         baseline = by_step.get(record.baseline.step) if record.baseline else None
         base_doc = baseline.architecture if baseline else records[0].architecture
-        again = solve(observations_of(records[:index]), base_doc, logged.knobs, logged.members,
-                      logged.trust_region, logged.floor)  # fmt: skip
-        edits = [e.operation() for e in edits_of(again)]
-        if again.optimum != logged.optimum or edits != record.edits:
-            mismatches.append(f"step {record.step}: the continuous optimum re-derives as "
-                              f"{again.optimum}, logged {logged.optimum}")  # fmt: skip
+        try:
+            if record.llm.model in (MEASURE, OPTIMUM):
+                problem = _rederive_bagging(path, record, records[:index], base_doc)
+            else:
+                problem = _rederive_surrogate(path, record, records[:index], base_doc)
+        except (OSError, ValueError) as exc:
+            problem = f"continuous step's log unreadable: {exc}"
+        if problem:
+            mismatches.append(f"step {record.step}: {problem}")
         checked += 1
     return checked, mismatches
+
+
+def _rederive_surrogate(path: Path, record: Record, before: list[Record], base_doc) -> str | None:
+    logged = ContinuousStep.model_validate_json(path.read_text())
+    again = solve(observations_of(before), base_doc, logged.knobs, logged.members,
+                  logged.trust_region, logged.floor)  # fmt: skip
+    edits = [e.operation() for e in edits_of(again)]
+    if again.optimum != logged.optimum or edits != record.edits:
+        return f"the continuous optimum re-derives as {again.optimum}, logged {logged.optimum}"
+    return None
+
+
+def _rederive_bagging(path: Path, record: Record, before: list[Record], base_doc) -> str | None:
+    logged = BaggingStep.model_validate_json(path.read_text())
+    again = bagging_steps.plan(before, base_doc, logged.fields, logged.members, logged.floor)
+    edit = Edit(op="replace", path=bagging_steps.PLACE, value=again.fraction).operation()
+    if (again.purpose, again.fraction) != (logged.purpose, logged.fraction) or [
+        edit
+    ] != record.edits:
+        return (f"the bagging step re-derives as {again.purpose} at {again.fraction}, logged "
+                f"{logged.purpose} at {logged.fraction}")  # fmt: skip
+    return None
 
 
 def _just_accepted(state: RunState) -> bool:
     proposals = state.proposals()
     return not proposals or proposals[-1].accepted
+
+
+def _last_model(state: RunState) -> str | None:
+    """The llm.model of the last proposal, when a continuous step made it."""
+    proposals = state.proposals()
+    last = proposals[-1] if proposals else None
+    if last is None or last.llm is None or last.llm.provider != PROVIDER:
+        return None
+    return last.llm.model

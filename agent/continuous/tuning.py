@@ -52,6 +52,12 @@ class BaggingReport(BaseModel):
     interval: str = "90 % bootstrap over validation examples; seed noise not included"
 
 
+def feature_fields(evaluator: Evaluator) -> int:
+    """How many fields a bag is drawn from: every feature column the evaluator describes."""
+    described = evaluator.describe()
+    return len(described.get("categorical_fields", {})) + len(described.get("numeric_fields", []))
+
+
 def fractions_to_measure(fields: int, asked: list[float] | None) -> list[float]:
     """The asked fractions (default NOMINAL), as whole numbers of fields: one per count."""
     if fields < 2:
@@ -76,8 +82,7 @@ def tune_bagging(
 ) -> BaggingReport:
     if not hasattr(architecture, "bagging"):
         raise UserError("tune bagging needs an evaluator with feature bagging (the tabular one)")
-    described = evaluator.describe()
-    fields = len(described.get("categorical_fields", {})) + len(described.get("numeric_fields", []))
+    fields = feature_fields(evaluator)
     predictions = {}
     for fraction in fractions_to_measure(fields, asked):
         on_fraction(fraction)
