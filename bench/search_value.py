@@ -13,7 +13,6 @@ of the compute, and measures the realised ensemble's squared error on the test s
     python bench/search_value.py --data synthetic:200000:24 --seeds 3 --budget 50
     python bench/search_value.py --arms edas,random --seeds 1 --budget 10  # a quick look
     python bench/search_value.py --seeds 6 --first-seed 6 ...     # fresh seeds 6 .. 11
-    python bench/search_value.py --set gate.min_effect=null ...   # arms over another base
 
 Arms (`--arms`, comma-separated):
     edas           the default configuration (--set changes it, and every arm with it);
@@ -23,8 +22,7 @@ Arms (`--arms`, comma-separated):
     sequential     the default + gate.sequential (two more learners while unsure)
     no-floor       the default without the floor (gate.min_effect null: the old default)
     min-effect-1   the default with a floor of one seed noise (gate.min_effect 1)
-    pooled-floor   the default with the floor's seed noise from the run's pooled model at
-                   the current baseline (gate.floor_from pooled), not the start alone
+    pooled-floor   the floor's seed noise from the run's pooled model (gate.floor_from pooled)
     accuracy-only  the same proposer and learners judged by single-learner error (M = 1)
     random         architectures drawn from the space, two learners each; the gate keeps
                    the best predicted E_M
@@ -70,8 +68,8 @@ Arms (`--arms`, comma-separated):
     uncapped       edas with search.explore.lift_caps and on_repeat: global (a repeat of an
                    evaluated architecture becomes a draw from the whole space)
     explore        uncapped with search.explore.global_share 0.3 (agent/proposers/explore.py)
-    continuous     edas with search.continuous: a surrogate's optimum of the continuous
-                   knobs after each acceptance (agent/continuous/surrogate.py)
+    continuous     edas with search.continuous: after each acceptance, the bagging closed
+                   form's steps and the surrogate's optimum of the other continuous knobs
 Writes results.json, tables.md and compute.png to --out (default runs/search_value/<data>);
 judged ensembles are cached in judge.json there, so a rerun with more arms trains only what
 is new, and each finished search in searched/, so a piece stopped part-way and run again

@@ -7,7 +7,6 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
 from rich.console import Console
 from rich.live import Live
 from rich.panel import Panel
@@ -15,7 +14,6 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from edas_agent.analysis.verify import sided_with
 from edas_agent.search.journal import Record
 from edas_agent.theory.mixture_gate import summary
 from edas_agent.training.compute import describe
@@ -96,7 +94,7 @@ class LiveDisplay:
             grid.add_row(
                 f"baseline (step {self.baseline.step})",
                 f"E={s.E:.5f}  rho={s.rho:.4f}  predicted E_M(M={self.members})="
-                f"{_plus_minus(s.E_M, self.baseline.predicted)}  (k={s.k}"
+                f"{plus_minus(s.E_M, self.baseline.predicted)}  (k={s.k}"
                 f"{'; ± 90 % seed noise' if self.baseline.predicted else ''})",
             )
         if self.baseline is not None and (judged := self.baseline.mixture()) is not None:
@@ -144,7 +142,7 @@ def trajectory_table(records: list[Record], title: str = "Accepted trajectory") 
             f"{s.E:.5f}",
             f"{s.rho:.4f}",
             f"{s.D:.5f}",
-            _plus_minus(s.E_M, record.predicted),
+            plus_minus(s.E_M, record.predicted),
             f"{record.test.stats.E_M:.5f}" if record.test else "",
             str(record.parameters or ""),
         ]
@@ -217,7 +215,7 @@ def _one_line(record: Record) -> str:
     if record.event == "baseline":
         s = record.carried()[0]
         stats = (
-            f"E={s.E:.5f} rho={s.rho:.4f} E_M={_plus_minus(s.E_M, record.predicted)}" if s else ""
+            f"E={s.E:.5f} rho={s.rho:.4f} E_M={plus_minus(s.E_M, record.predicted)}" if s else ""
         )
         return f"[baseline] {record.status} {stats} {record.reason}"
     return f"[{record.step}] {record.status}: {_edits_summary(record)} -- {record.reason}"
@@ -234,197 +232,7 @@ def _edits_summary(record: Record) -> str:
     return "; ".join(parts)
 
 
-def verify_table(result: dict) -> Table:
-    M = result["members"]
-    table = Table(title=f"Predicted (from the decision learners) vs realised {M}-member ensembles")
-    for column in (
-        "steps",
-        "k",
-        "val pred",
-        "val real",
-        "rel err",
-        "test pred",
-        "test real",
-        "rel err",
-    ):
-        table.add_column(column, justify="right", no_wrap=True)
-    for entry in result["architectures"].values():
-        real, err = entry["realised"], entry["relative_error"]
-        val, test = (_with_interval(entry, split, M) for split in ("val", "test"))
-        table.add_row(
-            ",".join(str(s) for s in entry["steps"]),
-            str(entry["decision_learners"]),
-            val, f"{real['val'][M]:.5f}", f"{err['val'][M]:+.2%}",
-            test, f"{real['test'][M]:.5f}", f"{err['test'][M]:+.2%}",
-        )  # fmt: skip
-    agree = [d["agrees_test"] for d in result["decisions"]]
-    captions = []
-    covered = result.get("coverage", {})
-    if covered.get("val", {}).get("of"):
-        val, test = covered["val"], covered["test"]
-        captions.append(
-            f"± the {val['level']:.0%} seed-noise interval ({', '.join(val['sources'])}; "
-            f"theory/seed_noise.py); it covered the realised error {val['covered']}/{val['of']} "
-            f"times on val, {test['covered']}/{test['of']} on test (✗: missed)"
-        )
-    if agree:
-        captions.append(
-            f"{sum(agree)}/{len(agree)} logged decisions agree with the realised test ensembles"
-        )
-    sides = sided_with(result["decisions"])
-    if sides["disagreements"]:
-        captions.append(
-            f"where the ensemble and single-learner rules disagreed ({sides['disagreements']}), "
-            f"the realised test ensembles sided with the ensemble rule {sides['exact']} times, "
-            f"with the single-learner rule {sides['single']} times"
-        )
-    table.caption = "\n".join(captions) or None
-    return table
-
-
-def _with_interval(entry: dict, split: str, M: int) -> str:
-    """The predicted error with its seed-noise interval's half-width (✗: it missed)."""
-    predicted, interval = entry["predicted"][split][M], entry.get("interval", {}).get(split)
-    if interval is None:
-        return f"{predicted:.5f}"
-    half = (interval["upper"] - interval["lower"]) / 2
-    return f"{predicted:.5f} ±{half:.5f}{'' if interval['covered'] else ' ✗'}"
-
-
-def verify_sizes_table(result: dict) -> Table:
-    """Realised test error by ensemble size m = 1, 2, 4, ..., M, predicted in brackets:
-    how far averaging more members still helps, architecture by architecture."""
-    sizes = result["sizes"]
-    table = Table(title="Realised (predicted) test error by ensemble size m")
-    table.add_column("steps", justify="right", no_wrap=True)
-    for m in sizes:
-        table.add_column(f"m={m}", justify="right", no_wrap=True)
-    for entry in result["architectures"].values():
-        pred, real = entry["predicted"]["test"], entry["realised"]["test"]
-        cells = [f"{real[m]:.5f} ({pred[m]:.5f})" if m in pred else f"{real[m]:.5f}"
-                 for m in sizes]  # fmt: skip
-        table.add_row(",".join(str(s) for s in entry["steps"]), *cells)
-    return table
-
-
-def calibration_tables(result: dict) -> list[Table]:
-    M = result["members"]
-    agreement = Table(
-        title=f"2-learner gate vs realised {M}-member test ordering "
-        f"({result['pairs_per_comparison']} learner pairs per comparison)"
-    )
-    agreement.add_column("true |difference|")
-    agreement.add_column("n", justify="right")
-    for method in ("exact", "paper", "confident", "single"):
-        agreement.add_column(f"{method} agree / false acc / kappa", justify="right")
-    for stratum, scores in result["agreement"].items():
-        cells = []
-        for method in ("exact", "paper", "confident", "single"):
-            s = scores.get(method)
-            kappa = "-" if not s or s["kappa"] is None else f"{s['kappa']:.2f}"
-            cells.append(f"{s['agreement']:.1%} / {s['false_accepts']:.1%} / {kappa}" if s else "-")
-        agreement.add_row(stratum, str(scores["comparisons"]), *cells)
-    errors = Table(title="Median |relative error| of E_m predicted from 2 learners vs realised")
-    errors.add_column("split")
-    sizes = list(next(iter(result["prediction_error"].values())))
-    for m in sizes:
-        errors.add_column(f"m={m}", justify="right")
-    for split, values in result["prediction_error"].items():
-        errors.add_row(split, *(f"{values[m]:.2%}" for m in sizes))
-    coverage = result.get("coverage")
-    if coverage:
-        errors.caption = "; ".join(
-            f"{split}: the {c['level']:.0%} seed-noise interval from 2 learners covered the "
-            f"realised {M}-member error {c['covered']}/{c['of']}"
-            for split, c in coverage.items()
-        )
-    return [agreement, errors]
-
-
-def ensemble_tables(result) -> list[Table]:
-    """`edas-agent ensemble`: the chosen ensembles, the pruned ones and the cost front."""
-    M = result.members
-    chosen = Table(
-        title=f"Ensembles of {M} members from {result.candidates} architectures of the run "
-        "(predicted; chosen on validation, test is the honest number)"
-    )
-    for column in ("ensemble", "composition (step x members)", "archs", "FLOPs/example",
-                   "val E", "test E"):  # fmt: skip
-        chosen.add_column(column, justify="left" if column[0] in "ec" else "right")
-    intervals = [c.val_interval for c in (result.mixture, result.homogeneous) if c.val_interval]
-    rows = [("best mixture", result.mixture), ("best homogeneous", result.homogeneous)]
-    if result.incumbent is not None:
-        rows.append(("run's final baseline", result.incumbent))
-    tolerance = f"{result.tolerance:.1%}"
-    rows += [
-        (f"fewest members (within {tolerance})", result.pruned.members),
-        (f"fewest architectures (within {tolerance})", result.pruned.architectures),
-        (f"fewest FLOPs (within {tolerance})", result.pruned.flops),
-    ]
-    for name, choice in rows:
-        chosen.add_row(name, choice.summary(), str(choice.architectures), f"{choice.flops:,}",
-                       _plus_minus(choice.val, choice.val_interval),
-                       _plus_minus(choice.test, choice.test_interval))  # fmt: skip
-    chosen.caption = "optimisers (validation E of their mixture): " + ", ".join(
-        f"{name} {error:.6f}" for name, error in result.optimisers.items()
-    )
-    if intervals:
-        chosen.caption += (
-            f"; ± the {intervals[0].level:.0%} seed-noise interval of the realised "
-            f"error ({_interval_source(intervals[0])})"
-        )
-    front = Table(title="Cost front: predicted validation error against inference cost")
-    for column in ("members", "archs", "FLOPs/example", "val E", "test E"):
-        front.add_column(column, justify="right")
-    shown = sorted(set(np.linspace(0, len(result.front) - 1, 15).round().astype(int)))
-    if len(shown) < len(result.front):
-        front.caption = f"{len(shown)} of its {len(result.front)} points; all in ensemble.json"
-    for choice in (result.front[i] for i in shown):
-        front.add_row(str(choice.members), str(choice.architectures), f"{choice.flops:,}",
-                      f"{choice.val:.5f}", f"{choice.test:.5f}")  # fmt: skip
-    return [chosen, front]
-
-
-def verify_mixture_table(result: dict) -> Table:
-    from edas_agent.analysis.ensemble import Member
-
-    M = result["members"]
-    table = Table(title=f"Predicted vs realised {M}-member ensembles, members with fresh seeds")
-    for column in ("ensemble", "composition (step x members)", "val pred", "val real",
-                   "rel err", "test pred", "test real", "rel err"):  # fmt: skip
-        table.add_column(column, justify="left" if column[0] in "ec" else "right")
-    for name, row in result["ensembles"].items():
-        cells = [name, summary([Member.model_validate(m) for m in row["composition"]])]
-        for split in ("val", "test"):
-            s = row[split]
-            cells += [
-                f"{s['predicted']:.5f}",
-                f"{s['realised']:.5f}",
-                f"{s['relative_error']:+.2%}",
-            ]
-        table.add_row(*cells)
-    covered = [
-        row[split]["covered"] for row in result["ensembles"].values() for split in ("val", "test")
-        if row[split].get("covered") is not None
-    ]  # fmt: skip
-    if covered:
-        table.caption = (
-            f"the seed-noise intervals of ensemble.json covered {sum(covered)} of "
-            f"{len(covered)} realised errors"
-        )
-    return table
-
-
-def _plus_minus(value: float, interval) -> str:
+def plus_minus(value: float, interval) -> str:
     if interval is None:
         return f"{value:.5f}"
     return f"{value:.5f} ± {(interval.upper - interval.lower) / 2:.5f}"
-
-
-def _interval_source(interval) -> str:
-    if interval.source == "learners":
-        return "from each architecture's own learners"
-    return (
-        "each architecture's own learners where it has three or more, else a spread pooled "
-        f"over {interval.pooled_over} of the run's architectures"
-    )

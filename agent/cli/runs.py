@@ -112,7 +112,7 @@ def ensemble(
     predicted from the learners the run trained (no training); the smallest ensembles
     within --tolerance of the best; the cost front. Writes ensemble.json."""
     from edas_agent.analysis.ensemble import ensemble as analyse_run
-    from edas_agent.cli.display import ensemble_tables
+    from edas_agent.cli.measure_tables import ensemble_tables
 
     if (members is not None and members < 1) or (max_architectures or 1) < 1:
         raise UserError("--members and --max-architectures must be at least 1")
@@ -169,7 +169,11 @@ def verify(
     Interrupt and rerun to resume."""
     from edas_agent.analysis.verify import verify as verify_run
     from edas_agent.analysis.verify import verify_mixture
-    from edas_agent.cli.display import verify_mixture_table, verify_sizes_table, verify_table
+    from edas_agent.cli.measure_tables import (
+        verify_mixture_table,
+        verify_sizes_table,
+        verify_table,
+    )
 
     if members is not None and members < 2:
         raise UserError(f"--members must be at least 2, got {members}")
@@ -267,7 +271,7 @@ def calibrate(
     ensembles; writes calibration.json."""
     from edas_agent.analysis.calibrate import DEFAULT_ARCHITECTURES
     from edas_agent.analysis.calibrate import calibrate as run_calibration
-    from edas_agent.cli.display import calibration_tables
+    from edas_agent.cli.measure_tables import calibration_tables
     from edas_agent.search.journal import Journal
     from edas_agent.training.learners import LearnerStore
 
