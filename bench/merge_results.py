@@ -3,6 +3,12 @@ arm's realised error, its paired difference from edas over every seed with the 9
 Student t interval, and its compute. A benchmark's arithmetic, not a test.
 
     python bench/merge_results.py runs/search_value/piece-a runs/search_value/piece-b
+
+With --verdict, one row per table instead, each arm's paired difference from edas and the
+seeds it was better on (the verdict table of docs/pages/benchmarks/search-value.md):
+
+    python bench/merge_results.py --verdict --arms random,optuna-tpe \
+        "Friedman #1=OUT_A,OUT_B" "rare positives=OUT_C,OUT_D"
 """
 
 from __future__ import annotations
@@ -51,5 +57,42 @@ def table(rows: list[dict], level: float = 0.9) -> str:
     return "\n".join(lines)
 
 
+def verdict(tables: dict[str, list[Path]], arms: list[str], level: float = 0.9) -> str:
+    """Per table (its pieces), per arm: its realised error minus edas's, paired by seed,
+    with the 90 % interval and the seeds it was better on; '-' where it was not run."""
+    lines = [
+        "| table | seeds | " + " | ".join(f"{arm} minus edas [{level:.0%}], better" for arm in arms)
+        + " |",
+        "|---|---:|" + "---|" * len(arms),
+    ]  # fmt: skip
+    for name, folders in tables.items():
+        rows = pooled(folders)
+        edas = {r["seed"]: r["final_error"] for r in rows if r["arm"] == "edas"}
+        cells = []
+        for arm in arms:
+            versus = np.array([r["final_error"] - edas[r["seed"]] for r in rows
+                               if r["arm"] == arm and r["seed"] in edas])  # fmt: skip
+            if len(versus) < 2:
+                cells.append("-")
+                continue
+            cells.append(f"{versus.mean():+.5f} {_interval(versus, level)}, "
+                         f"{int((versus < 0).sum())}/{len(versus)}")  # fmt: skip
+        lines.append(f"| {name} | {len(edas)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    if args and args[0] == "--verdict":
+        assert args[1] == "--arms", "usage: --verdict --arms A,B NAME=DIR,DIR ..."
+        tables = {}
+        for spec in args[3:]:
+            name, _, folders = spec.partition("=")
+            tables[name] = [Path(f) for f in folders.split(",")]
+        print(verdict(tables, args[2].split(",")))
+    else:
+        print(table(pooled([Path(p) for p in args])))
+
+
 if __name__ == "__main__":
-    print(table(pooled([Path(p) for p in sys.argv[1:]])))
+    main()

@@ -209,3 +209,20 @@ def test_the_optuna_encoding_covers_the_tabular_space_and_gives_back_the_start()
     assert {len(d["tower"]["widths"]) for d in drawn} > {2}  # lists vary in length
     assert all(1e-4 <= d["training"]["lr"] <= 0.1 for d in drawn)
     assert {d["training"]["optimizer"] for d in drawn} > {"adamw"}
+
+
+def test_the_verdict_row_pairs_each_arm_with_edas_over_every_piece(tmp_path):
+    load_bench()  # puts bench/ on the path, as running a script there does
+    merge = importlib.import_module("merge_results")
+    for piece, seeds in (("a", (0, 1)), ("b", (2, 3))):
+        rows = []
+        for s in seeds:
+            edas, random = 0.2 + 0.01 * s, 0.01 if s != 3 else -0.01
+            rows += [{"arm": "edas", "seed": s, "final_error": edas},
+                     {"arm": "random", "seed": s, "final_error": edas + random}]  # fmt: skip
+        (tmp_path / piece).mkdir()
+        (tmp_path / piece / "results.json").write_text(json.dumps({"rows": rows}))
+    line = merge.verdict({"toy": [tmp_path / "a", tmp_path / "b"]}, ["random", "optuna-tpe"])
+    row = line.splitlines()[-1]
+    # random: +0.01 on three seeds, -0.01 on one: mean +0.005, better on 1 of 4; not run: '-'
+    assert row.startswith("| toy | 4 | +0.00500 [") and row.endswith(", 1/4 | - |")
