@@ -322,9 +322,10 @@ def _single_value(values: np.ndarray) -> bool:
 
 
 def _finite(values: pd.Series) -> pd.Series:
-    """float64 with NaN for missing and infinite values (booleans become 0/1); the column
-    itself when it has no infinities (no copy of a large table)."""
-    as_float = values.astype(np.float64)
+    """Floats with NaN for missing and infinite values: float32 and float64 columns keep
+    their type (a Parquet reader keeps exact float32s narrow), others become float64
+    (booleans 0/1); the column itself when it has no infinities (no copy of a large table)."""
+    as_float = values if values.dtype in (np.float32, np.float64) else values.astype(np.float64)
     if not np.isinf(as_float.to_numpy()).any():
         return as_float
     return as_float.where(np.isfinite(as_float))

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from edas_agent.evaluators.tabular.data import DataError, DataSpec, load
+from edas_agent.evaluators.tabular.data import DataError, DataSpec, _read_parquet, load
 from tests.conftest import make_table
 
 
@@ -89,6 +89,10 @@ def test_parquet_text_columns_read_as_codes_encode_as_the_same_table_in_csv(tmp_
         assert all(torch.equal(x.numeric[v], y.numeric[v]) for v in x.numeric)
     assert (a.train.categorical[:, a.categorical_fields.index("rare")] > 0).all()
     assert (a.test.categorical[:, a.categorical_fields.index("rare")] == 0).any()
+    # Counts are held as float32 until encoded (exactly: the tensors above are equal),
+    # values float32 cannot hold exactly stay float64
+    raw = _read_parquet(parquet)
+    assert raw["count"].dtype == np.float32 and raw["amount"].dtype == np.float64
 
 
 def _write(tmp_path: Path, frame: pd.DataFrame) -> str:
