@@ -179,17 +179,23 @@ def _numeric_parts(
     }
 
     def fill(column: tuple[int, pd.Series]) -> None:  # row j of every view: its own memory
-        j, values = column[0], column[1].to_numpy(np.float64)
-        by_split = _numeric_views([values[idx] for idx in splits])
-        for view in NUMERIC_VIEWS:
-            for part, encoded in zip(numeric[view], by_split[view], strict=True):
-                part[j] = encoded
+        j, values = column[0], column[1].to_numpy()
+        views = _NumericViews.fit(values[splits[0]].astype(np.float64))
+        for i, idx in enumerate(splits):
+            for start in range(0, len(idx), _CHUNK_ROWS):  # float64 temporaries stay small
+                rows = slice(start, start + _CHUNK_ROWS)
+                encoded = views.apply(values[idx[rows]].astype(np.float64))
+                for view in NUMERIC_VIEWS:
+                    numeric[view][i][j, rows] = encoded[view]
 
     _in_threads(fill, ((j, frame.pop(column)) for j, column in enumerate(columns)))
     for parts in numeric.values():
         for i, columns_first in enumerate(parts):
             parts[i] = np.ascontiguousarray(columns_first.T)
     return numeric
+
+
+_CHUNK_ROWS = 1 << 20
 
 
 def _in_threads(work: Callable[[T], R], items: Iterable[T]) -> list[R]:
@@ -200,40 +206,60 @@ def _in_threads(work: Callable[[T], R], items: Iterable[T]) -> list[R]:
         return list(pool.map(work, items))
 
 
-def _numeric_views(splits: list[np.ndarray]) -> dict[str, list[np.ndarray]]:
-    """One numeric column (float64, NaN missing), given per split (training first), as
-    each transform the space offers, fitted on the training split. Missing values take the
-    training median; a column missing throughout the training split is filled with 0 (it
-    still varies elsewhere, or columns.py would have left it out)."""
-    observed = splits[0][~np.isnan(splits[0])]
-    median = np.median(observed) if len(observed) else 0.0
-    filled = [np.where(np.isnan(values), median, values) for values in splits]
-    logs = [np.sign(values) * np.log1p(np.abs(values)) for values in filled]
-    return {
-        "standard": _standardise(filled),
-        "log_standard": _standardise(logs),
-        "quantile": _quantiles(filled),
-    }
+@dataclass(frozen=True)
+class _NumericViews:
+    """One numeric column's transforms, fitted on the training split: missing values take
+    the training median (0 when the training split has none: the column still varies
+    elsewhere, or columns.py would have left it out); `standard` and `log_standard` are
+    standardised with the training mean and standard deviation; `quantile` is each value's
+    position in the training distribution, in [0, 1) (bucket b of B holds quantiles
+    [b/B, (b+1)/B), so any bucket count is one multiplication away), looked up in the
+    distinct training values (few for counts and codes: a fast search). Applied to any
+    rows, a chunk at a time: the same values whatever the chunks."""
+
+    median: float
+    mean: float
+    std: float
+    log_mean: float
+    log_std: float
+    distinct: np.ndarray
+    at_most: np.ndarray  # training values <= distinct[i - 1]
+    train_rows: int
+
+    @classmethod
+    def fit(cls, train: np.ndarray) -> _NumericViews:
+        observed = train[~np.isnan(train)]
+        median = float(np.median(observed)) if len(observed) else 0.0
+        del observed
+        filled = np.where(np.isnan(train), median, train)
+        distinct, counts = np.unique(filled, return_counts=True)
+        mean, std = _moments(filled)
+        log_mean, log_std = _moments(_signed_log(filled))
+        return cls(median, mean, std, log_mean, log_std, distinct,
+                   np.concatenate([[0], np.cumsum(counts)]), len(train))  # fmt: skip
+
+    def apply(self, values: np.ndarray) -> dict[str, np.ndarray]:
+        filled = np.where(np.isnan(values), self.median, values)
+        position = self.at_most[np.searchsorted(self.distinct, filled, side="right")]
+        return {
+            "standard": ((filled - self.mean) / self.std).astype(np.float32),
+            "log_standard": ((_signed_log(filled) - self.log_mean) / self.log_std).astype(
+                np.float32
+            ),
+            "quantile": np.minimum(position / self.train_rows, _BELOW_ONE).astype(np.float32),
+        }
 
 
-def _quantiles(splits: list[np.ndarray]) -> list[np.ndarray]:
-    """Each value's position in the training distribution, in [0, 1): bucket b of B holds
-    quantiles [b/B, (b+1)/B), so any bucket count is one multiplication away. Looked up in
-    the distinct training values (few for counts and codes: a fast search)."""
-    distinct, counts = np.unique(splits[0], return_counts=True)
-    at_most = np.concatenate([[0], np.cumsum(counts)])  # training values <= distinct[i - 1]
-    below_one = np.nextafter(1.0, 0.0)
-    return [
-        np.minimum(at_most[np.searchsorted(distinct, values, side="right")] / len(splits[0]),
-                   below_one).astype(np.float32)
-        for values in splits
-    ]  # fmt: skip
+_BELOW_ONE = np.nextafter(1.0, 0.0)
 
 
-def _standardise(splits: list[np.ndarray]) -> list[np.ndarray]:
-    mean, std = splits[0].mean(), splits[0].std()
-    std = std if std > 0 else 1.0
-    return [((values - mean) / std).astype(np.float32) for values in splits]
+def _signed_log(values: np.ndarray) -> np.ndarray:
+    return np.sign(values) * np.log1p(np.abs(values))
+
+
+def _moments(values: np.ndarray) -> tuple[float, float]:
+    mean, std = values.mean(), values.std()
+    return mean, std if std > 0 else 1.0
 
 
 def _encode_target(
