@@ -70,7 +70,7 @@ def plan(
     counts = {p.fields_kept for p in points}
     ladder = [f for f in fractions_to_measure(fields, None) if kept_fields(f, fields) not in counts]
     if len(counts) < POINTS_FOR_A_QUADRATIC and ladder:
-        return BaggingStep(**step, purpose="measure", fraction=ladder[0], proposed=True)
+        return BaggingStep(**step, purpose="measure", fraction=round(ladder[0], 4), proposed=True)
     if len(counts) < 2:
         return BaggingStep(**step, purpose="optimum", fraction=own, proposed=False,
                            why_not="fewer than two fractions measured")  # fmt: skip

@@ -40,8 +40,10 @@ class ContinuousSteps:
         if self.settings.bagging == "closed_form" and any(
             k.path == bagging_steps.PLACE for k in knobs
         ):
-            self.bagging_fields = feature_fields(evaluator)
-            knobs = [k for k in knobs if k.path != bagging_steps.PLACE]
+            fields = feature_fields(evaluator)
+            if fields >= 2:  # one field has no fraction to choose: the surrogate keeps it
+                self.bagging_fields = fields
+                knobs = [k for k in knobs if k.path != bagging_steps.PLACE]
         self.knobs = knobs
 
     def propose(self, state: RunState, floor: float | None) -> Proposal | None:
