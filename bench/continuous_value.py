@@ -29,6 +29,7 @@ import sys
 import zlib
 from pathlib import Path
 
+import jsonpointer
 import numpy as np
 
 from edas_agent import CandidateFailed, build_evaluator, document_of, load_config
@@ -64,7 +65,7 @@ def measure(folder: Path, members: int | None, draws: int, trust_region: float |
     def with_knobs(values: dict[str, float]) -> dict:
         document = copy.deepcopy(baseline)
         for path, value in values.items():
-            _set(document, path, value)
+            jsonpointer.set_pointer(document, path, value)
         return document_of(evaluator.parse(document))
 
     def movable(knob) -> bool:  # a knob that cannot act on this table stays put
@@ -115,14 +116,6 @@ def measure(folder: Path, members: int | None, draws: int, trust_region: float |
             "test": realised(trained.test_predictions, evaluator.y_test),
         }
     return result
-
-
-def _set(document: dict, path: str, value: float) -> None:
-    *parents, last = path.strip("/").split("/")
-    node = document
-    for key in parents:
-        node = node[int(key)] if isinstance(node, list) else node[key]
-    node[last] = value
 
 
 def interval(differences: list[float]) -> str:

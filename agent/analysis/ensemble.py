@@ -104,22 +104,23 @@ class Candidates:
                    flops=int(self.flops[a]))
             for a in used
         ]  # fmt: skip
+        val, test = mixture_error(self.val, counts), mixture_error(self.test, counts)
         return Choice(
             members=int(counts.sum()),
             architectures=len(used),
             flops=int(counts @ self.flops),
-            val=mixture_error(self.val, counts),
-            test=mixture_error(self.test, counts),
+            val=val,
+            test=test,
             composition=composition,
-            val_interval=self._interval("val", self.val, counts),
-            test_interval=self._interval("test", self.test, counts),
+            val_interval=self._interval("val", val, counts),
+            test_interval=self._interval("test", test, counts),
         )
 
-    def _interval(self, split: str, m: Moments, counts: np.ndarray) -> PredictedError | None:
+    def _interval(self, split: str, error: float, counts: np.ndarray) -> PredictedError | None:
         if split not in self.stats:
             return None
         parts = [(int(counts[a]), self.stats[split][a]) for a in np.flatnonzero(counts)]
-        return mixture_interval(mixture_error(m, counts), parts, self.pooled)
+        return mixture_interval(error, parts, self.pooled)
 
 
 def ensemble(

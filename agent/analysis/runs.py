@@ -86,7 +86,7 @@ def _summary(folder: Path, records) -> RunSummary:
 def _half_width(best: Record | None) -> float | None:
     if best is None or best.predicted is None or best.mixture() is not None:
         return None
-    return (best.predicted.upper - best.predicted.lower) / 2
+    return best.predicted.half_width
 
 
 def _budget(folder: Path) -> int | None:

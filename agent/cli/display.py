@@ -235,4 +235,4 @@ def _edits_summary(record: Record) -> str:
 def plus_minus(value: float, interval) -> str:
     if interval is None:
         return f"{value:.5f}"
-    return f"{value:.5f} ± {(interval.upper - interval.lower) / 2:.5f}"
+    return f"{value:.5f} ± {interval.half_width:.5f}"

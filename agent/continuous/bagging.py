@@ -117,12 +117,17 @@ class BaggingFit(BaseModel):
 def fit_bagging(points: list[Point], fields: int) -> BaggingFit:
     """Least-squares quadratics of E and D in x = 1 - phi (lines with two distinct
     overlaps); raises ValueError with fewer than two."""
-    overlaps = sorted({p.overlap for p in points})
+    return fit_measured([(p.overlap, p.E, p.D) for p in points], fields)
+
+
+def fit_measured(measured: list[tuple[float, float, float]], fields: int) -> BaggingFit:
+    """fit_bagging from (overlap phi, E, D) per measured fraction: what a search's records
+    give (agent/continuous/bagging_steps.py), without per-example terms."""
+    overlaps = sorted({overlap for overlap, _, _ in measured})
     if len(overlaps) < 2:
         raise ValueError("the fractions measured keep fewer than two different field counts")
-    x = np.array([1 - p.overlap for p in points])
-    E = np.array([p.E for p in points])
-    D = np.array([p.D for p in points])
+    x, E, D = (np.array(column) for column in zip(*measured, strict=True))
+    x = 1 - x
     design = _design(x, degree=2 if len(overlaps) >= 3 else 1)
     return BaggingFit(
         fields=fields, E_coef=tuple(_lstsq(design, E)), D_coef=tuple(_lstsq(design, D)),

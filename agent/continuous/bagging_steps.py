@@ -21,7 +21,7 @@ from typing import Any, Literal
 import jsonpointer
 from pydantic import BaseModel, ConfigDict
 
-from edas_agent.continuous.bagging import BaggingFit, fit_bagging, kept_fields
+from edas_agent.continuous.bagging import BaggingFit, fit_measured, kept_fields
 from edas_agent.continuous.tuning import fractions_to_measure
 from edas_agent.evaluators.base import canonical_hash
 from edas_agent.search.journal import Record
@@ -74,7 +74,7 @@ def plan(
     if len(counts) < 2:
         return BaggingStep(**step, purpose="optimum", fraction=own, proposed=False,
                            why_not="fewer than two fractions measured")  # fmt: skip
-    fit = fit_bagging_points(points, fields)
+    fit = fit_measured([(p.fields_kept / fields, p.E, p.D) for p in points], fields)
     kept = fit.feasible(fit.best_overlap(members), members)
     fraction = round(kept / fields, 4)
     gain = fit.E_M(kept_fields(own, fields) / fields, members) - fit.E_M(kept / fields, members)
@@ -103,17 +103,6 @@ def measured(records: list[Record], baseline: dict[str, Any], fields: int) -> li
         by_count[count] = MeasuredPoint(fraction=fraction, fields_kept=count, E=stats.E,
                                         D=stats.D)  # fmt: skip
     return [by_count[c] for c in sorted(by_count, reverse=True)]
-
-
-def fit_bagging_points(points: list[MeasuredPoint], fields: int) -> BaggingFit:
-    return fit_bagging([_Point(p.fields_kept / fields, p.E, p.D) for p in points], fields)
-
-
-class _Point:
-    """What fit_bagging reads of a point: its overlap and mean E and D."""
-
-    def __init__(self, overlap: float, E: float, D: float):
-        self.overlap, self.E, self.D = overlap, E, D
 
 
 def _without_fraction(document: dict[str, Any]) -> str:

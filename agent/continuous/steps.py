@@ -51,13 +51,12 @@ class ContinuousSteps:
         predicted to pass the gate)."""
         if not self.settings.enabled:
             return None
-        if self.bagging_fields and (_just_accepted(state) or _last_model(state) == MEASURE):
+        accepted, last = _just_accepted(state), _last_model(state)
+        if self.bagging_fields and (accepted or last == MEASURE):
             proposal = self._bagging(state, floor)
             if proposal is not None:
                 return proposal
-        if not self.knobs or not (
-            _just_accepted(state) or _last_model(state) in (MEASURE, OPTIMUM)
-        ):
+        if not self.knobs or not (accepted or last in (MEASURE, OPTIMUM)):
             return None
         return self._surrogate(state, floor)
 
@@ -161,9 +160,7 @@ def _rederive_bagging(path: Path, record: Record, before: list[Record], base_doc
     logged = BaggingStep.model_validate_json(path.read_text())
     again = bagging_steps.plan(before, base_doc, logged.fields, logged.members, logged.floor)
     edit = Edit(op="replace", path=bagging_steps.PLACE, value=again.fraction).operation()
-    if (again.purpose, again.fraction) != (logged.purpose, logged.fraction) or [
-        edit
-    ] != record.edits:
+    if (again.purpose, again.fraction, [edit]) != (logged.purpose, logged.fraction, record.edits):
         return (f"the bagging step re-derives as {again.purpose} at {again.fraction}, logged "
                 f"{logged.purpose} at {logged.fraction}")  # fmt: skip
     return None

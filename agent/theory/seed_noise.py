@@ -53,6 +53,10 @@ class PredictedError(BaseModel):
     def covers(self, realised: float) -> bool:
         return self.lower <= realised <= self.upper
 
+    @property
+    def half_width(self) -> float:
+        return (self.upper - self.lower) / 2
+
 
 class Pooled(BaseModel):
     """The run's seed-noise model: relative spread of one learner, over architectures."""

@@ -154,8 +154,9 @@ def _as_float32_if_exact(column: pd.Series) -> pd.Series:
     values, so the same encoding as a CSV of the table gives. Others stay as they are."""
     if column.dtype != np.float64:
         return column
-    narrow = column.to_numpy().astype(np.float32)
-    if not np.array_equal(narrow, column.to_numpy(), equal_nan=True):
+    values = column.to_numpy()
+    narrow = values.astype(np.float32)
+    if not np.array_equal(narrow, values, equal_nan=True):
         return column
     return pd.Series(narrow, index=column.index, name=column.name, copy=False)
 
