@@ -7,6 +7,7 @@ columns stored as dictionary-encoded strings with 10 to 1,000,000 categories eac
 Zipf-skewed (4 % missing), and a click label from a hidden model of a few fields.
 
     python bench/load_speed.py --rows 1000000 4000000 [--tables /tmp/tables] [--cache DIR]
+        [--sample-rows N]
 
 Each size loads in a fresh process (peak resident memory is that process's ru_maxrss,
 which includes Python, torch, pandas and pyarrow, 0.3 GB before any data): the first load
@@ -70,9 +71,10 @@ def generate(path: Path, rows: int, seed: int = 0) -> None:
     tmp.replace(path)
 
 
-def measure(path: Path, cache: str | None, serial: bool = False) -> dict:
+def measure(path: Path, cache: str | None, serial: bool = False, sample: int | None = None) -> dict:
     """One load in this process (run in a fresh one by main); `serial` encodes one column
-    at a time instead of in threads."""
+    at a time instead of in threads; `sample` rows of each split are encoded
+    (data.sample_rows and data.sample_eval_rows), as a search on a sample loads."""
     import os
     import resource
 
@@ -82,10 +84,14 @@ def measure(path: Path, cache: str | None, serial: bool = False) -> dict:
     if cache:
         os.environ["EDAS_AGENT_CACHE_DIR"] = cache
     if serial:
-        from edas_agent.evaluators.tabular import encoding
+        from edas_agent.evaluators.tabular import encoding, parquet
 
-        encoding._in_threads = lambda work, items: [work(item) for item in items]
-    spec = DataSpec(path=str(path), target="label", cache=bool(cache))
+        def one_at_a_time(work, items):
+            return [work(item) for item in items]
+
+        encoding.in_threads = parquet.in_threads = one_at_a_time
+    spec = DataSpec(path=str(path), target="label", cache=bool(cache), sample_rows=sample,
+                    sample_eval_rows=sample)  # fmt: skip
     started = time.perf_counter()
     data = load_cached(spec, seed=0) if cache else load(spec, seed=0)
     if cache:  # a mapped load reads pages as training touches them: touch them all here
@@ -108,10 +114,12 @@ def main() -> None:
     parser.add_argument("--tables", type=Path, default=Path("/tmp/tables"))
     parser.add_argument("--cache", help="an encoded-data cache folder: measure a second load")
     parser.add_argument("--serial", action="store_true", help="encode one column at a time")
+    parser.add_argument("--sample-rows", type=int, help="encode this many rows of each split")
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)  # the child process
     options = parser.parse_args()
     if options.measure is not None:
-        print(json.dumps(measure(options.measure, options.cache, options.serial)))
+        print(json.dumps(measure(options.measure, options.cache, options.serial,
+                                 options.sample_rows)))  # fmt: skip
         return
     options.tables.mkdir(parents=True, exist_ok=True)
     print("| rows | load | seconds | peak resident GB | GB per million rows |")
@@ -122,11 +130,13 @@ def main() -> None:
             started = time.perf_counter()
             generate(path, rows)
             print(f"(generated {path} in {time.perf_counter() - started:.0f} s)", flush=True)
-        loads = ["first"] + (["cached"] if options.cache else [])
+        first = f"sample of {options.sample_rows:,}" if options.sample_rows else "first"
+        loads = [first] + (["cached"] if options.cache else [])
         for which in loads:
             child = [sys.executable, __file__, "--measure", str(path)]
             child += ["--cache", options.cache] if options.cache else []
             child += ["--serial"] if options.serial else []
+            child += ["--sample-rows", str(options.sample_rows)] if options.sample_rows else []
             result = json.loads(subprocess.run(child, check=True, capture_output=True,
                                                text=True).stdout.splitlines()[-1])  # fmt: skip
             print(f"| {rows:,} | {which} | {result['seconds']:.1f} | {result['peak_gb']:.2f} | "

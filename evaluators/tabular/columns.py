@@ -19,7 +19,7 @@ from edas_agent.evaluators.base import Task
 MAX_INFERRED_CLASSES = 50
 _MAX_MULTICLASS_INTEGERS = 20  # an integer target with more distinct values is a quantity
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
-_ID_LIKE_ROWS = 1000  # below this, a column unique per row may be chance
+ID_LIKE_ROWS = 1000  # below this, a column unique per row may be chance
 _NESTED = (list, tuple, dict, set, np.ndarray)
 
 
@@ -67,13 +67,14 @@ def prepare(table: Table, roles: Roles) -> Prepared:
     """Decide each column's role and clean the table; raises DataError naming the column."""
     frame, target = table.frame, table.target
     _refuse_duplicated_names(frame)
-    _check_named_columns(frame, target, roles)
+    check_named_columns(list(frame.columns), target, roles)
     notes: list[str] = []
-    frame = _drop_rows_without_target(frame, target, notes)
-    task = _task(frame[target], roles.task, notes)
-    features = [c for c in frame.columns if c not in (target, roles.split_column, *roles.ignore)]
-    if roles.ignore:
-        notes.append(f"left out as asked (--ignore): {_names(roles.ignore)}")
+    kept = rows_with_target(frame[target], notes)
+    if kept is not None:
+        frame = frame.loc[kept].reset_index(drop=True)
+    task = task_of(frame[target], roles.task, notes)
+    notes.extend(ignored_notes(roles))
+    features = features_of(list(frame.columns), target, roles)
     frame, categorical, numeric = _assign(frame, features, table, roles, notes)
     categorical, numeric = _drop_constant(frame, categorical, numeric, notes)
     if not categorical and not numeric:
@@ -91,8 +92,8 @@ def _refuse_duplicated_names(frame: pd.DataFrame) -> None:
         )
 
 
-def _check_named_columns(frame: pd.DataFrame, target: str, roles: Roles) -> None:
-    columns = list(frame.columns)
+def check_named_columns(columns: list[str], target: str, roles: Roles) -> None:
+    """The target, the split column and every column the user named are in the table."""
     if target not in columns:
         raise DataError(f"target column {target!r} not in the data; columns: {_names(columns, 20)}")
     if roles.split_column is not None and roles.split_column not in columns:
@@ -109,8 +110,10 @@ def _check_named_columns(frame: pd.DataFrame, target: str, roles: Roles) -> None
         raise DataError(f"column {both[0]!r} is declared both categorical and numeric")
 
 
-def _drop_rows_without_target(frame: pd.DataFrame, target: str, notes: list[str]) -> pd.DataFrame:
-    y = frame[target]
+def rows_with_target(y: pd.Series, notes: list[str]) -> np.ndarray | None:
+    """The rows whose target is present and finite (None: all of them), said in a note;
+    refuses a target with no values, or one value once those rows are dropped."""
+    target = y.name
     missing = y.isna()
     if pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y):
         missing |= ~np.isfinite(y.astype(np.float64).fillna(0.0))
@@ -118,16 +121,26 @@ def _drop_rows_without_target(frame: pd.DataFrame, target: str, notes: list[str]
         raise DataError(f"target column {target!r} has no values")
     if missing.any():
         notes.append(
-            f"dropped {int(missing.sum())} of {len(frame)} rows whose target {target!r} is "
+            f"dropped {int(missing.sum())} of {len(y)} rows whose target {target!r} is "
             "missing or infinite"
         )
-        frame = frame.loc[~missing].reset_index(drop=True)
-    if frame[target].nunique() < 2:
+    kept = (~missing).to_numpy() if missing.any() else None
+    if (y if kept is None else y[kept]).nunique() < 2:
         raise DataError(f"target column {target!r} is constant: there is nothing to learn")
-    return frame
+    return kept
 
 
-def _task(y: pd.Series, declared: Task | None, notes: list[str]) -> Task:
+def features_of(columns: list[str], target: str, roles: Roles) -> list[str]:
+    """The columns that may be features: all but the target, the split column and those
+    left out as asked."""
+    return [c for c in columns if c not in (target, roles.split_column, *roles.ignore)]
+
+
+def ignored_notes(roles: Roles) -> list[str]:
+    return [f"left out as asked (--ignore): {_names(roles.ignore)}"] if roles.ignore else []
+
+
+def task_of(y: pd.Series, declared: Task | None, notes: list[str]) -> Task:
     distinct = int(y.nunique())
     numeric = pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y)
     if declared == "binary" and distinct != 2:
@@ -173,7 +186,7 @@ def _assign(
             numeric.append(_as_numeric(values, column, derived))
         elif declared_categorical is not None and declared_numeric is not None:
             left_out.append(column)  # both lists given: they are the whole feature set
-        elif _is_date(values) or pd.api.types.is_timedelta64_dtype(values):
+        elif is_date(values) or pd.api.types.is_timedelta64_dtype(values):
             dates = _calendar(values, column)
             derived.update(dates)
             numeric.append(next(iter(dates)))
@@ -182,18 +195,23 @@ def _assign(
         elif pd.api.types.is_numeric_dtype(values) and declared_numeric is None:
             numeric.append(column)
         elif not pd.api.types.is_numeric_dtype(values) and declared_categorical is None:
-            _refuse_mixed_types(values, column)
+            refuse_mixed_types(values, column)
             categorical.append(column)
         else:  # its role was declared by listing the others
             left_out.append(column)
-    if left_out:
-        notes.append(
-            f"left out, not declared categorical or numeric: {_names(left_out)} "
-            "(name them in --categorical or --numeric to use them)"
-        )
+    notes.extend(left_out_notes(left_out))
     if derived:
         frame = frame.assign(**derived)
     return frame, categorical, numeric
+
+
+def left_out_notes(left_out: list[str]) -> list[str]:
+    if not left_out:
+        return []
+    return [
+        f"left out, not declared categorical or numeric: {_names(left_out)} "
+        "(name them in --categorical or --numeric to use them)"
+    ]
 
 
 def _refuse_nested(values: pd.Series, column: str) -> None:
@@ -213,7 +231,7 @@ def _as_numeric(values: pd.Series, column: str, derived: dict[str, pd.Series]) -
     """A declared numeric column; dates count as days, durations as seconds."""
     if pd.api.types.is_numeric_dtype(values):
         return column
-    if _is_date(values) or pd.api.types.is_timedelta64_dtype(values):
+    if is_date(values) or pd.api.types.is_timedelta64_dtype(values):
         days = next(iter(_calendar(values, column).items()))
         derived[days[0]] = days[1]
         return days[0]
@@ -223,11 +241,11 @@ def _as_numeric(values: pd.Series, column: str, derived: dict[str, pd.Series]) -
     )
 
 
-def _is_date(values: pd.Series) -> bool:
+def is_date(values: pd.Series) -> bool:
     if pd.api.types.is_datetime64_any_dtype(values):
         return True
     if isinstance(values.dtype, pd.CategoricalDtype):  # the distinct values decide
-        return _is_date(pd.Series(values.cat.categories)) if len(values.cat.categories) else False
+        return is_date(pd.Series(values.cat.categories)) if len(values.cat.categories) else False
     if values.dtype == object or pd.api.types.is_string_dtype(values):
         present = values.dropna()
         if len(present) == 0 or not _ISO_DATE.match(str(present.iloc[0])):
@@ -253,9 +271,13 @@ def _calendar(values: pd.Series, column: str) -> dict[str, pd.Series]:
     }
 
 
-def _refuse_mixed_types(values: pd.Series, column: str) -> None:
+def refuse_mixed_types(values: pd.Series, column: str) -> None:
     """A text column that is mostly numbers is usually a numeric column with a few bad cells."""
-    distinct, counts = _distinct_present(values)
+    refuse_mixed_distinct(*_distinct_present(values), column)
+
+
+def refuse_mixed_distinct(distinct: pd.Series, counts: np.ndarray, column: str) -> None:
+    """`refuse_mixed_types` from the column's distinct values and how often each occurs."""
     # The most frequent values that hold over a tenth of the cells: all text, and the
     # column is text (no need to convert a million distinct values to tell)
     order = np.argsort(-counts, kind="stable")
@@ -292,11 +314,9 @@ def _drop_constant(
     constant = [
         c
         for c in frame.columns  # in the table's order
-        if (c in categorical and frame[c].nunique(dropna=False) < 2)
-        or (c in numeric and _single_value(_finite(frame[c]).to_numpy()))
+        if (c in categorical or c in numeric) and is_constant(frame[c], c in categorical)
     ]
-    if constant:
-        notes.append(f"left out, constant or empty: {_names(constant)}")
+    notes.extend(constant_notes(constant))
     return (
         [c for c in categorical if c not in constant],
         [c for c in numeric if c not in constant],
@@ -304,15 +324,31 @@ def _drop_constant(
 
 
 def _clean_numeric(frame: pd.DataFrame, numeric: list[str], notes: list[str]) -> pd.DataFrame:
-    cleaned = {c: _finite(frame[c]) for c in numeric}
-    missing = {c: int(v.isna().sum()) for c, v in cleaned.items() if v.isna().any()}
-    if missing:
-        counts = ", ".join(f"{c!r}: {n}" for c, n in list(missing.items())[:8])
-        more = f" and {len(missing) - 8} more columns" if len(missing) > 8 else ""
-        notes.append(
-            f"missing or infinite numbers filled with the training median ({counts}{more})"
-        )
+    cleaned = {c: finite(frame[c]) for c in numeric}
+    notes.extend(missing_notes({c: int(v.isna().sum()) for c, v in cleaned.items()}))
     return frame.assign(**cleaned) if cleaned else frame
+
+
+def is_constant(values: pd.Series, categorical: bool) -> bool:
+    """One value at most: missing counts as a value for categories, while missing numbers
+    are filled in and so vanish."""
+    if categorical:
+        return values.nunique(dropna=False) < 2
+    return _single_value(finite(values).to_numpy())
+
+
+def constant_notes(constant: list[str]) -> list[str]:
+    return [f"left out, constant or empty: {_names(constant)}"] if constant else []
+
+
+def missing_notes(missing: dict[str, int]) -> list[str]:
+    """Numeric columns' counts of missing or infinite values, columns in the table's order."""
+    missing = {c: n for c, n in missing.items() if n}
+    if not missing:
+        return []
+    counts = ", ".join(f"{c!r}: {n}" for c, n in list(missing.items())[:8])
+    more = f" and {len(missing) - 8} more columns" if len(missing) > 8 else ""
+    return [f"missing or infinite numbers filled with the training median ({counts}{more})"]
 
 
 def _single_value(values: np.ndarray) -> bool:
@@ -321,7 +357,7 @@ def _single_value(values: np.ndarray) -> bool:
     return len(present) == 0 or present.min() == present.max()
 
 
-def _finite(values: pd.Series) -> pd.Series:
+def finite(values: pd.Series) -> pd.Series:
     """Floats with NaN for missing and infinite values: float32 and float64 columns keep
     their type (a Parquet reader keeps exact float32s narrow), others become float64
     (booleans 0/1); the column itself when it has no infinities (no copy of a large table)."""
@@ -332,15 +368,20 @@ def _finite(values: pd.Series) -> pd.Series:
 
 
 def _note_id_like(frame: pd.DataFrame, categorical: list[str], notes: list[str]) -> None:
-    rows = len(frame)
-    if rows < _ID_LIKE_ROWS:
-        return
-    for column in categorical:
-        if frame[column].nunique() >= 0.9 * rows:
-            notes.append(
-                f"column {column!r} has a distinct value in nearly every row, so it can only "
-                f"be memorised; consider --ignore {_quote(column)} (or embeddings.hash_buckets)"
-            )
+    notes.extend(id_like_note(c) for c in categorical if is_id_like(frame[c]))
+
+
+def is_id_like(values: pd.Series) -> bool:
+    """A distinct value in nearly every row (of enough rows for that not to be chance)."""
+    rows = len(values)
+    return rows >= ID_LIKE_ROWS and values.nunique() >= 0.9 * rows
+
+
+def id_like_note(column: str) -> str:
+    return (
+        f"column {column!r} has a distinct value in nearly every row, so it can only "
+        f"be memorised; consider --ignore {_quote(column)} (or embeddings.hash_buckets)"
+    )
 
 
 def _names(columns: list[str], limit: int = 10) -> str:

@@ -2,7 +2,8 @@
 
 Encodings (category ids, numeric standardisation) are fitted on the training split only,
 so validation and test statistics are honest. Column roles and cleaning are decided in
-`columns.py`. The built-in default is UCI Adult, vendored in `evaluators/tabular/datasets/`
+`columns.py`; a Parquet file is read and encoded a column at a time (`parquet.py`), other
+tables whole. The built-in default is UCI Adult, vendored in `evaluators/tabular/datasets/`
 (see ATTRIBUTION.md there).
 
 Regression targets are standardised with the training split's mean and standard deviation,
@@ -14,26 +15,31 @@ and `target_std` convert back to the target's own units.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
+from edas_agent.evaluators.tabular import parquet
 from edas_agent.evaluators.tabular.columns import DataError, Roles, Table, prepare
 from edas_agent.evaluators.tabular.encoding import EncodedDataset, Part, encode
 from edas_agent.evaluators.tabular.settings import BUILTIN_ADULT, DataSpec
+from edas_agent.evaluators.tabular.splits import sampled, split_rows
 
 __all__ = ["DataError", "DataSpec", "EncodedDataset", "Part", "Table", "load"]
 
 _ADULT_TARGET = "income"
-_SPLIT_NAMES = {"train": 0, "val": 1, "valid": 1, "validation": 1, "test": 2}
 
 
 def load(spec: DataSpec, seed: int) -> EncodedDataset:
     """Read, validate, split (from `seed` or the split column) and encode a dataset.
 
     Raises DataError with one line naming the file, the column and what to do."""
+    if by_column := _load_parquet_by_column(spec, seed):
+        _give_back_freed_memory()
+        return by_column
     table = _read(spec)
     task = spec.task or (table.task if spec.target is None else None)  # the built-in target
     roles = Roles(spec.categorical, spec.numeric, spec.ignore, spec.split_column, task)
@@ -41,33 +47,35 @@ def load(spec: DataSpec, seed: int) -> EncodedDataset:
     try:
         prepared = prepare(table, roles)
         del table  # the raw frame: encoding frees the prepared one column by column
-        train_idx, val_idx, test_idx = _split(prepared.frame, spec, seed)
+        frame = prepared.frame
+        split_column = None if spec.split_column is None else frame[spec.split_column]
+        splits = split_rows(len(frame), split_column, spec, seed)
     except DataError as exc:
         raise DataError(f"{source}: {exc}") from None
-    train_idx, val_idx, test_idx = _sampled(spec, prepared.notes, train_idx, val_idx, test_idx)
-    return encode(prepared, name, train_idx, val_idx, test_idx)
+    encoded = encode(prepared, name, *sampled(spec, prepared.notes, splits, seed))
+    _give_back_freed_memory()
+    return encoded
 
 
-def _sampled(spec: DataSpec, notes: list[str], train_idx, val_idx, test_idx):
-    """The splits cut to data.sample_rows (training) and data.sample_eval_rows (validation
-    and test each), said in the notes. Each split is already in a seeded random order: its
-    first rows are a seeded sample, and a larger sample holds a smaller one."""
-    judged = spec.sample_eval_rows
-    judged_sampled = judged is not None and judged < max(len(val_idx), len(test_idx))
-    if spec.sample_rows is not None and spec.sample_rows < len(train_idx):
-        whole = "" if judged_sampled else "; validation and test are whole"
-        notes.append(
-            f"training on a sample of {spec.sample_rows:,} of the {len(train_idx):,} training "
-            f"rows (data.sample_rows){whole}"
-        )
-        train_idx = train_idx[: spec.sample_rows]
-    if judged_sampled:
-        notes.append(
-            f"judging on samples of {judged:,} validation and test rows "
-            f"(data.sample_eval_rows) of {len(val_idx):,} and {len(test_idx):,}"
-        )
-        val_idx, test_idx = val_idx[:judged], test_idx[:judged]
-    return train_idx, val_idx, test_idx
+def _give_back_freed_memory() -> None:
+    """Loading frees many column-sized arrays; glibc keeps those below its (adaptive, up to
+    32 MB) threshold in its heaps for later allocations that training will not make: a
+    table of a few million rows would keep 0.3 GB more through the whole search."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL(None).malloc_trim(0)
+
+
+def _load_parquet_by_column(spec: DataSpec, seed: int) -> EncodedDataset | None:
+    """A Parquet file read and encoded a column at a time (parquet.py); None for other
+    tables, and for files whose columns' roles need the whole table to decide."""
+    path = Path(spec.path)
+    if spec.path == BUILTIN_ADULT or path.suffix != ".parquet":
+        return None
+    _refuse_repeated_names(path, _read_file(path, parquet.column_names))
+    try:
+        return parquet.load_by_column(path, spec, seed)
+    except DataError as exc:
+        raise DataError(f"{path}: {exc}") from None
 
 
 def _read(spec: DataSpec) -> Table:
@@ -92,11 +100,12 @@ def _read(spec: DataSpec) -> Table:
     if kind in ("criteo", "avazu"):
         return _read_criteo(Path(rest)) if kind == "criteo" else _read_avazu(Path(rest))
     path = Path(spec.path)
-    parquet = path.suffix == ".parquet"
+    is_parquet = path.suffix == ".parquet"
     # The header first: pandas renames a repeated CSV column 'x' to 'x.1' silently, and
     # pyarrow's error for a repeated Parquet column does not say which one it is.
-    _refuse_repeated_names(path, _read_file(path, _parquet_names if parquet else _csv_names))
-    frame = _read_file(path, _read_parquet if parquet else pd.read_csv)
+    names = parquet.column_names if is_parquet else _csv_names
+    _refuse_repeated_names(path, _read_file(path, names))
+    frame = _read_file(path, parquet.read_whole if is_parquet else pd.read_csv)
     assert spec.target is not None  # guaranteed by DataSpec
     return Table(frame, spec.target, path.name, source=str(path))
 
@@ -121,50 +130,6 @@ def _read_file(path: Path, reader):
 
 def _csv_names(path: Path) -> list[str]:
     return pd.read_csv(path, header=None, nrows=1, dtype=str).iloc[0].tolist()
-
-
-def _read_parquet(path: Path) -> pd.DataFrame:
-    """Column by column, text columns as pandas categoricals on Parquet's own dictionaries:
-    a cell is an int32 code, not a Python string (a 4-million-row table with 26 text
-    columns would otherwise hold 100 million string objects), and only one column is ever
-    held twice (as Arrow and as numpy). A pandas index stored in the file is not a feature."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    import pyarrow.types as kinds
-
-    schema = pq.read_schema(path)
-    text = [f.name for f in schema if kinds.is_string(f.type) or kinds.is_large_string(f.type)]
-    stored_index = (schema.pandas_metadata or {}).get("index_columns", [])
-    index = {name for name in stored_index if isinstance(name, str)}  # not a RangeIndex
-    file = pq.ParquetFile(path, read_dictionary=text)
-    columns = {}
-    for name in schema.names:
-        if name not in index:
-            # Copied out of Arrow's memory pool, which keeps what is freed in it for
-            # Arrow: encoding frees each column as it goes for the encoded arrays to use
-            column = file.read(columns=[name]).column(0).to_pandas().copy(deep=True)
-            columns[name] = _as_float32_if_exact(column)
-            pa.default_memory_pool().release_unused()
-    return pd.DataFrame(columns, copy=False)  # one block per column, as read
-
-
-def _as_float32_if_exact(column: pd.Series) -> pd.Series:
-    """A float64 column as float32 when float32 holds every value exactly (counts,
-    integers below 2^24, halves...): half the memory until it is encoded, and the same
-    values, so the same encoding as a CSV of the table gives. Others stay as they are."""
-    if column.dtype != np.float64:
-        return column
-    values = column.to_numpy()
-    narrow = values.astype(np.float32)
-    if not np.array_equal(narrow, values, equal_nan=True):
-        return column
-    return pd.Series(narrow, index=column.index, name=column.name, copy=False)
-
-
-def _parquet_names(path: Path) -> list[str]:
-    import pyarrow.parquet as pq
-
-    return pq.read_schema(path).names
 
 
 def _refuse_repeated_names(path: Path, names: list[str]) -> None:
@@ -212,33 +177,3 @@ def _read_avazu(path: Path) -> Table:
     frame["click"] = pd.to_numeric(frame["click"], errors="coerce")
     categorical = [c for c in frame.columns if c != "click"]
     return Table(frame, "click", path.name, categorical, [])
-
-
-def _split(
-    frame: pd.DataFrame, spec: DataSpec, seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    n = len(frame)
-    if spec.split_column is not None:
-        names = frame[spec.split_column].astype("string").str.strip().str.lower()
-        parts = names.map(_SPLIT_NAMES)
-        if parts.isna().any():
-            bad = sorted(set(names[parts.isna()].astype(str)))[:5]
-            raise DataError(
-                f"split column {spec.split_column!r} has values {bad}; use train, val, test"
-            )
-        parts = parts.to_numpy()
-        indices = tuple(np.flatnonzero(parts == i) for i in range(3))
-        if min(len(i) for i in indices) < 2:
-            raise DataError(
-                f"split column {spec.split_column!r} leaves a split with fewer than 2 rows"
-            )
-        return indices
-    order = np.random.default_rng(seed).permutation(n)
-    n_val, n_test = round(n * spec.val_fraction), round(n * spec.test_fraction)
-    if n - n_val - n_test < 2 or min(n_val, n_test) < 2:
-        raise DataError(
-            f"{n} rows are too few to split into train, validation and test with fractions "
-            f"{spec.val_fraction:g} and {spec.test_fraction:g} (each split needs 2 rows); "
-            "bring more rows"
-        )
-    return order[n_val + n_test :], order[:n_val], order[n_val : n_val + n_test]

@@ -80,39 +80,127 @@ def encode(
     before the next: the peak is the frame plus the encoded splits, never two copies of
     the encoded table."""
     frame, task = prepared.frame, prepared.task
-    splits = (train_idx, val_idx, test_idx)
-    y, classes, mean, std = _encode_target(frame.pop(prepared.target), task, train_idx)
-    popped = (frame.pop(column) for column in prepared.categorical)
-    fields = _in_threads(lambda values: _category_ids(values, train_idx), popped)
-    categorical = [_gather_ids(fields, idx) for idx in splits]
-    cardinalities = [field.cardinality for field in fields]
-    del fields
-    numeric = _numeric_parts(frame, prepared.numeric, splits)
+    arrays = SplitArrays((train_idx, val_idx, test_idx), len(prepared.categorical),
+                         len(prepared.numeric))  # fmt: skip
+    target = encode_target(frame.pop(prepared.target), task, train_idx)
+    cardinalities = in_threads(
+        lambda column: arrays.write_categorical(*column),
+        ((slot, frame.pop(column)) for slot, column in enumerate(prepared.categorical)),
+    )
+    in_threads(
+        lambda column: arrays.write_numeric(column[0], column[1].to_numpy()),
+        ((slot, frame.pop(column)) for slot, column in enumerate(prepared.numeric)),
+    )
+    return encoded_dataset(
+        name, task, prepared.categorical, prepared.numeric, cardinalities, target,
+        arrays.parts(target.y, range(len(prepared.categorical)), range(len(prepared.numeric))),
+        prepared.notes,
+    )  # fmt: skip
 
-    def part(i: int) -> Part:
-        return Part(
-            categorical=torch.from_numpy(categorical[i]),
-            numeric={view: torch.from_numpy(numeric[view][i]) for view in NUMERIC_VIEWS},
-            y=torch.from_numpy(y[splits[i]]),
-        )
 
+def encoded_dataset(
+    name: str,
+    task: Task,
+    categorical: list[str],
+    numeric: list[str],
+    cardinalities: list[int],
+    target: Target,
+    parts: tuple[Part, Part, Part],
+    notes: list[str],
+) -> EncodedDataset:
     return EncodedDataset(
         name=name,
         task=task,
-        categorical_fields=prepared.categorical,
-        numeric_fields=prepared.numeric,
+        categorical_fields=categorical,
+        numeric_fields=numeric,
         cardinalities=cardinalities,
-        classes=classes,
-        target_mean=mean,
-        target_std=std,
-        train=part(0),
-        val=part(1),
-        test=part(2),
-        notes=tuple(prepared.notes),
+        classes=target.classes,
+        target_mean=target.mean,
+        target_std=target.std,
+        train=parts[0],
+        val=parts[1],
+        test=parts[2],
+        notes=tuple(notes),
     )
 
 
 NUMERIC_VIEWS = ("standard", "log_standard", "quantile")
+_CHUNK_ROWS = 1 << 20  # rows encoded at once: a column's float64 temporaries stay small
+
+
+class SplitArrays:
+    """The encoded splits' arrays, allocated once and written a column at a time: the ids
+    (rows, categorical columns) and each numeric view (rows, numeric columns), row-major as
+    training gathers rows. Writing a column into its slot needs only that column's memory,
+    so a table can be read and encoded one column at a time and never held whole.
+    Encodings are fitted on the training rows, the first of the splits."""
+
+    def __init__(self, splits: tuple[np.ndarray, ...], categorical: int, numeric: int):
+        self.splits = splits
+        self.categorical = [np.empty((len(idx), categorical), np.int32) for idx in splits]
+        self.numeric = {
+            view: [np.empty((len(idx), numeric), np.float32) for idx in splits]
+            for view in NUMERIC_VIEWS
+        }
+
+    def write_categorical(self, slot: int, values: pd.Series | Codes) -> int:
+        """Writes the column's ids into `slot`; returns its cardinality."""
+        field = _category_ids(values, self.splits[0])
+        for out, idx in zip(self.categorical, self.splits, strict=True):
+            for rows in _chunks(len(idx)):
+                out[rows, slot] = field.id_of_code[field.codes[idx[rows]]]
+        return field.cardinality
+
+    def write_numeric(self, slot: int, values: np.ndarray) -> None:
+        views = _NumericViews.fit(values[self.splits[0]].astype(np.float64))
+        for i, idx in enumerate(self.splits):
+            for rows in _chunks(len(idx)):
+                encoded = views.apply(values[idx[rows]].astype(np.float64))
+                for view in NUMERIC_VIEWS:
+                    self.numeric[view][i][rows, slot] = encoded[view]
+
+    def parts(
+        self, y: np.ndarray, categorical: Iterable[int], numeric: Iterable[int]
+    ) -> tuple[Part, Part, Part]:
+        """The splits with the slots `categorical` and `numeric` (those written), the others
+        squeezed out in place."""
+        categorical, numeric = list(categorical), list(numeric)
+        ids = [_keep_columns(array, categorical) for array in self.categorical]
+        views = {v: [_keep_columns(a, numeric) for a in arrays]
+                 for v, arrays in self.numeric.items()}  # fmt: skip
+        train, val, test = (
+            Part(
+                categorical=torch.from_numpy(ids[i]),
+                numeric={view: torch.from_numpy(views[view][i]) for view in NUMERIC_VIEWS},
+                y=torch.from_numpy(y[idx]),
+            )
+            for i, idx in enumerate(self.splits)
+        )
+        return train, val, test
+
+
+def _chunks(rows: int) -> Iterable[slice]:
+    return (slice(start, start + _CHUNK_ROWS) for start in range(0, rows, _CHUNK_ROWS))
+
+
+def _keep_columns(array: np.ndarray, kept: list[int]) -> np.ndarray:
+    """The columns `kept` of a row-major array, moved to the front of its own buffer a
+    block of rows at a time (a row's new place never lies after its old one, so nothing
+    is overwritten before it is read) and the buffer shrunk: no second copy of a large
+    array when a column turned out constant."""
+    rows, width = array.shape
+    if kept == list(range(width)):
+        return array
+    flat, kept_width = array.reshape(-1), len(kept)
+    for start in range(0, rows, _BLOCK_ROWS):
+        block = array[start : start + _BLOCK_ROWS][:, kept]  # a copy
+        flat[start * kept_width : start * kept_width + block.size] = block.reshape(-1)
+    del flat
+    array.resize((rows, kept_width), refcheck=False)  # the first rows * kept_width values
+    return array
+
+
+_BLOCK_ROWS = 8192
 
 
 @dataclass(frozen=True)
@@ -124,23 +212,51 @@ class _Field:
     cardinality: int  # ids in use, with id 0
 
 
-def _category_ids(values: pd.Series, train_idx: np.ndarray) -> _Field:
+@dataclass(frozen=True)
+class Codes:
+    """A categorical column as a code per row into its distinct values (-1: missing), the
+    values themselves kept elsewhere (a Parquet dictionary): what ids need of a column."""
+
+    codes: np.ndarray
+    n_values: int
+
+    def counts(self) -> np.ndarray:
+        """How often each value occurs (missing not counted), a chunk of rows at a time."""
+        counts = np.zeros(self.n_values, np.int64)
+        for rows in _chunks(len(self.codes)):
+            chunk = self.codes[rows]
+            counts += np.bincount(chunk[chunk >= 0], minlength=self.n_values)
+        return counts
+
+    def first_rows(self) -> np.ndarray:
+        """Each value's first row (len(codes) for a value that never occurs)."""
+        first = np.full(self.n_values, len(self.codes), dtype=np.int64)
+        for rows in _chunks(len(self.codes)):
+            chunk = self.codes[rows]
+            present = np.flatnonzero(chunk >= 0)
+            np.minimum.at(first, chunk[present], present + rows.start)
+        return first
+
+
+def _category_ids(values: pd.Series | Codes, train_idx: np.ndarray) -> _Field:
     """Ids by training frequency (1 = most frequent, ties by first appearance in the
     table); 0 for a value never seen in training. Missing values form one category of
     their own, last among ties."""
-    if isinstance(values.dtype, pd.CategoricalDtype):  # codes in the dictionary's order
-        raw = values.cat.codes.to_numpy()
-        n_values = len(values.cat.categories)
-        present = np.flatnonzero(raw >= 0)
-        first = np.full(n_values + 1, len(raw), dtype=np.int64)
-        np.minimum.at(first, raw[present], present)
+    if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
+        values = Codes(values.cat.codes.to_numpy(), len(values.cat.categories))
+    if isinstance(values, Codes):  # codes in the dictionary's order
+        raw, n_values = values.codes, values.n_values
+        first = np.append(values.first_rows(), len(raw))
     else:  # codes in order of first appearance
         raw, uniques = pd.factorize(values, use_na_sentinel=True)
         n_values = len(uniques)
         first = np.arange(n_values + 1)
     first[n_values] = len(raw)  # missing: after every value seen
-    codes = np.where(raw < 0, n_values, raw).astype(np.min_scalar_type(n_values))
-    counts = np.bincount(codes[train_idx], minlength=n_values + 1)
+    codes = raw.astype(np.min_scalar_type(n_values))  # missing (-1) becomes the last code:
+    codes[raw < 0] = n_values  # n_values fits the type, which -1 may not
+    counts = np.zeros(n_values + 1, np.int64)
+    for rows in _chunks(len(train_idx)):
+        counts += np.bincount(codes[train_idx[rows]], minlength=n_values + 1)
     order = np.lexsort((first, -counts))  # most frequent first, then first seen
     rank = np.empty(len(order), dtype=np.int32)
     rank[order] = np.arange(1, len(order) + 1)
@@ -148,62 +264,18 @@ def _category_ids(values: pd.Series, train_idx: np.ndarray) -> _Field:
     return _Field(codes, id_of_code, int((counts > 0).sum()) + 1)
 
 
-_BLOCK_ROWS = 8192
-
-
-def _gather_ids(fields: list[_Field], idx: np.ndarray) -> np.ndarray:
-    """The (rows, fields) int32 ids of the rows `idx`, a block of rows at a time: a
-    block's columns are gathered in a small array that is then copied whole, not
-    millions of writes one cell apart in a large one."""
-    out = np.empty((len(idx), len(fields)), dtype=np.int32)
-    if not fields:
-        return out
-    for start in range(0, len(idx), _BLOCK_ROWS):
-        rows = idx[start : start + _BLOCK_ROWS]
-        out[start : start + len(rows)] = np.column_stack(
-            [field.id_of_code[field.codes[rows]] for field in fields]
-        )
-    return out
-
-
-def _numeric_parts(
-    frame: pd.DataFrame, columns: list[str], splits: tuple[np.ndarray, ...]
-) -> dict[str, list[np.ndarray]]:
-    """Each view's (rows, columns) float32 array per split, popping the columns from the
-    frame. Column-major while filling, so that writing a column touches only its own
-    memory as the frame's column is freed; each array turned row-major at the end, one at
-    a time."""
-    numeric = {
-        view: [np.empty((len(columns), len(idx)), np.float32) for idx in splits]
-        for view in NUMERIC_VIEWS
-    }
-
-    def fill(column: tuple[int, pd.Series]) -> None:  # row j of every view: its own memory
-        j, values = column[0], column[1].to_numpy()
-        views = _NumericViews.fit(values[splits[0]].astype(np.float64))
-        for i, idx in enumerate(splits):
-            for start in range(0, len(idx), _CHUNK_ROWS):  # float64 temporaries stay small
-                rows = slice(start, start + _CHUNK_ROWS)
-                encoded = views.apply(values[idx[rows]].astype(np.float64))
-                for view in NUMERIC_VIEWS:
-                    numeric[view][i][j, rows] = encoded[view]
-
-    _in_threads(fill, ((j, frame.pop(column)) for j, column in enumerate(columns)))
-    for parts in numeric.values():
-        for i, columns_first in enumerate(parts):
-            parts[i] = np.ascontiguousarray(columns_first.T)
-    return numeric
-
-
-_CHUNK_ROWS = 1 << 20
-
-
-def _in_threads(work: Callable[[T], R], items: Iterable[T]) -> list[R]:
+def in_threads(work: Callable[[T], R], items: Iterable[T]) -> list[R]:
     """work(item) for every item on all cores, results in order. numpy's sorting, searching
     and indexing release the GIL, so columns encode in parallel; each item (a column
     popped from the frame) is released as soon as its work is done."""
     with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
-        return list(pool.map(work, items))
+        futures = [pool.submit(work, item) for item in items]
+        try:
+            return [future.result() for future in futures]
+        except BaseException:  # the first failure stops the items not yet started
+            for future in futures:
+                future.cancel()
+            raise
 
 
 @dataclass(frozen=True)
@@ -262,13 +334,19 @@ def _moments(values: np.ndarray) -> tuple[float, float]:
     return mean, std if std > 0 else 1.0
 
 
-def _encode_target(
-    y: pd.Series, task: Task, train_idx: np.ndarray
-) -> tuple[np.ndarray, list[str], float, float]:
+@dataclass(frozen=True)
+class Target:
+    y: np.ndarray  # per row of the table: float {0,1}, int64 class ids, or standardised
+    classes: list[str]
+    mean: float
+    std: float
+
+
+def encode_target(y: pd.Series, task: Task, train_idx: np.ndarray) -> Target:
     if task == "regression":
         values = y.to_numpy(dtype=np.float64)
         mean, std = float(values[train_idx].mean()), float(values[train_idx].std() or 1.0)
-        return ((values - mean) / std).astype(np.float32), [], mean, std
+        return Target(((values - mean) / std).astype(np.float32), [], mean, std)
     # Classes are the values as text, sorted; factorized first, so that only the distinct
     # values become strings (not one per row)
     codes, uniques = pd.factorize(y)  # no missing values: those rows were dropped
@@ -276,4 +354,4 @@ def _encode_target(
     classes = sorted(set(labels))
     class_of = np.array([classes.index(label) for label in labels])
     dtype = np.float32 if task == "binary" else np.int64
-    return class_of[codes].astype(dtype), classes, 0.0, 1.0
+    return Target(class_of[codes].astype(dtype), classes, 0.0, 1.0)

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from edas_agent.evaluators.tabular.data import DataError, DataSpec, _read_parquet, load
+from edas_agent.evaluators.tabular.data import DataError, DataSpec, load
+from edas_agent.evaluators.tabular.parquet import read_whole
 from tests.conftest import make_table
 
 
@@ -91,7 +92,7 @@ def test_parquet_text_columns_read_as_codes_encode_as_the_same_table_in_csv(tmp_
     assert (a.test.categorical[:, a.categorical_fields.index("rare")] == 0).any()
     # Counts are held as float32 until encoded (exactly: the tensors above are equal),
     # values float32 cannot hold exactly stay float64
-    raw = _read_parquet(parquet)
+    raw = read_whole(parquet)
     assert raw["count"].dtype == np.float32 and raw["amount"].dtype == np.float64
 
 
