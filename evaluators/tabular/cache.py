@@ -27,9 +27,12 @@ import numpy as np
 import torch
 
 from edas_agent.evaluators.tabular.data import EncodedDataset, Part, load
+from edas_agent.evaluators.tabular.encoding import NumericColumns, NumericTransform
 from edas_agent.evaluators.tabular.settings import BUILTIN_ADULT, DataSpec
 
-ENCODING_VERSION = 1  # bump when an encoding changes: older entries are then never read
+ENCODING_VERSION = 2  # bump when an encoding changes: older entries are then never read
+# (2: a split column's sample is drawn from the seed, no longer its first rows; numeric
+# columns stored as values and transforms, not as three views)
 AUTO_MIN_BYTES = 64 * 2**20
 AUTO_MIN_GENERATED_ROWS = 1_000_000
 _PARTS = ("train", "val", "test")
@@ -105,14 +108,19 @@ def _write(data: EncodedDataset, folder: Path) -> bool:
     try:
         partial.mkdir(parents=True, exist_ok=True)
         for name in _PARTS:
-            for array_name, tensor in _arrays(getattr(data, name)):
-                np.save(partial / f"{name}.{array_name}.npy", tensor.numpy())
+            for array_name, values in _arrays(getattr(data, name)):
+                np.save(partial / f"{name}.{array_name}.npy", values)
+        transforms = _numeric(data.train).transforms
+        for j, transform in enumerate(transforms):
+            np.save(partial / f"transform.{j}.distinct.npy", transform.distinct)
+            np.save(partial / f"transform.{j}.at_most.npy", transform.at_most)
         meta = {
             "name": data.name, "task": data.task,
             "categorical_fields": data.categorical_fields, "numeric_fields": data.numeric_fields,
             "cardinalities": data.cardinalities, "classes": data.classes,
             "target_mean": data.target_mean, "target_std": data.target_std,
-            "notes": list(data.notes), "views": list(data.train.numeric),
+            "notes": list(data.notes),
+            "transforms": [_scalars(transform) for transform in transforms],
         }  # fmt: skip
         (partial / _META).write_text(json.dumps(meta, indent=1))
         partial.rename(folder)
@@ -121,26 +129,51 @@ def _write(data: EncodedDataset, folder: Path) -> bool:
     return (folder / _META).exists()
 
 
-def _arrays(part: Part) -> Iterator[tuple[str, torch.Tensor]]:
-    yield "categorical", part.categorical
-    for view, values in part.numeric.items():
-        yield f"numeric.{view}", values
-    yield "y", part.y
+def _numeric(part: Part) -> NumericColumns:
+    assert isinstance(part.numeric, NumericColumns)  # as encoding.py makes them
+    return part.numeric
+
+
+def _arrays(part: Part) -> Iterator[tuple[str, np.ndarray]]:
+    yield "categorical", part.categorical.numpy()
+    for j, values in enumerate(_numeric(part).arrays):
+        yield f"numeric.{j}", values
+    yield "y", part.y.numpy()
+
+
+_SCALARS = ("median", "mean", "std", "log_mean", "log_std", "train_rows")
+
+
+def _scalars(transform: NumericTransform) -> dict[str, float]:
+    """A transform's numbers; JSON writes a float's shortest exact form, so they read back
+    bit for bit."""
+    return {name: getattr(transform, name) for name in _SCALARS}
 
 
 def _read(folder: Path) -> EncodedDataset:
     meta = json.loads((folder / _META).read_text())
 
-    def mapped(name: str) -> torch.Tensor:
+    def mapped(name: str) -> np.ndarray:
         # Copy-on-write: torch wants writable arrays; nothing here writes, and pages stay
         # shared with the file (and with other processes reading the same entry)
-        return torch.from_numpy(np.load(folder / f"{name}.npy", mmap_mode="c"))
+        return np.load(folder / f"{name}.npy", mmap_mode="c")
+
+    transforms = [
+        NumericTransform(
+            **scalars,
+            distinct=mapped(f"transform.{j}.distinct"),
+            at_most=mapped(f"transform.{j}.at_most"),
+        )
+        for j, scalars in enumerate(meta["transforms"])
+    ]
 
     def part(name: str) -> Part:
+        y = torch.from_numpy(mapped(f"{name}.y"))
+        values = [mapped(f"{name}.numeric.{j}") for j in range(len(transforms))]
         return Part(
-            categorical=mapped(f"{name}.categorical"),
-            numeric={view: mapped(f"{name}.numeric.{view}") for view in meta["views"]},
-            y=mapped(f"{name}.y"),
+            categorical=torch.from_numpy(mapped(f"{name}.categorical")),
+            numeric=NumericColumns(values, transforms, len(y)),
+            y=y,
         )
 
     return EncodedDataset(

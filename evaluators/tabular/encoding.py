@@ -13,7 +13,7 @@ twice.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
@@ -30,10 +30,10 @@ T, R = TypeVar("T"), TypeVar("R")
 
 @dataclass(frozen=True)
 class Part:
-    """One encoded split. `numeric` holds one tensor per numeric transform."""
+    """One encoded split. `numeric` gives one tensor per numeric transform."""
 
     categorical: torch.Tensor  # (n, n_categorical) int32 ids, 0 = unseen in training
-    numeric: dict[str, torch.Tensor]  # standard, log_standard, quantile -> (n, n_numeric)
+    numeric: Mapping[str, torch.Tensor]  # standard, log_standard, quantile -> (n, n_numeric)
     y: torch.Tensor  # binary: float {0,1}; multiclass: int64 class ids; regression: standardised
 
     def __len__(self) -> int:
@@ -125,23 +125,21 @@ def encoded_dataset(
 
 
 NUMERIC_VIEWS = ("standard", "log_standard", "quantile")
-_CHUNK_ROWS = 1 << 20  # rows encoded at once: a column's float64 temporaries stay small
+_CHUNK_ROWS = 1 << 20  # rows encoded at once: float64 temporaries stay small
 
 
 class SplitArrays:
-    """The encoded splits' arrays, allocated once and written a column at a time: the ids
-    (rows, categorical columns) and each numeric view (rows, numeric columns), row-major as
-    training gathers rows. Writing a column into its slot needs only that column's memory,
-    so a table can be read and encoded one column at a time and never held whole.
-    Encodings are fitted on the training rows, the first of the splits."""
+    """The encoded splits, allocated once and written a column at a time: the ids (rows,
+    categorical columns), row-major as training gathers rows, and each numeric column's
+    values (NumericColumns). Writing a column needs only that column's memory, so a table
+    can be read and encoded one column at a time and never held whole. Encodings are
+    fitted on the training rows, the first of the splits."""
 
     def __init__(self, splits: tuple[np.ndarray, ...], categorical: int, numeric: int):
         self.splits = splits
         self.categorical = [np.empty((len(idx), categorical), np.int32) for idx in splits]
-        self.numeric = {
-            view: [np.empty((len(idx), numeric), np.float32) for idx in splits]
-            for view in NUMERIC_VIEWS
-        }
+        self.numeric: list[list[np.ndarray]] = [[np.empty(0)] * numeric for _ in splits]
+        self.transforms: list[NumericTransform | None] = [None] * numeric
 
     def write_categorical(self, slot: int, values: pd.Series | Codes) -> int:
         """Writes the column's ids into `slot`; returns its cardinality."""
@@ -152,12 +150,9 @@ class SplitArrays:
         return field.cardinality
 
     def write_numeric(self, slot: int, values: np.ndarray) -> None:
-        views = _NumericViews.fit(values[self.splits[0]].astype(np.float64))
+        self.transforms[slot] = NumericTransform.fit(values[self.splits[0]].astype(np.float64))
         for i, idx in enumerate(self.splits):
-            for rows in _chunks(len(idx)):
-                encoded = views.apply(values[idx[rows]].astype(np.float64))
-                for view in NUMERIC_VIEWS:
-                    self.numeric[view][i][rows, slot] = encoded[view]
+            self.numeric[i][slot] = narrowed(values[idx])
 
     def parts(
         self, y: np.ndarray, categorical: Iterable[int], numeric: Iterable[int]
@@ -166,17 +161,59 @@ class SplitArrays:
         squeezed out in place."""
         categorical, numeric = list(categorical), list(numeric)
         ids = [_keep_columns(array, categorical) for array in self.categorical]
-        views = {v: [_keep_columns(a, numeric) for a in arrays]
-                 for v, arrays in self.numeric.items()}  # fmt: skip
+        transforms = [self.transforms[slot] for slot in numeric]
         train, val, test = (
             Part(
                 categorical=torch.from_numpy(ids[i]),
-                numeric={view: torch.from_numpy(views[view][i]) for view in NUMERIC_VIEWS},
+                numeric=NumericColumns([self.numeric[i][s] for s in numeric], transforms, len(idx)),
                 y=torch.from_numpy(y[idx]),
             )
             for i, idx in enumerate(self.splits)
         )
         return train, val, test
+
+
+class NumericColumns(Mapping[str, torch.Tensor]):
+    """A split's numeric columns as read (missing as NaN) and each column's transforms,
+    fitted on the training split. `columns[view]` is the (rows, columns) float32 view,
+    computed when asked for; the last one asked for is kept. Stored, the three views would
+    take 12 bytes per value; the values take 4 (8 where float32 does not hold them
+    exactly), and a model reads one view."""
+
+    def __init__(self, arrays: list[np.ndarray], transforms: list, rows: int):
+        self.arrays, self.transforms, self.rows = arrays, transforms, rows
+        self._last: tuple[str, torch.Tensor] | None = None
+
+    def __getitem__(self, view: str) -> torch.Tensor:
+        if view not in NUMERIC_VIEWS:
+            raise KeyError(view)
+        if self._last is None or self._last[0] != view:
+            self._last = None  # the previous view is freed before the next is computed
+            self._last = (view, torch.from_numpy(self._computed(view)))
+        return self._last[1]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(NUMERIC_VIEWS)
+
+    def __len__(self) -> int:
+        return len(NUMERIC_VIEWS)
+
+    def _computed(self, view: str) -> np.ndarray:
+        out = np.empty((self.rows, len(self.arrays)), np.float32)
+        for j, (values, transform) in enumerate(zip(self.arrays, self.transforms, strict=True)):
+            for rows in _chunks(self.rows):
+                out[rows, j] = transform.apply(values[rows].astype(np.float64), view)
+        return out
+
+
+def narrowed(values: np.ndarray) -> np.ndarray:
+    """Float64 values as float32 when float32 holds every one exactly (counts, integers
+    below 2^24, halves...): half the memory, and the same values once widened again."""
+    if values.dtype != np.float64:
+        return values
+    with np.errstate(over="ignore", invalid="ignore"):  # beyond float32: not exact
+        narrow = values.astype(np.float32)
+    return narrow if np.array_equal(narrow, values, equal_nan=True) else values
 
 
 def _chunks(rows: int) -> Iterable[slice]:
@@ -279,7 +316,7 @@ def in_threads(work: Callable[[T], R], items: Iterable[T]) -> list[R]:
 
 
 @dataclass(frozen=True)
-class _NumericViews:
+class NumericTransform:
     """One numeric column's transforms, fitted on the training split: missing values take
     the training median (0 when the training split has none: the column still varies
     elsewhere, or columns.py would have left it out); `standard` and `log_standard` are
@@ -299,7 +336,7 @@ class _NumericViews:
     train_rows: int
 
     @classmethod
-    def fit(cls, train: np.ndarray) -> _NumericViews:
+    def fit(cls, train: np.ndarray) -> NumericTransform:
         observed = train[~np.isnan(train)]
         median = float(np.median(observed)) if len(observed) else 0.0
         del observed
@@ -310,16 +347,14 @@ class _NumericViews:
         return cls(median, mean, std, log_mean, log_std, distinct,
                    np.concatenate([[0], np.cumsum(counts)]), len(train))  # fmt: skip
 
-    def apply(self, values: np.ndarray) -> dict[str, np.ndarray]:
+    def apply(self, values: np.ndarray, view: str) -> np.ndarray:
         filled = np.where(np.isnan(values), self.median, values)
+        if view == "standard":
+            return ((filled - self.mean) / self.std).astype(np.float32)
+        if view == "log_standard":
+            return ((_signed_log(filled) - self.log_mean) / self.log_std).astype(np.float32)
         position = self.at_most[np.searchsorted(self.distinct, filled, side="right")]
-        return {
-            "standard": ((filled - self.mean) / self.std).astype(np.float32),
-            "log_standard": ((_signed_log(filled) - self.log_mean) / self.log_std).astype(
-                np.float32
-            ),
-            "quantile": np.minimum(position / self.train_rows, _BELOW_ONE).astype(np.float32),
-        }
+        return np.minimum(position / self.train_rows, _BELOW_ONE).astype(np.float32)
 
 
 _BELOW_ONE = np.nextafter(1.0, 0.0)
@@ -330,7 +365,7 @@ def _signed_log(values: np.ndarray) -> np.ndarray:
 
 
 def _moments(values: np.ndarray) -> tuple[float, float]:
-    mean, std = values.mean(), values.std()
+    mean, std = float(values.mean()), float(values.std())
     return mean, std if std > 0 else 1.0
 
 

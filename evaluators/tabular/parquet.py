@@ -32,6 +32,7 @@ from edas_agent.evaluators.tabular.encoding import (
     encode_target,
     encoded_dataset,
     in_threads,
+    narrowed,
 )
 from edas_agent.evaluators.tabular.settings import DataSpec
 from edas_agent.evaluators.tabular.splits import Splits, sampled, split_rows
@@ -335,7 +336,7 @@ def _read_numbers(path: Path, name: str) -> pd.Series:
     for group in range(file.num_row_groups):
         for chunk in file.read_row_group(group, columns=[name]).column(0).chunks:
             values = chunk.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-            if out.dtype == np.float32 and not _exact_in_float32(values):
+            if out.dtype == np.float32 and narrowed(values).dtype != np.float32:
                 wider = np.empty(len(out), np.float64)
                 wider[:start] = out[:start]
                 out = wider
@@ -344,21 +345,13 @@ def _read_numbers(path: Path, name: str) -> pd.Series:
     return pd.Series(out, name=name, copy=False)
 
 
-def _exact_in_float32(values: np.ndarray) -> bool:
-    with np.errstate(over="ignore", invalid="ignore"):  # beyond float32: not exact
-        return np.array_equal(values.astype(np.float32), values, equal_nan=True)
-
-
 def _as_float32_if_exact(column: pd.Series) -> pd.Series:
-    """A float64 column as float32 when float32 holds every value exactly (counts,
-    integers below 2^24, halves...): half the memory until it is encoded, and the same
-    values, so the same encoding as a CSV of the table gives. Others stay as they are."""
+    """A float64 column as float32 when float32 holds every value exactly: half the memory
+    until it is encoded, and the same values, so the same encoding as a CSV of the table
+    gives. Others stay as they are."""
     if column.dtype != np.float64:
         return column
-    values = column.to_numpy()
-    if not _exact_in_float32(values):
-        return column
-    return pd.Series(values.astype(np.float32), index=column.index, name=column.name, copy=False)
+    return pd.Series(narrowed(column.to_numpy()), index=column.index, name=column.name, copy=False)
 
 
 def _rows(path: Path) -> int:
