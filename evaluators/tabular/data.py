@@ -15,8 +15,6 @@ and `target_std` convert back to the target's own units.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 from importlib import resources
 from pathlib import Path
 
@@ -24,7 +22,12 @@ import pandas as pd
 
 from edas_agent.evaluators.tabular import parquet
 from edas_agent.evaluators.tabular.columns import DataError, Roles, Table, prepare
-from edas_agent.evaluators.tabular.encoding import EncodedDataset, Part, encode
+from edas_agent.evaluators.tabular.encoding import (
+    EncodedDataset,
+    Part,
+    encode,
+    give_back_freed_memory,
+)
 from edas_agent.evaluators.tabular.settings import BUILTIN_ADULT, DataSpec
 from edas_agent.evaluators.tabular.splits import sampled, split_rows
 
@@ -38,7 +41,7 @@ def load(spec: DataSpec, seed: int) -> EncodedDataset:
 
     Raises DataError with one line naming the file, the column and what to do."""
     if by_column := _load_parquet_by_column(spec, seed):
-        _give_back_freed_memory()
+        give_back_freed_memory()
         return by_column
     table = _read(spec)
     task = spec.task or (table.task if spec.target is None else None)  # the built-in target
@@ -53,16 +56,8 @@ def load(spec: DataSpec, seed: int) -> EncodedDataset:
     except DataError as exc:
         raise DataError(f"{source}: {exc}") from None
     encoded = encode(prepared, name, *sampled(spec, prepared.notes, splits, seed))
-    _give_back_freed_memory()
+    give_back_freed_memory()
     return encoded
-
-
-def _give_back_freed_memory() -> None:
-    """Loading frees many column-sized arrays; glibc keeps those below its (adaptive, up to
-    32 MB) threshold in its heaps for later allocations that training will not make: a
-    table of a few million rows would keep 0.3 GB more through the whole search."""
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
-        ctypes.CDLL(None).malloc_trim(0)
 
 
 def _load_parquet_by_column(spec: DataSpec, seed: int) -> EncodedDataset | None:

@@ -12,6 +12,8 @@ twice.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -299,6 +301,14 @@ def _category_ids(values: pd.Series | Codes, train_idx: np.ndarray) -> _Field:
     rank[order] = np.arange(1, len(order) + 1)
     id_of_code = np.where(counts > 0, rank, 0).astype(np.int32)
     return _Field(codes, id_of_code, int((counts > 0).sum()) + 1)
+
+
+def give_back_freed_memory() -> None:
+    """Loading frees many column-sized arrays; glibc keeps those below its (adaptive, up to
+    32 MB) threshold in its heaps for later allocations that may never come: at 4 million
+    rows, 0.1 to 0.4 GB more at the peak, and through the whole search after it."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 def in_threads(work: Callable[[T], R], items: Iterable[T]) -> list[R]:

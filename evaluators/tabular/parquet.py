@@ -31,6 +31,7 @@ from edas_agent.evaluators.tabular.encoding import (
     Target,
     encode_target,
     encoded_dataset,
+    give_back_freed_memory,
     in_threads,
     narrowed,
 )
@@ -226,7 +227,12 @@ def _encode_columns(
             columns.refuse_mixed_distinct(distinct, counts, name)
         return _text(_Encoded(name, "categorical", slots[name], arrays), codes, counts)
 
-    done = in_threads(encode, [c for c, role in plan.items() if role != "left_out"])
+    def encode_and_give_back(name: str) -> _Encoded | None:
+        encoded = encode(name)
+        give_back_freed_memory()  # what reading the column freed, before the next
+        return encoded
+
+    done = in_threads(encode_and_give_back, [c for c, r in plan.items() if r != "left_out"])
     return [column for column in done if column is not None]
 
 
