@@ -3,10 +3,11 @@
 Encodings are fitted on the training split only, so validation and test statistics are
 honest. Ids rank each categorical column's values by training frequency (1 = most
 frequent, ties by first appearance in the table, 0 = never seen in training; missing is a
-category of its own). Numeric columns get three float32 views (standardised,
-log-standardised, quantile), missing values the training median. Regression targets are
-standardised (data.py's docstring says why). Columns are encoded column by column, in
-threads, each freed from the frame as soon as it is done, so a large table is never held
+category of its own). Numeric columns are kept as their values with three transforms
+fitted to them (standardised, log-standardised, quantile; missing values the training
+median), and the float32 view a model reads is computed when it asks for it. Regression
+targets are standardised (data.py's docstring says why). Columns are encoded column by
+column, in threads, each freed as soon as it is written, so a large table is never held
 twice.
 """
 
@@ -32,7 +33,8 @@ T, R = TypeVar("T"), TypeVar("R")
 
 @dataclass(frozen=True)
 class Part:
-    """One encoded split. `numeric` gives one tensor per numeric transform."""
+    """One encoded split. `numeric` gives one tensor per numeric transform (computed when
+    asked for: NumericColumns)."""
 
     categorical: torch.Tensor  # (n, n_categorical) int32 ids, 0 = unseen in training
     numeric: Mapping[str, torch.Tensor]  # standard, log_standard, quantile -> (n, n_numeric)

@@ -92,13 +92,13 @@ def _awkward_table(rows: int = 3000) -> pd.DataFrame:
 
 
 def _write_in_row_groups(frame: pd.DataFrame, path: Path) -> None:
-    """Row groups of 500 rows, text as Arrow dictionaries of each group's own values."""
-    schema = None
-    with pq.ParquetWriter(path, pa.Table.from_pandas(frame.head(1), preserve_index=False).schema) as w:
+    """Row groups of 500 rows: Parquet stores each group's text with a dictionary of that
+    group's own values, in its own order (the reader maps them onto one)."""
+    schema = pa.Table.from_pandas(frame.head(1), preserve_index=False).schema
+    with pq.ParquetWriter(path, schema) as writer:
         for start in range(0, len(frame), 500):
-            table = pa.Table.from_pandas(frame.iloc[start : start + 500], preserve_index=False)
-            schema = schema or table.schema
-            w.write_table(table.cast(schema))
+            group = pa.Table.from_pandas(frame.iloc[start : start + 500], preserve_index=False)
+            writer.write_table(group.cast(schema))
 
 
 SETTINGS = [
