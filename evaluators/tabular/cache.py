@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from edas_agent.evaluators.tabular.data import EncodedDataset, Part, load
-from edas_agent.evaluators.tabular.encoding import NumericColumns, NumericTransform
+from edas_agent.evaluators.tabular.numeric import NumericColumns, NumericTransform
 from edas_agent.evaluators.tabular.settings import BUILTIN_ADULT, DataSpec
 
 ENCODING_VERSION = 2  # bump when an encoding changes: older entries are then never read

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
@@ -27,6 +27,12 @@ import torch
 
 from edas_agent.evaluators.base import Task
 from edas_agent.evaluators.tabular.columns import Prepared
+from edas_agent.evaluators.tabular.numeric import (
+    NumericColumns,
+    NumericTransform,
+    chunks,
+    narrowed,
+)
 
 T, R = TypeVar("T"), TypeVar("R")
 
@@ -128,10 +134,6 @@ def encoded_dataset(
     )
 
 
-NUMERIC_VIEWS = ("standard", "log_standard", "quantile")
-_CHUNK_ROWS = 1 << 20  # rows encoded at once: float64 temporaries stay small
-
-
 class SplitArrays:
     """The encoded splits, allocated once and written a column at a time: the ids (rows,
     categorical columns), row-major as training gathers rows, and each numeric column's
@@ -149,7 +151,7 @@ class SplitArrays:
         """Writes the column's ids into `slot`; returns its cardinality."""
         field = _category_ids(values, self.splits[0])
         for out, idx in zip(self.categorical, self.splits, strict=True):
-            for rows in _chunks(len(idx)):
+            for rows in chunks(len(idx)):
                 out[rows, slot] = field.id_of_code[field.codes[idx[rows]]]
         return field.cardinality
 
@@ -175,53 +177,6 @@ class SplitArrays:
             for i, idx in enumerate(self.splits)
         )
         return train, val, test
-
-
-class NumericColumns(Mapping[str, torch.Tensor]):
-    """A split's numeric columns as read (missing as NaN) and each column's transforms,
-    fitted on the training split. `columns[view]` is the (rows, columns) float32 view,
-    computed when asked for; the last one asked for is kept. Stored, the three views would
-    take 12 bytes per value; the values take 4 (8 where float32 does not hold them
-    exactly), and a model reads one view."""
-
-    def __init__(self, arrays: list[np.ndarray], transforms: list, rows: int):
-        self.arrays, self.transforms, self.rows = arrays, transforms, rows
-        self._last: tuple[str, torch.Tensor] | None = None
-
-    def __getitem__(self, view: str) -> torch.Tensor:
-        if view not in NUMERIC_VIEWS:
-            raise KeyError(view)
-        if self._last is None or self._last[0] != view:
-            self._last = None  # the previous view is freed before the next is computed
-            self._last = (view, torch.from_numpy(self._computed(view)))
-        return self._last[1]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(NUMERIC_VIEWS)
-
-    def __len__(self) -> int:
-        return len(NUMERIC_VIEWS)
-
-    def _computed(self, view: str) -> np.ndarray:
-        out = np.empty((self.rows, len(self.arrays)), np.float32)
-        for j, (values, transform) in enumerate(zip(self.arrays, self.transforms, strict=True)):
-            for rows in _chunks(self.rows):
-                out[rows, j] = transform.apply(values[rows].astype(np.float64), view)
-        return out
-
-
-def narrowed(values: np.ndarray) -> np.ndarray:
-    """Float64 values as float32 when float32 holds every one exactly (counts, integers
-    below 2^24, halves...): half the memory, and the same values once widened again."""
-    if values.dtype != np.float64:
-        return values
-    with np.errstate(over="ignore", invalid="ignore"):  # beyond float32: not exact
-        narrow = values.astype(np.float32)
-    return narrow if np.array_equal(narrow, values, equal_nan=True) else values
-
-
-def _chunks(rows: int) -> Iterable[slice]:
-    return (slice(start, start + _CHUNK_ROWS) for start in range(0, rows, _CHUNK_ROWS))
 
 
 def _keep_columns(array: np.ndarray, kept: list[int]) -> np.ndarray:
@@ -264,7 +219,7 @@ class Codes:
     def counts(self) -> np.ndarray:
         """How often each value occurs (missing not counted), a chunk of rows at a time."""
         counts = np.zeros(self.n_values, np.int64)
-        for rows in _chunks(len(self.codes)):
+        for rows in chunks(len(self.codes)):
             chunk = self.codes[rows]
             counts += np.bincount(chunk[chunk >= 0], minlength=self.n_values)
         return counts
@@ -272,7 +227,7 @@ class Codes:
     def first_rows(self) -> np.ndarray:
         """Each value's first row (len(codes) for a value that never occurs)."""
         first = np.full(self.n_values, len(self.codes), dtype=np.int64)
-        for rows in _chunks(len(self.codes)):
+        for rows in chunks(len(self.codes)):
             chunk = self.codes[rows]
             present = np.flatnonzero(chunk >= 0)
             np.minimum.at(first, chunk[present], present + rows.start)
@@ -296,7 +251,7 @@ def _category_ids(values: pd.Series | Codes, train_idx: np.ndarray) -> _Field:
     codes = raw.astype(np.min_scalar_type(n_values))  # missing (-1) becomes the last code:
     codes[raw < 0] = n_values  # n_values fits the type, which -1 may not
     counts = np.zeros(n_values + 1, np.int64)
-    for rows in _chunks(len(train_idx)):
+    for rows in chunks(len(train_idx)):
         counts += np.bincount(codes[train_idx[rows]], minlength=n_values + 1)
     order = np.lexsort((first, -counts))  # most frequent first, then first seen
     rank = np.empty(len(order), dtype=np.int32)
@@ -325,60 +280,6 @@ def in_threads(work: Callable[[T], R], items: Iterable[T]) -> list[R]:
             for future in futures:
                 future.cancel()
             raise
-
-
-@dataclass(frozen=True)
-class NumericTransform:
-    """One numeric column's transforms, fitted on the training split: missing values take
-    the training median (0 when the training split has none: the column still varies
-    elsewhere, or columns.py would have left it out); `standard` and `log_standard` are
-    standardised with the training mean and standard deviation; `quantile` is each value's
-    position in the training distribution, in [0, 1) (bucket b of B holds quantiles
-    [b/B, (b+1)/B), so any bucket count is one multiplication away), looked up in the
-    distinct training values (few for counts and codes: a fast search). Applied to any
-    rows, a chunk at a time: the same values whatever the chunks."""
-
-    median: float
-    mean: float
-    std: float
-    log_mean: float
-    log_std: float
-    distinct: np.ndarray
-    at_most: np.ndarray  # training values <= distinct[i - 1]
-    train_rows: int
-
-    @classmethod
-    def fit(cls, train: np.ndarray) -> NumericTransform:
-        observed = train[~np.isnan(train)]
-        median = float(np.median(observed)) if len(observed) else 0.0
-        del observed
-        filled = np.where(np.isnan(train), median, train)
-        distinct, counts = np.unique(filled, return_counts=True)
-        mean, std = _moments(filled)
-        log_mean, log_std = _moments(_signed_log(filled))
-        return cls(median, mean, std, log_mean, log_std, distinct,
-                   np.concatenate([[0], np.cumsum(counts)]), len(train))  # fmt: skip
-
-    def apply(self, values: np.ndarray, view: str) -> np.ndarray:
-        filled = np.where(np.isnan(values), self.median, values)
-        if view == "standard":
-            return ((filled - self.mean) / self.std).astype(np.float32)
-        if view == "log_standard":
-            return ((_signed_log(filled) - self.log_mean) / self.log_std).astype(np.float32)
-        position = self.at_most[np.searchsorted(self.distinct, filled, side="right")]
-        return np.minimum(position / self.train_rows, _BELOW_ONE).astype(np.float32)
-
-
-_BELOW_ONE = np.nextafter(1.0, 0.0)
-
-
-def _signed_log(values: np.ndarray) -> np.ndarray:
-    return np.sign(values) * np.log1p(np.abs(values))
-
-
-def _moments(values: np.ndarray) -> tuple[float, float]:
-    mean, std = float(values.mean()), float(values.std())
-    return mean, std if std > 0 else 1.0
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,8 @@ from edas_agent.evaluators.tabular.encoding import (
     encoded_dataset,
     give_back_freed_memory,
     in_threads,
-    narrowed,
 )
+from edas_agent.evaluators.tabular.numeric import narrowed
 from edas_agent.evaluators.tabular.settings import DataSpec
 from edas_agent.evaluators.tabular.splits import Splits, sampled, split_rows
 

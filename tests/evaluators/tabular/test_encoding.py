@@ -7,12 +7,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from edas_agent.evaluators.tabular.encoding import (
-    NUMERIC_VIEWS,
-    NumericTransform,
-    SplitArrays,
-    _keep_columns,
-)
+from edas_agent.evaluators.tabular.encoding import SplitArrays, _keep_columns
+from edas_agent.evaluators.tabular.numeric import NUMERIC_VIEWS, NumericTransform
 
 
 def _splits(rows: int, seed: int = 0) -> tuple[np.ndarray, ...]:
