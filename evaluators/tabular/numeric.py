@@ -41,6 +41,10 @@ class NumericColumns(Mapping[str, torch.Tensor]):
             self._last = (view, torch.from_numpy(self._computed(view)))
         return self._last[1]
 
+    def __getstate__(self) -> dict:
+        """Pickled (shipped to Ray workers) without the kept view: it is computed again."""
+        return {**self.__dict__, "_last": None}
+
     def __iter__(self) -> Iterator[str]:
         return iter(NUMERIC_VIEWS)
 

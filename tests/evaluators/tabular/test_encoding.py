@@ -3,6 +3,8 @@ columns squeezed out in place, numeric views computed from the stored values."""
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pandas as pd
 import torch
@@ -44,6 +46,8 @@ def test_only_the_last_view_asked_for_is_kept():
     train.numeric["quantile"]
     again = train.numeric["standard"]
     assert again is not standard and torch.equal(again, standard)
+    shipped = pickle.loads(pickle.dumps(train.numeric))  # as Ray ships the data
+    assert shipped._last is None and torch.equal(shipped["standard"], standard)
 
 
 def test_constant_columns_are_squeezed_out_in_place():
