@@ -66,12 +66,13 @@ class Paused:
 
 
 def numeric_input(architecture: Architecture, part: Part) -> torch.Tensor:
-    """Standardised values, or bucket ids when the architecture bucketises numerics."""
+    """Standardised values, or bucket ids when the architecture bucketises numerics (int32,
+    as categorical ids are: the model widens a batch's ids, not the whole split's)."""
     transform = architecture.numeric.transform
     if transform != "bucketize":
         return part.numeric[transform]
     buckets = architecture.numeric.buckets
-    return (part.numeric["quantile"] * buckets).long().clamp_(max=buckets - 1)
+    return (part.numeric["quantile"] * buckets).to(torch.int32).clamp_(max=buckets - 1)
 
 
 def train_learners(
