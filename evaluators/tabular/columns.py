@@ -19,7 +19,7 @@ from edas_agent.evaluators.base import Task
 MAX_INFERRED_CLASSES = 50
 _MAX_MULTICLASS_INTEGERS = 20  # an integer target with more distinct values is a quantity
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
-ID_LIKE_ROWS = 1000  # below this, a column unique per row may be chance
+_ID_LIKE_ROWS = 1000  # below this, a column unique per row may be chance
 _NESTED = (list, tuple, dict, set, np.ndarray)
 
 
@@ -372,9 +372,12 @@ def _note_id_like(frame: pd.DataFrame, categorical: list[str], notes: list[str])
 
 
 def is_id_like(values: pd.Series) -> bool:
+    return looks_like_ids(values.nunique(), len(values))
+
+
+def looks_like_ids(distinct: int, rows: int) -> bool:
     """A distinct value in nearly every row (of enough rows for that not to be chance)."""
-    rows = len(values)
-    return rows >= ID_LIKE_ROWS and values.nunique() >= 0.9 * rows
+    return rows >= _ID_LIKE_ROWS and distinct >= 0.9 * rows
 
 
 def id_like_note(column: str) -> str:

@@ -80,13 +80,14 @@ def load_by_column(path: Path, spec: DataSpec, seed: int) -> EncodedDataset | No
     plan = _plan(kinds, columns.features_of(names, spec.target, roles), roles)
     if plan is None or _rows(path) == 0:  # the whole-table path says what to do
         return None
-    rows = _rows_and_target(path, spec, roles, _text_columns(kinds), seed)
+    text = _text_columns(kinds)
+    rows = _rows_and_target(path, spec, roles, text, seed)
     try:
         with _system_memory_pool():
-            encoded = _encode_columns(path, plan, _text_columns(kinds), rows)
+            arrays, encoded = _encode_columns(path, plan, text, rows)
     except _NeedsWholeTable:
         return None
-    return _dataset(path.name, plan, encoded, rows)
+    return _dataset(path.name, plan, arrays, encoded, rows)
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ def _rows_and_target(path: Path, spec: DataSpec, roles: Roles, text: set[str], s
 
 
 def _dataset(
-    name: str, plan: dict[str, Role], encoded: list[_Encoded], rows: _Rows
+    name: str, plan: dict[str, Role], arrays: SplitArrays, encoded: list[_Encoded], rows: _Rows
 ) -> EncodedDataset:
     """The encoded columns, constant ones squeezed out, with the notes prepare would make."""
     categorical = [c.name for c in encoded if c.role == "categorical" and not c.constant]
@@ -131,7 +132,7 @@ def _dataset(
     notes += columns.constant_notes([c.name for c in encoded if c.constant])
     notes += columns.missing_notes({c.name: c.missing for c in encoded if c.name in numeric})
     notes += [columns.id_like_note(c.name) for c in encoded if c.id_like and not c.constant]
-    arrays, slots = encoded[0].arrays, {c.name: c.slot for c in encoded}
+    slots = {c.name: c.slot for c in encoded}
     parts = arrays.parts(
         rows.target.y, [slots[c] for c in categorical], [slots[c] for c in numeric]
     )
@@ -191,7 +192,6 @@ class _Encoded:
     name: str
     role: Literal["categorical", "numeric"]
     slot: int
-    arrays: SplitArrays
     constant: bool = False
     missing: int = 0  # numeric: missing or infinite values
     id_like: bool = False
@@ -200,8 +200,9 @@ class _Encoded:
 
 def _encode_columns(
     path: Path, plan: dict[str, Role], text: set[str], rows: _Rows
-) -> list[_Encoded]:
-    """Every planned column read, checked and written into its slot, on all cores."""
+) -> tuple[SplitArrays, list[_Encoded]]:
+    """Every planned column read, checked and written into its slot of the encoded splits,
+    on all cores."""
     categorical = [c for c, role in plan.items() if role in ("categorical", "text")]
     numeric = [c for c, role in plan.items() if role == "numeric"]
     arrays, kept = SplitArrays(rows.splits, len(categorical), len(numeric)), rows.kept
@@ -210,11 +211,10 @@ def _encode_columns(
     def encode(name: str) -> _Encoded | None:
         role = plan[name]
         if name not in text:  # numbers
-            column = _Encoded(name, "numeric" if role == "numeric" else "categorical",
-                              slots[name], arrays)  # fmt: skip
+            column = _Encoded(name, "numeric" if role == "numeric" else "categorical", slots[name])
             if role == "numeric":
-                return _numeric(column, _kept(_read_numbers(path, name), kept))
-            return _categorical(column, _kept(_read_column(path, name, False), kept))
+                return _numeric(column, arrays, _kept(_read_numbers(path, name), kept))
+            return _categorical(column, arrays, _kept(_read_column(path, name, False), kept))
         codes, dictionary = _read_codes(path, name)
         codes = Codes(codes if kept is None else codes[kept], len(dictionary))
         distinct = pd.Series(pd.Index(dictionary))  # as a categorical's categories read
@@ -225,7 +225,7 @@ def _encode_columns(
         counts = codes.counts()
         if role == "text":
             columns.refuse_mixed_distinct(distinct, counts, name)
-        return _text(_Encoded(name, "categorical", slots[name], arrays), codes, counts)
+        return _text(_Encoded(name, "categorical", slots[name]), arrays, codes, counts)
 
     def encode_and_give_back(name: str) -> _Encoded | None:
         encoded = encode(name)
@@ -233,32 +233,31 @@ def _encode_columns(
         return encoded
 
     done = in_threads(encode_and_give_back, [c for c, r in plan.items() if r != "left_out"])
-    return [column for column in done if column is not None]
+    return arrays, [column for column in done if column is not None]
 
 
-def _text(column: _Encoded, codes: Codes, counts: np.ndarray) -> _Encoded:
+def _text(column: _Encoded, arrays: SplitArrays, codes: Codes, counts: np.ndarray) -> _Encoded:
     """columns.py's checks of a categorical column, from its codes and their counts."""
     values = int((counts > 0).sum())  # distinct values present
     if values + bool((codes.codes < 0).any()) < 2:  # missing counts as a value
         return replace(column, constant=True)
-    cardinality = column.arrays.write_categorical(column.slot, codes)
-    rows = len(codes.codes)
-    id_like = rows >= columns.ID_LIKE_ROWS and values >= 0.9 * rows
+    cardinality = arrays.write_categorical(column.slot, codes)
+    id_like = columns.looks_like_ids(values, len(codes.codes))
     return replace(column, id_like=id_like, cardinality=cardinality)
 
 
-def _categorical(column: _Encoded, values: pd.Series) -> _Encoded:
+def _categorical(column: _Encoded, arrays: SplitArrays, values: pd.Series) -> _Encoded:
     if columns.is_constant(values, categorical=True):
         return replace(column, constant=True)
-    cardinality = column.arrays.write_categorical(column.slot, values)
+    cardinality = arrays.write_categorical(column.slot, values)
     return replace(column, id_like=columns.is_id_like(values), cardinality=cardinality)
 
 
-def _numeric(column: _Encoded, values: pd.Series) -> _Encoded:
+def _numeric(column: _Encoded, arrays: SplitArrays, values: pd.Series) -> _Encoded:
     if columns.is_constant(values, categorical=False):
         return replace(column, constant=True)
     values = columns.finite(values)
-    column.arrays.write_numeric(column.slot, values.to_numpy())
+    arrays.write_numeric(column.slot, values.to_numpy())
     return replace(column, missing=int(values.isna().sum()))
 
 
