@@ -31,9 +31,10 @@ _HOME = {
     "Config": "edas_agent.config",
     "load_config": "edas_agent.config",
     "parse_sets": "edas_agent.config",
-    "RunSession": "edas_agent.search.session",
-    "Record": "edas_agent.search.journal",
-    "read_records": "edas_agent.search.journal",
+    "RunSession": "edas_agent.session",
+    "build_search": "edas_agent.session",
+    "Record": "edas_agent.record",
+    "read_records": "edas_agent.record",
     "Outcome": "edas_agent.outcome",
     "build_evaluator": "edas_agent.training.door",
 }
@@ -54,6 +55,7 @@ __all__ = [  # noqa: RUF022 (grouped by home, as _HOME is)
     "load_config",
     "parse_sets",
     "RunSession",
+    "build_search",
     "Record",
     "read_records",
     "Outcome",
@@ -76,8 +78,8 @@ if TYPE_CHECKING:
     from edas_agent.evaluators.function import FunctionEvaluator
     from edas_agent.evaluators.json_space import space_from_schema
     from edas_agent.outcome import Outcome
-    from edas_agent.search.journal import Record, read_records
-    from edas_agent.search.session import RunSession
+    from edas_agent.record import Record, read_records
+    from edas_agent.session import RunSession, build_search
     from edas_agent.training.door import build_evaluator
 
 

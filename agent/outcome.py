@@ -2,11 +2,11 @@
 
 A round takes each proposal through stages, each `candidate -> candidate or Outcome`:
 
-    proposal      --screen (search/screening.py)-->  Candidate  | Outcome invalid, failed
-    Candidate     --screening stages (fidelity/)-->  Candidate  | Outcome pruned, failed
-    Candidate     --training, gate rounds-------->   Judged     | Outcome failed
+    proposal      --edit checks (search/checks.py)-->  Candidate  | Outcome invalid, failed
+    Candidate     --screening stages (fidelity/)---->  Candidate  | Outcome pruned, failed
+    Candidate     --training, gate rounds---------->   Judged     | Outcome failed
 
-and the record of an Outcome carries its status and reason (search/outcomes.py), like a
+and the record of an Outcome carries its status and reason (search/recorder.py), like a
 judged candidate's carries accepted or rejected. As in Optuna, where FAIL and PRUNED are
 trial states, these are values: nothing is raised through the layers. An exception from
 training (an evaluator's CandidateFailed, a lost Ray worker) becomes an Outcome in one

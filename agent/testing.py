@@ -5,7 +5,7 @@ loop (screening, gate rounds, journal, replay, resume) runs in a second.
     from edas_agent.testing import NumpyEvaluator, ScriptedProposer, proposal
     evaluator = NumpyEvaluator(seed=0)
     script = ScriptedProposer([proposal({"op": "replace", "path": "/l2", "value": 0.1})])
-    Search(config, evaluator, script).run(journal)
+    build_search(config, evaluator, script, journal).run()    # edas_agent.session
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edas_agent.evaluators.base import Evaluation, canonical_hash
 from edas_agent.outcome import Outcome
-from edas_agent.proposers.base import Check, LLMUsage, Proposal, ProposalContext
+from edas_agent.proposers.base import Check, Proposal, ProposalContext
 from edas_agent.proposers.edits import Edit
+from edas_agent.record import LLMUsage
 
 
 def proposal(*edits: dict[str, Any], problem: str | None = None, status="invalid") -> Proposal:

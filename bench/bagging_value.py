@@ -25,8 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from edas_agent import build_evaluator, load_config
-from edas_agent.continuous import BaggingFit
-from edas_agent.continuous.tuning import tune_bagging
+from edas_agent.continuous import BaggingFit, tune_bagging
 from edas_agent.theory import residuals
 
 FRESH = 10_000  # first learner index of the realised members: no prediction used these

@@ -33,9 +33,8 @@ import jsonpointer
 import numpy as np
 
 from edas_agent import CandidateFailed, build_evaluator, document_of, load_config
-from edas_agent.continuous.steps import observations_of
-from edas_agent.continuous.surrogate import continuous_knobs, solve
-from edas_agent.search.journal import read_records
+from edas_agent.continuous import continuous_knobs, observations_of, solve
+from edas_agent.record import read_records
 from edas_agent.theory import residuals, statistics
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -119,7 +118,7 @@ def measure(folder: Path, members: int | None, draws: int, trust_region: float |
 
 
 def interval(differences: list[float]) -> str:
-    from edas_agent.theory.uncertainty import t_quantile
+    from edas_agent.theory import t_quantile
 
     d = np.asarray(differences)
     if len(d) < 2:

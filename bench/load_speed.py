@@ -80,18 +80,12 @@ def measure(path: Path, cache: str | None, serial: bool = False, sample: int | N
     import os
     import resource
 
-    from edas_agent.evaluators.tabular.cache import load_cached
-    from edas_agent.evaluators.tabular.data import DataSpec, load
+    from edas_agent.evaluators.tabular import DataSpec, load, load_cached
 
     if cache:
         os.environ["EDAS_AGENT_CACHE_DIR"] = cache
     if serial:
-        from edas_agent.evaluators.tabular import encoding, parquet
-
-        def one_at_a_time(work, items):
-            return [work(item) for item in items]
-
-        encoding.in_threads = parquet.in_threads = one_at_a_time
+        os.environ["EDAS_AGENT_LOAD_THREADS"] = "1"
     spec = DataSpec(path=str(path), target="label", cache=bool(cache), sample_rows=sample,
                     sample_eval_rows=sample)  # fmt: skip
     started = time.perf_counter()

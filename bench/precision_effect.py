@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from edas_agent import build_evaluator, load_config
-from edas_agent.search.journal import read_records
-from edas_agent.theory.gate import statistics
+from edas_agent.record import read_records
+from edas_agent.theory import statistics
 
 
 def main() -> None:
@@ -69,7 +69,7 @@ def main() -> None:
               f"{'accept' if decisions[0] else 'reject'} | "
               f"{'accept' if decisions[1] else 'reject'} |", flush=True)  # fmt: skip
     print(f"\n{len(proposals)} decisions, {len(stats) // 2} architectures, k = {options.learners}, "
-          f"device {options.device}, data {config.data.path}")  # fmt: skip
+          f"device {options.device}, data {config.evaluator.data.path}")  # fmt: skip
     for name, values in (("E", relative_e), ("D", relative_d), ("E_M", relative_em)):
         print(f"|bf16 - fp32| / fp32 of {name}: median {np.median(values):.4f}, "
               f"max {np.max(values):.4f}")  # fmt: skip

@@ -100,13 +100,13 @@ from typing import Any
 
 # The public API only, as a user's script would use it: edas_agent's names and those its
 # subpackages export
-from edas_agent import Record, RunSession, load_config, parse_sets
+from edas_agent import parse_sets
 from edas_agent.config import DATA_OPTIONS, LIST_OPTIONS
 from edas_agent.fidelity import predictor_track
 
 # The benchmark's other modules, beside this file however it is run (script, or a test)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from search_value_arms import Arm, arms, catalogue_arm
+from search_value_arms import Arm, arms, catalogue_arm, search
 from search_value_judging import (
     FRACTIONS,
     JUDGE_FIRST,
@@ -141,29 +141,6 @@ __all__ = [  # besides what this file defines, what the tests reach through it
     "learner_epochs",
     "new_architectures",
 ]
-
-
-def search(
-    arm: Arm, seed: int, base: dict[str, Any], budget: int, cap: float | None, unit: str
-) -> Searched:
-    """One arm's search; with `cap`, it stops after the first step that reaches cap
-    (compute in `unit`, see UNITS; its budget is then only a safety limit)."""
-    overrides = {**base, "seed": seed, "budget": budget, "name": f"{arm.name}-{seed}",
-                 **arm.overrides}  # fmt: skip
-    config = load_config(None, {}, overrides)  # every value explicit: None is null
-    spend: list[float] = []
-    started = time.perf_counter()
-    with RunSession.start(config) as session:
-
-        def on_record(record: Record) -> None:
-            spend.append((spend[-1] if spend else 0) + UNITS[unit](record))
-            if cap is not None and spend[-1] >= cap:
-                session.search.stop_requested = True
-
-        records = session.run(on_record)
-        folder = session.journal.folder
-    totals = {name: sum(map(of, records)) for name, of in UNITS.items()}
-    return Searched(arm.name, seed, folder, records, time.perf_counter() - started, spend, totals)
 
 
 def wanted(

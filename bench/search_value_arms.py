@@ -1,10 +1,16 @@
 """bench/search_value.py's arms: each a configuration of the search, a mixture of the
-reference arm's candidates, or another library's search (Optuna: search_value_optuna.py)."""
+reference arm's candidates, or another library's search (Optuna: search_value_optuna.py);
+and `search`, an arm's search as edas-agent runs it (which the tuned start reuses)."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
+
+from search_value_judging import UNITS, Searched
+
+from edas_agent import Record, RunSession, load_config
 
 
 @dataclass(frozen=True)
@@ -98,3 +104,26 @@ def arms(honest_members: int) -> dict[str, Arm]:
 
 def catalogue_arm(chosen: list[Arm], name: str) -> Arm:
     return next(arm for arm in chosen if arm.name == name)
+
+
+def search(
+    arm: Arm, seed: int, base: dict[str, Any], budget: int, cap: float | None, unit: str
+) -> Searched:
+    """One arm's search; with `cap`, it stops after the first step that reaches cap
+    (compute in `unit`, see UNITS; its budget is then only a safety limit)."""
+    overrides = {**base, "seed": seed, "budget": budget, "name": f"{arm.name}-{seed}",
+                 **arm.overrides}  # fmt: skip
+    config = load_config(None, {}, overrides)  # every value explicit: None is null
+    spend: list[float] = []
+    started = time.perf_counter()
+    with RunSession.start(config) as session:
+
+        def on_record(record: Record) -> None:
+            spend.append((spend[-1] if spend else 0) + UNITS[unit](record))
+            if cap is not None and spend[-1] >= cap:
+                session.search.stop_requested = True
+
+        records = session.run(on_record)
+        folder = session.journal.folder
+    totals = {name: sum(map(of, records)) for name, of in UNITS.items()}
+    return Searched(arm.name, seed, folder, records, time.perf_counter() - started, spend, totals)

@@ -47,9 +47,9 @@ from edas_agent import (
     document_of,
     load_config,
 )
-from edas_agent.integrations.optuna import params_of, suggest
+from edas_agent.integrations import params_of, suggest
+from edas_agent.record import Cost
 from edas_agent.theory import residuals, statistics
-from edas_agent.training import Cost
 
 # name: (learners per trial, objective)
 OPTUNA_ARMS = {"optuna-tpe": (1, "E"), "optuna-tpe-ensemble": (2, "E_M"), "optuna-asha": (1, "E")}
@@ -67,8 +67,7 @@ def external_search(
 def tuned_start(seed: int, base: dict[str, Any], budget: int, cap: float, unit: str) -> Searched:
     """optuna-tpe for half of `cap`, then the default search from its best trial (whose
     starting learners count again: the default trains its start anew)."""
-    from search_value import search  # the default search, as the edas arm runs it
-    from search_value_arms import Arm
+    from search_value_arms import Arm, search  # the default search, as the edas arm runs it
 
     tuned = optuna_search("optuna-tpe", seed, base, budget, cap / 2, unit)
     best = tuned.incumbent(tuned.compute)

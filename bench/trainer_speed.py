@@ -24,9 +24,13 @@ import time
 
 import torch
 
-from edas_agent.evaluators.tabular.data import DataSpec, EncodedDataset, load
-from edas_agent.evaluators.tabular.space import Architecture
-from edas_agent.evaluators.tabular.trainer import train_learners
+from edas_agent.evaluators.tabular import (
+    Architecture,
+    DataSpec,
+    EncodedDataset,
+    load,
+    train_learners,
+)
 
 DEVICE = torch.device("cpu")
 MODELS = {

@@ -11,10 +11,12 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
 from pydantic import BaseModel
+from typing_extensions import get_protocol_members
 
 Task = Literal["binary", "multiclass", "regression"]
 
@@ -56,6 +58,11 @@ class Mutations:
     def __post_init__(self) -> None:
         if not self.diversity and not self.accuracy:
             raise ValueError("Mutations needs at least one mutation (diversity or accuracy)")
+
+
+class DataError(ValueError):
+    """A data file or data setting that cannot be used, with a message for the user: what
+    an evaluator raises when it is built on data it cannot train on."""
 
 
 class CandidateFailed(Exception):
@@ -114,6 +121,10 @@ class Staged:
 
 
 class Evaluator(Protocol):
+    """What every evaluator has. The optional parts (OPTIONAL below) add to it; the agent
+    checks a plugin against both when it loads (protocol_problems), and reads an optional
+    member only through `optional`, so this file is the whole contract."""
+
     task: Task
     y_val: np.ndarray
     y_test: np.ndarray
@@ -171,5 +182,70 @@ class StagedEvaluator(Evaluator, Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Size:
+    parameters: int  # trainable parameters of one learner
+    flops: int  # forward FLOPs per example of one learner
+
+
+class SizedEvaluator(Evaluator, Protocol):
+    """An evaluator that can tell an architecture's size and training cost before training
+    it. Optional: screening's predictor uses the size as a signal, and a run with a compute
+    budget keeps global proposals within it (`search.explore`)."""
+
+    def size(self, architecture: BaseModel) -> Size:
+        """Parameters and forward FLOPs per example of one learner, without training."""
+        ...
+
+    def planned_train_flops(self, architecture: BaseModel) -> float:
+        """Training FLOPs of one learner's full schedule, before training it."""
+        ...
+
+
+class FileKeepingEvaluator(Evaluator, Protocol):
+    """An evaluator that writes files per learner. Optional: told where the run keeps them
+    (the run folder's commands/), as the command evaluator is."""
+
+    def keep_files_in(self, folder: Path) -> None: ...
+
+
+# Every optional part of the protocol; a member not declared in one of these is not one
+OPTIONAL = (MutatingEvaluator, StagedEvaluator, SizedEvaluator, FileKeepingEvaluator)
+
+
+def required_members() -> frozenset[str]:
+    """What every evaluator has: the members the Evaluator protocol declares."""
+    return frozenset(get_protocol_members(Evaluator))
+
+
+def optional_members() -> dict[str, type]:
+    """Each optional member, and the protocol that declares it."""
+    required = required_members()
+    return {name: part for part in OPTIONAL
+            for name in get_protocol_members(part) - required}  # fmt: skip
+
+
+def optional(evaluator: Evaluator, name: str) -> Any:
+    """An optional member of `evaluator`, or None where it has none. `name` must be one the
+    protocol declares (a typo is a bug here, not an absent member)."""
+    if name not in optional_members():
+        raise KeyError(f"{name!r} is not an optional member of the Evaluator protocol")
+    return getattr(evaluator, name, None)
+
+
+def protocol_problems(evaluator: object) -> list[str]:
+    """How `evaluator` departs from the protocol: required members it lacks, and members
+    (required or optional) that the protocol declares as methods but that it cannot call."""
+    methods = {name for part in (Evaluator, *OPTIONAL) for name, value in vars(part).items()
+               if callable(value) and not name.startswith("_")}  # fmt: skip
+    missing = sorted(m for m in required_members() if not hasattr(evaluator, m))
+    problems = [f"lacks {', '.join(missing)}"] if missing else []
+    for name in sorted(methods):
+        value = getattr(evaluator, name, None)
+        if value is not None and not callable(value):
+            problems.append(f"has {name} but cannot call it (a method is expected)")
+    return problems
+
+
 def stages_supported(evaluator: Evaluator) -> bool:
-    return callable(getattr(evaluator, "evaluate_staged", None))
+    return callable(optional(evaluator, "evaluate_staged"))

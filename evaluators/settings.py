@@ -1,4 +1,5 @@
-"""Settings of any evaluator, as the run's config embeds them (`evaluator:` and `space:`).
+"""Settings of any evaluator, as the run's config embeds them (`evaluator:` and `space:`),
+the built-in tabular evaluator's table among them (`evaluator.data`, written `data:` too).
 
 Here, not in the agent, because evaluators read them (the tabular one its device, threads
 and timeout) and evaluators never import the agent. Plain pydantic models with no torch
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from edas_agent.evaluators.tabular.settings import DataSpec
 
 
 class EvaluatorSettings(BaseModel):
@@ -45,6 +48,10 @@ class EvaluatorSettings(BaseModel):
         "(besides installed packages); the folder `run` starts in if unset.",
     )
 
+    data: DataSpec = Field(
+        default_factory=DataSpec,
+        description="The built-in tabular evaluator's table (also written `data:` at the top).",
+    )
     learners: int = Field(2, ge=2, le=64, description="Learners trained per candidate (k).")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where learners train.")
     precision: Literal["fp32", "bf16"] = Field(

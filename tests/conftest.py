@@ -61,8 +61,8 @@ def fast_config(table_csv: Path, tmp_path: Path) -> Config:
             "members": 20,
             "runs_dir": str(tmp_path / "runs"),
             "name": "test",
-            "data.path": str(table_csv),
-            "data.target": "label",
+            "evaluator.data.path": str(table_csv),
+            "evaluator.data.target": "label",
             "evaluator.device": "cpu",
         },
     )
@@ -75,14 +75,15 @@ def searched(fast_config: Config):
     from edas_agent.evaluators.tabular.evaluator import TabularEvaluator
     from edas_agent.evaluators.tabular.mutations import MUTATIONS
     from edas_agent.proposers.builtin import BuiltinProposer
-    from edas_agent.search.journal import Journal
-    from edas_agent.search.loop import Search
+    from edas_agent.record import Journal
+    from edas_agent.session import build_search
 
     def search(budget: int, proposer_seed: int) -> Path:
         config = fast_config.model_copy(update={"budget": budget})
-        evaluator = TabularEvaluator(config.data, config.evaluator, config.seed)
+        evaluator = TabularEvaluator(config.evaluator.data, config.evaluator, config.seed)
         journal = Journal.create(Path(config.runs_dir), config.name, dump_config(config))
-        Search(config, evaluator, BuiltinProposer(proposer_seed, MUTATIONS)).run(journal)
+        proposer = BuiltinProposer(proposer_seed, MUTATIONS)
+        build_search(config, evaluator, proposer, journal).run()
         return journal.folder
 
     return search

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from edas_agent.config import load_config
 from edas_agent.errors import UserError
-from edas_agent.search.journal import Record, read_records, seed_noise
+from edas_agent.record import Record, pooled_seed_noise, read_records
 from edas_agent.theory.gate import Stats, statistics
 from edas_agent.theory.mixture import (
     Moments,
@@ -53,7 +53,7 @@ class Choice(BaseModel):
     val: float  # predicted on validation, where it was chosen
     test: float  # predicted on test
     composition: list[Member]
-    # the seed-noise intervals of the realised errors (theory/seed_noise.py), when the
+    # the seed-noise intervals of the realised errors (theory/pooled_seed_noise.py), when the
     # learners measure a spread or the run pooled one
     val_interval: PredictedError | None = None
     test_interval: PredictedError | None = None
@@ -137,7 +137,7 @@ def ensemble(
     records = read_records(folder)
     store = LearnerStore(build_evaluator(config), folder / "learners")  # read, never trained
     M = members or config.members
-    candidates = load_candidates(records, store, min_learners, M, seed_noise(records))
+    candidates = load_candidates(records, store, min_learners, M, pooled_seed_noise(records))
     result = analyse(candidates, M, max_architectures, max_flops, tolerance,
                      incumbent_hash(records))  # fmt: skip
     result = result.model_copy(update={"min_learners": max(2, min_learners)})

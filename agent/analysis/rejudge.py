@@ -10,7 +10,7 @@ from pathlib import Path
 from edas_agent.config import load_config
 from edas_agent.evaluators.base import Evaluator
 from edas_agent.outcome import Outcome
-from edas_agent.search.journal import CONFIG, Record
+from edas_agent.record import CONFIG, Record
 from edas_agent.search.judging import Judge, Judged, make_gate, noise_floor
 from edas_agent.search.state import Baseline
 from edas_agent.training.learners import LearnerStore
@@ -31,7 +31,9 @@ def rejudge(
         baseline = Baseline.of(by_step[record.baseline.step], evaluator.parse)
         # the floor as the run had it: from what was logged before the step's round
         seen = [r for r in records if r.step < step and r.round != record.round]
-        gate.min_effect = noise_floor(config, seen or records[:1], baseline.stats)
+        floor = noise_floor(config, seen or records[:1], baseline.stats)
         architecture = evaluator.parse(record.architecture)
-        judged[step] = judge.rounds(baseline, step, architecture, judge.plan.decision_learners())
+        judged[step] = judge.rounds(
+            baseline, step, architecture, judge.plan.decision_learners(), floor
+        )
     return judged

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edas_agent.errors import UserError
-from edas_agent.search.journal import CONFIG, GateRound, Record, read_records
+from edas_agent.record import CONFIG, GateRound, Record, read_records
 from edas_agent.search.rounds import RoundPlan
 from edas_agent.search.state import mixture_of
 from edas_agent.theory.gate import Stats, decide, ensemble_error
@@ -73,8 +73,8 @@ def replay(folder: Path) -> ReplayReport:
                 report.mismatches.append(f"step {record.step}: a second acceptance in one round")
             winner = record
     _recompute_mixtures(folder, proposals, report)
-    _rederive_screening(folder, records, report)
-    _rederive_continuous(folder, records, report)
+    _check_screening(folder, records, report)
+    _check_continuous_steps(folder, records, report)
     return report
 
 
@@ -90,12 +90,12 @@ def _round_plan(folder: Path, report: ReplayReport) -> RoundPlan | None:
         return None
 
 
-def _rederive_screening(folder: Path, records: list[Record], report: ReplayReport) -> None:
+def _check_screening(folder: Path, records: list[Record], report: ReplayReport) -> None:
     """Multi-fidelity screening's decisions, re-derived from the logged stages."""
     if not any(r.screening is not None for r in records):
         return
     from edas_agent.config import load_config
-    from edas_agent.fidelity.audit import rederive
+    from edas_agent.fidelity.audit import rederive_screening
     from edas_agent.search.judging import noise_floor
 
     config = load_config(folder / CONFIG, {})
@@ -105,15 +105,15 @@ def _rederive_screening(folder: Path, records: list[Record], report: ReplayRepor
         assert stats is not None
         return noise_floor(config, seen, stats) or 0.0
 
-    report.mismatches += rederive(records, config.screening, floor)
+    report.mismatches += rederive_screening(records, config.screening, floor)
     report.screened = sum(r.screening is not None and bool(r.screening.stages) for r in records)
 
 
-def _rederive_continuous(folder: Path, records: list[Record], report: ReplayReport) -> None:
+def _check_continuous_steps(folder: Path, records: list[Record], report: ReplayReport) -> None:
     """search.continuous's optima, solved again from their logged observations."""
-    from edas_agent.continuous.steps import rederive
+    from edas_agent.continuous.steps import rederive_steps
 
-    report.continuous, mismatches = rederive(folder, records)
+    report.continuous, mismatches = rederive_steps(folder, records)
     report.mismatches += mismatches
 
 
@@ -191,7 +191,7 @@ def _check_round(
             round_.interval,
             round_.confidence,
             pair,
-            round_.min_effect,
+            round_.floor,
         )
     except ValueError as exc:
         report.mismatches.append(f"{where}: cannot be re-decided: {exc}")
@@ -222,10 +222,10 @@ def _check_mixture_round(
         report.mismatches.append(f"{where}: judged against another mixture than the record's")
     accepted, _ = decide_mixture(
         record.arch_hash, judged.before, judged.after, judged.E_before, judged.E_after,
-        judged.interval, judged.confidence, judged.min_effect,
+        judged.interval, judged.confidence, judged.floor,
     )  # fmt: skip
-    logged = (round_.accepted, round_.interval, round_.confidence, round_.min_effect)
-    if logged != (judged.accepted, judged.interval, judged.confidence, judged.min_effect):
+    logged = (round_.accepted, round_.interval, round_.confidence, round_.floor)
+    if logged != (judged.accepted, judged.interval, judged.confidence, judged.floor):
         report.mismatches.append(f"{where}: the round and its mixture judgement differ")
     if accepted != judged.accepted:
         verdict = "accepted" if accepted else "rejected"

@@ -32,7 +32,7 @@ import matplotlib.pyplot as plt
 from edas_agent.analysis.ensemble import ENSEMBLE, EnsembleResult, read_ensemble
 from edas_agent.analysis.verify import VERIFY, VERIFY_MIXTURE
 from edas_agent.fidelity.audit import predictor_track
-from edas_agent.search.journal import Record, read_records
+from edas_agent.record import Record, read_records
 from edas_agent.theory.seed_noise import UNSTABLE_RATIO
 from edas_agent.training.costs import Spend
 

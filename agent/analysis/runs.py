@@ -8,15 +8,8 @@ import yaml
 from pydantic import BaseModel
 
 from edas_agent.errors import UserError
-from edas_agent.search.journal import (
-    CONFIG,
-    LOCK,
-    TRAJECTORY,
-    Record,
-    _alive,
-    _pid_in,
-    read_records,
-)
+from edas_agent.record import CONFIG, LOCK, TRAJECTORY, Record, read_records
+from edas_agent.record.folder import _alive, _pid_in
 from edas_agent.training.costs import Spend
 
 

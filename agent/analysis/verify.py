@@ -18,7 +18,7 @@ import numpy as np
 from edas_agent.config import load_config
 from edas_agent.errors import UserError
 from edas_agent.outcome import Outcome
-from edas_agent.search.journal import Record, read_records, seed_noise
+from edas_agent.record import Record, pooled_seed_noise, read_records
 from edas_agent.theory.gate import ensemble_error, residuals, statistics
 from edas_agent.theory.seed_noise import LEVEL, Pooled, learner_errors, predictive_interval
 from edas_agent.training.executors import TrainRequest, make_executor
@@ -115,14 +115,14 @@ def verify(
     config = load_config(folder / "config.yaml", {})
     learners, output = "learners", VERIFY
     if full_data:
-        if config.data.sample_rows is None:
+        if config.evaluator.data.sample_rows is None:
             raise DataError(
                 f"{folder} trained on every training row (no data.sample_rows): "
                 "plain verify checks it at full size"
             )
-        config = config.model_copy(
-            update={"data": config.data.model_copy(update={"sample_rows": None})}
-        )
+        whole = config.evaluator.data.model_copy(update={"sample_rows": None})
+        evaluator_settings = config.evaluator.model_copy(update={"data": whole})
+        config = config.model_copy(update={"evaluator": evaluator_settings})
         learners, output = "learners-full", VERIFY_FULL
     M = members or config.members
     records = choose_records(read_records(folder), steps)
@@ -133,7 +133,7 @@ def verify(
         store = LearnerStore(evaluator, folder / learners, executor)
         wanted = {r.arch_hash: evaluator.parse(r.architecture) for r in records if r.architecture}
         store.prefetch([(a, M) for a in wanted.values()], chunk=_CHUNK, on_learner=on_learner)
-        noise = seed_noise(read_records(folder))
+        noise = pooled_seed_noise(read_records(folder))
         result = _verify(records, store, evaluator, M, config.seed, noise)
     finally:
         executor.close()

@@ -35,8 +35,12 @@ from edas_agent.config import Config, load_config, parse_llm_option, parse_sets
 from edas_agent.errors import UserError, describe_validation_error
 from edas_agent.evaluators.base import architecture_hash, document_of
 from edas_agent.search.judging import make_gate
-from edas_agent.search.session import RESUMABLE, RunSession
+from edas_agent.session import RESUMABLE, RunSession
 from edas_agent.theory.gate import statistics
+
+# The flag of each setting a resumed run may change (session.RESUMABLE), in its order
+_FLAGS = ("--budget", "--max-cost", "--max-llm-calls", "--max-train-hours", "--max-train-tflop")
+RESUMABLE_FLAGS = dict(zip(RESUMABLE, _FLAGS, strict=True))
 
 
 @app.command()
@@ -67,7 +71,12 @@ def run(
         str | None, typer.Option(help="With --llm replay: the run whose answers to replay.")
     ] = None,
     resume: Annotated[
-        Path | None, typer.Option(help="Continue this run folder after a stop or a kill.")
+        Path | None,
+        typer.Option(
+            help="Continue this run folder after a stop or a kill, with its own config; "
+            "only --budget, --max-cost, --max-llm-calls, --max-train-hours and "
+            "--max-train-tflop may change."
+        ),
     ] = None,
     set_: SetOption = None,
     data_overrides: dict[str, Any] | None = None,
@@ -79,7 +88,7 @@ def run(
     from edas_agent.search.loop import BaselineFailed
 
     caps = (budget, max_cost, max_llm_calls, max_train_hours, max_train_tflop)
-    changes = dict(zip(RESUMABLE, caps, strict=True))
+    changes = dict(zip(RESUMABLE_FLAGS, caps, strict=True))
     fresh: dict[str, Any] = {
         "members": members,
         "runs_dir": runs_dir,
@@ -141,8 +150,8 @@ def _session(config, resume, changes, fresh, sets) -> RunSession:
     given += sorted(f"--set {key}" for key in sets)
     if given:
         raise UserError(
-            f"--resume continues the run with its own config; only --budget, --max-cost "
-            f"and --max-llm-calls may change (got {', '.join(given)})"
+            "--resume continues the run with its own config; only "
+            f"{', '.join(RESUMABLE_FLAGS.values())} may change (got {', '.join(given)})"
         )
     return RunSession.resume(resume, changes, load_evaluator)
 

@@ -14,11 +14,10 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from edas_agent.search.journal import Record
+from edas_agent.record import Cost, Record
 from edas_agent.theory.mixture_gate import summary
 from edas_agent.training.compute import describe
 from edas_agent.training.costs import Spend
-from edas_agent.training.learners import Cost
 
 STATUS_STYLE = {
     "accepted": "bold green",

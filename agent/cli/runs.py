@@ -25,7 +25,7 @@ from edas_agent.cli.shared import (
 from edas_agent.config import dump_config, load_config
 from edas_agent.errors import UserError, describe_validation_error
 from edas_agent.evaluators.base import architecture_hash
-from edas_agent.search.journal import CONFIG, require_run_folder
+from edas_agent.record import CONFIG, require_run_folder
 from edas_agent.training.door import DataError, PluginError
 from edas_agent.training.learners import MembersUnavailable
 
@@ -34,7 +34,7 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run folder under runs
     """Write report.html (self-contained) and PNGs into the run folder; print a summary."""
     from edas_agent.analysis.report import write_report
     from edas_agent.cli.display import print_summary, wall_seconds
-    from edas_agent.search.journal import read_records
+    from edas_agent.record import read_records
 
     records = read_records(run_dir)
     try:
@@ -272,7 +272,7 @@ def calibrate(
     from edas_agent.analysis.calibrate import DEFAULT_ARCHITECTURES
     from edas_agent.analysis.calibrate import calibrate as run_calibration
     from edas_agent.cli.measure_tables import calibration_tables
-    from edas_agent.search.journal import Journal
+    from edas_agent.record import Journal
     from edas_agent.training.learners import LearnerStore
 
     if members < 4 or pairs < 1 or not 0.5 <= confidence < 1:

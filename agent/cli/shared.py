@@ -80,7 +80,7 @@ def data_options(command: Callable[..., None]) -> Callable[..., None]:
 
 def load_evaluator(settings: Config) -> Evaluator:
     """The run's evaluator, with a spinner while the data loads and its notes printed."""
-    with console.status(f"Loading data '{settings.data.path}'"):
+    with console.status(f"Loading data '{settings.evaluator.data.path}'"):
         try:
             evaluator = build_evaluator(settings)
         except DataError as exc:

@@ -19,7 +19,7 @@ from edas_agent.cli.shared import (
 )
 from edas_agent.config import load_config
 from edas_agent.errors import UserError
-from edas_agent.search.journal import BEST, CONFIG, require_run_folder
+from edas_agent.record import BEST, CONFIG, require_run_folder
 
 tune = typer.Typer(
     no_args_is_help=True,

@@ -10,16 +10,17 @@ import yaml
 from edas_agent.errors import UserError
 
 _COLUMNS = "Comma-separated column names"
+_DATA = "evaluator.data"  # the tabular evaluator's table
 # The data options of every command that loads data: (name, config key, help).
 DATA_OPTIONS = (
-    ("data", "data.path", "'adult', a CSV/CSV.gz/Parquet file, criteo:F, avazu:F, synthetic:N."),
-    ("target", "data.target", "Target column of --data."),
-    ("task", "data.task", "binary, multiclass or regression (inferred if unset)."),
-    ("categorical", "data.categorical", f"{_COLUMNS}: the categorical features."),
-    ("numeric", "data.numeric", f"{_COLUMNS}: the numeric features."),
-    ("ignore", "data.ignore", f"{_COLUMNS} to leave out of the features."),
-    ("split_column", "data.split_column", "Column holding train / val / test for each row."),
-    ("sample_rows", "data.sample_rows", "Train on a seeded sample of this many training rows."),
+    ("data", f"{_DATA}.path", "'adult', a CSV/CSV.gz/Parquet, criteo:F, avazu:F, synthetic:N."),
+    ("target", f"{_DATA}.target", "Target column of --data."),
+    ("task", f"{_DATA}.task", "binary, multiclass or regression (inferred if unset)."),
+    ("categorical", f"{_DATA}.categorical", f"{_COLUMNS}: the categorical features."),
+    ("numeric", f"{_DATA}.numeric", f"{_COLUMNS}: the numeric features."),
+    ("ignore", f"{_DATA}.ignore", f"{_COLUMNS} to leave out of the features."),
+    ("split_column", f"{_DATA}.split_column", "Column holding train / val / test for each row."),
+    ("sample_rows", f"{_DATA}.sample_rows", "Train on a seeded sample of this many training rows."),
 )
 LIST_OPTIONS = ("categorical", "numeric", "ignore")
 

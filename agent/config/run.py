@@ -18,7 +18,6 @@ from edas_agent.config.search import GateSettings, ScreeningSettings, SearchSett
 from edas_agent.config.section import Section
 from edas_agent.errors import UserError, describe_validation_error
 from edas_agent.evaluators.settings import EvaluatorSettings, SpaceSettings
-from edas_agent.evaluators.tabular.settings import DataSpec
 
 
 class Config(Section):
@@ -40,7 +39,6 @@ class Config(Section):
     )
     runs_dir: str = Field("runs", description="Where run folders are created.")
     baseline: str | None = Field(None, description="Architecture JSON to start from.")
-    data: DataSpec = Field(default_factory=DataSpec)
     evaluator: EvaluatorSettings = Field(default_factory=EvaluatorSettings)
     space: SpaceSettings = Field(default_factory=SpaceSettings)
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
@@ -49,6 +47,20 @@ class Config(Section):
     screening: ScreeningSettings = Field(default_factory=ScreeningSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _data_belongs_to_the_evaluator(cls, raw: Any) -> Any:
+        """`data:` at the top (configs written before it moved, and the short form users
+        write) is the tabular evaluator's `evaluator.data`; keys set there win."""
+        if not isinstance(raw, dict) or "data" not in raw:
+            return raw
+        raw = dict(raw)
+        data, evaluator = raw.pop("data"), raw.get("evaluator") or {}
+        if not isinstance(data, dict) or not isinstance(evaluator, dict):
+            raise ValueError("data and evaluator must be mappings")
+        raw["evaluator"] = {**evaluator, "data": {**data, **(evaluator.get("data") or {})}}
+        return raw
+
     @model_validator(mode="after")
     def _consistent(self) -> Config:
         if self.gate.sequential and self.gate.max_learners < self.evaluator.learners + 2:
@@ -56,7 +68,7 @@ class Config(Section):
                 f"gate.max_learners ({self.gate.max_learners}) leaves no room for sequential "
                 f"rounds above evaluator.learners ({self.evaluator.learners})"
             )
-        if self.gate.rule == "logloss" and self.data.task == "regression":
+        if self.gate.rule == "logloss" and self.evaluator.data.task == "regression":
             raise ValueError("gate.rule 'logloss' needs a classification task")
         if self.search.target == "mixture" and self.gate.rule != "exact":
             raise ValueError(

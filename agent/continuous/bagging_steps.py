@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict
 from edas_agent.continuous.bagging import BaggingFit, fit_measured, kept_fields
 from edas_agent.continuous.tuning import fractions_to_measure
 from edas_agent.evaluators.base import canonical_hash
-from edas_agent.search.journal import Record
+from edas_agent.record import Record
 
 PLACE = "/bagging/fraction"
 # the llm.model of its records (provider: continuous), by purpose

@@ -15,27 +15,36 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import edas_agent.continuous.bagging_steps as bagging_steps
 from edas_agent.config import Config
-from edas_agent.continuous import bagging_steps
 from edas_agent.continuous.bagging_steps import MEASURE, OPTIMUM, BaggingStep
 from edas_agent.continuous.surrogate import ContinuousStep, Observation, continuous_knobs, solve
 from edas_agent.continuous.tuning import feature_fields
 from edas_agent.evaluators.base import Evaluator, canonical_hash, document_of
-from edas_agent.proposers.base import LLMUsage, Proposal
+from edas_agent.proposers.base import Proposal
 from edas_agent.proposers.edits import Edit, apply_edits
-from edas_agent.search.journal import Record
+from edas_agent.record import LLMUsage, Record
 from edas_agent.search.state import RunState
+from edas_agent.search.strategies import NoSteps, StepSource
 
 PROVIDER = "continuous"  # the llm.provider of its records
 
 
+def make_steps(config: Config, evaluator: Evaluator) -> StepSource:
+    """The loop's StepSource (search/strategies.py): continuous steps, or NoSteps when
+    `search.continuous` is off."""
+    if not config.search.continuous.enabled:
+        return NoSteps()
+    return ContinuousSteps(config, evaluator)
+
+
 class ContinuousSteps:
+    """Continuous steps on each new baseline (`search.continuous`)."""
+
     def __init__(self, config: Config, evaluator: Evaluator):
         self.settings = config.search.continuous
         self.members = config.members
-        # Read from the space only when steps are on: every run builds this object
-        enabled = self.settings.enabled
-        knobs = continuous_knobs(evaluator.space().model_json_schema()) if enabled else []
+        knobs = continuous_knobs(evaluator.space().model_json_schema())
         self.bagging_fields: int | None = None  # the closed form's, when it takes the fraction
         if self.settings.bagging == "closed_form" and any(
             k.path == bagging_steps.PLACE for k in knobs
@@ -47,10 +56,8 @@ class ContinuousSteps:
         self.knobs = knobs
 
     def propose(self, state: RunState, floor: float | None) -> Proposal | None:
-        """The continuous step due now, or None (off, not after an acceptance, or nothing
+        """The continuous step due now, or None (not after an acceptance, or nothing
         predicted to pass the gate)."""
-        if not self.settings.enabled:
-            return None
         accepted, last = _just_accepted(state), _last_model(state)
         if self.bagging_fields and (accepted or last == MEASURE):
             proposal = self._bagging(state, floor)
@@ -122,7 +129,7 @@ def edits_of(solved: ContinuousStep) -> list[Edit]:
     ]
 
 
-def rederive(folder: Path, records: list[Record]) -> tuple[int, list[str]]:
+def rederive_steps(folder: Path, records: list[Record]) -> tuple[int, list[str]]:
     """(continuous steps re-derived, mismatches): each step's optimum solved again from
     what it logged, its observations checked against the records before it."""
     checked, mismatches = 0, []

@@ -10,19 +10,19 @@ import numpy as np
 
 from edas_agent.config import ScreeningSettings
 from edas_agent.fidelity.staging import FIRST_SIGNALS, Models, Stop, or_inf, stage_decisions
-from edas_agent.search.journal import Record
+from edas_agent.record import Record
 from edas_agent.search.state import batches
 
 
-def rederive(
+def rederive_screening(
     records: list[Record],
     settings: ScreeningSettings,
     floor: Callable[[list[Record], Record], float],
 ) -> list[str]:
     """Re-derive every screening decision of a run from its log (for `replay`): each
     forecast from the curves logged before its round, each predictor score from the logged
-    signals, and who stopped at each stage, why; `floor(seen, baseline)` is gate.min_effect
-    as the run had it before a round. Returns the disagreements."""
+    signals, and who stopped at each stage, why; `floor(seen, baseline)` is the gate's floor
+    (an absolute error) as the run had it before a round. Returns the disagreements."""
     models, problems = Models(settings), []
     proposals = [r for r in records if r.event == "proposal"]
     baseline = records[0]

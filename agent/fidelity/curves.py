@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from edas_agent.search.journal import CurvePrediction, StagePoint
+from edas_agent.record import CurvePrediction, StagePoint
 from edas_agent.theory.uncertainty import t_quantile
 
 PRIOR_SD = 0.15  # of the log-ratio: a 15 % spread in how much further a curve falls

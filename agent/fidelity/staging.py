@@ -27,12 +27,13 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from edas_agent.config import Config, ScreeningSettings
-from edas_agent.evaluators.base import Evaluator, document_of
+from edas_agent.evaluators.base import Evaluator, document_of, optional
 from edas_agent.fidelity.curves import CurveModel
 from edas_agent.fidelity.predictor import DISTANCE, NEAREST, FusedPredictor
 from edas_agent.outcome import Outcome
-from edas_agent.search.journal import Record, ScreeningTrace, StagePoint, StageResult
-from edas_agent.search.screening import Candidate
+from edas_agent.record import Record, ScreeningTrace, StagePoint, StageResult
+from edas_agent.search.checks import Candidate
+from edas_agent.search.strategies import ScreeningResult
 from edas_agent.theory.gate import statistics
 from edas_agent.training.learners import LearnerStore
 
@@ -48,23 +49,6 @@ class Stop:
 
     rule: Literal["bound", "halving"]
     reason: str
-
-
-@dataclass
-class Screened:
-    """A candidate's screening this round: its trace, and the outcome that stops it here
-    (pruned, or failed in a stage's training; None: train it fully). NOT_SCREENED stands
-    for a candidate that was not (screening off, or learners reused from an earlier step)."""
-
-    trace: ScreeningTrace | None
-    stopped: Outcome | None = None
-
-    @property
-    def screened(self) -> bool:
-        return self.trace is not None
-
-
-NOT_SCREENED = Screened(trace=None)
 
 
 class Models:
@@ -147,14 +131,14 @@ class Stager:
         trace.curve = points
         return trace
 
-    def screen(self, candidates: list[Candidate], bar: float) -> dict[str, Screened]:
+    def screen(self, candidates: list[Candidate], bar: float) -> dict[str, ScreeningResult]:
         """Screen the round's candidates that have no learners yet; the others (learners
         reused from an earlier step) go straight to the gate."""
         fresh = [
             c for c in candidates
             if self.store.get(c.arch_hash) is None and c.arch_hash not in self.store.failed
         ]  # fmt: skip
-        screened = {c.arch_hash: Screened(self._opening_trace(c, bar)) for c in fresh}
+        screened = {c.arch_hash: ScreeningResult(self._opening_trace(c, bar)) for c in fresh}
         alive = sorted(fresh, key=lambda c: or_inf(screened[c.arch_hash].trace.predicted))
         alive = self._skip_least_promising(alive, screened)
         for stage, fraction in enumerate(self.fractions):
@@ -185,13 +169,13 @@ class Stager:
     def signals(self, architecture: BaseModel) -> dict[str, float]:
         """What is known of an architecture before any training."""
         signals: dict[str, float] = {}
-        size = getattr(self.evaluator, "size", None)
-        if callable(size):
+        size = optional(self.evaluator, "size")
+        if size is not None:
             measured = size(architecture)
             signals["log_parameters"] = math.log10(max(measured.parameters, 1))
             signals["log_flops"] = math.log10(max(measured.flops, 1))
-        zero_cost = getattr(self.evaluator, "zero_cost", None)
-        if callable(zero_cost):
+        zero_cost = optional(self.evaluator, "zero_cost")
+        if zero_cost is not None:
             signals["zero_cost"] = float(zero_cost(architecture))
         return signals | self.models.nearest(document_of(architecture))
 
@@ -201,7 +185,7 @@ class Stager:
         return ScreeningTrace(signals=signals, predicted=predicted, bar=bar)
 
     def _skip_least_promising(
-        self, ordered: list[Candidate], screened: dict[str, Screened]
+        self, ordered: list[Candidate], screened: dict[str, ScreeningResult]
     ) -> list[Candidate]:
         """The warm predictor's worst `screening.skip` share, pruned untrained."""
         skip = math.floor(self.settings.skip * len(ordered))
@@ -218,7 +202,11 @@ class Stager:
         return ordered[: len(ordered) - skip]
 
     def _train_stage(
-        self, alive: list[Candidate], stage: int, fraction: float, screened: dict[str, Screened]
+        self,
+        alive: list[Candidate],
+        stage: int,
+        fraction: float,
+        screened: dict[str, ScreeningResult],
     ) -> None:
         wants = [(c.architecture, self.learners) for c in alive]
         results = self.store.train_stage(wants, fraction, self.stage_first)

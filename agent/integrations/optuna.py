@@ -23,7 +23,7 @@ from typing import Any
 
 import jsonpointer
 
-from edas_agent.search.journal import Record, read_records
+from edas_agent.record import Record, read_records
 
 
 def places(schema: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:

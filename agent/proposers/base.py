@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from edas_agent.outcome import Outcome
 from edas_agent.proposers.edits import Edit, ProposedEdits
+from edas_agent.record import LLMUsage
 from edas_agent.theory.gate import Rule, Stats
 
 
@@ -81,18 +82,6 @@ class ProposalContext(BaseModel):
     evaluated_hashes: frozenset[str] = frozenset()
     reach: int | None = None  # the builtin proposer's most mutations in one proposal
     mixture: MixtureView | None = None  # a mixture search; the baseline is its newest member
-
-
-class LLMUsage(BaseModel):
-    """What producing one proposal cost. For a round of several proposals the first one
-    carries the round's usage and the others zero, so sums over records stay right."""
-
-    provider: str
-    model: str
-    calls: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost: float | None = 0.0  # US dollars; None when the model has no known price
 
 
 @dataclass

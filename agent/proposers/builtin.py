@@ -15,8 +15,9 @@ from __future__ import annotations
 import numpy as np
 
 from edas_agent.evaluators.base import Mutation, Mutations, canonical_hash
-from edas_agent.proposers.base import Check, LLMUsage, Proposal, ProposalContext
+from edas_agent.proposers.base import Check, Proposal, ProposalContext
 from edas_agent.proposers.edits import Edit, apply_edits
+from edas_agent.record import LLMUsage
 
 _NOVELTY_TRIES = 50
 # Mutations per proposal at most, once every nearer draw of _NOVELTY_TRIES has been seen: a

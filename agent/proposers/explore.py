@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from edas_agent.config import Config
-from edas_agent.evaluators.base import Evaluator, canonical_hash
+from edas_agent.evaluators.base import Evaluator, canonical_hash, optional
 from edas_agent.proposers.base import Check, HistoryEntry, Proposal, ProposalContext, Proposer
 from edas_agent.proposers.edits import ProposedEdits, apply_edits
 
@@ -142,7 +142,7 @@ def with_exploration(proposer: Proposer, config: Config, evaluator: Evaluator) -
 def _planned_flops(evaluator: Evaluator) -> PlannedFlops | None:
     """A document's training FLOPs per learner before training, where the evaluator can
     tell (`planned_train_flops`); None for a document the space refuses."""
-    planned = getattr(evaluator, "planned_train_flops", None)
+    planned = optional(evaluator, "planned_train_flops")
     if planned is None:
         return None
 

@@ -18,9 +18,10 @@ import jsonpointer
 import numpy as np
 
 from edas_agent.outcome import Outcome
-from edas_agent.proposers.base import Check, LLMUsage, Proposal, ProposalContext
+from edas_agent.proposers.base import Check, Proposal, ProposalContext
 from edas_agent.proposers.edit_schema import edit_variants, edits_of, hash_after, novel
 from edas_agent.proposers.edits import Edit
+from edas_agent.record import LLMUsage
 
 _LOCAL_STEP = 0.7  # chance of a neighbouring grid value rather than any value
 

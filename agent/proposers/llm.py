@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from edas_agent.config import LLMSettings
 from edas_agent.errors import describe_validation_error
 from edas_agent.outcome import Outcome
-from edas_agent.proposers.base import Check, LLMUsage, Proposal, ProposalContext, ProposerStopped
+from edas_agent.proposers.base import Check, Proposal, ProposalContext, ProposerStopped
 from edas_agent.proposers.edit_schema import (
     novel,
     offered_variants,
@@ -36,6 +36,7 @@ from edas_agent.proposers.edit_schema import (
 from edas_agent.proposers.edits import ProposedEdits
 from edas_agent.proposers.prompts import RenderedPrompt, render, render_repair
 from edas_agent.proposers.transport import call_with_retries
+from edas_agent.record import LLMUsage
 from edas_agent.training.costs import BudgetExhausted, LLMBudget
 
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)

@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 
 from edas_agent.outcome import Outcome
-from edas_agent.proposers.base import Check, LLMUsage, Proposal, ProposalContext
+from edas_agent.proposers.base import Check, Proposal, ProposalContext
 from edas_agent.proposers.edit_schema import edit_variants, edits_of
 from edas_agent.proposers.edits import Edit, ProposedEdits, apply_edits
+from edas_agent.record import LLMUsage
 
 _DRAWS = 50  # tries per proposal before giving up on finding a valid, new architecture
 

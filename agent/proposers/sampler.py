@@ -24,8 +24,9 @@ from typing import Any
 
 from edas_agent.integrations.optuna import distributions, params_of, suggest
 from edas_agent.outcome import Outcome
-from edas_agent.proposers.base import Check, HistoryEntry, LLMUsage, Proposal, ProposalContext
+from edas_agent.proposers.base import Check, HistoryEntry, Proposal, ProposalContext
 from edas_agent.proposers.edits import Edit, ProposedEdits
+from edas_agent.record import LLMUsage
 
 SAMPLERS = ("tpe", "cmaes", "qmc", "random", "nsga2")
 _DRAWS = 50  # asks per proposal before giving up on a draw the space accepts

@@ -8,7 +8,7 @@ import jsonpatch
 from edas_agent.config import Config
 from edas_agent.evaluators.base import Evaluator, document_of
 from edas_agent.proposers.base import HistoryEntry, MixtureView, ProposalContext
-from edas_agent.search.journal import Record
+from edas_agent.record import Record
 from edas_agent.search.state import RunState
 
 
@@ -53,7 +53,7 @@ def _why_rejected(record: Record) -> str | None:
     last = record.rounds[-1]
     if last.kind == "confirmation":
         return "not confirmed on fresh learners"
-    if last.min_effect is not None and not last.accepted:
+    if last.floor is not None and not last.accepted:
         return "the gain was below the seed-noise floor"
     if last.confidence is not None:
         return "the interval's upper bound was not below zero"

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from edas_agent.config import Config
 from edas_agent.evaluators.base import Evaluator, architecture_hash
 from edas_agent.outcome import Outcome
-from edas_agent.search.journal import GateRound, Record, seed_noise
+from edas_agent.record import GateRound, Record, pooled_seed_noise
 from edas_agent.search.rounds import RoundPlan
 from edas_agent.search.state import Baseline
 from edas_agent.search.target import Target, make_target
@@ -29,16 +29,17 @@ def make_gate(config: Config) -> Gate:
 
 
 def noise_floor(config: Config, seen: list[Record], baseline: Stats) -> float | None:
-    """gate.min_effect in the loss's units for the next decision (None: no floor): from
-    the starting baseline's seed noise (seen[0]), or with `gate.floor_from: pooled` from
-    the run's seed-noise model pooled over the records seen so far, at the baseline's E_M.
+    """The gate's floor for the next decision, an absolute error (None: no floor):
+    gate.min_effect, a multiple of the seed noise, times the starting baseline's seed noise
+    (seen[0]), or with `gate.floor_from: pooled` the run's seed-noise model pooled over the
+    records seen so far, at the baseline's E_M.
     Derived from logged records, so a resumed run and `replay` agree."""
     multiple = config.gate.min_effect
     if multiple is None:
         return None
     start = seen[0].stats
     assert start is not None, "the run has no trained starting baseline"
-    if config.gate.floor_from == "pooled" and (pooled := seed_noise(seen)) is not None:
+    if config.gate.floor_from == "pooled" and (pooled := pooled_seed_noise(seen)) is not None:
         return pooled_noise_floor(pooled, baseline, start.k, multiple)
     return seed_noise_floor(start, multiple)
 
@@ -63,13 +64,19 @@ class Judge:
         return cls(RoundPlan(config), make_target(config, gate, evaluator, store), store)
 
     def rounds(
-        self, baseline: Baseline, step: int, architecture: BaseModel, learners: int
+        self,
+        baseline: Baseline,
+        step: int,
+        architecture: BaseModel,
+        learners: int,
+        floor: float | None,
     ) -> Judged | Outcome:
-        """The decision round on `learners`, then the rounds the plan adds."""
+        """The decision round on `learners`, then the rounds the plan adds; each gain must
+        reach `floor` (noise_floor's, None: no floor)."""
         kind, index = "decision", 0
         rounds: list[GateRound] = []
         while True:
-            judged = self._round(kind, baseline, step, index, architecture, learners)
+            judged = self._round(kind, baseline, step, index, architecture, learners, floor)
             if isinstance(judged, Outcome):
                 return judged
             rounds.append(judged)
@@ -89,6 +96,7 @@ class Judge:
         index: int,
         architecture: BaseModel,
         learners: int,
+        floor: float | None,
     ) -> GateRound | Outcome:
         trained = self.store.ensure(architecture, learners)
         if isinstance(trained, Outcome):
@@ -97,7 +105,15 @@ class Judge:
         baseline_pool = self.store.get(baseline.arch_hash)
         assert baseline_pool is not None
         return self.target.judge(
-            kind, baseline, baseline_pool, step, index, architecture, pool.head(learners), cost
+            kind,
+            baseline,
+            baseline_pool,
+            step,
+            index,
+            architecture,
+            pool.head(learners),
+            cost,
+            floor,
         )
 
 

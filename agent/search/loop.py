@@ -1,20 +1,21 @@
-"""The search loop: propose, screen, train, judge, rank, record, adopt; repeat.
+"""The search loop: propose, check, screen, train, judge, rank, record, adopt; repeat.
 
     state = the starting baseline (or a stopped run's records)
     while proposals remain in the budget:
         batch      = proposer.propose(context(state))    # one or more proposals
-        screened   = [screen(p) for p in batch]           # a candidate, or why not
-        train the batch's candidates together             # in parallel on Ray
-        records    = rank([judge(c) for c in screened])   # gate rounds; one winner at most
+        candidates = [check(p) for p in batch]            # a candidate, or why not
+        screenings = screening.screen(candidates)         # multi-fidelity; none when off
+        train the batch's surviving candidates together   # in parallel on Ray
+        records    = rank([judge(c) for c in survivors])  # gate rounds; one winner at most
         record them; adopt the winner as the baseline
 
-Screening of proposals (screening.py), gate rounds and ranking (judging.py, rounds.py,
-target.py) and the run's state (state.py) live beside this file; multi-fidelity screening
-in agent/fidelity/. Which target and whether to screen are strategies chosen once, when the
-run opens. Invalid edits, failed training and failed LLM calls are
-records with a status, never exceptions that end the run. Only a proposer that can never
-succeed (bad API key), a configured cap on LLM calls or cost, or a stop request ends it,
-cleanly.
+Edit checks (checks.py), gate rounds and ranking (judging.py, rounds.py, target.py), the
+records (recorder.py) and the run's state (state.py) live beside this file. Multi-fidelity
+screening (agent/fidelity/) and continuous steps (agent/continuous/) plug in through the
+interfaces in strategies.py, chosen once from the config by edas_agent.session. Invalid
+edits, failed training and failed LLM calls are records with a status, never exceptions
+that end the run. Only a proposer that can never succeed (bad API key), a configured cap
+on LLM calls or cost, or a stop request ends it, cleanly.
 """
 
 from __future__ import annotations
@@ -29,19 +30,18 @@ from typing import Any
 from pydantic import ValidationError
 
 from edas_agent.config import Config
-from edas_agent.continuous.steps import ContinuousSteps
 from edas_agent.errors import UserError, describe_validation_error
 from edas_agent.evaluators.base import Evaluator, architecture_hash, document_of
-from edas_agent.fidelity.staging import NOT_SCREENED, Screened
-from edas_agent.fidelity.strategy import make_screening
 from edas_agent.outcome import Outcome, failed
 from edas_agent.proposers.base import Proposal, ProposalContext, Proposer
+from edas_agent.proposers.edits import ProposedEdits
+from edas_agent.record import Journal, Record, pooled_seed_noise
+from edas_agent.search.checks import Candidate, EditChecks
 from edas_agent.search.context import proposal_context
-from edas_agent.search.journal import Journal, Record, seed_noise
 from edas_agent.search.judging import Judge, make_gate, noise_floor, outrank
-from edas_agent.search.outcomes import Recorder, candidate_fields
-from edas_agent.search.screening import Candidate, Screen
+from edas_agent.search.recorder import Recorder, candidate_fields
 from edas_agent.search.state import Baseline, RunState, batches, training_failures
+from edas_agent.search.strategies import NOT_SCREENED, ScreeningResult, Strategies
 from edas_agent.training.compute import ComputeBudget
 from edas_agent.training.costs import BudgetExhausted
 from edas_agent.training.executors import Executor
@@ -55,35 +55,53 @@ class BaselineFailed(Exception):
 
 
 class Search:
+    """A search, whole once built: its parts and strategies are made here, its state when
+    `run` trains (or, resuming, reads) the starting baseline. Build one from a config with
+    edas_agent.session.build_search, which chooses the strategies."""
+
     def __init__(
         self,
         config: Config,
         evaluator: Evaluator,
         proposer: Proposer,
+        journal: Journal,
+        strategies: Strategies,
         executor: Executor | None = None,
     ):
         self.config = config
         self.evaluator = evaluator
         self.proposer = proposer
+        self.journal = journal
         self.executor = executor
         self.gate = make_gate(config)
         self.initial = initial_architecture(config, evaluator)
-        self.continuous = ContinuousSteps(config, evaluator)
+        self.store = LearnerStore(evaluator, journal.folder / "learners", executor)
+        self.judge = Judge.for_run(config, self.gate, evaluator, self.store)
+        self.plan, self.target = self.judge.plan, self.judge.target
+        self.recorder = Recorder(config, evaluator, self.target)
+        self.checks = EditChecks(evaluator.parse)
+        self.screening = strategies.screening(config, evaluator, self.store, self._progress)
+        self.steps = strategies.steps(config, evaluator)
+        self.compute = ComputeBudget(config.max_train_hours, config.max_train_tflop)
         self.records: list[Record] = []  # the run's, in order, as in trajectory.jsonl
+        self.state: RunState | None = None  # from the starting baseline, once run() has it
+        self.floor: float | None = None  # the gate's floor against the current baseline
         self.stopped: str | None = None  # why the run ended before its budget, if it did
         self.stop_requested = False  # set by a signal handler: stop after the current batch
         self.on_progress: Callable[[str], None] = lambda text: None  # work inside a round
+        self.on_record: Callable[[Record], None] = lambda record: None
 
     def run(
         self,
-        journal: Journal,
-        on_record: Callable[[Record], None] = lambda r: None,
+        on_record: Callable[[Record], None] | None = None,
         previous: list[Record] | None = None,
     ) -> list[Record]:
         """Search until the budget is spent; `previous` (a stopped run's records) resumes.
         Why it stopped early, if it did, is in .stopped."""
-        self._open(journal, on_record, previous)
-        step = len(self.state.proposals()) + 1
+        if on_record is not None:
+            self.on_record = on_record
+        self._start(previous)
+        step = len(self.run_state.proposals()) + 1
         while step <= self.config.budget and not self._should_stop():
             wanted = self._round_size(step)
             try:
@@ -93,14 +111,17 @@ class Search:
                 break
             batch = batch[:wanted]
             if batch[0].transcript is not None:
-                journal.save_transcript(step, batch[0].transcript)
-            screened = [self.screen.candidate(p, step + i, step) for i, p in enumerate(batch)]
-            staged = self._stage(screened)
-            completion = self._train_together(screened, staged)
+                self.journal.save_transcript(step, batch[0].transcript)
+            state = self.run_state
+            candidates = [
+                self.checks.candidate(p, step + i, step, state) for i, p in enumerate(batch)
+            ]
+            screenings = self._screen(candidates)
+            completion = self._train_together(candidates, screenings)
             records = outrank(
                 [
-                    self._record(step, i, proposal, candidate, completion, staged)
-                    for i, (proposal, candidate) in enumerate(zip(batch, screened, strict=True))
+                    self._record(step, i, proposal, candidate, completion, screenings)
+                    for i, (proposal, candidate) in enumerate(zip(batch, candidates, strict=True))
                 ]
             )
             for record in records:
@@ -112,14 +133,26 @@ class Search:
 
     def _propose(self, step: int, wanted: int) -> list[Proposal]:
         """A continuous step when one is due (search.continuous), else the proposer's."""
-        continuous = self.continuous.propose(self.state, self.gate.min_effect)
+        continuous = self.steps.propose(self.run_state, self.floor)
         if continuous is not None:
             return [continuous]
-        return self.proposer.propose(self._context(step, wanted), self.screen.check)
+        return self.proposer.propose(self._context(step, wanted), self._check)
+
+    @property
+    def run_state(self) -> RunState:
+        if self.state is None:
+            raise RuntimeError("the search has not started: call run()")
+        return self.state
 
     @property
     def baseline(self) -> Baseline:
-        return self.state.baseline
+        return self.run_state.baseline
+
+    def _check(self, items: list[ProposedEdits]) -> list[str | None]:
+        return self.checks.check(items, self.run_state)
+
+    def _progress(self, text: str) -> None:
+        self.on_progress(text)  # looked up when called: the display sets it after building
 
     def _round_size(self, step: int) -> int:
         return min(self.screening.proposals_per_round, self.config.budget - step + 1)
@@ -131,24 +164,16 @@ class Search:
             self.stopped = self.compute.exhausted()
         return self.stopped is not None
 
-    def _open(self, journal: Journal, on_record, previous: list[Record] | None) -> None:
-        """The run's parts, strategies chosen once (target, screening), and its state."""
-        self.journal, self.on_record = journal, on_record
-        self.store = LearnerStore(self.evaluator, journal.folder / "learners", self.executor)
-        self.judge = Judge.for_run(self.config, self.gate, self.evaluator, self.store)
-        self.plan, self.target = self.judge.plan, self.judge.target
-        self.recorder = Recorder(self.config, self.evaluator, self.target)
-        self.screening = make_screening(self.config, self.evaluator, self.store, self.on_progress)
-        self.compute = ComputeBudget(self.config.max_train_hours, self.config.max_train_tflop)
+    def _start(self, previous: list[Record] | None) -> None:
+        """The run's state from its starting baseline: trained now, or a stopped run's."""
+        if self.state is not None:
+            raise RuntimeError("a Search runs once; build another for another run")
         start = self._train_initial() if not previous else previous[0]
         if start.event != "baseline" or not start.accepted or start.stats is None:
             raise UserError("cannot resume: the run has no trained starting baseline")
         self.state = RunState.starting_from(start, self.evaluator.parse, self.records)
         self._set_floor()
-        self.screen = Screen(self.state, self.evaluator.parse)
-        self.screening.observe(start)
-        self.compute.charge(start.cost)
-        self.on_record(start)
+        self._observe(start)
         if previous:
             self._resume(previous)
 
@@ -158,19 +183,17 @@ class Search:
         deterministically (builtin, replay) is run through the recorded batches and must
         reproduce them. An unfinished last batch is dropped and done again."""
         for batch_start, records in batches(previous[1:]):
-            continuous = self.continuous.propose(self.state, self.gate.min_effect)
+            continuous = self.steps.propose(self.run_state, self.floor)
             wanted = 1 if continuous else self._round_size(batch_start)
-            if batch_start != len(self.state.proposals()) + 1 or len(records) < wanted:
+            if batch_start != len(self.run_state.proposals()) + 1 or len(records) < wanted:
                 break  # cut short by the kill: do it again
             if continuous is not None:
                 self._check_reproduced(batch_start, [continuous], records)
             elif self.proposer.replays_deterministically:
                 self._fast_forward(batch_start, wanted, records)
             for record in records:
-                self.state.observe(record)
-                self.screening.observe(record)
-                self.compute.charge(record.cost)
-                self.on_record(record)
+                self.run_state.observe(record)
+                self._observe(record)
             self._adopt_winner(records)
             self._set_floor()
         self.store.failed.update(training_failures(self.records))
@@ -178,7 +201,7 @@ class Search:
             self.journal.truncate_to(self.records)
 
     def _fast_forward(self, step: int, wanted: int, records: list[Record]) -> None:
-        proposals = self.proposer.propose(self._context(step, wanted), self.screen.check)
+        proposals = self.proposer.propose(self._context(step, wanted), self._check)
         self._check_reproduced(step, proposals[:wanted], records)
 
     def _check_reproduced(self, step: int, proposals: list[Proposal], records: list[Record]):
@@ -230,26 +253,27 @@ class Search:
 
     def _context(self, step: int, proposals: int) -> ProposalContext:
         return proposal_context(
-            self.config, self.evaluator, self.state, step, proposals,
-            reach=self.screening.reach, mixture=self.target.view(self.state),
+            self.config, self.evaluator, self.run_state, step, proposals,
+            reach=self.screening.reach, mixture=self.target.view(self.run_state),
         )  # fmt: skip
 
-    def _stage(self, screened: list[Candidate | Outcome]) -> dict[str, Screened]:
+    def _screen(self, candidates: list[Candidate | Outcome]) -> dict[str, ScreeningResult]:
         """Multi-fidelity screening of the round's new candidates (none without it)."""
-        candidates = [c for c in screened if isinstance(c, Candidate)]
-        bar = self.baseline.stats.E_M - (self.gate.min_effect or 0.0)
-        return self.screening.screen(candidates, bar)
+        valid = [c for c in candidates if isinstance(c, Candidate)]
+        bar = self.baseline.stats.E_M - (self.floor or 0.0)
+        return self.screening.screen(valid, bar)
 
     def _train_together(
-        self, screened: list[Candidate | Outcome], staged: dict[str, Screened]
+        self, candidates: list[Candidate | Outcome], screenings: dict[str, ScreeningResult]
     ) -> dict[str, int]:
         """Train the decision learners of a batch's candidates at once (in parallel on a
         parallel executor), but not those screening stopped; returns the order they
         finished in, which is logged but never decides anything."""
         wants = [
-            (c.architecture, self.plan.decision_learners(c.arch_hash in staged))
-            for c in screened
-            if isinstance(c, Candidate) and staged.get(c.arch_hash, NOT_SCREENED).stopped is None
+            (c.architecture, self.plan.decision_learners(c.arch_hash in screenings))
+            for c in candidates
+            if isinstance(c, Candidate)
+            and screenings.get(c.arch_hash, NOT_SCREENED).stopped is None
         ]
         # In chunks of evaluator.learners: a survivor's first chunk goes on from its stages
         chunk = self.config.evaluator.learners
@@ -262,36 +286,37 @@ class Search:
         batch_start: int,
         index: int,
         proposal: Proposal,
-        screened: Candidate | Outcome,
+        candidate: Candidate | Outcome,
         completion: dict[str, int],
-        staged: dict[str, Screened],
+        screenings: dict[str, ScreeningResult],
     ) -> Record:
-        """A proposal's record: the outcome of the first stage that stopped it (refused,
-        pruned or failed in screening, failed in training), or its judgement."""
+        """A proposal's record: the outcome of the first stage that stopped it (refused by
+        the edit checks, pruned or failed in screening, failed in training), or its
+        judgement."""
         step = batch_start + index
         record = partial(self.recorder.proposal, step, batch_start, proposal, self.baseline)
-        if isinstance(screened, Outcome):
-            return record(screened.status, screened.reason)
-        stage = staged.get(screened.arch_hash, NOT_SCREENED)
-        if stage.screened:  # screened now, so trained now (a pruned one had no learners)
-            screened = replace(screened, first_step=step)
-        fields = candidate_fields(screened, step)
-        if stage.stopped is not None:
-            cost = self.store.bill(screened.arch_hash)
-            return record(stage.stopped.status, stage.stopped.reason, screening=stage.trace,
-                          cost=cost, **fields)  # fmt: skip
-        judged = self._judged(step, screened, survived_screening=stage.screened)
+        if isinstance(candidate, Outcome):
+            return record(candidate.status, candidate.reason)
+        screening = screenings.get(candidate.arch_hash, NOT_SCREENED)
+        if screening.was_screened:  # so trained now (a pruned one had no learners)
+            candidate = replace(candidate, first_step=step)
+        fields = candidate_fields(candidate, step)
+        if screening.stopped is not None:
+            cost = self.store.bill(candidate.arch_hash)
+            return record(screening.stopped.status, screening.stopped.reason,
+                          screening=screening.trace, cost=cost, **fields)  # fmt: skip
+        judged = self._judged(step, candidate, survived_screening=screening.was_screened)
         if isinstance(judged, Outcome):
             return record(judged.status, judged.reason, **fields)
-        order = completion.get(screened.arch_hash)
+        order = completion.get(candidate.arch_hash)
         # Only a screened candidate's full training kept a curve (reused learners did not)
         trace = None
-        if stage.screened:
-            arch, arch_hash = screened.architecture, screened.arch_hash
-            trace = self.screening.trace_of_full(arch, arch_hash, stage.trace)
-        noise = seed_noise(self.records)
+        if screening.was_screened:
+            arch, arch_hash = candidate.architecture, candidate.arch_hash
+            trace = self.screening.trace_of_full(arch, arch_hash, screening.trace)
+        noise = pooled_seed_noise(self.records)
         return record(
-            **self.recorder.judged_fields(screened, step, judged, self.baseline, order, noise),
+            **self.recorder.judged_fields(candidate, step, judged, self.baseline, order, noise),
             screening=trace,
             **fields,
         )
@@ -303,24 +328,30 @@ class Search:
         if failed_before is not None and candidate.first_step != step:
             return failed(f"{failed_before} [from step {candidate.first_step}]")
         learners = self.plan.decision_learners(survived_screening)
-        return self.judge.rounds(self.baseline, step, candidate.architecture, learners)
+        return self.judge.rounds(self.baseline, step, candidate.architecture, learners, self.floor)
 
     def _set_floor(self) -> None:
-        """gate.min_effect for the next round: fixed by the start, or (gate.floor_from:
-        pooled) moving with the run's seed-noise model and its baseline."""
-        self.gate.min_effect = noise_floor(self.config, self.records, self.baseline.stats)
+        """The floor for the next round (gate.min_effect in the loss's units): fixed by the
+        start, or (gate.floor_from: pooled) moving with the run's seed-noise model and its
+        baseline."""
+        self.floor = noise_floor(self.config, self.records, self.baseline.stats)
 
     def _adopt_winner(self, records: list[Record]) -> None:
         winner = next((r for r in records if r.accepted), None)
         if winner is not None:
-            self.state.adopt(winner, self.evaluator.parse)
+            self.run_state.adopt(winner, self.evaluator.parse)
             self.journal.save_best(winner)
 
     def _log(self, record: Record) -> None:
-        self.state.observe(record)
+        """A new record: into the state, the journal, and what learns from records."""
+        self.run_state.observe(record)
+        self.journal.append(record)
+        self._observe(record)
+
+    def _observe(self, record: Record) -> None:
+        """What every part learns from a record, logged now or read back on resume."""
         self.screening.observe(record)
         self.compute.charge(record.cost)
-        self.journal.append(record)
         self.on_record(record)
 
 

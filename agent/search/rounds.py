@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from edas_agent.config import Config
-from edas_agent.search.journal import GateRound
+from edas_agent.record import GateRound
 
 RoundKind = Literal["decision", "sequential", "confirmation"]
 
@@ -46,7 +46,7 @@ class RoundPlan:
         learners = self.learners
         if self.gate.confirm:
             learners += self.gate.confirm_learners
-        if self.gate.min_effect is not None:
+        if self.gate.min_effect is not None:  # the floor needs the jackknife of 3 learners
             learners = max(learners, 3)
         return learners
 

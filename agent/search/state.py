@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from edas_agent.search.journal import BaselineRef, Record
+from edas_agent.record import BaselineRef, Record
 from edas_agent.theory.gate import Stats
 from edas_agent.theory.logloss import LogLossStats
 from edas_agent.theory.mixture_gate import Part

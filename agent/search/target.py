@@ -6,42 +6,23 @@
                         best mixture of the current one's architectures plus the candidate
                         lowers the predicted M-member error (theory/mixture_gate.py)
 
-Everything that differs between the two is here: how a gate round is judged, what a
+Both implement the loop's `Target` (search/strategies.py). Everything that differs
+between the two is here: how a gate round is judged, what a
 record says of the baseline it was compared with, and what a proposer is shown.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
-
-from pydantic import BaseModel
-
 from edas_agent.config import Config
 from edas_agent.evaluators.base import Evaluator, architecture_hash
 from edas_agent.proposers.base import MixtureMember, MixtureView
-from edas_agent.search.journal import BaselineRef, GateRound
+from edas_agent.record import BaselineRef, GateRound
 from edas_agent.search.state import Baseline, RunState
+from edas_agent.search.strategies import Target
 from edas_agent.theory.gate import Gate, decide
 from edas_agent.theory.mixture_gate import Part, judge_mixture
 from edas_agent.theory.seed_noise import learner_errors, unstable_learners
-from edas_agent.training.learners import Cost, LearnerStore, Pool
-
-
-class Target(Protocol):
-    def judge(
-        self, kind: str, baseline: Baseline, baseline_pool: Pool, step: int, seed_index: int,
-        architecture: BaseModel, pool: Pool, cost: Cost,
-    ) -> GateRound:  # fmt: skip
-        """One gate round: the candidate's learners in `pool` against the baseline's."""
-        ...
-
-    def reference(self, baseline: Baseline) -> BaselineRef:
-        """The baseline as a record logs it."""
-        ...
-
-    def view(self, state: RunState) -> MixtureView | None:
-        """What a proposer is shown beyond the baseline architecture."""
-        ...
+from edas_agent.training.learners import LearnerStore
 
 
 def make_target(config: Config, gate: Gate, evaluator: Evaluator, store: LearnerStore) -> Target:
@@ -56,13 +37,16 @@ class SingleArchitecture:
         self.gate = gate
         self.evaluator = evaluator
 
-    def judge(self, kind, baseline, baseline_pool, step, seed_index, architecture, pool, cost):
+    def judge(
+        self, kind, baseline, baseline_pool, step, seed_index, architecture, pool, cost, floor
+    ):
         judgement, _ = self.gate.judge(
             baseline_pool.head(baseline.learners).val,
             pool.val,
             self.evaluator.y_val,
             self.evaluator.task,
             seed=[self.seed, step, seed_index],
+            floor=floor,
         )
         unstable = bool(unstable_learners(learner_errors(pool.val, self.evaluator.y_val)))
         return GateRound(kind=kind, cost=cost, unstable=unstable, **judgement.model_dump())
@@ -81,7 +65,9 @@ class Mixture:
         self.evaluator = evaluator
         self.store = store
 
-    def judge(self, kind, baseline, baseline_pool, step, seed_index, architecture, pool, cost):
+    def judge(
+        self, kind, baseline, baseline_pool, step, seed_index, architecture, pool, cost, floor
+    ):
         """The candidate as a newcomer to the baseline's mixture; its statistics beside the
         baseline architecture are logged too (no interval: they do not decide)."""
         ev, gate = self.evaluator, self.config.gate
@@ -95,13 +81,13 @@ class Mixture:
         judged = judge_mixture(
             baseline.mixture, newcomer, {**pools, newcomer.arch_hash: pool}, ev.y_val, ev.y_test,
             self.gate.members, self.config.search.max_architectures, gate.confidence,
-            gate.interval_level, gate.resamples, self.gate.min_effect,
+            gate.interval_level, gate.resamples, floor,
             seed=[self.config.seed, step, seed_index],
         )  # fmt: skip
         return GateRound(
             kind=kind, cost=cost, stats=own[0], logloss=own[1], delta_E=alone.delta_E,
             rules=alone.rules, rule=alone.rule, interval=judged.interval,
-            confidence=judged.confidence, min_effect=judged.min_effect,
+            confidence=judged.confidence, floor=judged.floor,
             accepted=judged.accepted, reason=judged.reason, mixture=judged,
         )  # fmt: skip
 

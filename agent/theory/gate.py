@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from edas_agent.theory.logloss import LogLossStats, logloss_statistics, logloss_terms
 from edas_agent.theory.uncertainty import Interval, paired_bootstrap
@@ -66,7 +66,9 @@ class Decision(BaseModel):
     rules: Rules
     rule: Rule
     confidence: float | None = None  # set when the interval had to clear zero
-    min_effect: float | None = None  # set when the gain had to reach it (gate.min_effect)
+    # The gain the deciding loss had to reach, in its units (None: no floor); gate.min_effect
+    # times the seed noise. Logged as "min_effect" before the name meant one unit only.
+    floor: float | None = Field(None, validation_alias=AliasChoices("floor", "min_effect"))
     interval: Interval | None = None
     accepted: bool
     reason: str
@@ -178,14 +180,14 @@ def decide(
     interval: Interval | None = None,
     confidence: float | None = None,
     logloss: tuple[LogLossStats, LogLossStats] | None = None,
-    min_effect: float | None = None,
+    floor: float | None = None,
 ) -> Decision:
     """Every rule, always; the configured one decides.
 
     With `confidence`, the rule must pass and the interval's upper bound of delta E_M must
     be below zero as well; the interval is then required and must be at that level.
     `logloss` is (baseline, candidate) log-loss statistics, for classification. With
-    `min_effect`, the deciding loss must also fall by at least that much.
+    `floor`, the deciding loss must also fall by at least that much (an absolute error).
     """
     if members < 2:
         raise ValueError("members (M) must be at least 2")
@@ -202,7 +204,7 @@ def decide(
     )
     passed = bool(getattr(rules, rule))
     gain = -deciding_delta(baseline, candidate, rule, logloss)
-    large_enough = min_effect is None or gain >= min_effect
+    large_enough = floor is None or gain >= floor
     accepted = passed and (confidence is None or bool(rules.confident)) and large_enough
     if rule == "logloss":
         assert logloss is not None
@@ -212,13 +214,13 @@ def decide(
         )
     else:
         reason = _reason(baseline, candidate, members, rule, passed)
-    reason += evidence(interval, confidence, gain, min_effect)
+    reason += evidence(interval, confidence, gain, floor)
     return Decision(
         delta_E=candidate.E - baseline.E,
         rules=rules,
         rule=rule,
         confidence=confidence,
-        min_effect=min_effect,
+        floor=floor,
         interval=interval,
         accepted=accepted,
         reason=reason,
@@ -229,7 +231,7 @@ def evidence(
     interval: Interval | None,
     confidence: float | None,
     gain: float,
-    min_effect: float | None,
+    floor: float | None,
     quantity: str = "dE_M",
 ) -> str:
     """The part of a decision's reason beyond the rule: the interval of the difference
@@ -242,9 +244,9 @@ def evidence(
             f"; {interval.confidence:.0%} upper bound of {quantity} {interval.upper:+.6f} "
             f"{bound} 0{deciding}, P(better)={interval.p_improve:.2f}"
         )
-    if min_effect is not None:
-        verdict = ">=" if gain >= min_effect else "<"
-        text += f"; gain {gain:.6f} {verdict} min effect {min_effect:.6f}"
+    if floor is not None:
+        verdict = ">=" if gain >= floor else "<"
+        text += f"; gain {gain:.6f} {verdict} floor {floor:.6f}"
     return text
 
 
@@ -265,7 +267,8 @@ def deciding_delta(
 
 
 def seed_noise_floor(start: Stats, multiple: float) -> float:
-    """gate.min_effect in the loss's units: `multiple` times the seed noise of a difference
+    """The gate's floor in the loss's units from gate.min_effect (`multiple`): `multiple`
+    times the seed noise of a difference
     between two pools as large as the starting baseline's, sqrt(2) times its jackknife
     standard error (learner seeds; the bootstrap interval sees only example noise)."""
     if start.seed_se is None:
@@ -314,10 +317,8 @@ class Gate:
         confidence: float | None = None,
         interval_level: float = 0.9,
         resamples: int = 1000,
-        min_effect: float | None = None,
     ):
         self.members = members
-        self.min_effect = min_effect  # absolute; set from the start's seed noise by the loop
         self.rule = rule
         self.confidence = confidence
         self.interval_level = confidence if confidence is not None else interval_level
@@ -337,9 +338,11 @@ class Gate:
         y: np.ndarray,
         task: str,
         seed: list[int],
+        floor: float | None = None,
     ) -> tuple[Judgement, tuple[Stats, LogLossStats | None]]:
         """Compare two pools on the same examples; returns the judgement and the
-        baseline's summary it was compared with."""
+        baseline's summary it was compared with. The gain must reach `floor` (an absolute
+        error, None: no floor): the run's, which moves with its baseline, so not the gate's."""
         base = self.summarise(baseline, y, task)
         cand = self.summarise(candidate, y, task)
         terms = logloss_terms if self.rule == "logloss" else per_example_terms
@@ -350,7 +353,7 @@ class Gate:
         pair = None if cand[1] is None or base[1] is None else (base[1], cand[1])
         decision = decide(
             base[0], cand[0], self.members, self.rule, interval, self.confidence, pair,
-            self.min_effect,
+            floor,
         )  # fmt: skip
         judgement = Judgement(stats=cand[0], logloss=cand[1], **decision.model_dump())
         return judgement, base

@@ -7,7 +7,7 @@ the current mixture's, computed from the same learners:
 
     accepted  <=>  the candidate has members in the best mixture
                    and E_mix(after) < E_mix(before)
-                   and the gain reaches gate.min_effect (the run's seed-noise floor), if set
+                   and the gain reaches the run's floor (gate.min_effect x seed noise), if set
                    and the bootstrap upper bound of the difference is below 0, if gate.confidence
 
 Because "before" is one of the mixtures the optimiser may return, E_mix(after) never exceeds
@@ -30,14 +30,24 @@ from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from edas_agent.theory.gate import evidence
 from edas_agent.theory.mixture import Moments, best_mixture, example_terms, mixture_error, moments
 from edas_agent.theory.uncertainty import Interval, paired_bootstrap
-from edas_agent.training.learners import Pool
 
 __all__ = ["MixtureJudgement", "Part", "decide_mixture", "judge_mixture", "summary"]
+
+
+class Predictions(Protocol):
+    """A pool of learners' predictions, float32, (k, n) or (k, n, C) per split (the
+    training package's Pool is one): all the algebra needs of it."""
+
+    @property
+    def val(self) -> np.ndarray: ...
+
+    @property
+    def test(self) -> np.ndarray: ...
 
 
 class Part(BaseModel):
@@ -67,7 +77,8 @@ class MixtureJudgement(BaseModel):
     correlation: float | None  # cross / sqrt(C_cc w^T C w), when both are positive
     interval: Interval  # of E_mix(after) - E_mix(before), paired over examples
     confidence: float | None = None  # set when the interval had to clear zero
-    min_effect: float | None = None  # set when the gain had to reach it
+    # the gain it had to reach, an absolute error (logged as "min_effect" before)
+    floor: float | None = Field(None, validation_alias=AliasChoices("floor", "min_effect"))
     accepted: bool
     reason: str
 
@@ -90,7 +101,7 @@ def summary(parts: Sequence[_Described]) -> str:
 def judge_mixture(
     before: list[Part],
     candidate: Part,
-    pools: dict[str, Pool],
+    pools: dict[str, Predictions],
     y_val: np.ndarray,
     y_test: np.ndarray,
     members: int,
@@ -98,7 +109,7 @@ def judge_mixture(
     confidence: float | None = None,
     interval_level: float = 0.9,
     resamples: int = 1000,
-    min_effect: float | None = None,
+    floor: float | None = None,
     seed: int | list[int] = 0,
 ) -> MixtureJudgement:
     """`candidate` (members 0) as a newcomer to the mixture `before`."""
@@ -113,7 +124,7 @@ def judge_mixture(
     after = composition(parts, new)
     E_before, E_after = mixture_error(on_val, old), mixture_error(on_val, new)
     accepted, reason = decide_mixture(
-        candidate.arch_hash, before, after, E_before, E_after, interval, confidence, min_effect
+        candidate.arch_hash, before, after, E_before, E_after, interval, confidence, floor
     )
     cross, own, correlation = _diversity(on_val, old)
     reason += f"; newcomer cross-moment {cross:.5f} vs the mixture's {own:.5f}"
@@ -131,7 +142,7 @@ def judge_mixture(
         correlation=correlation,
         interval=interval,
         confidence=confidence,
-        min_effect=min_effect,
+        floor=floor,
         accepted=accepted,
         reason=reason,
     )
@@ -169,13 +180,13 @@ def decide_mixture(
     E_after: float,
     interval: Interval,
     confidence: float | None,
-    min_effect: float | None,
+    floor: float | None,
 ) -> tuple[bool, str]:
     """The decision and its reason, from logged quantities only (replay calls it too)."""
     joins = any(p.arch_hash == candidate_hash for p in after)
     present = next((p for p in before if p.arch_hash == candidate_hash), None)
     gain = E_before - E_after
-    large_enough = min_effect is None or gain >= min_effect
+    large_enough = floor is None or gain >= floor
     sure = confidence is None or interval.upper < 0
     accepted = present is None and joins and gain > 0 and large_enough and sure
     if present is not None:
@@ -183,7 +194,7 @@ def decide_mixture(
     verdict = "<" if gain > 0 else ">="
     reason = f"mixture: E_mix {E_after:.5f} {verdict} current {E_before:.5f}"
     reason += f" with {summary(after)}" if joins else "; the best mixture leaves it out"
-    return accepted, reason + evidence(interval, confidence, gain, min_effect, "dE_mix")
+    return accepted, reason + evidence(interval, confidence, gain, floor, "dE_mix")
 
 
 def _diversity(m: Moments, old: np.ndarray) -> tuple[float, float, float | None]:

@@ -150,7 +150,7 @@ def mixture_interval(
 
 
 def pooled_noise_floor(pooled: Pooled, baseline: Stats, start_learners: int, multiple: float):
-    """gate.min_effect from the pooled model (gate.floor_from: pooled): theory/gate.py's
+    """The gate's floor from the pooled model (gate.floor_from: pooled): theory/gate.py's
     seed_noise_floor with the start's own jackknife standard error replaced by the pooled
     spread at the current baseline's E_M over as many learners as the start had,
     multiple x sqrt(2) x relative spread x E_M / sqrt(k_start)."""

@@ -11,7 +11,7 @@ comes first ends the run.
 from __future__ import annotations
 
 from edas_agent.errors import UserError
-from edas_agent.training.learners import Cost
+from edas_agent.record import Cost
 
 TERA = 1e12
 

@@ -17,8 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from edas_agent.config import Config, EvaluatorSettings, SpaceSettings
-from edas_agent.evaluators.base import Evaluator, Mutations
-from edas_agent.evaluators.tabular.columns import DataError
+from edas_agent.evaluators.base import (
+    DataError,
+    Evaluator,
+    Mutations,
+    optional,
+    protocol_problems,
+)
 
 # The evaluator itself (torch) is imported only when one is built: the config and the loop
 # load without it, so a numpy-only evaluator (agent/testing.py) runs where torch is absent.
@@ -29,6 +34,7 @@ __all__ = [
     "PluginError",
     "Shipment",
     "build_evaluator",
+    "check_protocol",
     "keep_files",
     "offered_mutations",
     "shipment",
@@ -48,7 +54,7 @@ def build_evaluator(config: Config) -> Evaluator:
     else:
         from edas_agent.evaluators.tabular.evaluator import TabularEvaluator
 
-        return TabularEvaluator(config.data, settings, config.seed, config.space)
+        return TabularEvaluator(config.evaluator.data, settings, config.seed, config.space)
     _remember(evaluator, config)
     return evaluator
 
@@ -57,7 +63,7 @@ def offered_mutations(evaluator: Evaluator, lift_caps: bool = False) -> Mutation
     """The mutations the builtin proposer may draw from: the evaluator's own (`mutations`),
     or the tabular space's for any evaluator over that space; None: the generic proposer.
     With `lift_caps`, their version bounded by the space alone, where they have one."""
-    offered = getattr(evaluator, "mutations", None)
+    offered = optional(evaluator, "mutations")
     if offered is None:
         from edas_agent.evaluators.tabular.mutations import MUTATIONS
         from edas_agent.evaluators.tabular.space import Architecture
@@ -72,7 +78,7 @@ def offered_mutations(evaluator: Evaluator, lift_caps: bool = False) -> Mutation
 def keep_files(evaluator: Evaluator, run_folder: Path) -> None:
     """An evaluator that writes files per learner (the command evaluator) keeps them in
     the run folder, under commands/."""
-    keep = getattr(evaluator, "keep_files_in", None)
+    keep = optional(evaluator, "keep_files_in")
     if keep is not None:
         keep(run_folder / "commands")
 
@@ -97,16 +103,20 @@ def _plugin(name: str, seed: int, options: dict[str, Any], workdir: str | None) 
         evaluator = factory(seed=seed, **options)
     except TypeError as exc:
         raise PluginError(f"evaluator.plugin {name!r}: {exc}") from None
-    missing = [m for m in _PROTOCOL if not hasattr(evaluator, m)]
-    if missing:
-        raise PluginError(
-            f"evaluator.plugin {name!r} returned a {type(evaluator).__name__}, which lacks "
-            f"{', '.join(missing)} of the Evaluator protocol (evaluators/base.py)"
-        )
+    check_protocol(evaluator, f"evaluator.plugin {name!r} returned")
     return evaluator
 
 
-_PROTOCOL = ("task", "y_val", "y_test", "space", "parse", "default_architecture", "evaluate")
+def check_protocol(evaluator: object, source: str) -> None:
+    """PluginError unless `evaluator` has what the Evaluator protocol declares (required
+    members, and optional ones callable where they are methods): said once, at load, not
+    as an AttributeError from the middle of a run."""
+    problems = protocol_problems(evaluator)
+    if problems:
+        raise PluginError(
+            f"{source} a {type(evaluator).__name__}, which {'; '.join(problems)} "
+            "(the Evaluator protocol: edas_agent/evaluators/base.py)"
+        )
 
 
 def _command(config: Config) -> Evaluator:

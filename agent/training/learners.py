@@ -24,38 +24,15 @@ from edas_agent.evaluators.base import (
     architecture_hash,
 )
 from edas_agent.outcome import Outcome, failed
+from edas_agent.record import Cost
 from edas_agent.training.executors import Executor, LocalExecutor, TrainRequest
 
-__all__ = ["Cost", "LearnerStore", "MembersUnavailable", "Pool"]
+__all__ = ["LearnerStore", "MembersUnavailable", "Pool"]
 
 
 class MembersUnavailable(Exception):
     """`verify` or `calibrate` needs members that could not be trained: the command stops
     (a search records such an architecture as failed instead)."""
-
-
-class Cost(BaseModel):
-    learners_trained: int = 0  # fully trained
-    train_seconds: float = 0.0
-    # Multi-fidelity screening: learners trained part of their schedule, each counted as the
-    # fraction it trained (two learners to 1/9 of it cost 2/9 of a learner)
-    partial_learners: float = 0.0
-    # Training FLOPs, full and partial training alike: 0 when the evaluator does not report
-    # them (a plugin's or a command's, unless it says)
-    train_flops: float = 0.0
-
-    def __add__(self, other: Cost) -> Cost:
-        return Cost(
-            learners_trained=self.learners_trained + other.learners_trained,
-            train_seconds=self.train_seconds + other.train_seconds,
-            partial_learners=self.partial_learners + other.partial_learners,
-            train_flops=self.train_flops + other.train_flops,
-        )
-
-    @property
-    def learner_equivalents(self) -> float:
-        """Full learners plus partial ones at their fraction: the compute, in learners."""
-        return self.learners_trained + self.partial_learners
 
 
 @dataclass(frozen=True)

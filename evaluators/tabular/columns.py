@@ -14,17 +14,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from edas_agent.evaluators.base import Task
+from edas_agent.evaluators.base import DataError, Task
 
 MAX_INFERRED_CLASSES = 50
 _MAX_MULTICLASS_INTEGERS = 20  # an integer target with more distinct values is a quantity
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 _ID_LIKE_ROWS = 1000  # below this, a column unique per row may be chance
 _NESTED = (list, tuple, dict, set, np.ndarray)
-
-
-class DataError(ValueError):
-    """A data file or data setting that cannot be used, with a message for the user."""
 
 
 @dataclass(frozen=True)

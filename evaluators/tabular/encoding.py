@@ -268,11 +268,18 @@ def give_back_freed_memory() -> None:
         ctypes.CDLL(None).malloc_trim(0)
 
 
+LOAD_THREADS = "EDAS_AGENT_LOAD_THREADS"  # threads that encode columns; 1: one at a time
+
+
 def in_threads(work: Callable[[T], R], items: Iterable[T]) -> list[R]:
-    """work(item) for every item on all cores, results in order. numpy's sorting, searching
-    and indexing release the GIL, so columns encode in parallel; each item (a column
-    popped from the frame) is released as soon as its work is done."""
-    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+    """work(item) for every item on all cores (up to 4, or $EDAS_AGENT_LOAD_THREADS),
+    results in order. numpy's sorting, searching and indexing release the GIL, so columns
+    encode in parallel; each item (a column popped from the frame) is released as soon as
+    its work is done. One thread works in this one: the lowest peak memory."""
+    threads = int(os.environ.get(LOAD_THREADS) or max(1, min(4, os.cpu_count() or 1)))
+    if threads <= 1:
+        return [work(item) for item in items]
+    with ThreadPoolExecutor(max_workers=threads) as pool:
         futures = [pool.submit(work, item) for item in items]
         try:
             return [future.result() for future in futures]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import jsonpointer
@@ -12,7 +11,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel
 
-from edas_agent.evaluators.base import CandidateFailed, Evaluation, Staged
+from edas_agent.evaluators.base import CandidateFailed, Evaluation, Size, Staged
 from edas_agent.evaluators.settings import EvaluatorSettings, SpaceSettings
 from edas_agent.evaluators.tabular.cache import load_cached
 from edas_agent.evaluators.tabular.data import DataSpec, EncodedDataset
@@ -28,12 +27,6 @@ from edas_agent.evaluators.tabular.trainer import (
     total_steps,
     train_learners,
 )
-
-
-@dataclass(frozen=True)
-class Size:
-    parameters: int
-    flops: int
 
 
 def resolve_device(name: str) -> torch.device:

@@ -1,4 +1,5 @@
-"""The tabular evaluator's data settings, as the run's config embeds them (`data:`).
+"""The tabular evaluator's data settings, as the run's config embeds them (`evaluator.data`,
+or `data:` at the top of a config file).
 
 Plain pydantic models with no torch import, so the config (and the agent with it) loads
 without the evaluator's machinery.

@@ -24,7 +24,7 @@ SCRIPT = textwrap.dedent(
 
     from edas_agent.config import load_config
     from edas_agent.analysis.replay import replay
-    from edas_agent.search.session import RunSession
+    from edas_agent.session import RunSession
     from edas_agent.testing import NumpyEvaluator, ScriptedProposer, proposal
 
     def script():

@@ -91,8 +91,7 @@ def _min_effect(folder: str) -> str:
 
 
 def test_learner_epochs_count_each_learner_times_its_epochs():
-    from edas_agent.search.journal import Record
-    from edas_agent.training.learners import Cost
+    from edas_agent.record import Cost, Record
 
     bench = load_bench()
     record = Record(event="proposal", step=1, time="t", status="rejected", reason="", rule="exact",
@@ -106,7 +105,7 @@ def test_learner_epochs_count_each_learner_times_its_epochs():
 
 
 def test_new_architectures_leave_out_repeats_invalid_proposals_and_untrained_skips():
-    from edas_agent.search.journal import Record, ScreeningTrace
+    from edas_agent.record import Record, ScreeningTrace
 
     bench = load_bench()
 
@@ -144,7 +143,7 @@ def test_interval_of_the_mean_difference_is_student_t():
 def test_accepted_gain_at_the_judges_size_uses_that_size_not_the_gates():
     from types import SimpleNamespace
 
-    from edas_agent.search.journal import Record
+    from edas_agent.record import Record
 
     bench = load_bench()
 

@@ -9,7 +9,7 @@ import pytest
 from edas_agent.analysis.ensemble import ENSEMBLE, ensemble
 from edas_agent.analysis.verify import MIXTURE_FIRST, VERIFY_MIXTURE, verify_mixture
 from edas_agent.evaluators.tabular.evaluator import TabularEvaluator
-from edas_agent.search.journal import read_records
+from edas_agent.record import read_records
 from edas_agent.theory.gate import statistics
 from tests.agent.cli.test_cli import invoke, only_run_folder
 
@@ -57,7 +57,7 @@ def _data(folder: Path):
     from edas_agent.config import load_config
 
     config = load_config(folder / "config.yaml", {})
-    return config.data, config.evaluator, config.seed
+    return config.evaluator.data, config.evaluator, config.seed
 
 
 def test_limits_on_architectures_and_flops(run_folder: Path):

@@ -10,7 +10,7 @@ import pytest
 from edas_agent.analysis.report import write_report
 from edas_agent.analysis.runs import list_runs
 from edas_agent.analysis.verify import verify
-from edas_agent.search.journal import LOCK
+from edas_agent.record import LOCK
 from tests.agent.cli.test_cli import invoke
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -79,7 +79,7 @@ def test_report_states_the_run_wall_time_not_the_training_time(
     """A run whose records span 45 minutes (LLM calls, a pause) reports 45 minutes."""
     import json
 
-    from edas_agent.search.journal import TRAJECTORY
+    from edas_agent.record import TRAJECTORY
 
     path = run_folder / TRAJECTORY
     lines = [json.loads(line) for line in path.read_text().splitlines()]
@@ -94,7 +94,7 @@ def test_a_run_where_nothing_reached_the_gate_reports_without_warnings(tmp_path:
     import warnings
 
     from edas_agent.config import load_config
-    from edas_agent.search.session import RunSession
+    from edas_agent.session import RunSession
     from edas_agent.testing import NumpyEvaluator, ScriptedProposer, proposal
 
     config = load_config(None, {"budget": 2, "members": 10, "runs_dir": str(tmp_path)})
@@ -112,7 +112,7 @@ def test_a_run_where_nothing_reached_the_gate_reports_without_warnings(tmp_path:
 
 def test_plots_put_what_matters_on_top_and_leave_out_empty_panels(run_folder: Path):
     from edas_agent.analysis.report import _cost, _error_vs_disagreement
-    from edas_agent.search.journal import read_records
+    from edas_agent.record import read_records
 
     records = read_records(run_folder)  # a builtin run: no LLM tokens, no dollars
     labels = [axes.get_ylabel() for axes in _cost(records).axes]

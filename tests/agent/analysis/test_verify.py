@@ -10,7 +10,7 @@ from edas_agent.analysis.calibrate import calibrate, cohens_kappa
 from edas_agent.analysis.verify import choose_records, ensemble_sizes, realised_error, verify
 from edas_agent.config import Config
 from edas_agent.evaluators.tabular.evaluator import TabularEvaluator
-from edas_agent.search.journal import read_records
+from edas_agent.record import read_records
 from edas_agent.training.learners import LearnerStore
 
 
@@ -90,7 +90,7 @@ def test_unknown_steps_are_a_user_error(run_folder: Path):
 
 
 def test_calibrate_reports_agreement_per_method_and_stratum(fast_config: Config, tmp_path: Path):
-    evaluator = TabularEvaluator(fast_config.data, fast_config.evaluator, 0)
+    evaluator = TabularEvaluator(fast_config.evaluator.data, fast_config.evaluator, 0)
     architectures = {
         name: evaluator.parse(doc)
         for name, doc in {
@@ -139,7 +139,7 @@ def test_a_member_that_cannot_be_trained_stops_verify_cleanly(
 
 def test_disagreements_are_the_steps_the_two_rules_decided_differently(searched):
     from edas_agent.analysis.verify import choose_records, rules_disagree
-    from edas_agent.search.journal import read_records
+    from edas_agent.record import read_records
 
     records = read_records(searched(8, proposer_seed=0))
     evaluated = [r for r in records if r.event == "proposal" and r.rules is not None]
@@ -171,16 +171,17 @@ def test_verify_full_data_trains_a_sampled_runs_steps_on_every_training_row(
     from edas_agent.config import dump_config
     from edas_agent.evaluators.tabular.mutations import MUTATIONS
     from edas_agent.proposers.builtin import BuiltinProposer
-    from edas_agent.search.journal import Journal
-    from edas_agent.search.loop import Search
+    from edas_agent.record import Journal
+    from edas_agent.session import build_search
     from edas_agent.training.door import DataError
 
-    data = fast_config.data.model_copy(update={"sample_rows": 300})
-    config = fast_config.model_copy(update={"budget": 3, "data": data, "name": "sampled"})
-    evaluator = TabularEvaluator(config.data, config.evaluator, config.seed)
+    data = fast_config.evaluator.data.model_copy(update={"sample_rows": 300})
+    settings = fast_config.evaluator.model_copy(update={"data": data})
+    config = fast_config.model_copy(update={"budget": 3, "evaluator": settings, "name": "sampled"})
+    evaluator = TabularEvaluator(config.evaluator.data, config.evaluator, config.seed)
     assert len(evaluator.data.train) == 300
     journal = Journal.create(Path(config.runs_dir), config.name, dump_config(config))
-    Search(config, evaluator, BuiltinProposer(1, MUTATIONS)).run(journal)
+    build_search(config, evaluator, BuiltinProposer(1, MUTATIONS), journal).run()
 
     result = verify(journal.folder, members=4, steps="accepted", full_data=True)
     assert result["full_data"] is True

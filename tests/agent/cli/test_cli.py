@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from edas_agent import cli
-from edas_agent.search.journal import read_records
+from edas_agent.record import read_records
 from tests.agent.proposers.fake_servers import anthropic_tool_message, openai_completion, serve
 
 GOOD = {

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from edas_agent.search.journal import read_records
+from edas_agent.record import read_records
 from tests.agent.cli.test_cli import invoke
 
 ROWS = 600

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edas_agent.search.journal import read_records
+from edas_agent.record import read_records
 from tests.agent.cli.test_cli import invoke
 from tests.agent.proposers.fake_servers import serve
 

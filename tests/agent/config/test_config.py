@@ -12,7 +12,7 @@ def test_defaults_are_the_offline_default_run():
     config = load_config(None, {})
     assert config.budget == 50 and config.members == 50
     assert config.llm.provider == "builtin" and config.gate.rule == "exact"
-    assert config.data.path == "adult" and config.evaluator.learners == 2
+    assert config.evaluator.data.path == "adult" and config.evaluator.learners == 2
 
 
 def test_file_then_overrides(tmp_path: Path):
@@ -21,6 +21,23 @@ def test_file_then_overrides(tmp_path: Path):
     config = load_config(path, {"budget": None, "llm.model": "b", "members": 100})
     assert config.budget == 7  # None means "not given on the command line"
     assert config.llm.model == "b" and config.members == 100
+
+
+def test_data_at_the_top_is_the_tabular_evaluators_own(tmp_path: Path):
+    """The core config has no table of its own: `data:` (old run folders, the short form)
+    is read as `evaluator.data`, where a key set explicitly wins, and is written there."""
+    path = tmp_path / "old.yaml"
+    path.write_text("data:\n  path: t.csv\n  target: y\nevaluator:\n  learners: 3\n")
+    config = load_config(path, {"evaluator.data.target": "label"})
+    assert (config.evaluator.data.path, config.evaluator.data.target) == ("t.csv", "label")
+    assert config.evaluator.learners == 3 and "data" not in type(config).model_fields
+    assert load_config(None, {"data.task": "regression"}).evaluator.data.task == "regression"
+    written = tmp_path / "new.yaml"
+    written.write_text(dump_config(config))
+    assert "\ndata:" not in "\n" + written.read_text()
+    assert load_config(written, {}) == config
+    with pytest.raises(UserError, match="data and evaluator must be mappings"):
+        load_config(None, {}, {"data": "t.csv"})
 
 
 def test_a_set_to_null_is_a_value():

@@ -10,8 +10,8 @@ import pytest
 from edas_agent.analysis.replay import replay
 from edas_agent.config import load_config
 from edas_agent.continuous.steps import PROVIDER
-from edas_agent.search.journal import read_records
-from edas_agent.search.session import RunSession
+from edas_agent.record import read_records
+from edas_agent.session import RunSession
 from edas_agent.testing import NumpyEvaluator
 
 

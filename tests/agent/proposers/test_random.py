@@ -8,8 +8,8 @@ from edas_agent.config import load_config
 from edas_agent.evaluators.tabular.space import Architecture
 from edas_agent.proposers.edits import apply_edits
 from edas_agent.proposers.random import RandomProposer
-from edas_agent.search.journal import read_records
-from edas_agent.search.session import RunSession
+from edas_agent.record import read_records
+from edas_agent.session import RunSession
 from edas_agent.testing import NumpyEvaluator
 from tests.agent.proposers.test_builtin import context
 
@@ -65,7 +65,7 @@ def test_a_random_run_goes_through_the_gate_and_resumes_to_the_same_trajectory(t
 def test_the_prompt_history_shows_a_whole_architecture_as_its_difference(tmp_path):
     from edas_agent.config import load_config
     from edas_agent.search.context import proposal_context
-    from edas_agent.search.session import RunSession
+    from edas_agent.session import RunSession
     from edas_agent.testing import NumpyEvaluator
 
     config = load_config(None, {"budget": 3, "members": 10, "runs_dir": str(tmp_path),
@@ -73,7 +73,7 @@ def test_the_prompt_history_shows_a_whole_architecture_as_its_difference(tmp_pat
     with RunSession.start(config, lambda c: NumpyEvaluator(seed=c.seed)) as session:
         records = session.run()
         search = session.search
-        context = proposal_context(config, search.evaluator, search.state, 4, 1)
+        context = proposal_context(config, search.evaluator, search.run_state, 4, 1)
     assert all(r.edits[0]["path"] == "" for r in records[1:])  # logged whole
     for entry in context.history:  # shown as the places that changed
         assert entry.edits and all(e["path"].startswith("/") for e in entry.edits)

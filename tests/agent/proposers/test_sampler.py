@@ -9,8 +9,8 @@ import optuna
 
 from edas_agent.analysis.replay import replay
 from edas_agent.config import load_config
-from edas_agent.search.journal import read_records
-from edas_agent.search.session import RunSession
+from edas_agent.record import read_records
+from edas_agent.session import RunSession
 from edas_agent.testing import NumpyEvaluator
 
 
@@ -45,7 +45,7 @@ def test_the_sampler_is_told_every_outcome_and_a_resumed_run_reproduces_it(tmp_p
 
 
 def test_nsga2_is_told_the_error_and_the_flops_of_each_candidate(fast_config):
-    overrides = {"runs_dir": fast_config.runs_dir, "data.path": fast_config.data.path,
+    overrides = {"runs_dir": fast_config.runs_dir, "data.path": fast_config.evaluator.data.path,
                  "data.target": "label", "evaluator.device": "cpu", "budget": 4,
                  "llm.provider": "optuna", "llm.model": "nsga2"}  # fmt: skip
     with RunSession.start(load_config(None, overrides)) as session:

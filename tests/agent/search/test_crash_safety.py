@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from edas_agent.search.journal import LOCK, read_records
+from edas_agent.cli.app import RESUMABLE_FLAGS
+from edas_agent.record import LOCK, read_records
+from edas_agent.session import RESUMABLE
 from tests.agent.cli.test_cli import invoke
 
 BUDGET = 14
@@ -122,7 +124,13 @@ def test_resume_refuses_a_changed_config(monkeypatch, capsys, args, tmp_path):
     invoke(monkeypatch, capsys, "run", *args, "--budget", "1", "--runs-dir", str(tmp_path / "r"))
     (folder,) = (tmp_path / "r").iterdir()
     code, _, err = invoke(monkeypatch, capsys, "run", "--resume", str(folder), "--members", "9")
-    assert code == 2 and "only --budget" in err
+    said = " ".join(err.split())
+    assert code == 2 and "only --budget" in said and "--max-train-tflop may change" in said
+    # every flag that error and --help name is one the command has, for each RESUMABLE key
+    _, help_text, _ = invoke(monkeypatch, capsys, "run", "--help")
+    assert len(RESUMABLE_FLAGS) == len(RESUMABLE)
+    for flag in RESUMABLE_FLAGS.values():
+        assert flag in said and flag in help_text
 
 
 def test_a_stop_request_ends_after_the_step_and_resume_finishes(
@@ -152,7 +160,7 @@ def test_a_stop_request_ends_after_the_step_and_resume_finishes(
 def test_a_full_disk_stops_the_run_and_what_was_written_resumes(
     monkeypatch, capsys, args, tmp_path
 ):
-    from edas_agent.search.journal import Journal
+    from edas_agent.record import Journal
 
     original = Journal.append
     writes = {"n": 0}

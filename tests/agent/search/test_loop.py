@@ -13,16 +13,17 @@ from edas_agent.evaluators.tabular import trainer
 from edas_agent.evaluators.tabular.evaluator import TabularEvaluator
 from edas_agent.evaluators.tabular.mutations import MUTATIONS
 from edas_agent.proposers.builtin import BuiltinProposer
-from edas_agent.search.journal import Journal, read_records
+from edas_agent.record import Journal, read_records
 from edas_agent.search.loop import BaselineFailed, Search
+from edas_agent.session import build_search
 from edas_agent.testing import ScriptedProposer, proposal
 
 
 def run(config: Config, proposer) -> tuple[Search, Journal]:
-    evaluator = TabularEvaluator(config.data, config.evaluator, config.seed)
-    search = Search(config, evaluator, proposer)
+    evaluator = TabularEvaluator(config.evaluator.data, config.evaluator, config.seed)
     journal = Journal.create(Path(config.runs_dir), config.name, dump_config(config))
-    search.run(journal)
+    search = build_search(config, evaluator, proposer, journal)
+    search.run()
     return search, journal
 
 
@@ -146,7 +147,7 @@ def test_three_learners_per_candidate(fast_config: Config):
 
 def test_a_min_effect_turns_down_a_gain_below_the_seed_noise_and_replays(tmp_path):
     from edas_agent.config import load_config
-    from edas_agent.search.session import RunSession
+    from edas_agent.session import RunSession
     from edas_agent.testing import NumpyEvaluator
     from edas_agent.theory.gate import seed_noise_floor
 
@@ -168,15 +169,15 @@ def test_a_min_effect_turns_down_a_gain_below_the_seed_noise_and_replays(tmp_pat
     assert plain[-1].accepted  # the gain is real by the point estimate ...
     last = floored[-1].rounds[-1]
     assert last.rules.exact and not last.accepted  # ... but below the seed noise
-    assert last.min_effect == pytest.approx(seed_noise_floor(floored[0].stats, 1.0))
-    assert "< min effect" in last.reason
+    assert last.floor == pytest.approx(seed_noise_floor(floored[0].stats, 1.0))
+    assert "< floor" in last.reason
     assert replay(folder).mismatches == []
 
 
 def test_a_pooled_floor_follows_the_runs_seed_noise_model_and_replays(tmp_path):
     from edas_agent.config import load_config
-    from edas_agent.search.journal import seed_noise
-    from edas_agent.search.session import RunSession
+    from edas_agent.record import pooled_seed_noise
+    from edas_agent.session import RunSession
     from edas_agent.testing import NumpyEvaluator
     from edas_agent.theory.gate import seed_noise_floor
     from edas_agent.theory.seed_noise import pooled_noise_floor
@@ -198,8 +199,8 @@ def test_a_pooled_floor_follows_the_runs_seed_noise_model_and_replays(tmp_path):
             continue
         seen = [r for r in records if r.step < record.step]
         baseline = by_step[record.baseline.step].carried()[0]
-        expected = pooled_noise_floor(seed_noise(seen), baseline, records[0].stats.k, 0.5)
-        assert record.rounds[0].min_effect == pytest.approx(expected)
+        expected = pooled_noise_floor(pooled_seed_noise(seen), baseline, records[0].stats.k, 0.5)
+        assert record.rounds[0].floor == pytest.approx(expected)
         floors.append(expected)
     assert sum(r.accepted for r in records[1:]) >= 1  # confirmations add to the pooled model
     assert len(set(floors)) > 1  # it moves, unlike the start's fixed floor
@@ -210,7 +211,7 @@ def test_a_pooled_floor_follows_the_runs_seed_noise_model_and_replays(tmp_path):
 
 def test_min_effect_without_confirmation_trains_three_starting_learners(tmp_path):
     from edas_agent.config import load_config
-    from edas_agent.search.session import RunSession
+    from edas_agent.session import RunSession
     from edas_agent.testing import NumpyEvaluator
 
     config = load_config(None, {"budget": 2, "gate.min_effect": 1.0, "gate.confirm": False,
@@ -218,11 +219,11 @@ def test_min_effect_without_confirmation_trains_three_starting_learners(tmp_path
     with RunSession.start(config, lambda c: NumpyEvaluator(seed=c.seed)) as session:
         records = session.run()
     assert records[0].learners == 3 and records[0].stats.seed_se is not None
-    assert all(r.rounds[0].min_effect is not None for r in records[1:])
+    assert all(r.rounds[0].floor is not None for r in records[1:])
 
 
 def test_every_judged_record_carries_a_seed_noise_interval_of_its_E_M(searched):
-    from edas_agent.search.journal import read_records
+    from edas_agent.record import read_records
 
     records = read_records(searched(5, proposer_seed=2))
     start = records[0]
@@ -236,3 +237,25 @@ def test_every_judged_record_carries_a_seed_noise_interval_of_its_E_M(searched):
         if predicted.k == 2:  # decision learners alone: the run's pooled spread
             assert predicted.source in ("pooled", "spread") and predicted.pooled_over >= 1
         assert isinstance(record.unstable, list)
+
+
+def test_a_search_is_whole_when_built_and_runs_once(tmp_path):
+    """Its parts and strategies exist before run(); its state comes from the baseline run()
+    trains; the floor lives on the search, not on the gate it shares with its target."""
+    from edas_agent.config import dump_config, load_config
+    from edas_agent.search.strategies import NoScreening, NoSteps
+    from edas_agent.testing import NumpyEvaluator
+
+    config = load_config(None, {"budget": 2, "members": 10, "runs_dir": str(tmp_path)})
+    journal = Journal.create(tmp_path, config.name, dump_config(config))
+    script = ScriptedProposer([proposal({"op": "replace", "path": "/l2", "value": 0.5})] * 2)
+    search = build_search(config, NumpyEvaluator(seed=0), script, journal)
+    assert isinstance(search.screening, NoScreening) and isinstance(search.steps, NoSteps)
+    assert search.store.folder == journal.folder / "learners" and search.records == []
+    with pytest.raises(RuntimeError, match="has not started"):
+        search.baseline  # noqa: B018
+    records = search.run()
+    assert len(records) == 3 and search.baseline.step in (0, 1)
+    assert search.floor is not None and not hasattr(search.gate, "min_effect")
+    with pytest.raises(RuntimeError, match="runs once"):
+        search.run()

@@ -12,8 +12,8 @@ import pytest
 from edas_agent.analysis.replay import replay
 from edas_agent.config import load_config
 from edas_agent.proposers.prompts import render
+from edas_agent.record import read_records
 from edas_agent.search.context import proposal_context
-from edas_agent.search.journal import read_records
 from edas_agent.search.judging import make_gate
 from edas_agent.search.state import RunState
 from edas_agent.search.target import make_target

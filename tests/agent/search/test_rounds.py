@@ -13,9 +13,9 @@ import pytest
 from edas_agent.analysis.replay import replay
 from edas_agent.config import Config, dump_config
 from edas_agent.evaluators.tabular.evaluator import TabularEvaluator
-from edas_agent.search.journal import Journal, read_records
-from edas_agent.search.loop import Search
+from edas_agent.record import Journal, read_records
 from edas_agent.search.rounds import RoundPlan
+from edas_agent.session import build_search
 from edas_agent.theory.gate import Judgement, Rules, Stats
 from edas_agent.theory.uncertainty import Interval
 from tests.agent.search.test_loop import ScriptedProposer, proposal
@@ -27,7 +27,7 @@ BETTER = Interval(confidence=0.9, lower=-0.02, upper=-0.01, p_improve=1.0, resam
 def scripted_judge(accept_at: dict[int, bool], straddle_below: int):
     """A gate whose answer depends only on the candidate's number of learners."""
 
-    def judge(baseline, candidate, y, task, seed):
+    def judge(baseline, candidate, y, task, seed, floor=None):
         k = candidate.shape[0]
         E_M = 0.1 - 0.001 * k
         stats = Stats(k=k, E=0.1, sigma2=0.05, rho=0.9, D=0.005, E_M=E_M)
@@ -49,15 +49,15 @@ def scripted_judge(accept_at: dict[int, bool], straddle_below: int):
 
 def run(config: Config, judge, steps: int = 1):
     config = config.model_copy(update={"budget": steps})
-    evaluator = TabularEvaluator(config.data, config.evaluator, config.seed)
+    evaluator = TabularEvaluator(config.evaluator.data, config.evaluator, config.seed)
     edits = [
         proposal({"op": "replace", "path": "/tower/dropout", "value": 0.1 * (i + 1)})
         for i in range(steps)
     ]
-    search = Search(config, evaluator, ScriptedProposer(edits))
-    search.gate.judge = judge
     journal = Journal.create(Path(config.runs_dir), config.name, dump_config(config))
-    search.run(journal)
+    search = build_search(config, evaluator, ScriptedProposer(edits), journal)
+    search.gate.judge = judge
+    search.run()
     return read_records(journal.folder), search
 
 
@@ -124,9 +124,9 @@ def test_real_gate_with_sequential_testing_replays(fast_config):
     from edas_agent.evaluators.tabular.mutations import MUTATIONS
     from edas_agent.proposers.builtin import BuiltinProposer
 
-    evaluator = TabularEvaluator(config.data, config.evaluator, config.seed)
+    evaluator = TabularEvaluator(config.evaluator.data, config.evaluator, config.seed)
     journal = Journal.create(Path(config.runs_dir), config.name, dump_config(config))
-    Search(config, evaluator, BuiltinProposer(0, MUTATIONS)).run(journal)
+    build_search(config, evaluator, BuiltinProposer(0, MUTATIONS), journal).run()
     records = read_records(journal.folder)
     for record in records[1:]:
         for previous, current in zip(record.rounds, record.rounds[1:], strict=False):
@@ -149,8 +149,9 @@ class PairProposer:
         self.round = 0
 
     def propose(self, context, check=None):
-        from edas_agent.proposers.base import LLMUsage, Proposal
+        from edas_agent.proposers.base import Proposal
         from edas_agent.proposers.edits import Edit
+        from edas_agent.record import LLMUsage
 
         self.round += 1
         usage = LLMUsage(provider="script", model="script")
@@ -170,7 +171,7 @@ def test_several_proposals_per_round_share_a_baseline_and_one_is_adopted(fast_co
         update={"budget": 4, "llm": fast_config.llm.model_copy(update={"proposals_per_round": 2})}
     )
 
-    def judge_by_mean(baseline, candidate, y, task, seed):  # both pass; lower mean wins
+    def judge_by_mean(baseline, candidate, y, task, seed, floor=None):  # both pass; lower mean wins
         k = candidate.shape[0]
         E_M = float(candidate.mean())
         stats = Stats(k=k, E=E_M, sigma2=0.05, rho=0.9, D=0.0, E_M=E_M)
@@ -181,11 +182,11 @@ def test_several_proposals_per_round_share_a_baseline_and_one_is_adopted(fast_co
         )
         return judgement, (base, None)
 
-    evaluator = TabularEvaluator(config.data, config.evaluator, config.seed)
-    search = Search(config, evaluator, PairProposer())
-    search.gate.judge = judge_by_mean
+    evaluator = TabularEvaluator(config.evaluator.data, config.evaluator, config.seed)
     journal = Journal.create(Path(config.runs_dir), config.name, dump_config(config))
-    search.run(journal)
+    search = build_search(config, evaluator, PairProposer(), journal)
+    search.gate.judge = judge_by_mean
+    search.run()
     records = read_records(journal.folder)[1:]
     assert [r.round for r in records] == [1, 1, 3, 3]
     assert (
@@ -207,9 +208,9 @@ def test_real_gate_with_three_proposals_per_round_replays(fast_config):
 
     llm = fast_config.llm.model_copy(update={"proposals_per_round": 3})
     config = fast_config.model_copy(update={"budget": 10, "llm": llm})
-    evaluator = TabularEvaluator(config.data, config.evaluator, config.seed)
+    evaluator = TabularEvaluator(config.evaluator.data, config.evaluator, config.seed)
     journal = Journal.create(Path(config.runs_dir), config.name, dump_config(config))
-    Search(config, evaluator, BuiltinProposer(3, MUTATIONS)).run(journal)
+    build_search(config, evaluator, BuiltinProposer(3, MUTATIONS), journal).run()
     records = read_records(journal.folder)[1:]
     assert [r.round for r in records] == [1, 1, 1, 4, 4, 4, 7, 7, 7, 10]  # the last round is short
     for start in (1, 4, 7, 10):

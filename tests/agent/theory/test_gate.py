@@ -227,14 +227,14 @@ def test_the_single_rule_is_single_learner_error_and_its_interval_is_of_delta_E(
     assert judgement.accepted == (dE < 0)
 
 
-def test_a_min_effect_rejects_gains_smaller_than_it_in_the_deciding_loss():
+def test_a_floor_rejects_gains_smaller_than_it_in_the_deciding_loss():
     old = _stats(0.10, 0.05, 0.90)
     new = _stats(0.0995, 0.05, 0.90)  # E_M lower by 0.0005
     gain = old.E_M - new.E_M
-    assert decide(old, new, 50, "exact", min_effect=gain * 0.9).accepted
-    small = decide(old, new, 50, "exact", min_effect=gain * 1.1)
+    assert decide(old, new, 50, "exact", floor=gain * 0.9).accepted
+    small = decide(old, new, 50, "exact", floor=gain * 1.1)
     assert not small.accepted and small.rules.exact  # the rule passed; the effect did not
-    assert "< min effect" in small.reason and small.min_effect == pytest.approx(gain * 1.1)
+    assert "< floor" in small.reason and small.floor == pytest.approx(gain * 1.1)
 
 
 def test_the_seed_noise_floor_is_root_two_jackknife_errors_of_the_start():

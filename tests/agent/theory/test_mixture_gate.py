@@ -71,9 +71,9 @@ def test_a_close_variant_that_is_worse_is_left_out():
 def test_the_floor_and_the_confidence_can_each_refuse_a_gain():
     stored, y = pools(np.random.default_rng(0))
     gain = -judge(start(), newcomer("diverse"), stored, y).delta
-    floored = judge(start(), newcomer("diverse"), stored, y, min_effect=gain * 1.01)
-    assert not floored.accepted and "< min effect" in floored.reason
-    assert judge(start(), newcomer("diverse"), stored, y, min_effect=gain * 0.99).accepted
+    floored = judge(start(), newcomer("diverse"), stored, y, floor=gain * 1.01)
+    assert not floored.accepted and "< floor" in floored.reason
+    assert judge(start(), newcomer("diverse"), stored, y, floor=gain * 0.99).accepted
     tiny = {h: Pool(p.val[:, :12], p.test[:, :12], 1) for h, p in stored.items()}
     unsure = judge(start(), newcomer("diverse"), tiny, y[:12], confidence=0.99)
     assert unsure.E_after <= unsure.E_before

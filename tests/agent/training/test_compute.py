@@ -10,10 +10,10 @@ import pytest
 from edas_agent.analysis.replay import replay
 from edas_agent.config import load_config
 from edas_agent.errors import UserError
-from edas_agent.search.session import RunSession
+from edas_agent.record import Cost
+from edas_agent.session import RunSession
 from edas_agent.testing import NumpyEvaluator, ScriptedProposer, proposal
 from edas_agent.training.compute import ComputeBudget
-from edas_agent.training.learners import Cost
 
 
 def script(n: int) -> ScriptedProposer:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from edas_agent.search.journal import read_records
+from edas_agent.record import read_records
 from tests.agent.cli.test_cli import invoke
 
 EXAMPLES = Path(__file__).parents[3] / "docs" / "examples"
@@ -218,6 +218,49 @@ def test_a_plugin_that_cannot_be_imported_stops_before_the_run(monkeypatch, caps
         "--set", "evaluator.plugin=no_such_module:make",
     )  # fmt: skip
     assert code != 0 and "cannot be imported" in out + err and "ModuleNotFoundError" in out + err
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
+
+
+# An evaluator as someone might first write one: the training works, but it lacks notes and
+# describe (which the loop reads at the baseline) and has a zero_cost that is not a method
+HALF_PLUGIN = """
+from pydantic import BaseModel
+from edas_agent.testing import NumpyEvaluator
+
+class Half:
+    task = "regression"
+    zero_cost = 0.5
+    def __init__(self, seed):
+        self.inner = NumpyEvaluator(seed=seed)
+        self.y_val, self.y_test = self.inner.y_val, self.inner.y_test
+    def space(self):
+        return self.inner.space()
+    def parse(self, document):
+        return self.inner.parse(document)
+    def default_architecture(self):
+        return self.inner.default_architecture()
+    def evaluate(self, architecture, learners, first=0):
+        return self.inner.evaluate(architecture, learners, first)
+
+def make(seed):
+    return Half(seed)
+"""
+
+
+def test_a_plugin_is_checked_against_the_whole_protocol_when_it_loads(
+    monkeypatch, capsys, tmp_path
+):
+    """Required members the old hand-copied list missed (notes, describe), and an optional
+    member that is there but not callable, are named before any training."""
+    (tmp_path / "half_plugin.py").write_text(HALF_PLUGIN)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = invoke(
+        monkeypatch, capsys, "run", "--budget", "2", "--runs-dir", str(tmp_path / "runs"),
+        "--set", "evaluator.plugin=half_plugin:make",
+    )  # fmt: skip
+    said = " ".join((out + err).split())
+    assert code != 0 and "lacks describe, notes" in said
+    assert "has zero_cost but cannot call it" in said
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
 
 

@@ -17,8 +17,8 @@ from edas_agent.evaluators.tabular.evaluator import TabularEvaluator
 from edas_agent.evaluators.tabular.mutations import MUTATIONS
 from edas_agent.outcome import Outcome
 from edas_agent.proposers.builtin import BuiltinProposer
-from edas_agent.search.journal import Journal, read_records
-from edas_agent.search.loop import Search
+from edas_agent.record import Journal, read_records
+from edas_agent.session import build_search
 from edas_agent.training.executors import (
     ExecutorSettings,
     LocalExecutor,
@@ -44,11 +44,10 @@ def local_ray():
 
 
 def search(config: Config, executor) -> Path:
-    evaluator = TabularEvaluator(config.data, config.evaluator, config.seed)
+    evaluator = TabularEvaluator(config.evaluator.data, config.evaluator, config.seed)
     journal = Journal.create(Path(config.runs_dir), config.name, dump_config(config))
-    Search(config, evaluator, BuiltinProposer(config.seed, MUTATIONS), executor(evaluator)).run(
-        journal
-    )
+    proposer = BuiltinProposer(config.seed, MUTATIONS)
+    build_search(config, evaluator, proposer, journal, executor(evaluator)).run()
     return journal.folder
 
 
@@ -114,7 +113,8 @@ def failing_task(shipment, document, learners, first, fractions=None, resume=Non
 
 
 def test_a_raising_task_and_a_dead_worker_fail_only_their_candidates(fast_config: Config):
-    evaluator = TabularEvaluator(fast_config.data, fast_config.evaluator, fast_config.seed)
+    settings = fast_config.evaluator
+    evaluator = TabularEvaluator(settings.data, settings, fast_config.seed)
     executor = RayExecutor(evaluator, ExecutorSettings(kind="ray"), task=failing_task)
     requests = [
         TrainRequest(evaluator.parse({"tower": {"dropout": d}}), 2, 0) for d in (0.1, 0.2, 0.3)
@@ -155,7 +155,7 @@ def make(seed, rows=30):
 
 def test_a_plugin_is_rebuilt_from_the_config_on_ray_workers(tmp_path, monkeypatch):
     from edas_agent.config import load_config
-    from edas_agent.search.session import RunSession
+    from edas_agent.session import RunSession
 
     (tmp_path / "ray_plugin.py").write_text(PLUGIN)
     monkeypatch.chdir(tmp_path)  # the plugin's module lives here, as a user's would
@@ -173,7 +173,7 @@ def test_a_plugin_the_workers_cannot_import_stops_the_run_at_the_start(tmp_path,
     import types
 
     from edas_agent.config import load_config
-    from edas_agent.search.session import RunSession
+    from edas_agent.session import RunSession
 
     # Importable here (in this process only), as a package installed on the driver alone.
     module = types.ModuleType("driver_only_plugin")

@@ -193,7 +193,9 @@ def test_asking_for_cuda_without_cuda_is_a_clear_error(table_csv: Path):
 
 
 def test_a_stage_is_exactly_a_prefix_of_full_training(fast_config):
-    evaluator = TabularEvaluator(fast_config.data, fast_config.evaluator, fast_config.seed)
+    evaluator = TabularEvaluator(
+        fast_config.evaluator.data, fast_config.evaluator, fast_config.seed
+    )
     architecture = evaluator.default_architecture()
     full = evaluator.evaluate(architecture, 2, first=1)
     staged = evaluator.evaluate_staged(architecture, 2, 1, (1 / 9, 1 / 3, 1.0))
@@ -217,7 +219,9 @@ def test_a_stage_is_exactly_a_prefix_of_full_training(fast_config):
     ],
 )
 def test_a_paused_stage_continues_exactly_as_uninterrupted_training(fast_config, document):
-    evaluator = TabularEvaluator(fast_config.data, fast_config.evaluator, fast_config.seed)
+    evaluator = TabularEvaluator(
+        fast_config.evaluator.data, fast_config.evaluator, fast_config.seed
+    )
     architecture = evaluator.parse(document)
     straight = evaluator.evaluate_staged(architecture, 2, 1, (1 / 9, 1 / 3, 1.0))
     first = evaluator.evaluate_staged(architecture, 2, 1, (1 / 9,))
@@ -234,7 +238,9 @@ def test_a_paused_stage_continues_exactly_as_uninterrupted_training(fast_config,
 
 
 def test_resuming_other_learners_or_an_earlier_stage_is_refused(fast_config):
-    evaluator = TabularEvaluator(fast_config.data, fast_config.evaluator, fast_config.seed)
+    evaluator = TabularEvaluator(
+        fast_config.evaluator.data, fast_config.evaluator, fast_config.seed
+    )
     architecture = evaluator.default_architecture()
     paused = evaluator.evaluate_staged(architecture, 2, 0, (1 / 3,)).paused
     with pytest.raises(CandidateFailed, match="cannot resume"):

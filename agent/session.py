@@ -1,8 +1,11 @@
 """A run as a thing you can hold from Python: create or reopen its folder, lock it, search,
-close it. The command line's `run` is a thin layer over this.
+close it. The command line's `run` is a thin layer over this. Here the run is wired from
+its config: the evaluator, the proposer, the executor, and the loop's strategies
+(multi-fidelity screening from agent/fidelity/, continuous steps from agent/continuous/),
+which plug into the loop through the interfaces it owns (search/strategies.py).
 
     with RunSession.start(config) as session:         # a new folder under runs/
-        session.search.run(session.journal, previous=session.previous)
+        session.run()
     with RunSession.resume(folder, budget=80) as session:   # a stopped or killed run
         ...
 
@@ -12,22 +15,29 @@ leaving it releases the lock and stops the executor's workers.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edas_agent.config import Config, dump_config, load_config
+from edas_agent.continuous.steps import make_steps
 from edas_agent.evaluators.base import Evaluator
+from edas_agent.fidelity.strategy import make_screening
 from edas_agent.proposers import SERVER_PROVIDERS, Proposer, make_proposer, preflight
 from edas_agent.proposers.explore import with_exploration
-from edas_agent.search.journal import CONFIG, Journal, Record, read_records
+from edas_agent.record import CONFIG, Journal, Record, read_records
 from edas_agent.search.loop import Search
+from edas_agent.search.strategies import Strategies
 from edas_agent.training.costs import LLMBudget, Spend
-from edas_agent.training.door import build_evaluator, keep_files, offered_mutations
+from edas_agent.training.door import build_evaluator, check_protocol, keep_files, offered_mutations
 from edas_agent.training.executors import Executor, make_executor
 
 Build = Callable[[Config], Evaluator]  # the run's evaluator from its config
+
+# The strategies a run's config chooses between; each returns its "off" one when it is off
+STRATEGIES = Strategies(screening=make_screening, steps=make_steps)
 
 # What may change when a run is resumed: how far it goes, never what it searches.
 RESUMABLE = ("budget", "llm.max_cost", "llm.max_calls", "max_train_hours", "max_train_tflop")
@@ -48,9 +58,15 @@ class RunSession:
         """A new run folder for `config`, whose evaluator `build` makes; the proposer is
         the config's unless given. The folder is created last, so bad data or settings
         leave no empty run behind."""
-        search, executor = _searcher(config, build, proposer, [])
+        evaluator, proposer, executor = _parts(config, build, proposer, [])
         journal = Journal.create(Path(config.runs_dir), config.name, dump_config(config))
-        keep_files(search.evaluator, journal.folder)
+        try:
+            search = build_search(config, evaluator, proposer, journal, executor)
+        except BaseException:  # a strategy the evaluator cannot serve: leave no empty run
+            shutil.rmtree(journal.folder, ignore_errors=True)
+            executor.close()
+            raise
+        keep_files(evaluator, journal.folder)
         return cls(config, journal, search, executor)
 
     @classmethod
@@ -68,13 +84,15 @@ class RunSession:
             raise ValueError(f"a resumed run keeps its config; only {RESUMABLE} may change")
         previous = read_records(folder, drop_torn_tail=True)
         config = load_config(folder / CONFIG, changes)
-        search, executor = _searcher(config, build, proposer, previous)
-        keep_files(search.evaluator, folder)
-        return cls(config, Journal(folder), search, executor, previous)
+        evaluator, proposer, executor = _parts(config, build, proposer, previous)
+        keep_files(evaluator, folder)
+        journal = Journal(folder)
+        search = build_search(config, evaluator, proposer, journal, executor)
+        return cls(config, journal, search, executor, previous)
 
     def run(self, on_record=lambda record: None) -> list[Record]:
         """Search until the budget is spent (see Search.run); the session must be open."""
-        return self.search.run(self.journal, on_record, previous=self.previous or None)
+        return self.search.run(on_record, previous=self.previous or None)
 
     def __enter__(self) -> RunSession:
         self.journal.lock()
@@ -96,17 +114,29 @@ def _llm_budget(config: Config, previous: list[Record]) -> LLMBudget:
     return budget
 
 
-def _searcher(
+def build_search(
+    config: Config,
+    evaluator: Evaluator,
+    proposer: Proposer,
+    journal: Journal,
+    executor: Executor | None = None,
+) -> Search:
+    """The loop for `config`, writing to `journal`, with the strategies the config chooses."""
+    return Search(config, evaluator, proposer, journal, STRATEGIES, executor)
+
+
+def _parts(
     config: Config, build: Build, proposer: Proposer | None, previous: list[Record]
-) -> tuple[Search, Executor]:
+) -> tuple[Evaluator, Proposer, Executor]:
     if proposer is None and config.llm.provider in SERVER_PROVIDERS:
         # A missing key or an unreachable server is said before the data loads
         proposer = make_proposer(config.llm, config.seed, _llm_budget(config, previous), None)
         preflight(config.llm)
     evaluator = build(config)
+    check_protocol(evaluator, "the evaluator built for the run is")
     if proposer is None:
         mutations = offered_mutations(evaluator, config.search.explore.lift_caps)
         proposer = make_proposer(config.llm, config.seed, _llm_budget(config, previous), mutations)
     proposer = with_exploration(proposer, config, evaluator)
     executor = make_executor(evaluator, config.executor)
-    return Search(config, evaluator, proposer, executor), executor
+    return evaluator, proposer, executor

@@ -8,9 +8,9 @@ from typing import Any
 from edas_agent.config import Config
 from edas_agent.evaluators.base import Evaluator, document_of
 from edas_agent.proposers.base import Proposal
-from edas_agent.search.journal import Record, Shrinkage, Status, TestReport, utc_now
+from edas_agent.record import Cost, Record, Shrinkage, Status, TestReport, utc_now
+from edas_agent.search.checks import Candidate
 from edas_agent.search.judging import Judged
-from edas_agent.search.screening import Candidate
 from edas_agent.search.state import Baseline
 from edas_agent.search.target import Target
 from edas_agent.theory.gate import statistics
@@ -21,7 +21,7 @@ from edas_agent.theory.seed_noise import (
     predictive_interval,
     unstable_learners,
 )
-from edas_agent.training.learners import Cost, Pool
+from edas_agent.training.learners import Pool
 
 
 class Recorder:

@@ -1,36 +1,63 @@
-"""The run folder: runs/<UTC timestamp>-<name>/ with everything needed to audit a run.
+"""The run record: one line of trajectory.jsonl per starting baseline or proposal, and the
+values a record is made of. The ground floor of the package: every reader of a run
+(analysis, integrations, bench, a user's script) reads these without importing the search.
 
-config.yaml       the resolved configuration (no secrets: keys live in the environment)
-trajectory.jsonl  one Record per line, append-only, flushed and fsynced per line
-llm/              every LLM request and response, one JSON file per proposal
-best.json         the current baseline, replaced atomically on each acceptance
+It imports only theory's value types (Stats, Judgement, Interval, ...), so the schema of
+what a run logs is fixed here and nowhere else.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import warnings
-from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ValidationError, computed_field
+from pydantic import BaseModel, computed_field
 
-from edas_agent.errors import UserError, describe_validation_error
-from edas_agent.proposers.base import LLMUsage
 from edas_agent.theory.gate import Judgement, Rule, Rules, Stats
 from edas_agent.theory.logloss import LogLossStats
 from edas_agent.theory.mixture_gate import MixtureJudgement, Part
-from edas_agent.theory.seed_noise import Pooled, PredictedError, pool_spreads
+from edas_agent.theory.seed_noise import PredictedError
 from edas_agent.theory.uncertainty import Interval
-from edas_agent.training.learners import Cost
+
+
+class Cost(BaseModel):
+    """What training a record's learners cost: learners, seconds, FLOPs."""
+
+    learners_trained: int = 0  # fully trained
+    train_seconds: float = 0.0
+    # Multi-fidelity screening: learners trained part of their schedule, each counted as the
+    # fraction it trained (two learners to 1/9 of it cost 2/9 of a learner)
+    partial_learners: float = 0.0
+    # Training FLOPs, full and partial training alike: 0 when the evaluator does not report
+    # them (a plugin's or a command's, unless it says)
+    train_flops: float = 0.0
+
+    def __add__(self, other: Cost) -> Cost:
+        return Cost(
+            learners_trained=self.learners_trained + other.learners_trained,
+            train_seconds=self.train_seconds + other.train_seconds,
+            partial_learners=self.partial_learners + other.partial_learners,
+            train_flops=self.train_flops + other.train_flops,
+        )
+
+    @property
+    def learner_equivalents(self) -> float:
+        """Full learners plus partial ones at their fraction: the compute, in learners."""
+        return self.learners_trained + self.partial_learners
+
+
+class LLMUsage(BaseModel):
+    """What producing one proposal cost. For a round of several proposals the first one
+    carries the round's usage and the others zero, so sums over records stay right."""
+
+    provider: str
+    model: str
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float | None = 0.0  # US dollars; None when the model has no known price
+
 
 Status = Literal["accepted", "rejected", "invalid", "failed", "pruned"]
-TRAJECTORY = "trajectory.jsonl"
-CONFIG = "config.yaml"
-BEST = "best.json"
-LOCK = "run.lock"
 
 
 class TestReport(BaseModel):
@@ -185,141 +212,3 @@ class Record(BaseModel):
             return judged.E_after
         stats = self.carried()[0]
         return stats.E_M if stats is not None else None
-
-
-def seed_noise(records: list[Record]) -> Pooled | None:
-    """The run's pooled seed-noise model (theory/seed_noise.py): per architecture, the
-    validation statistics on the most learners, where those are three or more."""
-    best: dict[str, Stats] = {}
-    for record in records:
-        judged = [record.stats, *(r.stats for r in record.rounds)]
-        for stats in judged:
-            if stats is None or record.arch_hash is None:
-                continue
-            if record.arch_hash not in best or stats.k > best[record.arch_hash].k:
-                best[record.arch_hash] = stats
-    return pool_spreads(best.values())
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-class Journal:
-    def __init__(self, folder: Path):
-        self.folder = folder
-
-    @classmethod
-    def create(cls, runs_dir: Path, name: str, config_yaml: str) -> Journal:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        folder = runs_dir / f"{stamp}-{name}"
-        suffix = 1
-        while folder.exists():  # two runs started in the same second
-            suffix += 1
-            folder = runs_dir / f"{stamp}-{name}-{suffix}"
-        (folder / "llm").mkdir(parents=True)
-        (folder / CONFIG).write_text(config_yaml)
-        (folder / TRAJECTORY).touch()
-        return cls(folder)
-
-    def lock(self) -> None:
-        """Claim the folder for this process; a live owner makes it a user error."""
-        path = self.folder / LOCK
-        for _ in range(2):
-            try:
-                handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                owner = _pid_in(path)
-                if owner is not None and _alive(owner):
-                    raise UserError(
-                        f"{self.folder} is in use by process {owner}; two runs cannot write "
-                        "one folder (if that process is gone, delete run.lock)"
-                    ) from None
-                path.unlink(missing_ok=True)  # a stale lock from a killed run
-                continue
-            with os.fdopen(handle, "w") as file:
-                file.write(str(os.getpid()))
-            return
-        raise UserError(f"cannot lock {self.folder}: another process keeps taking it")
-
-    def unlock(self) -> None:
-        path = self.folder / LOCK
-        if _pid_in(path) == os.getpid():
-            path.unlink(missing_ok=True)
-
-    def append(self, record: Record) -> None:
-        line = record.model_dump_json() + "\n"
-        with open(self.folder / TRAJECTORY, "a", encoding="utf-8") as handle:
-            handle.write(line)
-            handle.flush()
-            os.fsync(handle.fileno())
-
-    def truncate_to(self, records: list[Record]) -> None:
-        """Rewrite the trajectory as exactly these records (dropping an unfinished round)."""
-        temporary = self.folder / f".{TRAJECTORY}.tmp"
-        temporary.write_text("".join(r.model_dump_json() + "\n" for r in records))
-        os.replace(temporary, self.folder / TRAJECTORY)
-
-    def save_transcript(self, step: int, transcript: dict[str, Any]) -> None:
-        path = self.folder / "llm" / f"step-{step:04d}.json"
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(transcript, indent=2, default=str))
-        os.replace(temporary, path)
-
-    def save_best(self, record: Record) -> None:
-        """Write to a temporary file, then rename: readers never see half a file."""
-        temporary = self.folder / f".{BEST}.tmp"
-        temporary.write_text(record.model_dump_json(indent=2))
-        os.replace(temporary, self.folder / BEST)
-
-
-def require_run_folder(folder: Path | str, needs: str = TRAJECTORY) -> None:
-    """A UserError saying what is wrong with `folder` as a run folder, if anything."""
-    folder = Path(folder)
-    if not folder.exists():
-        raise UserError(f"{folder} does not exist")
-    if not folder.is_dir():
-        raise UserError(f"{folder} is not a folder (a run folder is expected)")
-    if not (folder / needs).is_file():
-        raise UserError(f"{folder} is not a run folder: {needs} is missing")
-
-
-def read_records(folder: Path | str, drop_torn_tail: bool = False) -> list[Record]:
-    """The trajectory's records. A last line that does not parse (a write cut by a kill) is
-    dropped with a warning when `drop_torn_tail`, and the file is cut back to match;
-    anywhere else a bad line is an error naming it."""
-    require_run_folder(folder)
-    path = Path(folder) / TRAJECTORY
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    records = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append(Record.model_validate_json(line))
-        except ValidationError as exc:
-            if drop_torn_tail and number == len(lines):
-                warnings.warn(
-                    f"{path}:{number}: dropped a torn last line ({len(line)} bytes)", stacklevel=2
-                )
-                Journal(folder).truncate_to(records)
-                break
-            raise UserError(f"{path}:{number}: {describe_validation_error(exc)}") from None
-    return records
-
-
-def _pid_in(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True

@@ -1,4 +1,5 @@
-"""Screening: proposed edits applied to the baseline and validated once, before training.
+"""Edit checks: proposed edits applied to the baseline and validated once, before training.
+(Not multi-fidelity screening, which trains candidates partly: search/strategies.py.)
 
 A proposal becomes a Candidate (an architecture to train, or whose learners to reuse) or an
 Outcome (invalid or failed, with the reason: agent/outcome.py). The same rules, in the
@@ -29,24 +30,28 @@ class Candidate:
     first_step: int  # the step that first trained it: this one, or an earlier batch's
 
 
-class Screen:
-    def __init__(self, state: RunState, parse: Parse):
-        self.state = state
+class EditChecks:
+    """The run's checks of proposed edits, against the baseline and the architectures the
+    run has seen (its state)."""
+
+    def __init__(self, parse: Parse):
         self.parse = parse
         self.round: tuple[int, dict[str, int]] = (0, {})  # a round's first step, its hashes
 
-    def candidate(self, proposal: Proposal, step: int, batch_start: int) -> Candidate | Outcome:
+    def candidate(
+        self, proposal: Proposal, step: int, batch_start: int, state: RunState
+    ) -> Candidate | Outcome:
         """The proposal's architecture, claiming `step` as its first if it is new."""
         if proposal.refused is not None:
             return proposal.refused
         try:
-            architecture = self.apply(proposal.edits)
+            architecture = self.apply(proposal.edits, state)
         except ValueError as exc:  # InvalidEdits is a ValueError too
             return Outcome("invalid", str(exc))
         arch_hash = architecture_hash(architecture)
-        if arch_hash == self.state.baseline.arch_hash:
+        if arch_hash == state.baseline.arch_hash:
             return Outcome("invalid", NO_OP)
-        first = self.state.first_step.setdefault(arch_hash, step)
+        first = state.first_step.setdefault(arch_hash, step)
         if self.round[0] != batch_start:
             self.round = (batch_start, {})
         # Twice in one round is a duplicate even of an architecture first seen earlier: the
@@ -56,22 +61,22 @@ class Screen:
             return Outcome("invalid", f"duplicate of step {earlier} in the same round; not trained")
         return Candidate(architecture, arch_hash, first)
 
-    def check(self, items: list[ProposedEdits]) -> list[str | None]:
+    def check(self, items: list[ProposedEdits], state: RunState) -> list[str | None]:
         """What is wrong with each proposed item, in words an LLM can act on."""
         problems: list[str | None] = []
         seen: dict[str, int] = {}
         for index, item in enumerate(items):
             try:
-                arch_hash = architecture_hash(self.apply(item.edits))
+                arch_hash = architecture_hash(self.apply(item.edits, state))
             except ValueError as exc:  # InvalidEdits, or the space's validation message
                 problems.append(str(exc))
                 continue
-            if arch_hash == self.state.baseline.arch_hash:
+            if arch_hash == state.baseline.arch_hash:
                 problems.append(NO_OP)
-            elif arch_hash in self.state.first_step:
+            elif arch_hash in state.first_step:
                 problems.append(
                     f"repeat: this architecture was already evaluated at step "
-                    f"{self.state.first_step[arch_hash]}; propose something new"
+                    f"{state.first_step[arch_hash]}; propose something new"
                 )
             elif arch_hash in seen:
                 problems.append(f"duplicate of proposal {seen[arch_hash] + 1} in this answer")
@@ -80,9 +85,9 @@ class Screen:
             seen.setdefault(arch_hash, index)
         return problems
 
-    def apply(self, edits: list[Edit]) -> BaseModel:
+    def apply(self, edits: list[Edit], state: RunState) -> BaseModel:
         """The edited baseline, validated; raises ValueError with the reason."""
-        document = apply_edits(document_of(self.state.baseline.architecture), edits)
+        document = apply_edits(document_of(state.baseline.architecture), edits)
         try:
             return self.parse(document)
         except ValidationError as exc:
