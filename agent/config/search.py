@@ -33,7 +33,8 @@ class GateSettings(Section):
         description="Also require the deciding loss to fall by at least this many times the "
         "seed noise measured on the starting baseline (sqrt(2) times the jackknife standard "
         "error of its E_M over its learners), so gains below what reseeding alone moves are "
-        "not taken. The starting baseline then gets at least 3 learners. 0.5 by default "
+        "not taken. A multiple, not an error: the error it makes is each round's logged "
+        "`floor`. The starting baseline then gets at least 3 learners. 0.5 by default "
         "(docs: benchmarks/search-value.md); null turns it off.",
     )
     floor_from: Literal["start", "pooled"] = Field(
