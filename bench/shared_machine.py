@@ -9,6 +9,10 @@ test are environment variables and --set options, applied to every run:
     python bench/shared_machine.py --budget 15 --env OMP_WAIT_POLICY=ACTIVE
     python bench/shared_machine.py --budget 15 --set evaluator.threads=1
 
+`--trainings` measures the cause instead, without the search: one training of the default
+architecture's 2 learners (3 epochs on Adult), fastest of 3, in one process and in two at
+once, on 1 and on 2 threads each (the environment's OMP settings apply).
+
 A benchmark, not a test: it prints measured ratios. Run it on an otherwise quiet machine
 (it is the machine's sharing it measures), and name the machine when quoting it.
 """
@@ -61,6 +65,32 @@ def together(count: int, options: argparse.Namespace, env: dict[str, str]) -> li
     return seconds
 
 
+def time_trainings(threads: int, repeats: int = 3) -> float:
+    """Fastest of `repeats` trainings of the default architecture's 2 learners (child)."""
+    import torch
+
+    from edas_agent.evaluators.tabular import Architecture, DataSpec, load, train_learners
+
+    torch.set_num_threads(threads)
+    data, times = load(DataSpec(), seed=0), []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        train_learners(Architecture(), data, [0, 1], torch.device("cpu"))
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def trainings_table(env: dict[str, str]) -> None:
+    for threads in (2, 1):
+        for count in (1, 2):
+            command = [sys.executable, __file__, "--time-trainings", str(threads)]
+            children = [subprocess.Popen(command, env={**os.environ, **env}, text=True,
+                                         stdout=subprocess.PIPE) for _ in range(count)]  # fmt: skip
+            seconds = [float(child.communicate()[0]) for child in children]
+            print(f"{threads} thread(s), {count} process(es) at once: "
+                  + ", ".join(f"{s:.2f} s" for s in seconds))
+
+
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=int, default=15, help="Proposals per run.")
@@ -68,12 +98,20 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--set", action="append", help="Config override for every run.")
     parser.add_argument("--timeout", type=float, default=300.0, help="Kill runs after this.")
     parser.add_argument("--out", type=Path, help="Write the measurements here as JSON.")
+    parser.add_argument("--trainings", action="store_true", help="Trainings alone and in pairs.")
+    parser.add_argument("--time-trainings", type=int, help=argparse.SUPPRESS)  # a child
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     options = parse(argv)
     env = dict(item.split("=", 1) for item in options.env or [])
+    if options.time_trainings:
+        print(time_trainings(options.time_trainings))
+        return
+    if options.trainings:
+        trainings_table(env)
+        return
     alone = together(1, options, env)[0]
     pair = together(2, options, env)
     result = {"budget": options.budget, "env": env, "sets": options.set or [],

@@ -60,7 +60,12 @@ class EvaluatorSettings(BaseModel):
         "losses and every statistic stay float32/float64); for GPUs with bf16 units.",
     )
     threads: int | None = Field(
-        None, ge=1, le=512, description="CPU threads for torch; all cores when unset."
+        None,
+        ge=1,
+        le=512,
+        description="CPU threads for torch, fixed. Unset: before each training, the cores "
+        "other processes left free since the last one (all of them on a quiet machine; "
+        "at least one), so two runs on one machine share it instead of stalling each other.",
     )
     timeout_s: float | None = Field(
         None,

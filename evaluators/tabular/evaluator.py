@@ -18,6 +18,7 @@ from edas_agent.evaluators.tabular.data import DataSpec, EncodedDataset
 from edas_agent.evaluators.tabular.model import BatchedNet, Layout, flops_per_example
 from edas_agent.evaluators.tabular.mutations import MUTATIONS
 from edas_agent.evaluators.tabular.space import Architecture
+from edas_agent.evaluators.tabular.threads import process_share
 from edas_agent.evaluators.tabular.trainer import (
     Checkpoints,
     Paused,
@@ -72,6 +73,8 @@ class TabularEvaluator:
 
     def _attach(self, data: EncodedDataset) -> None:
         self.device = resolve_device(self.settings.device)
+        # A fixed number of threads, or the cores other processes leave free (threads.py)
+        self.fair_share = None if self.settings.threads else process_share()
         if self.settings.threads:
             torch.set_num_threads(self.settings.threads)
         self.data = data
@@ -96,6 +99,7 @@ class TabularEvaluator:
     def evaluate(self, architecture: BaseModel, learners: int, first: int = 0) -> Evaluation:
         """Train learners first .. first+learners-1 (seeds seed_base + j), all at once."""
         size, seeds = self._prepare(architecture, learners, first)
+        self._share_cores()
         with _as_candidate_failure(first):
             trained = train_learners(
                 architecture, self.data, seeds, self.device, self.settings.timeout_s,
@@ -118,6 +122,7 @@ class TabularEvaluator:
         each; a last fraction of 1 also gives the full Evaluation (test predictions too),
         an earlier one the paused training that `resume` continues."""
         size, seeds = self._prepare(architecture, learners, first)
+        self._share_cores()
         stages: list[np.ndarray] = []
 
         def look(trained, index: int) -> None:
@@ -160,6 +165,12 @@ class TabularEvaluator:
         end = total if end is None else end
         examples = rows * architecture.training.epochs * (end - start) / total
         return 3.0 * size.flops * examples * learners
+
+    def _share_cores(self) -> None:
+        """Threads for the next training: evaluator.threads, or on the CPU the cores that
+        other processes left free since the last training (at least one)."""
+        if self.fair_share is not None and self.device.type == "cpu":
+            torch.set_num_threads(self.fair_share.threads())
 
     def _prepare(self, architecture: BaseModel, learners: int, first: int):
         """The architecture's size (within the caps) and its learners' seeds."""
