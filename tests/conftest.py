@@ -3,6 +3,7 @@ finished search on them."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,12 @@ import pandas as pd
 import pytest
 
 from edas_agent.config import Config, load_config
+
+# Tests compare trainings bit for bit, and a busy CI machine would change the tabular
+# evaluator's fair share of the cores (evaluators/tabular/threads.py), and with it the order
+# of torch's float sums, between two of them: a fixed cap, set before torch starts, keeps
+# every training on the same threads. tests/evaluators/tabular/test_threads.py tests the share.
+os.environ.setdefault("OMP_NUM_THREADS", str(min(2, os.cpu_count() or 1)))
 
 
 def make_table(rows: int = 1200, seed: int = 0) -> pd.DataFrame:

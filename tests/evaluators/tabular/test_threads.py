@@ -62,3 +62,42 @@ def test_omp_num_threads_and_other_systems_fix_the_cap(monkeypatch, tmp_path):
     (tmp_path / "stat").write_text("cpu  100 0 100 800 0 0 0 0 0 0\ncpu0 ...\n")
     assert machine_busy_seconds(tmp_path / "stat") == 200 / os.sysconf("SC_CLK_TCK")
     assert machine_busy_seconds(tmp_path / "missing") is None
+
+
+def test_the_evaluator_takes_its_share_before_each_training(monkeypatch, table_csv):
+    """Unset evaluator.threads: torch gets what the share says, training by training; a
+    set one stays."""
+    import torch
+
+    from edas_agent.evaluators.settings import EvaluatorSettings
+    from edas_agent.evaluators.tabular import DataSpec, TabularEvaluator
+    from edas_agent.evaluators.tabular import evaluator as module
+
+    class Share:
+        def __init__(self):
+            self.answers = [1, 2]
+
+        def threads(self) -> int:
+            return self.answers.pop(0)
+
+    monkeypatch.setattr(module, "process_share", Share)
+    before = torch.get_num_threads()
+    try:
+        spec = DataSpec(path=str(table_csv), target="label")
+        shared = TabularEvaluator(spec, EvaluatorSettings(device="cpu"), seed=0)
+        small = shared.parse({"training": {"epochs": 1}})
+        seen = []
+
+        def train_learners(*args, **kwargs):
+            seen.append(torch.get_num_threads())
+            raise RuntimeError("stop")  # the threads were all this test wanted
+
+        monkeypatch.setattr(module, "train_learners", train_learners)
+        for _ in range(2):
+            with pytest.raises(Exception, match="stop"):
+                shared.evaluate(small, 2)
+        assert seen == [1, 2]
+        fixed = TabularEvaluator(spec, EvaluatorSettings(device="cpu", threads=1), seed=0)
+        assert fixed.fair_share is None and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
