@@ -126,15 +126,6 @@ class NoSteps:
         return None
 
 
-def no_screening(config: Config, evaluator: Evaluator, store: LearnerStore,
-                 on_progress: Progress) -> Screening:  # fmt: skip
-    return NoScreening(config.llm.proposals_per_round)
-
-
-def no_steps(config: Config, evaluator: Evaluator) -> StepSource:
-    return NoSteps()
-
-
 @dataclass(frozen=True)
 class Strategies:
     """How a run's strategies are made once its parts exist (the store is the run's)."""
@@ -142,6 +133,3 @@ class Strategies:
     screening: Callable[[Config, Evaluator, LearnerStore, Progress], Screening]
     steps: Callable[[Config, Evaluator], StepSource]
 
-
-# Both off: for a search whose config asks for neither (a test's, a script's)
-NONE = Strategies(screening=no_screening, steps=no_steps)

@@ -67,8 +67,10 @@ class FairShare:
         self.last: tuple[float, float, float] | None = None  # busy, own, clock
 
     def threads(self) -> int:
+        if self.cores == 1 or "OMP_NUM_THREADS" in os.environ:
+            return self.cores
         sample = self._sample()
-        if sample is None or self.cores == 1 or "OMP_NUM_THREADS" in os.environ:
+        if sample is None:
             return self.cores
         if self.last is None:  # the first call: look at the machine for a moment
             self.last = sample

@@ -211,14 +211,22 @@ def test_the_command_example_runs_and_replays(monkeypatch, capsys, tmp_path):
     assert code == 0 and "all agree" in out
 
 
-def test_a_plugin_that_cannot_be_imported_stops_before_the_run(monkeypatch, capsys, tmp_path):
+def refused_before_the_run(monkeypatch, capsys, tmp_path, plugin: str) -> str:
+    """What `run` with evaluator.plugin `plugin` says, on one line, after checking that it
+    failed and left no run folder behind."""
     monkeypatch.chdir(tmp_path)
     code, out, err = invoke(
         monkeypatch, capsys, "run", "--budget", "2", "--runs-dir", str(tmp_path / "runs"),
-        "--set", "evaluator.plugin=no_such_module:make",
+        "--set", f"evaluator.plugin={plugin}",
     )  # fmt: skip
-    assert code != 0 and "cannot be imported" in out + err and "ModuleNotFoundError" in out + err
+    assert code != 0
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
+    return " ".join((out + err).split())
+
+
+def test_a_plugin_that_cannot_be_imported_stops_before_the_run(monkeypatch, capsys, tmp_path):
+    said = refused_before_the_run(monkeypatch, capsys, tmp_path, "no_such_module:make")
+    assert "cannot be imported" in said and "ModuleNotFoundError" in said
 
 
 # An evaluator as someone might first write one: the training works, but it lacks notes and
@@ -253,15 +261,9 @@ def test_a_plugin_is_checked_against_the_whole_protocol_when_it_loads(
     """Required members the old hand-copied list missed (notes, describe), and an optional
     member that is there but not callable, are named before any training."""
     (tmp_path / "half_plugin.py").write_text(HALF_PLUGIN)
-    monkeypatch.chdir(tmp_path)
-    code, out, err = invoke(
-        monkeypatch, capsys, "run", "--budget", "2", "--runs-dir", str(tmp_path / "runs"),
-        "--set", "evaluator.plugin=half_plugin:make",
-    )  # fmt: skip
-    said = " ".join((out + err).split())
-    assert code != 0 and "lacks describe, notes" in said
+    said = refused_before_the_run(monkeypatch, capsys, tmp_path, "half_plugin:make")
+    assert "lacks describe, notes" in said
     assert "has zero_cost but cannot call it" in said
-    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
 
 
 def test_only_an_evaluator_built_from_the_config_ships_to_ray_workers(monkeypatch, tmp_path):
