@@ -70,6 +70,9 @@ Arms (`--arms`, comma-separated):
     explore        uncapped with search.explore.global_share 0.3 (agent/proposers/explore.py)
     continuous     edas with search.continuous: after each acceptance, the bagging closed
                    form's steps and the surrogate's optimum of the other continuous knobs
+    rounds-4, rounds-8  edas with llm.proposals_per_round 4 or 8: a round's proposals are
+                   judged against one baseline (the best gated one adopted) and their full
+                   trainings handed over together (evaluate_together: fused where shapes allow)
 Writes results.json, tables.md and compute.png to --out (default runs/search_value/<data>);
 judged ensembles are cached in judge.json there, so a rerun with more arms trains only what
 is new, and each finished search in searched/, so a piece stopped part-way and run again

@@ -98,6 +98,8 @@ def arms(honest_members: int) -> dict[str, Arm]:
             Arm("uncapped", uncapped),
             Arm("explore", {**uncapped, "search.explore.global_share": 0.3}),
             Arm("continuous", {"search.continuous.enabled": True}),
+            Arm("rounds-4", {"llm.proposals_per_round": 4}),
+            Arm("rounds-8", {"llm.proposals_per_round": 8}),
         )
     }
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -209,8 +209,33 @@ class FileKeepingEvaluator(Evaluator, Protocol):
     def keep_files_in(self, folder: Path) -> None: ...
 
 
+@dataclass(frozen=True)
+class Request:
+    """Learners first .. first+learners-1 of an architecture, to train fully."""
+
+    architecture: BaseModel
+    learners: int
+    first: int = 0
+
+
+class RoundEvaluator(Evaluator, Protocol):
+    """An evaluator that trains several candidates' learners at once, faster than one after
+    another (the tabular one fuses them into one program). Optional: the search's rounds
+    and `verify` hand it every full training they have at once."""
+
+    def evaluate_together(
+        self, requests: list[Request]
+    ) -> Iterator[tuple[int, Evaluation | CandidateFailed]]:
+        """(request index, what `evaluate` gives for it), every request once, as each
+        finishes; a failure is yielded as its CandidateFailed, not raised, and fails only
+        its own request."""
+        ...
+
+
 # Every optional part of the protocol; a member not declared in one of these is not one
-OPTIONAL = (MutatingEvaluator, StagedEvaluator, SizedEvaluator, FileKeepingEvaluator)
+OPTIONAL = (
+    MutatingEvaluator, StagedEvaluator, SizedEvaluator, FileKeepingEvaluator, RoundEvaluator,
+)  # fmt: skip
 
 
 def required_members() -> frozenset[str]:

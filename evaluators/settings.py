@@ -67,6 +67,31 @@ class EvaluatorSettings(BaseModel):
         "other processes left free since the last one (all of them on a quiet machine; "
         "at least one), so two runs on one machine share it instead of stalling each other.",
     )
+    fuse: Literal["auto", "padded", "same_shapes", "off"] = Field(
+        "auto",
+        description="Train the full trainings a round hands over at once as one program "
+        "(tabular: evaluators/tabular/fused.py); each learner's predictions are those it "
+        "gives alone, to float rounding. same_shapes: candidates whose parameters have the "
+        "same shapes (they may differ in learning rate, weight decay, epochs, bagging, "
+        "numeric transform, embedding penalty); padded: also tower widths, cross layers "
+        "and dropout, zero-padded to the widest; off: one after another. auto: padded on "
+        "a GPU, same_shapes on a CPU (where padding costs more than it saves: see the "
+        "performance page).",
+    )
+    fuse_memory_mb: float = Field(
+        2048,
+        gt=0,
+        description="Most memory one fused group of learners may hold while training "
+        "(parameters, optimiser moments, a batch's activations); a larger round is split.",
+    )
+    fuse_learners: int = Field(
+        16,
+        ge=2,
+        le=4096,
+        description="Most learners in one fused group. A group's results arrive together, "
+        "so this is also how often verify saves members; on a CPU, groups beyond 16 "
+        "learners gained little (performance page).",
+    )
     timeout_s: float | None = Field(
         None,
         gt=0,

@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from edas_agent.config import ExecutorSettings
-from edas_agent.evaluators.base import CandidateFailed, Evaluation, Staged, document_of
+from edas_agent.evaluators.base import (
+    CandidateFailed,
+    Evaluation,
+    Request,
+    Staged,
+    document_of,
+    optional,
+)
 from edas_agent.outcome import Outcome, failure
 from edas_agent.training.door import ConfigShipment, Shipment, shipment
 
@@ -55,13 +62,29 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """One request after another, in this process (the learners of one request together)."""
+    """In this process: the full trainings of a batch at once where the evaluator can train
+    several together (evaluate_together: the tabular one fuses them into one program), the
+    rest one request after another (the learners of one request together)."""
 
     def __init__(self, evaluator):
         self.evaluator = evaluator
 
     def run(self, requests: list[TrainRequest]):
+        full = [i for i, r in enumerate(requests) if r.fractions is None]
+        together = optional(self.evaluator, "evaluate_together")
+        if together is None or len(full) < 2:
+            full = []
+        else:
+            batch = [Request(requests[i].architecture, requests[i].learners, requests[i].first)
+                     for i in full]  # fmt: skip
+            for index, result in together(batch):
+                yield (
+                    full[index],
+                    failure(result) if isinstance(result, CandidateFailed) else result,
+                )
         for index, request in enumerate(requests):
+            if index in full:
+                continue
             try:
                 yield index, train(self.evaluator, request)
             except CandidateFailed as exc:

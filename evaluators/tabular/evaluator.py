@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import jsonpointer
@@ -11,11 +13,20 @@ import numpy as np
 import torch
 from pydantic import BaseModel
 
-from edas_agent.evaluators.base import CandidateFailed, Evaluation, Size, Staged
+from edas_agent.evaluators.base import CandidateFailed, Evaluation, Request, Size, Staged
 from edas_agent.evaluators.settings import EvaluatorSettings, SpaceSettings
 from edas_agent.evaluators.tabular.cache import load_cached
 from edas_agent.evaluators.tabular.data import DataSpec, EncodedDataset
-from edas_agent.evaluators.tabular.model import BatchedNet, Layout, flops_per_example
+from edas_agent.evaluators.tabular.fused import (
+    Member,
+    fusion_key,
+    groups,
+    learner_bytes,
+    predict_fused,
+    train_fused,
+)
+from edas_agent.evaluators.tabular.layout import Layout
+from edas_agent.evaluators.tabular.model import BatchedNet, flops_per_example
 from edas_agent.evaluators.tabular.mutations import MUTATIONS
 from edas_agent.evaluators.tabular.space import Architecture
 from edas_agent.evaluators.tabular.threads import process_share
@@ -109,6 +120,77 @@ class TabularEvaluator:
             test = predict(trained, self.data, architecture, self.data.test)
         flops = self._train_flops(architecture, size, learners)
         return _evaluation(val, test, size, trained.seconds, flops)
+
+    def evaluate_together(
+        self, requests: list[Request]
+    ) -> Iterator[tuple[int, Evaluation | CandidateFailed]]:
+        """(request index, its Evaluation or CandidateFailed), as each finishes: a failure
+        is yielded, not raised. Requests that can share one program (fused.py) train in
+        groups within evaluator.fuse_memory_mb and evaluator.fuse_learners; the others,
+        and all with evaluator.fuse off, alone. A group's training seconds are shared
+        among its members in proportion to their training FLOPs."""
+        ready: list[_Ready] = []
+        for index, request in enumerate(requests):
+            try:
+                size, seeds = self._prepare(request.architecture, request.learners, request.first)
+            except CandidateFailed as exc:  # over the space's caps
+                yield index, exc
+                continue
+            ready.append(_Ready(index, request, size, seeds))
+        for group in self._groups(ready):
+            trained = self._fused(group) if len(group) > 1 else [self._alone(group[0].request)]
+            yield from ((item.index, result) for item, result in zip(group, trained, strict=True))
+
+    def _groups(self, ready: list[_Ready]) -> list[list[_Ready]]:
+        settings = self.settings
+        if settings.fuse == "off":
+            return [[item] for item in ready]
+        pad = settings.fuse == "padded" or (settings.fuse == "auto" and self.device.type == "cuda")
+        keys = [fusion_key(item.request.architecture, pad) for item in ready]
+        sizes = [item.request.learners * learner_bytes(item.request.architecture,
+                 item.size.parameters, self.data) for item in ready]  # fmt: skip
+        learners = [item.request.learners for item in ready]
+        limit = int(settings.fuse_memory_mb * 2**20)
+        grouped, splits = groups(keys, sizes, learners, limit, settings.fuse_learners)
+        if splits:
+            limit_name = f"evaluator.fuse_memory_mb ({settings.fuse_memory_mb:g})"
+            print(f"fused training: {splits} more group(s) to stay under {limit_name}",
+                  file=sys.stderr)  # fmt: skip
+        return [[ready[i] for i in group] for group in grouped]
+
+    def _alone(self, request: Request) -> Evaluation | CandidateFailed:
+        try:
+            return self.evaluate(request.architecture, request.learners, request.first)
+        except CandidateFailed as exc:
+            return exc
+
+    def _fused(self, group: list[_Ready]) -> list[Evaluation | CandidateFailed]:
+        members = [Member(item.request.architecture, item.seeds) for item in group]
+        self._share_cores()
+        timeout = self.settings.timeout_s
+        timeout = None if timeout is None else timeout * len(group)  # the members' added up
+        try:
+            with _as_candidate_failure(0):
+                fused = train_fused(members, self.data, self.device, timeout,
+                                    self.settings.precision)  # fmt: skip
+                val = predict_fused(fused, self.data, self.data.val)
+                test = predict_fused(fused, self.data, self.data.test)
+        except CandidateFailed as exc:
+            others = f" (trained with {len(group) - 1} other candidates)"
+            return [CandidateFailed(f"{exc}{others}") for _ in group]
+        flops = [self._train_flops(item.request.architecture, item.size, item.request.learners)
+                 for item in group]  # fmt: skip
+        results: list[Evaluation | CandidateFailed] = []
+        for item, span, failure, spent in zip(
+            group, fused.spans(), fused.failures, flops, strict=True
+        ):
+            failure = failure or _nonfinite(val[span], test[span])
+            if failure is not None:
+                results.append(CandidateFailed(_renumber(failure, item.request.first)))
+                continue
+            seconds = fused.trained.seconds * spent / sum(flops)
+            results.append(_evaluation(val[span], test[span], item.size, seconds, spent))
+        return results
 
     def evaluate_staged(
         self,
@@ -250,6 +332,16 @@ def _inert_on(data: EncodedDataset) -> list[str]:
     return inert
 
 
+@dataclass(frozen=True)
+class _Ready:
+    """A request of evaluate_together within the caps: its place, size and seeds."""
+
+    index: int
+    request: Request
+    size: Size
+    seeds: list[int]
+
+
 @contextmanager
 def _as_candidate_failure(first: int) -> Iterator[None]:
     """Training errors as CandidateFailed, naming learners by their index in the pool."""
@@ -278,6 +370,15 @@ def _evaluation(
         learner_seconds=(seconds / learners,) * learners,
         train_flops=train_flops,
     )
+
+
+def _nonfinite(val: np.ndarray, test: np.ndarray) -> str | None:
+    """Why a member's predictions cannot be used (as trainer.predict says it alone)."""
+    for predictions in (val, test):
+        finite = np.isfinite(predictions).reshape(predictions.shape[0], -1).all(axis=1)
+        if not finite.all():
+            return f"learner {int(np.argmin(finite))}: predictions contain NaN or inf"
+    return None
 
 
 def _renumber(message: str, first: int) -> str:

@@ -6,19 +6,19 @@ Adam and SGD update elementwise, so stacking changes nothing about each learner'
 trajectory: learner j trained beside others gives the numbers it gives alone (tested).
 
 Each learner's randomness comes from its own seed: initialisation, dropout masks, and its
-feature bag, which is a mask over fields here (so all learners keep the same shapes).
+feature bag, which is a mask over fields here (so all learners keep the same shapes);
+how fields are laid out and bagged is layout.py's.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from edas_agent.evaluators.tabular.data import EncodedDataset
+from edas_agent.evaluators.tabular.layout import Layout
 from edas_agent.evaluators.tabular.space import Architecture
 
 _HASH_MULTIPLIER = 2654435761  # Knuth's multiplicative hash, spreads ids over buckets
@@ -28,78 +28,6 @@ def learner_generator(seed: int, purpose: int, device: torch.device) -> torch.Ge
     """An independent stream per (learner seed, purpose): init, data order, dropout."""
     state = int(np.random.SeedSequence([seed, purpose]).generate_state(1)[0])
     return torch.Generator(device=device).manual_seed(state)
-
-
-@dataclass(frozen=True)
-class FeatureBag:
-    """The fields one learner sees: indices into the dataset's categorical and numeric fields."""
-
-    categorical: tuple[int, ...]
-    numeric: tuple[int, ...]
-
-    @classmethod
-    def draw(cls, n_categorical: int, n_numeric: int, fraction: float, seed: int) -> FeatureBag:
-        """Draw round(fraction * fields) fields (at least one) from the learner's seed.
-
-        The draw depends only on the seed and the field counts, so learner j of every
-        architecture with the same fraction sees the same fields (common random numbers).
-        """
-        n_fields = n_categorical + n_numeric
-        keep = max(1, round(fraction * n_fields))
-        chosen = np.sort(np.random.default_rng([seed, 0xBA6]).permutation(n_fields)[:keep])
-        return cls(
-            categorical=tuple(int(i) for i in chosen if i < n_categorical),
-            numeric=tuple(int(i) - n_categorical for i in chosen if i >= n_categorical),
-        )
-
-
-@dataclass(frozen=True)
-class Layout:
-    """How an architecture lays a dataset's fields out: embedded fields grouped by dimension."""
-
-    cardinalities: tuple[int, ...]  # per embedded field (categorical, then bucketised numeric)
-    dims: tuple[int, ...]
-    hashed: tuple[bool, ...]  # per categorical field
-    n_numeric: int
-    bucketize: bool
-    width: int  # of the concatenated input x0
-    tokens: int  # embedded fields, for FM and attention (equal dimensions there)
-
-    @classmethod
-    def of(cls, architecture: Architecture, data: EncodedDataset) -> Layout:
-        emb = architecture.embeddings
-        buckets = emb.hash_buckets
-        hashed = tuple(buckets is not None and c > buckets for c in data.cardinalities)
-        cards = [buckets if h else c for c, h in zip(data.cardinalities, hashed, strict=True)]
-        dims = [emb.per_field.get(f, emb.dim) for f in data.categorical_fields]
-        bucketize = architecture.numeric.transform == "bucketize"
-        n_numeric = len(data.numeric_fields)
-        if bucketize:
-            cards += [architecture.numeric.buckets] * n_numeric
-            dims += [emb.dim] * n_numeric
-        width = sum(dims) + (0 if bucketize else n_numeric)
-        return cls(tuple(cards), tuple(dims), hashed, n_numeric, bucketize, width, len(dims))
-
-    def groups(self) -> dict[int, list[int]]:
-        """Embedded field indices by dimension: one concatenated table per group."""
-        grouped: dict[int, list[int]] = {}
-        for field, dim in enumerate(self.dims):
-            grouped.setdefault(dim, []).append(field)
-        return grouped
-
-    def field_masks(
-        self, bags: list[FeatureBag], device: torch.device
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(k, embedded fields) and (k, numeric fields) 0/1 masks from the learners' bags."""
-        n_cat = len(self.hashed)
-        embedded = torch.zeros(len(bags), self.tokens, device=device)
-        numeric = torch.zeros(len(bags), self.n_numeric, device=device)
-        for j, bag in enumerate(bags):
-            embedded[j, list(bag.categorical)] = 1.0
-            if self.bucketize:
-                embedded[j, [n_cat + i for i in bag.numeric]] = 1.0
-            numeric[j, list(bag.numeric)] = 1.0
-        return embedded, numeric
 
 
 class BatchedNet:
@@ -112,16 +40,38 @@ class BatchedNet:
         n_outputs: int,
         generators: list[torch.Generator],
         device: torch.device,
+        members: list[Architecture] | None = None,
     ):
+        """`architecture` for every learner; or, fused (fused.py), `members` gives each
+        learner's own and `architecture` is their envelope (widest layers, most cross
+        layers): a learner's parameters are its own, zero-padded to the envelope's shapes."""
         self.arch = architecture
         self.layout = layout
         self.n_outputs = n_outputs
         self.device = device
-        per_learner = [self._init(g) for g in generators]
+        members = members or [architecture] * len(generators)
+        self.envelope_shapes = None  # None: every learner's parameters have the same shapes
+        if any(_shaped(own) != _shaped(architecture) for own in members):
+            envelope = self._init(torch.Generator(device=device), architecture)
+            self.envelope_shapes = {name: t.shape for name, t in envelope.items()}
+        per_learner = [
+            self._pad(self._init(g, own)) for g, own in zip(generators, members, strict=True)
+        ]
         self.params = {
             name: torch.stack([p[name] for p in per_learner]).requires_grad_()
             for name in per_learner[0]
         }
+        self.members = members
+        self.penalised = any(own.embeddings.l2 > 0 for own in members)
+        rates = [own.tower.dropout for own in members]
+        # Per learner where the members differ (the rate, and 1 - rate as alone computes
+        # it, in float32); a number, as alone, where they are one architecture
+        self.dropout_rates = None
+        if self.envelope_shapes is not None or len(set(rates)) > 1:
+            self.dropout_rates = tuple(
+                torch.tensor(values, device=device)[:, None, None]
+                for values in (rates, [1 - r for r in rates])
+            )
         k = len(generators)
         self.buffers = {
             f"bn{i}.{stat}": torch.full((k, 1, w), 1.0 if stat == "var" else 0.0, device=device)
@@ -139,8 +89,8 @@ class BatchedNet:
 
     # Initialisation, one learner at a time from its own generator (nn.Linear's defaults).
 
-    def _init(self, g: torch.Generator) -> dict[str, torch.Tensor]:
-        arch, layout, p = self.arch, self.layout, {}
+    def _init(self, g: torch.Generator, arch: Architecture) -> dict[str, torch.Tensor]:
+        layout, p = self.layout, {}
         for dim, fields in layout.groups().items():
             rows = sum(layout.cardinalities[f] for f in fields)
             p[f"emb{dim}"] = self._randn((rows, dim), g)
@@ -174,6 +124,30 @@ class BatchedNet:
         p["head.b"] = self._uniform((1, self.n_outputs), width, g)
         return p
 
+    def _pad(self, own: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One learner's parameters in the envelope's shapes: zeros where its layers are
+        narrower (a unit with zero weights in and out stays zero: its gradients are zero)
+        and for the cross layers it lacks (zero weights make a cross layer the identity;
+        the fused optimiser never updates them)."""
+        if self.envelope_shapes is None:
+            return own
+        padded = {}
+        for name, shape in self.envelope_shapes.items():
+            tensor = own.get(name)
+            if tensor is None:
+                padded[name] = torch.zeros(shape, device=self.device)
+            elif name == "head.w" and self.arch.fm.enabled:
+                # Rows: the last hidden layer's units, then the FM term's: pad between them
+                fm_rows = self.layout.dims[0]
+                hidden, fm = tensor[:-fm_rows], tensor[-fm_rows:]
+                hidden = F.pad(hidden, (0, 0, 0, shape[0] - fm_rows - hidden.shape[0]))
+                padded[name] = torch.cat([hidden, fm])
+            else:
+                # F.pad counts from the last dimension: zeros after each one's end
+                ends = zip(reversed(tensor.shape), reversed(shape), strict=True)
+                padded[name] = F.pad(tensor, [n for have, want in ends for n in (0, want - have)])
+        return padded
+
     def _randn(self, shape, g):
         return torch.randn(shape, generator=g, device=self.device)
 
@@ -191,10 +165,11 @@ class BatchedNet:
         self,
         categorical: torch.Tensor,  # (k, B, categorical fields) ids
         numeric: torch.Tensor,  # (k, B, numeric fields): values, or bucket ids when bucketised
-        masks: tuple[torch.Tensor, torch.Tensor],
+        masks: tuple[torch.Tensor | None, torch.Tensor | None],
         dropout: list[torch.Generator] | None = None,  # None: evaluation mode
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits (k, B, outputs) and the squared norm of the looked-up embeddings (k, B)."""
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits (k, B, outputs) and the squared norm of the looked-up embeddings (k, B),
+        None where no learner penalises it (embeddings.l2 0)."""
         tokens, numeric_values, embedding_norm = self._inputs(categorical, numeric, masks)
         k, batch = categorical.shape[:2]
         parts = [t.reshape(k, batch, -1) for t in tokens.values()]
@@ -219,19 +194,27 @@ class BatchedNet:
         if layout.bucketize:
             ids = torch.cat([ids, numeric.long()], dim=-1)
         else:
-            numeric_values = numeric * numeric_mask[:, None, :]
+            numeric_values = numeric if numeric_mask is None else numeric * numeric_mask[:, None, :]
         k, batch = ids.shape[:2]
         learner = torch.arange(k, device=ids.device)[:, None, None]
         # Zeros, not 0.0: a table without categorical columns embeds nothing, and the
         # trainer still averages this per learner.
         tokens, norm = {}, torch.zeros(k, batch, device=ids.device)
         for dim, fields in layout.groups().items():
-            rows = ids[..., fields] + self.offsets[dim]
-            looked_up = self.params[f"emb{dim}"][learner, rows]  # (k, B, fields, dim)
-            looked_up = looked_up * embedded_mask[:, None, fields, None]
+            table = self.params[f"emb{dim}"]  # (k, rows of every field, dim)
+            # One flat lookup: index_select's backward (index_add) is twice as fast as
+            # the advanced index's (index_put), and sums the same gradients in the same order
+            rows = (ids[..., fields] + self.offsets[dim] + learner * table.shape[1]).reshape(-1)
+            looked_up = (
+                table.reshape(-1, dim).index_select(0, rows).reshape(k, batch, len(fields), dim)
+            )
+            if embedded_mask is not None:
+                looked_up = looked_up * embedded_mask[:, None, fields, None]
             tokens[dim] = looked_up
-            norm = norm + (looked_up**2).sum(dim=(2, 3))
-        return tokens, numeric_values, norm
+            if self.penalised:
+                norm = norm + (looked_up**2).sum(dim=(2, 3))
+        # Without a penalty the norm is not needed: it would be added times zero
+        return tokens, numeric_values, norm if self.penalised else None
 
     def _cross(self, x0: torch.Tensor) -> torch.Tensor:
         x = x0
@@ -275,12 +258,29 @@ class BatchedNet:
                 out = self._batch_norm(i, out, training=dropout is not None)
             out = _ACTIVATIONS[tower.activation](out)
             if dropout is not None and tower.dropout > 0:
-                keep = torch.stack(
-                    [torch.rand(out.shape[1:], generator=g, device=out.device) for g in dropout]
-                )
-                out = out * (keep >= tower.dropout) / (1 - tower.dropout)
+                out = self._dropout(i, out, dropout)
             h = out + h if tower.residual and out.shape == h.shape else out
         return h
+
+    def _dropout(self, i: int, out: torch.Tensor, generators: list[torch.Generator]):
+        if self.dropout_rates is None:
+            rate = self.arch.tower.dropout
+            keep = torch.stack(
+                [torch.rand(out.shape[1:], generator=g, device=out.device) for g in generators]
+            )
+            return out * (keep >= rate) / (1 - rate)
+        # Fused learners with rates of their own: each draws what it draws alone, over its
+        # own units (a narrower learner's padded units are zero whatever is kept)
+        rates, kept = self.dropout_rates
+        draws = []
+        for own, g in zip(self.members, generators, strict=True):
+            if own.tower.dropout == 0:  # alone it draws nothing
+                draws.append(torch.ones(out.shape[1:], device=out.device))
+                continue
+            width = own.tower.widths[i]
+            draw = torch.rand((out.shape[1], width), generator=g, device=out.device)
+            draws.append(F.pad(draw, (0, out.shape[2] - width), value=1.0))
+        return out * (torch.stack(draws) >= rates) / kept
 
     def _batch_norm(self, i: int, x: torch.Tensor, training: bool) -> torch.Tensor:
         mean, var = self.buffers[f"bn{i}.mean"], self.buffers[f"bn{i}.var"]
@@ -323,6 +323,11 @@ def flops_per_example(architecture: Architecture, layout: Layout, n_outputs: int
 
 
 _ACTIVATIONS = {"relu": torch.relu, "gelu": F.gelu, "silu": F.silu, "tanh": torch.tanh}
+
+
+def _shaped(architecture: Architecture) -> tuple:
+    """What padding can differ in (fused.py): tower widths and cross layers."""
+    return tuple(architecture.tower.widths), architecture.cross.layers
 
 
 def _only(tokens: dict[int, torch.Tensor]) -> torch.Tensor:

@@ -20,7 +20,9 @@ import torch.nn.functional as F
 
 from edas_agent.evaluators.base import CandidateFailed
 from edas_agent.evaluators.tabular.data import EncodedDataset, Part
-from edas_agent.evaluators.tabular.model import BatchedNet, FeatureBag, Layout, learner_generator
+from edas_agent.evaluators.tabular.layout import FeatureBag, Layout
+from edas_agent.evaluators.tabular.model import BatchedNet, learner_generator
+from edas_agent.evaluators.tabular.optimizer import make_optimizer
 from edas_agent.evaluators.tabular.space import Architecture
 
 _PREDICT_BATCH = 16384
@@ -33,7 +35,7 @@ Precision = str  # "fp32" or "bf16" (evaluator.precision)
 @dataclass
 class Trained:
     net: BatchedNet
-    masks: tuple[torch.Tensor, torch.Tensor]
+    masks: tuple[torch.Tensor | None, torch.Tensor | None]
     seconds: float
     paused: Paused | None = None  # training stopped at a checkpoint before the schedule's end
     precision: Precision = "fp32"
@@ -169,7 +171,7 @@ def _fit(
     order = [learner_generator(s, _ORDER, device) for s in seeds]
     dropout = [learner_generator(s, _DROPOUT, device) for s in seeds]
     streams = (order, dropout)
-    optimizer = _optimizer(list(net.params.values()), architecture)
+    optimizer = make_optimizer(list(net.params.values()), architecture)
     n, k = len(train), len(seeds)
     stops = list(checkpoints.steps) if checkpoints else []
     step, first_epoch, position, permutations = 0, 0, 0, None
@@ -205,7 +207,8 @@ def _fit(
                 logits, norm = net.forward(categorical[rows], numeric[rows], masks, dropout)
             # The loss in float32 whatever the forward pass ran in
             losses = _loss(logits.float(), y[rows], data)
-            losses = losses + architecture.embeddings.l2 * norm.float().mean(dim=1)
+            if norm is not None:
+                losses = losses + architecture.embeddings.l2 * norm.float().mean(dim=1)
             optimizer.zero_grad(set_to_none=True)
             # Summing keeps each learner's gradient its own: learners share no parameter.
             losses.sum().backward()
@@ -292,24 +295,6 @@ def _loss(logits: torch.Tensor, y: torch.Tensor, data: EncodedDataset) -> torch.
     else:
         per_row = (logits[..., 0] - y) ** 2
     return per_row.mean(dim=1)
-
-
-def _optimizer(params: list[torch.Tensor], architecture: Architecture) -> torch.optim.Optimizer:
-    """The recipe's optimiser, fused (one pass over each tensor) where torch has it: the
-    elementwise update of large embedding tables otherwise costs as much as the model."""
-    recipe = architecture.training
-    common = {"lr": recipe.lr, "weight_decay": recipe.weight_decay}
-    kinds = {
-        "adamw": (torch.optim.AdamW, {}),
-        "adam": (torch.optim.Adam, {}),
-        "adagrad": (torch.optim.Adagrad, {}),
-        "sgd": (torch.optim.SGD, {"momentum": 0.9}),
-    }
-    kind, extra = kinds[recipe.optimizer]
-    try:
-        return kind(params, **common, **extra, fused=True)
-    except (RuntimeError, TypeError, ValueError):  # no fused kernel for this device or dtype
-        return kind(params, **common, **extra)
 
 
 def _to_prediction(logits: torch.Tensor, data: EncodedDataset) -> torch.Tensor:

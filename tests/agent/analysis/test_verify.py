@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from edas_agent.analysis.calibrate import calibrate, cohens_kappa
 from edas_agent.analysis.verify import choose_records, ensemble_sizes, realised_error, verify
@@ -56,28 +57,40 @@ def test_verify_reuses_the_runs_learners_and_resumes(run_folder: Path, monkeypat
     assert again == []
 
 
-def test_an_interrupted_verify_keeps_finished_members(run_folder: Path, monkeypatch):
+@pytest.mark.parametrize("fuse", ["off", "auto"])
+def test_an_interrupted_verify_keeps_finished_members(run_folder: Path, monkeypatch, fuse):
+    """One at a time, every finished chunk of members is kept; fused, every finished group
+    (evaluator.fuse_learners members at most)."""
+    from edas_agent.analysis.verify import _CHUNK
     from edas_agent.evaluators.tabular import evaluator as evaluator_module
 
-    original = evaluator_module.TabularEvaluator.evaluate
+    _set_in_config(run_folder, {"fuse": fuse, "fuse_learners": 8})
+    kept = _CHUNK if fuse == "off" else 8
+    name = "evaluate" if fuse == "off" else "_fused"
+    original = getattr(evaluator_module.TabularEvaluator, name)
     calls = {"n": 0}
 
-    def evaluate_then_interrupt(self, architecture, learners, first=0):
+    def train_then_interrupt(self, *args, **kwargs):
         calls["n"] += 1
-        if calls["n"] > 1:  # the first chunk of members finishes, the second is interrupted
+        if calls["n"] > 1:  # the first chunk or group finishes, the second is interrupted
             raise KeyboardInterrupt
-        return original(self, architecture, learners, first)
+        return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(evaluator_module.TabularEvaluator, "evaluate", evaluate_then_interrupt)
+    monkeypatch.setattr(evaluator_module.TabularEvaluator, name, train_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
-        verify(run_folder, members=16, steps="0")
-    monkeypatch.setattr(evaluator_module.TabularEvaluator, "evaluate", original)
+        verify(run_folder, members=24, steps="0")
+    monkeypatch.setattr(evaluator_module.TabularEvaluator, name, original)
     resumed = []
-    verify(run_folder, members=16, steps="0", on_learner=lambda h, j: resumed.append(j))
-    from edas_agent.analysis.verify import _CHUNK
-
+    verify(run_folder, members=24, steps="0", on_learner=lambda h, j: resumed.append(j))
     start = read_records(run_folder)[0]
-    assert resumed == list(range(start.learners + _CHUNK, 16))
+    assert resumed == list(range(start.learners + kept, 24))
+
+
+def _set_in_config(run_folder: Path, evaluator_settings: dict) -> None:
+    path = run_folder / "config.yaml"
+    config = yaml.safe_load(path.read_text())
+    config.setdefault("evaluator", {}).update(evaluator_settings)
+    path.write_text(yaml.safe_dump(config))
 
 
 def test_unknown_steps_are_a_user_error(run_folder: Path):

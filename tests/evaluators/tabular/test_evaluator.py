@@ -13,7 +13,8 @@ from edas_agent.evaluators.base import CandidateFailed
 from edas_agent.evaluators.tabular import trainer
 from edas_agent.evaluators.tabular.data import DataSpec
 from edas_agent.evaluators.tabular.evaluator import EvaluatorSettings, TabularEvaluator
-from edas_agent.evaluators.tabular.model import BatchedNet, FeatureBag
+from edas_agent.evaluators.tabular.layout import FeatureBag
+from edas_agent.evaluators.tabular.model import BatchedNet
 
 SMALL = {"tower": {"widths": [16]}, "training": {"epochs": 2, "batch_size": 256}}
 
