@@ -1,5 +1,6 @@
 #!/bin/bash
-# Everything the CUDA path needs checked, in one call (issue 36): the `cuda` tests, the
+# Everything the CUDA path needs checked, in one call (issue 36): the `cuda` tests (fused
+# rounds among them), rounds of candidates fused and one at a time (issue 45), the
 # learners-per-candidate table on the GPU (fp32 and bf16), and bf16's effect on E, D and
 # decisions. Run from the repository root on a machine with a CUDA GPU, the package
 # importable (pip install -e ".[test]", or wheels on PYTHONPATH: docs/benchmarks/
@@ -18,7 +19,9 @@ failed=0
 nvidia-smi 2>&1 | tee "$OUT/nvidia-smi.txt" || failed=1
 python -c "import torch; assert torch.cuda.is_available(), 'torch sees no CUDA device'" || exit 2
 python -m pytest -m cuda -v -p no:cacheprovider tests/evaluators/tabular/test_devices.py \
-    2>&1 | tee "$OUT/cuda-tests.txt" || failed=1
+    tests/evaluators/tabular/test_fused.py 2>&1 | tee "$OUT/cuda-tests.txt" || failed=1
+python bench/round_speed.py --device cuda --rounds 1 4 8 16 \
+    2>&1 | tee "$OUT/round-speed.txt" || failed=1
 python bench/trainer_speed.py --device cuda --learners-table 1000000 \
     2>&1 | tee "$OUT/trainer-speed.txt" || failed=1
 RUN=${RUN:-}

@@ -10,7 +10,7 @@ evaluator.fuse same_shapes and padded; against the FLOP floor of the same cores 
 2048 x 2048 float32 matrix product on the same threads). Each way is timed --repeats times,
 interleaved, and the fastest kept: the machine's own speed drifts.
 
-    python bench/round_speed.py [--rounds 1 4 8 16] [--threads N] [--repeats 2]
+    python bench/round_speed.py [--rounds 1 4 8 16] [--threads N] [--repeats 2] [--device cuda]
 
 A benchmark, not a test: it prints what it measured.
 """
@@ -56,15 +56,21 @@ def candidates(evaluator: TabularEvaluator, count: int, seed: int) -> list:
     return list(found.values())
 
 
-def flop_floor(threads: int, size: int = 2048, repeats: int = 10) -> float:
-    """GFLOP/s of a large float32 matrix product on `threads` threads (the best of repeats)."""
+def flop_floor(threads: int, device: torch.device, size: int = 2048, repeats: int = 10) -> float:
+    """GFLOP/s of a large float32 matrix product on `threads` threads or the GPU (the best of
+    repeats)."""
     torch.set_num_threads(threads)
-    a, b = torch.randn(size, size), torch.randn(size, size)
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
     a @ b  # warm up
     best = float("inf")
     for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         started = time.perf_counter()
         a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         best = min(best, time.perf_counter() - started)
     return 2 * size**3 / best / 1e9
 
@@ -83,7 +89,9 @@ def train_round(evaluator: TabularEvaluator, architectures: list, way: str) -> l
     if way == "one at a time":
         return [evaluator.evaluate(a, 2) for a in architectures]
     evaluator.settings = evaluator.settings.model_copy(update={"fuse": way})
-    return evaluator.evaluate_together([Request(a, 2) for a in architectures])
+    return [
+        result for _, result in evaluator.evaluate_together([Request(a, 2) for a in architectures])
+    ]
 
 
 def measure(evaluator: TabularEvaluator, rounds: list[int], repeats: int) -> list[dict]:
@@ -117,10 +125,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, nargs="+", default=[1, 4, 8, 16])
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     options = parser.parse_args(argv)
-    floor = flop_floor(options.threads)
-    print(f"{options.threads} threads; FLOP floor (2048^2 float32 matmul): {floor:.0f} GFLOP/s")
-    settings = EvaluatorSettings(device="cpu", threads=options.threads)
+    floor = flop_floor(options.threads, torch.device(options.device))
+    where = f"{options.threads} threads" if options.device == "cpu" else options.device
+    print(f"{where}; FLOP floor (2048^2 float32 matmul): {floor:.0f} GFLOP/s")
+    settings = EvaluatorSettings(device=options.device, threads=options.threads)
     with tempfile.TemporaryDirectory() as folder:
         tables = {"Adult": DataSpec(),
                   "numeric 20,000 x 12": DataSpec(path=str(numeric_table(Path(folder))),

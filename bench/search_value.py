@@ -132,6 +132,7 @@ from search_value_tables import (
     _sizes_differ,
     _with_earlier_arms,
     _worse_at_judge,
+    data_path,
     write_tables_and_plot,
 )
 
@@ -352,7 +353,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     options.data = data
     options.sets = parse_sets(options.sets)
     options.seeds = list(range(options.first_seed, options.first_seed + options.seeds))
-    tag = str(data.get("data.path", "adult")).replace("/", "_").replace(":", "-")
+    tag = data_path(data).replace("/", "_").replace(":", "-")
     options.out = options.out or Path("runs") / "search_value" / tag
     return options
 

@@ -24,7 +24,7 @@ def tables(result: dict[str, Any]) -> str:
     M = options["members"]
     unit = options.get("compute", "learner-epochs")  # results from before --compute
     lines = [
-        f"Data `{options['data'].get('data.path', 'adult')}`, seeds {options['seeds']}, "
+        f"Data `{data_path(options['data'])}`, seeds {options['seeds']}, "
         f"budget {options['budget']} (edas), equal compute in {unit}, "
         f"judge: {M} fresh members, squared error (Brier "
         "score for classification) of the averaged ensemble on the test split. Mean ± sd "
@@ -255,6 +255,11 @@ def _interval(values: np.ndarray, level: float) -> str:
         return "-"
     half = t_quantile(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
     return f"[{values.mean() - half:+.5f}, {values.mean() + half:+.5f}]"
+
+
+def data_path(data: dict[str, Any]) -> str:
+    """The table a run searched (results written before issue 44 keyed it data.path)."""
+    return str(data.get("evaluator.data.path", data.get("data.path", "adult")))
 
 
 def _jsonable(options: argparse.Namespace) -> dict[str, Any]:

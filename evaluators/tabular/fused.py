@@ -1,10 +1,12 @@
 """Train the learners of several candidates as one program (horizontal fusion).
 
-Small candidates waste the machine: a learner-epoch of the default tower is dozens of tiny
-kernels per batch, and the time goes to Python, launches and the optimiser's passes, not to
-arithmetic. The k learners of one candidate already share that cost (trainer.py stacks
-them); here the learners of a round's candidates share it too, as HFTA (Wang et al., MLSys
-2021) fuses the models of a hyper-parameter search.
+On a GPU a small candidate wastes the device: a learner-epoch of the default tower is dozens
+of tiny kernels per batch, and the time goes to launches and Python, not to arithmetic. The
+k learners of one candidate already share that cost (trainer.py stacks them); here the
+learners of a round's candidates share it too, as HFTA (Wang et al., MLSys 2021) fuses the
+models of a hyper-parameter search. On a CPU a learner's step is mostly its own arithmetic
+and memory traffic, which stacking does not share: fused rounds measured 0.7 to 1.1 times
+as fast there (performance page), so evaluator.fuse auto fuses on a GPU only.
 
 What fused learners must share is their skeleton (`fusion_key`): the layout of fields and
 embeddings, the blocks, the number of tower layers, activation, norm, batch size and
@@ -45,6 +47,7 @@ from edas_agent.evaluators.tabular.trainer import (
 
 FUSABLE_OPTIMIZERS = ("adam", "adamw")  # one kernel for both; sgd and adagrad train alone
 _BYTES = 4  # float32
+_Statistics = dict[tuple[str, int], torch.Tensor]  # (buffer name, learner) -> its values
 
 
 @dataclass(frozen=True)
@@ -195,7 +198,7 @@ def _fit(fused: FusedTrained, learners, data, seeds, device, started, timeout_s)
     batch_size = architectures[0].training.batch_size
     n, k = len(train), len(learners)
     permutations = torch.empty(k, n, dtype=torch.long, device=device)
-    finished: dict[str, torch.Tensor] = {}  # batch-norm statistics of learners that are done
+    finished: _Statistics = {}  # batch-norm statistics of learners that are done
     for epoch in range(max(epochs)):
         active = [j for j in range(k) if epoch < epochs[j] and fused.failures[member_of[j]] is None]
         if not active:
@@ -237,16 +240,15 @@ def _fail_nonfinite(fused: FusedTrained, epoch_loss, active, member_of, epoch) -
             fused.failures[member] = reason
 
 
-def _keep_statistics(net: BatchedNet, finished: dict, learners: list[int]) -> None:
+def _keep_statistics(net: BatchedNet, finished: _Statistics, learners: list[int]) -> None:
     for j in learners:
         for name, buffer in net.buffers.items():
-            finished[f"{name}/{j}"] = buffer[j].clone()
+            finished[name, j] = buffer[j].clone()
 
 
-def _restore_statistics(net: BatchedNet, finished: dict) -> None:
-    for key, value in finished.items():
-        name, j = key.rsplit("/", 1)
-        net.buffers[name][int(j)].copy_(value)
+def _restore_statistics(net: BatchedNet, finished: _Statistics) -> None:
+    for (name, j), values in finished.items():
+        net.buffers[name][j].copy_(values)
 
 
 def _per_learner(values: list[float], device: torch.device) -> float | torch.Tensor:

@@ -57,7 +57,7 @@ def test_verify_reuses_the_runs_learners_and_resumes(run_folder: Path, monkeypat
     assert again == []
 
 
-@pytest.mark.parametrize("fuse", ["off", "auto"])
+@pytest.mark.parametrize("fuse", ["off", "same_shapes"])
 def test_an_interrupted_verify_keeps_finished_members(run_folder: Path, monkeypatch, fuse):
     """One at a time, every finished chunk of members is kept; fused, every finished group
     (evaluator.fuse_learners members at most)."""

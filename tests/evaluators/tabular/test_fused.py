@@ -184,3 +184,24 @@ def test_the_adam_kernel_is_torchs_update_bitwise(kind: str):
         kernel.step()
         reference.step()
     assert all(torch.equal(p, q) for p, q in zip(ours, theirs, strict=True))
+
+
+def test_auto_trains_one_at_a_time_on_a_cpu(table_csv: Path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("fused on a CPU")
+
+    monkeypatch.setattr("edas_agent.evaluators.tabular.evaluator.train_fused", refuse)
+    evaluator = _evaluator(table_csv)  # evaluator.fuse auto
+    architectures = _round(evaluator, ROUND[:3])
+    together = _together(evaluator, [Request(a, 2) for a in architectures])
+    _assert_equal_to_alone(together, _alone(evaluator, architectures), 1e-12)
+
+
+def test_the_fm_term_keeps_its_place_after_a_padded_tower(table_csv: Path):
+    evaluator = _evaluator(table_csv, fuse="padded")
+    base = {**BASE, "fm": {"enabled": True}}
+    edits = [{}, {"tower": {"widths": [64, 32]}}, {"tower": {"widths": [16, 8], "dropout": 0.1}}]
+    architectures = _round(evaluator, edits, base)
+    assert len({fusion_key(a, pad=True) for a in architectures}) == 1
+    together = _together(evaluator, [Request(a, 2) for a in architectures])
+    _assert_equal_to_alone(together, _alone(evaluator, architectures), 1e-5)
