@@ -100,6 +100,12 @@ class EvaluatorSettings(BaseModel):
         "run of the command).",
     )
 
+    @field_validator("fuse", mode="before")
+    @classmethod
+    def _yaml_reads_off_as_false(cls, value: Any) -> Any:
+        """YAML reads a bare `off` (in a file or `--set evaluator.fuse=off`) as false."""
+        return {False: "off", True: "auto"}.get(value, value) if isinstance(value, bool) else value
+
     @model_validator(mode="before")
     @classmethod
     def _code_runs_where_started(cls, data: Any) -> Any:

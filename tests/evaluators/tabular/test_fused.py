@@ -205,3 +205,10 @@ def test_the_fm_term_keeps_its_place_after_a_padded_tower(table_csv: Path):
     assert len({fusion_key(a, pad=True) for a in architectures}) == 1
     together = _together(evaluator, [Request(a, 2) for a in architectures])
     _assert_equal_to_alone(together, _alone(evaluator, architectures), 1e-5)
+
+
+def test_a_bare_off_in_yaml_means_off():
+    import yaml
+
+    settings = EvaluatorSettings(**yaml.safe_load("fuse: off"))  # YAML 1.1 reads False
+    assert settings.fuse == "off" and EvaluatorSettings(fuse="padded").fuse == "padded"
