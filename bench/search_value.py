@@ -13,6 +13,11 @@ of the compute, and measures the realised ensemble's squared error on the test s
     python bench/search_value.py --data synthetic:200000:24 --seeds 3 --budget 50
     python bench/search_value.py --arms edas,random --seeds 1 --budget 10  # a quick look
     python bench/search_value.py --seeds 6 --first-seed 6 ...     # fresh seeds 6 .. 11
+    python bench/search_value.py --compute tflop --also hours ...  # in FLOPs and in seconds
+
+With --also, every other arm runs until it has spent the edas arm's compute in both
+currencies, and tables.md and also.png (realised error against training seconds, log
+axis) give the results at equal compute in the second one too.
 
 Arms (`--arms`, comma-separated):
     edas           the default configuration (--set changes it, and every arm with it);
@@ -148,10 +153,14 @@ __all__ = [  # besides what this file defines, what the tests reach through it
 
 
 def wanted(
-    run: Searched, reference_compute: int, reference: bool, steps: bool
-) -> list[tuple[dict, int]]:
-    """(architecture, first learner index) of every judgement this run's rows will need."""
+    run: Searched, reference_compute: int, reference: bool, steps: bool,
+    also: tuple[str, float] | None = None,
+) -> list[tuple[dict, int]]:  # fmt: skip
+    """(architecture, first learner index) of every judgement this run's rows will need;
+    `also`: (a second unit, the reference's total in it)."""
     needs = [(run.judged_at(f, reference_compute), JUDGE_FIRST) for f in FRACTIONS]
+    if also is not None and not run.mixtures:
+        needs += [(run.incumbent(f * also[1], also[0]), JUDGE_FIRST) for f in FRACTIONS]
     if reference:
         start = run.records[0].architecture
         final = run.incumbent(run.compute)  # the judge's noise, on the start and on a winner
@@ -220,14 +229,17 @@ def run_searches(
                         budget = options.budget * 20  # a safety limit: the compute stops it
                         searcher = external_search if arm.external else search
                         who = arm.name if arm.external else arm
+                        caps = {options.also: run.totals[options.also]} if options.also else None
                         searching = (searcher, who, seed, base, budget, run.compute,
-                                     options.compute)  # fmt: skip
+                                     options.compute, caps)  # fmt: skip
                         pending[start(searcher, arm.name, seed, *searching[1:])] = seed
-            compute = runs[(seed, reference.name)].compute
+            ref = runs[(seed, reference.name)]
+            also = (options.also, ref.totals[options.also]) if options.also else None
             for searched in finished:
                 arm = catalogue_arm(chosen, searched.arm)
                 steps = not searched.mixtures and arm.steps_judged
-                for judged, first in wanted(searched, compute, arm is reference, steps):
+                needs = wanted(searched, ref.compute, arm is reference, steps, also)
+                for judged, first in needs:
                     future = judge.submit(pool, {**base, "seed": seed}, judged, first)
                     if future is not None:
                         pending[future] = None
@@ -299,10 +311,24 @@ def run_benchmark(options: argparse.Namespace) -> dict[str, Any]:
                 row["judge_noise_final"] = abs(second - row["final_error"])
             if run.mixtures:
                 row["architectures"] = len(run.mixtures[1.0])
+            elif options.also:
+                row["also"] = at_equal(run, ref, options.also, judge, config)
             rows.append(row)
             print(f"seed {seed}: {run.arm}: realised test error {row['final_error']:.5f} "
                   f"(start {start_error:.5f})", flush=True)  # fmt: skip
     return {"options": _jsonable(options), "rows": rows}
+
+
+def at_equal(
+    run: Searched, ref: Searched, unit: str, judge: Judge, config: dict[str, Any]
+) -> dict[str, Any]:
+    """The run judged at the reference's compute in a second currency (--also): its
+    incumbents after each share of it, and what it spent in that unit against the
+    reference (below 1: it stopped before reaching it, so the comparison is cut short)."""
+    total = ref.totals[unit]
+    anytime = {str(f): judge.error(config, run.incumbent(f * total, unit)) for f in FRACTIONS}
+    return {"unit": unit, "reference_total": total, "final_error": anytime["1.0"],
+            "anytime": anytime, "compute_ratio": run.totals[unit] / total}  # fmt: skip
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -320,6 +346,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--compute", choices=list(UNITS), default="tflop",
         help="What equal compute counts: training TFLOP (default), learner-epochs, or "
         "measured training hours.",
+    )  # fmt: skip
+    parser.add_argument(
+        "--also", choices=list(UNITS),
+        help="A second currency: every arm also runs until it has spent the edas arm's "
+        "compute in it, and is judged at equal compute in both (e.g. --compute tflop "
+        "--also hours: at equal training FLOPs and at equal training seconds).",
     )  # fmt: skip
     parser.add_argument("--members", type=int, default=16, help="Fresh members per judgement.")
     parser.add_argument("--honest-members", type=int, default=8, help="m of the honest arm.")

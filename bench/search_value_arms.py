@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from search_value_judging import UNITS, Searched
+from search_value_judging import UNITS, Searched, Spent
 
 from edas_agent import Record, RunSession, load_config
 
@@ -109,20 +109,23 @@ def catalogue_arm(chosen: list[Arm], name: str) -> Arm:
 
 
 def search(
-    arm: Arm, seed: int, base: dict[str, Any], budget: int, cap: float | None, unit: str
-) -> Searched:
+    arm: Arm, seed: int, base: dict[str, Any], budget: int, cap: float | None, unit: str,
+    also: dict[str, float] | None = None,
+) -> Searched:  # fmt: skip
     """One arm's search; with `cap`, it stops after the first step that reaches cap
-    (compute in `unit`, see UNITS; its budget is then only a safety limit)."""
+    (compute in `unit`, see UNITS; its budget is then only a safety limit), and with `also`
+    only once it has reached those caps too (--also: equal compute in a second currency)."""
     overrides = {**base, "seed": seed, "budget": budget, "name": f"{arm.name}-{seed}",
                  **arm.overrides}  # fmt: skip
     config = load_config(None, {}, overrides)  # every value explicit: None is null
     spend: list[float] = []
+    spent = Spent(unit, cap, also)
     started = time.perf_counter()
     with RunSession.start(config) as session:
 
         def on_record(record: Record) -> None:
-            spend.append((spend[-1] if spend else 0) + UNITS[unit](record))
-            if cap is not None and spend[-1] >= cap:
+            spend.append(spent.add(record))
+            if spent.reached():
                 session.search.stop_requested = True
 
         records = session.run(on_record)

@@ -43,6 +43,24 @@ UNITS = {
 }
 
 
+class Spent:
+    """An arm's running spend in every unit, and whether it has reached the reference's:
+    `cap` in --compute's unit and, with --also, `also`'s caps too (it stops once all are)."""
+
+    def __init__(self, unit: str, cap: float | None, also: dict[str, float] | None = None):
+        self.unit, self.caps = unit, {**(also or {}), **({unit: cap} if cap is not None else {})}
+        self.totals = dict.fromkeys(UNITS, 0.0)
+
+    def add(self, record: Record) -> float:
+        """Counts `record`; returns the spend so far in --compute's unit."""
+        for name, of in UNITS.items():
+            self.totals[name] += of(record)
+        return self.totals[self.unit]
+
+    def reached(self) -> bool:
+        return bool(self.caps) and all(self.totals[u] >= c for u, c in self.caps.items())
+
+
 def new_architectures(records: list[Record]) -> int:
     """Distinct architectures a search trained, to a stage or fully: what it really judged.
     A repeat (an architecture seen before: its learners are reused, or a pruned one is
@@ -108,10 +126,16 @@ class Searched:
         return cls(arm, seed, Path(document["folder"]), records, document["wall_s"],
                    document["spend"], document["totals"])  # fmt: skip
 
-    def incumbent(self, compute: float) -> dict[str, Any]:
-        """The adopted architecture once `compute` (in the spend's unit) was spent."""
+    def spend_in(self, unit: str) -> list[float]:
+        """Cumulative compute per record in any of UNITS (the spend is in --compute's)."""
+        return np.cumsum([UNITS[unit](r) for r in self.records]).tolist()
+
+    def incumbent(self, compute: float, unit: str | None = None) -> dict[str, Any]:
+        """The adopted architecture once `compute` (in `unit`; by default the spend's) was
+        spent."""
         current = self.records[0].architecture
-        for record, spent in zip(self.records, self.spend, strict=True):
+        spend = self.spend if unit is None else self.spend_in(unit)
+        for record, spent in zip(self.records, spend, strict=True):
             if spent > compute:
                 break
             if record.event == "proposal" and record.accepted:

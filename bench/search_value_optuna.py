@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
-from search_value_judging import UNITS, Searched
+from search_value_judging import UNITS, Searched, Spent
 
 from edas_agent import (
     CandidateFailed,
@@ -57,26 +57,33 @@ ASHA_FRACTIONS = (1 / 9, 1 / 3, 1.0)  # rungs of the schedule; eta 3, as our scr
 
 
 def external_search(
-    name: str, seed: int, base: dict[str, Any], budget: int, cap: float, unit: str
-) -> Searched:
+    name: str, seed: int, base: dict[str, Any], budget: int, cap: float, unit: str,
+    also: dict[str, float] | None = None,
+) -> Searched:  # fmt: skip
     if name == "tuned-edas":
-        return tuned_start(seed, base, budget, cap, unit)
-    return optuna_search(name, seed, base, budget, cap, unit)
+        return tuned_start(seed, base, budget, cap, unit, also)
+    return optuna_search(name, seed, base, budget, cap, unit, also)
 
 
-def tuned_start(seed: int, base: dict[str, Any], budget: int, cap: float, unit: str) -> Searched:
-    """optuna-tpe for half of `cap`, then the default search from its best trial (whose
-    starting learners count again: the default trains its start anew)."""
+def tuned_start(
+    seed: int, base: dict[str, Any], budget: int, cap: float, unit: str,
+    also: dict[str, float] | None = None,
+) -> Searched:  # fmt: skip
+    """optuna-tpe for half of `cap` (and of `also`'s), then the default search from its
+    best trial (whose starting learners count again: the default trains its start anew)."""
     from search_value_arms import Arm, search  # the default search, as the edas arm runs it
 
-    tuned = optuna_search("optuna-tpe", seed, base, budget, cap / 2, unit)
+    half = {u: c / 2 for u, c in (also or {}).items()}
+    tuned = optuna_search("optuna-tpe", seed, base, budget, cap / 2, unit, half)
     best = tuned.incumbent(tuned.compute)
     start = Path(base["runs_dir"]) / f"tuned-start-{seed}.json"
     start.parent.mkdir(parents=True, exist_ok=True)
     start.write_text(json.dumps(best))
     rest = cap - tuned.compute
+    rest_also = {u: c - tuned.totals[u] for u, c in (also or {}).items()}
     arm = Arm("tuned-edas", {"baseline": str(start)})
-    searched = search(arm, seed, base, budget, rest, unit) if rest > 0 else None
+    more = rest > 0 or any(c > 0 for c in rest_also.values())
+    searched = search(arm, seed, base, budget, rest, unit, rest_also) if more else None
     if searched is None:
         return Searched("tuned-edas", seed, tuned.folder, tuned.records, tuned.wall_s,
                         tuned.spend, tuned.totals)  # fmt: skip
@@ -87,8 +94,9 @@ def tuned_start(seed: int, base: dict[str, Any], budget: int, cap: float, unit: 
 
 
 def optuna_search(
-    name: str, seed: int, base: dict[str, Any], budget: int, cap: float, unit: str
-) -> Searched:
+    name: str, seed: int, base: dict[str, Any], budget: int, cap: float, unit: str,
+    also: dict[str, float] | None = None,
+) -> Searched:  # fmt: skip
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -102,10 +110,11 @@ def optuna_search(
     study.enqueue_trial(params_of(start, schema))
     records: list[Record] = []
     spend: list[float] = []
+    spent = Spent(unit, cap, also)
     best = math.inf
     started = time.perf_counter()
     for _ in range(budget):  # a safety limit on trials, failed ones included
-        if spend and spend[-1] >= cap:
+        if spent.reached():
             break
         trial = study.ask()
         document = suggest(trial, schema, start)
@@ -131,7 +140,7 @@ def optuna_search(
         record = _record(len(records), document, stats, cost, better, config)
         best = value if better else best
         records.append(record)
-        spend.append((spend[-1] if spend else 0.0) + UNITS[unit](record))
+        spend.append(spent.add(record))
     folder = Path(config.runs_dir) / f"{name}-{seed}"  # nothing is written there
     totals = {unit_name: sum(map(of, records)) for unit_name, of in UNITS.items()}
     return Searched(name, seed, folder, records, time.perf_counter() - started, spend, totals)

@@ -89,9 +89,44 @@ def tables(result: dict[str, Any]) -> str:
             arm].mixes_reference else ""  # fmt: skip
         lines += ["", f"The {arm} arm's final mixtures hold {np.mean(mixed):.1f} architectures "
                   f"on average{whose}."]  # fmt: skip
+    lines += _at_equal_table(rows, arms_seen, unit)
     lines += _screening_table(rows, arms_seen)
     lines += _accepted_steps_table(rows, arms_seen, M)
     return "\n".join(lines) + "\n"
+
+
+def _at_equal_table(rows: list[dict], arms_seen: list[str], unit: str) -> list[str]:
+    """--also: the same arms judged at the edas arm's compute in a second currency."""
+    judged = [r for r in rows if "also" in r]
+    if not judged:
+        return []
+    also = judged[0]["also"]["unit"]
+    edas = {r["seed"]: r["also"]["final_error"] for r in judged if r["arm"] == "edas"}
+    lines = [
+        "",
+        f"At equal {also} (--also): every arm ran until it had spent the edas arm's {also} "
+        f"as well as its {unit}, and is judged on its incumbent at the edas arm's {also}. "
+        f"A ratio below 1 means the arm stopped before (its search ended), so its row is cut "
+        "short.",
+        "",
+        f"| arm | realised test error | minus edas, paired | 90 % interval | seeds better than "
+        f"edas | {also} spent / edas's | " + " | ".join(f"{f:.0%}" for f in FRACTIONS) + " |",
+        "|---|---:|---:|---:|---:|---:|" + "---:|" * len(FRACTIONS),
+    ]
+    for arm in arms_seen:
+        mine = [r["also"] | {"seed": r["seed"]} for r in judged if r["arm"] == arm]
+        if not mine:
+            continue
+        final = np.array([r["final_error"] for r in mine])
+        versus = np.array([r["final_error"] - edas[r["seed"]] for r in mine])
+        paired = ("- | - | -" if arm == "edas"
+                  else f"{_mean_sd(versus, 5)} | {_interval(versus, 0.9)} | "
+                  f"{sum(v < 0 for v in versus)}/{len(versus)}")  # fmt: skip
+        ratio = np.mean([r["compute_ratio"] for r in mine])
+        curve = [_mean_sd(np.array([r["anytime"][str(f)] for r in mine]), 5) for f in FRACTIONS]
+        lines.append(f"| {arm} | {_mean_sd(final, 5)} | {paired} | {ratio:.2f} | "
+                     + " | ".join(curve) + " |")  # fmt: skip
+    return lines
 
 
 def _sizes_differ(rows: list[dict], members: int) -> list[str]:
@@ -161,9 +196,35 @@ def plot(result: dict[str, Any], path: Path) -> None:
     axes.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=120)
+    judged = [r for r in rows if "also" in r]
+    if judged:
+        _plot_also(judged, result["options"]["members"], path.with_name("also.png"))
 
 
-_SETUP = ("data", "sets", "seeds", "budget", "members", "honest_members", "compute")
+def _plot_also(rows: list[dict], members: int, path: Path) -> None:
+    """--also: realised error against the second currency's compute, log axis (training
+    seconds for hours), one curve per arm; x is the edas arm's mean spend at each share."""
+    import matplotlib.pyplot as plt
+
+    unit = rows[0]["also"]["unit"]
+    scale, label = (3600, "training seconds") if unit == "hours" else (1, unit)
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    spend = np.mean([r["also"]["reference_total"] for r in rows]) * scale
+    for arm in dict.fromkeys(r["arm"] for r in rows):
+        errors = np.array([[r["also"]["anytime"][str(f)] for f in FRACTIONS]
+                           for r in rows if r["arm"] == arm])  # fmt: skip
+        axes.errorbar([f * spend for f in FRACTIONS], errors.mean(axis=0),
+                      yerr=errors.std(axis=0), label=arm, capsize=3, marker="o")  # fmt: skip
+    axes.set_xscale("log")
+    axes.set_xlabel(f"{label} (the edas arm's, mean over seeds)")
+    axes.set_ylabel(f"realised test error ({members} fresh members)")
+    axes.set_title(f"Incumbent error against {label} (mean ± sd over seeds)")
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+
+
+_SETUP = ("data", "sets", "seeds", "budget", "members", "honest_members", "compute", "also")
 
 
 def _screening_table(rows: list[dict], arms_seen: list[str]) -> list[str]:

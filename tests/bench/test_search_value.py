@@ -55,6 +55,44 @@ def test_every_arm_gets_the_reference_compute_and_a_judged_result(tmp_path: Path
     assert all(key.split(":")[1] in ("1000000", "1010000") for key in judged)
 
 
+def test_also_judges_every_arm_at_equal_compute_in_a_second_currency(tmp_path: Path):
+    bench = load_bench()
+    bench.main(["--data", "synthetic:1500:4", "--seeds", "1", "--budget", "3", "--members", "3",
+                "--arms", "edas,random,mixture", "--compute", "tflop", "--also", "hours",
+                "--jobs", "1", "--out", str(tmp_path)])  # fmt: skip
+    rows = {r["arm"]: r for r in json.loads((tmp_path / "results.json").read_text())["rows"]}
+    edas_hours = rows["edas"]["train_hours"]
+    assert rows["edas"]["also"]["reference_total"] == pytest.approx(edas_hours)
+    # every searching arm ran until it reached the edas spend in both currencies
+    assert rows["random"]["train_hours"] >= edas_hours
+    assert rows["random"]["compute"] >= rows["edas"]["compute"]
+    assert rows["random"]["also"]["compute_ratio"] >= 1
+    assert 0 < rows["random"]["also"]["final_error"] < 1
+    assert "also" not in rows["mixture"]  # judged at the reference's own compute only
+    assert "At equal hours (--also)" in (tmp_path / "tables.md").read_text()
+    assert (tmp_path / "also.png").stat().st_size > 0
+
+
+def test_spent_stops_once_every_cap_is_reached():
+    sys.path.insert(0, str(BENCH.parent))
+    from search_value_judging import Spent
+
+    from edas_agent.record import Cost, Record
+
+    def record(flops: float, seconds: float) -> Record:
+        cost = Cost(learners_trained=1, train_flops=flops, train_seconds=seconds)
+        return Record(event="proposal", step=1, time="t", status="rejected", reason="r",
+                      rule="exact", members=2, cost=cost)  # fmt: skip
+
+    spent = Spent("tflop", 2.0, {"hours": 10 / 3600})
+    assert spent.add(record(1.5e12, 4)) == pytest.approx(1.5) and not spent.reached()
+    spent.add(record(1e12, 4))
+    assert not spent.reached()  # FLOPs reached, seconds not
+    spent.add(record(0, 3))
+    assert spent.reached()
+    assert not Spent("tflop", None).reached()  # the reference: never stopped
+
+
 def test_a_rerun_with_the_same_out_takes_the_finished_searches_instead_of_searching_again(
     tmp_path: Path,
 ):
