@@ -122,13 +122,14 @@ from search_value_judging import (
     Judge,
     Searched,
     accepted_gains_at,
-    accepted_steps,
     accepted_steps_that_improved,
+    at_equal,
     audit_pruning,
     best_mixtures,
     incumbent_mixtures,
     learner_epochs,
     new_architectures,
+    wanted,
 )
 from search_value_optuna import external_search
 from search_value_tables import (
@@ -150,25 +151,6 @@ __all__ = [  # besides what this file defines, what the tests reach through it
     "learner_epochs",
     "new_architectures",
 ]
-
-
-def wanted(
-    run: Searched, reference_compute: int, reference: bool, steps: bool,
-    also: tuple[str, float] | None = None,
-) -> list[tuple[dict, int]]:  # fmt: skip
-    """(architecture, first learner index) of every judgement this run's rows will need;
-    `also`: (a second unit, the reference's total in it)."""
-    needs = [(run.judged_at(f, reference_compute), JUDGE_FIRST) for f in FRACTIONS]
-    if also is not None and not run.mixtures:
-        needs += [(run.incumbent(f * also[1], also[0]), JUDGE_FIRST) for f in FRACTIONS]
-    if reference:
-        start = run.records[0].architecture
-        final = run.incumbent(run.compute)  # the judge's noise, on the start and on a winner
-        needs += [(start, JUDGE_FIRST), (start, JUDGE_FIRST + 10_000)]
-        needs += [(final, JUDGE_FIRST + 10_000)]
-    if steps:  # each accepted step's baseline and candidate, judged
-        needs += [(d, JUDGE_FIRST) for step in accepted_steps(run) for d in step]
-    return needs
 
 
 def run_searches(
@@ -317,18 +299,6 @@ def run_benchmark(options: argparse.Namespace) -> dict[str, Any]:
             print(f"seed {seed}: {run.arm}: realised test error {row['final_error']:.5f} "
                   f"(start {start_error:.5f})", flush=True)  # fmt: skip
     return {"options": _jsonable(options), "rows": rows}
-
-
-def at_equal(
-    run: Searched, ref: Searched, unit: str, judge: Judge, config: dict[str, Any]
-) -> dict[str, Any]:
-    """The run judged at the reference's compute in a second currency (--also): its
-    incumbents after each share of it, and what it spent in that unit against the
-    reference (below 1: it stopped before reaching it, so the comparison is cut short)."""
-    total = ref.totals[unit]
-    anytime = {str(f): judge.error(config, run.incumbent(f * total, unit)) for f in FRACTIONS}
-    return {"unit": unit, "reference_total": total, "final_error": anytime["1.0"],
-            "anytime": anytime, "compute_ratio": run.totals[unit] / total}  # fmt: skip
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:

@@ -315,3 +315,34 @@ def audit_pruning(run: Searched, overrides: dict[str, Any], sample: int) -> dict
             would.append({"step": step, "pruned_by": trace.pruned_by, "stage": trace.pruned_at,
                           "E_M": result.rounds[-1].stats.E_M})  # fmt: skip
     return {"audited": len(chosen), "would_accept": would}
+
+
+def wanted(
+    run: Searched, reference_compute: int, reference: bool, steps: bool,
+    also: tuple[str, float] | None = None,
+) -> list[tuple[dict, int]]:  # fmt: skip
+    """(architecture, first learner index) of every judgement this run's rows will need;
+    `also`: (a second unit, the reference's total in it)."""
+    needs = [(run.judged_at(f, reference_compute), JUDGE_FIRST) for f in FRACTIONS]
+    if also is not None and not run.mixtures:
+        needs += [(run.incumbent(f * also[1], also[0]), JUDGE_FIRST) for f in FRACTIONS]
+    if reference:
+        start = run.records[0].architecture
+        final = run.incumbent(run.compute)  # the judge's noise, on the start and on a winner
+        needs += [(start, JUDGE_FIRST), (start, JUDGE_FIRST + 10_000)]
+        needs += [(final, JUDGE_FIRST + 10_000)]
+    if steps:  # each accepted step's baseline and candidate, judged
+        needs += [(d, JUDGE_FIRST) for step in accepted_steps(run) for d in step]
+    return needs
+
+
+def at_equal(
+    run: Searched, ref: Searched, unit: str, judge: Judge, config: dict[str, Any]
+) -> dict[str, Any]:
+    """The run judged at the reference's compute in a second currency (--also): its
+    incumbents after each share of it, and what it spent in that unit against the
+    reference (below 1: it stopped before reaching it, so the comparison is cut short)."""
+    total = ref.totals[unit]
+    anytime = {str(f): judge.error(config, run.incumbent(f * total, unit)) for f in FRACTIONS}
+    return {"unit": unit, "reference_total": total, "final_error": anytime["1.0"],
+            "anytime": anytime, "compute_ratio": run.totals[unit] / total}  # fmt: skip
