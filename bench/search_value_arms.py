@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from search_value_judging import UNITS, Searched, Spent
+from search_value_judging import Searched, Spent
 
 from edas_agent import Record, RunSession, load_config
 
@@ -130,5 +130,5 @@ def search(
 
         records = session.run(on_record)
         folder = session.journal.folder
-    totals = {name: sum(map(of, records)) for name, of in UNITS.items()}
+    totals = dict(spent.totals)  # every unit, counted as the records came
     return Searched(arm.name, seed, folder, records, time.perf_counter() - started, spend, totals)

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
-from search_value_judging import UNITS, Searched, Spent
+from search_value_judging import Searched, Spent
 
 from edas_agent import (
     CandidateFailed,
@@ -142,7 +142,7 @@ def optuna_search(
         records.append(record)
         spend.append(spent.add(record))
     folder = Path(config.runs_dir) / f"{name}-{seed}"  # nothing is written there
-    totals = {unit_name: sum(map(of, records)) for unit_name, of in UNITS.items()}
+    totals = dict(spent.totals)  # every unit, counted as the trials came
     return Searched(name, seed, folder, records, time.perf_counter() - started, spend, totals)
 
 

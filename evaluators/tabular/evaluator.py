@@ -35,6 +35,7 @@ from edas_agent.evaluators.tabular.trainer import (
     Paused,
     checkpoint_steps,
     gradient_norm_at_init,
+    nonfinite,
     predict,
     total_steps,
     train_learners,
@@ -187,7 +188,7 @@ class TabularEvaluator:
         for item, span, failure, spent in zip(
             group, fused.spans(), fused.failures, flops, strict=True
         ):
-            failure = failure or _nonfinite(val[span], test[span])
+            failure = failure or nonfinite(val[span]) or nonfinite(test[span])
             if failure is not None:
                 results.append(CandidateFailed(_renumber(failure, item.request.first)))
                 continue
@@ -373,15 +374,6 @@ def _evaluation(
         learner_seconds=(seconds / learners,) * learners,
         train_flops=train_flops,
     )
-
-
-def _nonfinite(val: np.ndarray, test: np.ndarray) -> str | None:
-    """Why a member's predictions cannot be used (as trainer.predict says it alone)."""
-    for predictions in (val, test):
-        finite = np.isfinite(predictions).reshape(predictions.shape[0], -1).all(axis=1)
-        if not finite.all():
-            return f"learner {int(np.argmin(finite))}: predictions contain NaN or inf"
-    return None
 
 
 def _renumber(message: str, first: int) -> str:

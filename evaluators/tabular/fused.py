@@ -40,9 +40,9 @@ from edas_agent.evaluators.tabular.trainer import (
     Precision,
     Trained,
     _loss,
-    _to_prediction,
     autocast,
     numeric_input,
+    predict_rows,
 )
 
 FUSABLE_OPTIMIZERS = ("adam", "adamw")  # one kernel for both; sgd and adagrad train alone
@@ -333,17 +333,11 @@ def _owns(architecture: Architecture, name: str) -> bool:
 
 def predict_fused(fused: FusedTrained, data: EncodedDataset, part: Part) -> np.ndarray:
     """(K, n) or (K, n, C) predictions of every learner of the group, members in order."""
-    trained = fused.trained
-    net, device = trained.net, trained.net.device
-    numeric = fused.numeric.of(part)
+    numeric, device = fused.numeric.of(part), fused.trained.net.device
     k = sum(len(m.seeds) for m in fused.members)
-    outputs = []
-    with torch.no_grad():
-        for start in range(0, len(part), 16384):
-            rows = torch.arange(start, min(start + 16384, len(part)), device=device)
-            rows = rows.expand(k, -1)
-            cat = part.categorical.to(device)[rows]
-            with autocast(device, trained.precision):
-                logits, _ = net.forward(cat, numeric(rows), trained.masks, dropout=None)
-            outputs.append(_to_prediction(logits.float(), data).cpu())
-    return torch.cat(outputs, dim=1).double().numpy()
+
+    def numeric_of(rows: slice) -> torch.Tensor:
+        indices = torch.arange(rows.start, min(rows.stop, len(part)), device=device)
+        return numeric(indices.expand(k, -1))
+
+    return predict_rows(fused.trained, data, part, numeric_of)

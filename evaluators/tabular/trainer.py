@@ -139,24 +139,47 @@ def predict(
     trained: Trained, data: EncodedDataset, architecture: Architecture, part: Part
 ) -> np.ndarray:
     """(k, n) probabilities of the positive class or regression values (standardised, as
-    the targets); (k, n, C) classes."""
-    net, device = trained.net, trained.net.device
+    the targets); (k, n, C) classes. Raises CandidateFailed naming a learner whose
+    predictions are not finite."""
+    device = trained.net.device
     numeric = numeric_input(architecture, part)
+    k = next(iter(trained.net.params.values())).shape[0]
+    predictions = predict_rows(
+        trained, data, part, lambda rows: numeric[rows].to(device).expand(k, -1, -1)
+    )
+    failure = nonfinite(predictions)
+    if failure is not None:
+        raise CandidateFailed(failure)
+    return predictions
+
+
+def predict_rows(
+    trained: Trained,
+    data: EncodedDataset,
+    part: Part,
+    numeric_of: Callable[[slice], torch.Tensor],
+) -> np.ndarray:
+    """Every learner's predictions on `part`, a chunk of rows at a time; `numeric_of(rows)`
+    gives the learners' (k, rows, numeric fields) input for a slice of the part's rows."""
+    net, device = trained.net, trained.net.device
     k = next(iter(net.params.values())).shape[0]
     outputs = []
     with torch.no_grad():
         for start in range(0, len(part), _PREDICT_BATCH):
             rows = slice(start, start + _PREDICT_BATCH)
             cat = part.categorical[rows].to(device).expand(k, -1, -1)
-            num = numeric[rows].to(device).expand(k, -1, -1)
             with autocast(device, trained.precision):
-                logits, _ = net.forward(cat, num, trained.masks, dropout=None)
+                logits, _ = net.forward(cat, numeric_of(rows), trained.masks, dropout=None)
             outputs.append(_to_prediction(logits.float(), data).cpu())
-    predictions = torch.cat(outputs, dim=1).double().numpy()
-    if not np.isfinite(predictions).all():
-        bad = int(np.argmax(~np.isfinite(predictions).reshape(k, -1).all(axis=1)))
-        raise CandidateFailed(f"learner {bad}: predictions contain NaN or inf")
-    return predictions
+    return torch.cat(outputs, dim=1).double().numpy()
+
+
+def nonfinite(predictions: np.ndarray) -> str | None:
+    """Why (k, n[, C]) predictions cannot be used: the first learner with NaN or inf."""
+    finite = np.isfinite(predictions).reshape(predictions.shape[0], -1).all(axis=1)
+    if finite.all():
+        return None
+    return f"learner {int(np.argmin(finite))}: predictions contain NaN or inf"
 
 
 def _fit(
