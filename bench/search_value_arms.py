@@ -65,6 +65,7 @@ def arms(honest_members: int) -> dict[str, Arm]:
         for r in (3, 4)
     )
     uncapped = {"search.explore.lift_caps": True, "search.explore.on_repeat": "global"}
+    explored = {**uncapped, "search.explore.global_share": 0.3}
     return {
         arm.name: arm
         for arm in (
@@ -94,9 +95,12 @@ def arms(honest_members: int) -> dict[str, Arm]:
             Arm("optuna-tpe", {}, external=True),
             Arm("optuna-tpe-ensemble", {}, external=True),
             Arm("optuna-asha", {}, external=True),
+            Arm("optuna-tpe-same", {}, external=True),
+            Arm("optuna-asha-same", {}, external=True),
             Arm("tuned-edas", {}, external=True),
             Arm("uncapped", uncapped),
-            Arm("explore", {**uncapped, "search.explore.global_share": 0.3}),
+            Arm("explore", explored),
+            Arm("explore-tpe", {**explored, "search.explore.sampler": "tpe"}),
             Arm("continuous", {"search.continuous.enabled": True}),
             Arm("rounds-4", {"llm.proposals_per_round": 4}),
             Arm("rounds-8", {"llm.proposals_per_round": 8}),

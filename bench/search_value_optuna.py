@@ -9,6 +9,9 @@
                          trial reports its validation error after 1/9 and 1/3 of its
                          epochs and is stopped there unless it ranks in the top third of
                          the trials at that point (what users run against our screening)
+    optuna-tpe-same      optuna-tpe confined to the space the builtin proposer walks by
+    optuna-asha-same     default (its caps: evaluators/tabular/mutations.py SMALL: epochs,
+                         tower widths and layers, cross layers); the rest as encoded below
     tuned-edas           a tuned start: optuna-tpe for half the compute, then the default
                          search from its best architecture for the other half ("more TPE"
                          from there is the optuna-tpe arm itself, which goes on sampling)
@@ -29,6 +32,7 @@ incumbent after any share of it is the best trial so far by the objective.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -47,12 +51,15 @@ from edas_agent import (
     document_of,
     load_config,
 )
+from edas_agent.evaluators.tabular.mutations import SMALL, Caps
 from edas_agent.integrations import params_of, suggest
+from edas_agent.integrations.optuna import places
 from edas_agent.record import Cost
 from edas_agent.theory import residuals, statistics
 
 # name: (learners per trial, objective)
-OPTUNA_ARMS = {"optuna-tpe": (1, "E"), "optuna-tpe-ensemble": (2, "E_M"), "optuna-asha": (1, "E")}
+OPTUNA_ARMS = {"optuna-tpe": (1, "E"), "optuna-tpe-ensemble": (2, "E_M"), "optuna-asha": (1, "E"),
+               "optuna-tpe-same": (1, "E"), "optuna-asha-same": (1, "E")}  # fmt: skip
 ASHA_FRACTIONS = (1 / 9, 1 / 3, 1.0)  # rungs of the schedule; eta 3, as our screening's
 
 
@@ -105,7 +112,10 @@ def optuna_search(
     evaluator = build_evaluator(config)
     start = document_of(evaluator.default_architecture())
     schema = evaluator.space().model_json_schema()
-    pruner = optuna.pruners.SuccessiveHalvingPruner() if name == "optuna-asha" else None
+    if name.endswith("-same"):
+        schema = confined(schema, SMALL)
+    asha = name.startswith("optuna-asha")
+    pruner = optuna.pruners.SuccessiveHalvingPruner() if asha else None
     study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner)
     study.enqueue_trial(params_of(start, schema))
     records: list[Record] = []
@@ -144,6 +154,20 @@ def optuna_search(
     folder = Path(config.runs_dir) / f"{name}-{seed}"  # nothing is written there
     totals = dict(spent.totals)  # every unit, counted as the trials came
     return Searched(name, seed, folder, records, time.perf_counter() - started, spend, totals)
+
+
+def confined(schema: dict[str, Any], caps: Caps) -> dict[str, Any]:
+    """The tabular space's schema with the builtin proposer's caps as its bounds (where the
+    space's own are wider): what the default search can reach, for TPE to search too."""
+    schema = copy.deepcopy(schema)
+    bounds = {"/training/epochs": caps.epochs, "/cross/layers": caps.cross}
+    for path, node in places(schema):  # nodes of the copy: setting them sets the copy
+        if path in bounds:
+            node["maximum"] = min(node["maximum"], bounds[path])
+        elif path == "/tower/widths":
+            node["maxItems"] = min(node["maxItems"], caps.layers)
+            node["items"]["maximum"] = min(node["items"]["maximum"], caps.width)
+    return schema
 
 
 def _rungs(trial, evaluator, architecture) -> tuple[np.ndarray, Cost, bool]:

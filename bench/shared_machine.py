@@ -87,8 +87,10 @@ def trainings_table(env: dict[str, str]) -> None:
             children = [subprocess.Popen(command, env={**os.environ, **env}, text=True,
                                          stdout=subprocess.PIPE) for _ in range(count)]  # fmt: skip
             seconds = [float(child.communicate()[0]) for child in children]
-            print(f"{threads} thread(s), {count} process(es) at once: "
-                  + ", ".join(f"{s:.2f} s" for s in seconds))
+            print(
+                f"{threads} thread(s), {count} process(es) at once: "
+                + ", ".join(f"{s:.2f} s" for s in seconds)
+            )
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -116,8 +118,10 @@ def main(argv: list[str] | None = None) -> None:
     pair = together(2, options, env)
     result = {"budget": options.budget, "env": env, "sets": options.set or [],
               "cpus": os.cpu_count(), "alone_s": alone, "side_by_side_s": pair}  # fmt: skip
-    print(f"budget {options.budget}, env {env or 'as given'}, sets {options.set or []}, "
-          f"{os.cpu_count()} cpus")
+    print(
+        f"budget {options.budget}, env {env or 'as given'}, sets {options.set or []}, "
+        f"{os.cpu_count()} cpus"
+    )
     print(f"alone: {alone:.1f} s" if alone else f"alone: over {options.timeout:.0f} s")
     for i, seconds in enumerate(pair):
         if seconds is None or alone is None:

@@ -10,6 +10,10 @@ the whole space (random walks, or Optuna's TPE told each draw's E_M), in their p
   keeps improving is left alone, a stuck one explores;
 - every local proposal that repeats an evaluated architecture (`on_repeat: global`).
 
+A global sampler that learns (TPE) is told every judged candidate, the local ones too: its
+model of where the error is low then starts from the hundreds of candidates the local
+search has judged, not from its own few draws, and its draws concentrate around the best.
+
 A global draw may cost at most `max_growth` times the baseline's training FLOPs, where the
 evaluator can tell before training (the tabular one can). Without that bound a draw from
 the whole space costs, on average, more than a small budget's whole search; with it,
@@ -47,11 +51,15 @@ class ExploringProposer:
         self.planned_flops = planned_flops
         self.kind: dict[int, str] = {}  # step -> "local" or "global", until its outcome
         self.local_accepted: list[bool] = []  # the local proposals' outcomes, in order
+        self.documents: dict[int, dict[str, Any]] = {}  # step -> a local proposal's document
         self.replays_deterministically = (
             local.replays_deterministically and global_.replays_deterministically
         )
 
     def propose(self, context: ProposalContext, check: Check | None = None) -> list[Proposal]:
+        begin = getattr(self.global_, "begin", None)
+        if begin is not None:  # a learning sampler starts its model at the start
+            begin(context)
         self._learn(context.history)
         wanted = context.proposals
         local = self._local(context, wanted - int(self.rng.binomial(wanted, self.share())), check)
@@ -67,6 +75,7 @@ class ExploringProposer:
             forget(context.step + keep)
         for offset in range(keep + len(drawn)):
             self.kind[context.step + offset] = "local" if offset < keep else "global"
+        self._remember(context, local[:keep])
         return local[:keep] + drawn
 
     def share(self) -> float:
@@ -75,9 +84,27 @@ class ExploringProposer:
         return self.settings.global_share * not_accepted
 
     def _learn(self, history: list[HistoryEntry]) -> None:
+        observe = getattr(self.global_, "observe", None)
         for entry in history:
-            if self.kind.pop(entry.step, None) == "local":
-                self.local_accepted.append(entry.status == "accepted")
+            if self.kind.pop(entry.step, None) != "local":
+                continue
+            self.local_accepted.append(entry.status == "accepted")
+            document = self.documents.pop(entry.step, None)
+            error = entry.E_mix if entry.E_mix is not None else entry.E_M
+            if observe is not None and document is not None and error is not None:
+                observe(document, error, entry.flops)
+
+    def _remember(self, context: ProposalContext, local: list[Proposal]) -> None:
+        """Each local proposal's document, for the global sampler to learn its outcome."""
+        if getattr(self.global_, "observe", None) is None:
+            return
+        for offset, proposal in enumerate(local):
+            if proposal.refused is None:
+                try:
+                    document = apply_edits(context.architecture, proposal.edits)
+                except Exception:  # an edit that does not apply is the check's to report
+                    continue
+                self.documents[context.step + offset] = document
 
     def _local(self, context: ProposalContext, n: int, check: Check | None) -> list[Proposal]:
         if n <= 0:

@@ -50,10 +50,10 @@ class OptunaProposer:
         )
         self.pending: dict[int, Any] = {}  # step -> its trial, until its outcome is known
         self.start: dict[str, Any] | None = None
+        self.schema: dict[str, Any] | None = None
 
     def propose(self, context: ProposalContext, check: Check | None = None) -> list[Proposal]:
-        if self.start is None:  # the first context shows the starting baseline
-            self._add_start(context)
+        self.begin(context)
         for entry in context.history:
             self._tell(entry)
         proposals = []
@@ -71,8 +71,31 @@ class OptunaProposer:
         return [Proposal(rationale="", edits=[], usage=self._usage(),
                          refused=Outcome("invalid", problem))]  # fmt: skip
 
+    def observe(self, document: dict[str, Any], error: float, flops: int | None) -> None:
+        """A candidate someone else proposed (search.explore's local proposer) and its
+        judged error, as a finished trial: the sampler's model learns from every candidate
+        the search judged, not only from its own draws. Before `begin`, and for a document
+        outside the encoded space, nothing."""
+        if self.schema is None:
+            return
+        params = params_of(document, self.schema)
+        try:
+            trial = self.optuna.trial.create_trial(
+                params=params, distributions=distributions(self.schema, params),
+                values=self._values(error, flops),
+            )  # fmt: skip
+        except ValueError:  # a value its distribution does not contain
+            return
+        self.study.add_trial(trial)
+
+    def begin(self, context: ProposalContext) -> None:
+        """The study's first trial, the starting baseline, from the first context it sees
+        (search.explore shows it every context, so that observe works before any draw)."""
+        if self.start is None:
+            self._add_start(context)
+
     def _add_start(self, context: ProposalContext) -> None:
-        self.start = context.architecture
+        self.start, self.schema = context.architecture, context.space_schema
         params = params_of(self.start, context.space_schema)
         self.study.add_trial(self.optuna.trial.create_trial(
             params=params, distributions=distributions(context.space_schema, params),

@@ -132,4 +132,3 @@ class Strategies:
 
     screening: Callable[[Config, Evaluator, LearnerStore, Progress], Screening]
     steps: Callable[[Config, Evaluator], StepSource]
-

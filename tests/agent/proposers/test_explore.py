@@ -118,3 +118,25 @@ def _flat(config: Config) -> dict:
     data = config.evaluator.data
     return {"runs_dir": config.runs_dir, "members": config.members, "data.path": data.path,
             "data.target": data.target, "evaluator.device": "cpu"}  # fmt: skip
+
+
+def test_a_learning_sampler_is_told_the_local_proposals_outcomes():
+    from edas_agent.proposers.sampler import OptunaProposer
+
+    sampler = OptunaProposer(0, "tpe")
+    proposer = ExploringProposer(Stubborn(), sampler, explore(global_share=0.0, sampler="tpe"))
+    ctx = context(0.5)
+    proposer.propose(ctx)  # local: epochs 4
+    assert proposer.kind[ctx.step] == "local"
+    assert len(sampler.study.trials) == 1  # the start, before any global draw
+    judged = HistoryEntry(step=ctx.step, status="rejected", edits=[], rationale="", reason="",
+                          E_M=0.123)  # fmt: skip
+    proposer.propose(context(0.5, step=ctx.step + 2, history=[judged]))
+    told = [t for t in sampler.study.trials if t.values == [0.123]]
+    assert len(told) == 1
+    assert told[0].params["/training/epochs"] == 4  # the local proposal's document
+    not_judged = HistoryEntry(step=ctx.step + 2, status="failed", edits=[], rationale="",
+                              reason="")  # fmt: skip
+    before = len(sampler.study.trials)
+    proposer.propose(context(0.5, step=ctx.step + 3, history=[not_judged]))
+    assert len(sampler.study.trials) == before  # nothing measured, nothing told
