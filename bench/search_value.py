@@ -118,6 +118,7 @@ from search_value_arms import Arm, arms, catalogue_arm, search
 from search_value_judging import (
     FRACTIONS,
     JUDGE_FIRST,
+    TRIALS_LEVEL,
     UNITS,
     Judge,
     Searched,
@@ -279,6 +280,8 @@ def run_benchmark(options: argparse.Namespace) -> dict[str, Any]:
                 "full_evaluations": sum(bool(r.rounds) for r in run.records),
                 "gate_members": run.records[0].members,
             }  # fmt: skip
+            if arm.external and len(run.spend) >= TRIALS_LEVEL:
+                row["compute_of_50_trials"] = run.spend[TRIALS_LEVEL - 1]
             if row["pruned"]:
                 track = predictor_track(run.records)
                 row["predictor_track"] = track

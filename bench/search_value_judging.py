@@ -23,6 +23,7 @@ JUDGE_FIRST = 1_000_000  # learner indices of the judge; a search uses 0 .. a fe
 
 
 FRACTIONS = (0.25, 0.5, 1.0)  # of the compute, for the anytime view
+TRIALS_LEVEL = 50  # Optuna's usual tens of trials: the compute of this many is a budget level
 
 
 def learner_epochs(record: Record) -> float:

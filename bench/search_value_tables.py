@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 from search_value_arms import arms
-from search_value_judging import FRACTIONS, new_architectures
+from search_value_judging import FRACTIONS, TRIALS_LEVEL, new_architectures
 
 # The public API only, as a user's script would use it: edas_agent's names and those its
 # subpackages export
@@ -90,6 +90,7 @@ def tables(result: dict[str, Any]) -> str:
         lines += ["", f"The {arm} arm's final mixtures hold {np.mean(mixed):.1f} architectures "
                   f"on average{whose}."]  # fmt: skip
     lines += _at_equal_table(rows, arms_seen, unit)
+    lines += _trials_level(rows, arms_seen, unit)
     lines += _screening_table(rows, arms_seen)
     lines += _accepted_steps_table(rows, arms_seen, M)
     return "\n".join(lines) + "\n"
@@ -126,6 +127,23 @@ def _at_equal_table(rows: list[dict], arms_seen: list[str], unit: str) -> list[s
         curve = [_mean_sd(np.array([r["anytime"][str(f)] for r in mine]), 5) for f in FRACTIONS]
         lines.append(f"| {arm} | {_mean_sd(final, 5)} | {paired} | {ratio:.2f} | "
                      + " | ".join(curve) + " |")  # fmt: skip
+    return lines
+
+
+def _trials_level(rows: list[dict], arms_seen: list[str], unit: str) -> list[str]:
+    """What an Optuna arm spent on its first TRIALS_LEVEL trials: the budget level of
+    "about 50 TPE trials", to set another run's cap from (--set max_train_tflop=...)."""
+    key = "compute_of_50_trials"
+    spent = {arm: [r[key] for r in rows if r["arm"] == arm and key in r] for arm in arms_seen}
+    found = {arm: np.array(values) for arm, values in spent.items() if values}
+    if not found:
+        return []
+    lines = ["", f"Compute of the first {TRIALS_LEVEL} trials (a budget level: Optuna's usual "
+             f"tens of trials), in {unit}:", "", "| arm | seeds | mean ± sd | least | most |",
+             "|---|---:|---:|---:|---:|"]  # fmt: skip
+    for arm, values in found.items():
+        lines.append(f"| {arm} | {len(values)} | {_mean_sd(values, 4)} | {values.min():.4g} | "
+                     f"{values.max():.4g} |")  # fmt: skip
     return lines
 
 

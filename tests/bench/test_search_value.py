@@ -263,3 +263,37 @@ def test_the_verdict_row_pairs_each_arm_with_edas_over_every_piece(tmp_path):
     row = line.splitlines()[-1]
     # random: +0.01 on three seeds, -0.01 on one: mean +0.005, better on 1 of 4; not run: '-'
     assert row.startswith("| toy | 4 | +0.00500 [") and row.endswith(", 1/4 | - |")
+
+
+def test_tpe_in_the_same_space_draws_within_the_builtin_proposers_caps():
+    import optuna
+
+    load_bench()
+    from search_value_optuna import confined
+
+    from edas_agent.evaluators.tabular.mutations import SMALL
+    from edas_agent.evaluators.tabular.space import Architecture
+    from edas_agent.integrations.optuna import suggest
+
+    start, schema = Architecture().document(), Architecture.model_json_schema()
+    same = confined(schema, SMALL)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    drawn = [suggest(study.ask(), same, start) for _ in range(200)]
+    assert max(d["training"]["epochs"] for d in drawn) <= SMALL.epochs
+    assert max(d["cross"]["layers"] for d in drawn) <= SMALL.cross
+    assert max(len(d["tower"]["widths"]) for d in drawn) <= SMALL.layers
+    assert max(max(d["tower"]["widths"], default=0) for d in drawn) <= SMALL.width
+    assert max(d["training"]["epochs"] for d in drawn) > 3  # still a space, not the start
+    whole = [suggest(study.ask(), schema, start) for _ in range(200)]
+    assert max(d["training"]["epochs"] for d in whole) > SMALL.epochs  # the copy was changed
+    assert schema == Architecture.model_json_schema()  # the original is untouched
+
+
+def test_the_tables_give_the_compute_of_fifty_trials_as_a_budget_level():
+    load_bench()
+    from search_value_tables import _trials_level
+
+    rows = [{"arm": "optuna-tpe-same", "compute_of_50_trials": c} for c in (2.0, 4.0)]
+    lines = _trials_level([*rows, {"arm": "edas"}], ["edas", "optuna-tpe-same"], "tflop")
+    assert "| optuna-tpe-same | 2 | 3.0000 ± 1.4142 | 2 | 4 |" in lines
+    assert _trials_level([{"arm": "edas"}], ["edas"], "tflop") == []
