@@ -111,8 +111,20 @@ class OptunaProposer:
             )
             if check is None or check([ProposedEdits(rationale="draw", edits=[edit])]) == [None]:
                 return trial, edit
-            self.study.tell(trial, state=self.optuna.trial.TrialState.FAIL)
+            self._refuse(trial, context)
         return None
+
+    def _refuse(self, trial, context: ProposalContext) -> None:
+        """A draw the check refused (the space, or search.explore's cost bound). Where
+        Optuna has constraints (5.0 on), an infeasible finished trial, which TPE ranks
+        below every feasible one and so learns to draw elsewhere; a failed trial, which
+        it ignores, otherwise. The value is the baseline's: infeasibility decides."""
+        set_constraint = getattr(trial, "set_constraint", None)
+        if set_constraint is None or self.objectives != 1:
+            self.study.tell(trial, state=self.optuna.trial.TrialState.FAIL)
+            return
+        set_constraint("refused", 1.0)
+        self.study.tell(trial, self._values(context.stats.E_M, context.baseline_flops))
 
     def _tell(self, entry: HistoryEntry) -> None:
         trial = self.pending.pop(entry.step, None)

@@ -56,3 +56,24 @@ def test_nsga2_is_told_the_error_and_the_flops_of_each_candidate(fast_config):
     judged = {(r.carried()[0].E_M, float(r.flops)) for r in records[:-1] if r.stats is not None}
     assert {tuple(t.values) for t in complete} <= judged
     assert records[0].flops and (records[0].stats.E_M, float(records[0].flops)) in judged
+
+
+def test_a_draw_the_check_refuses_is_an_infeasible_trial_tpe_learns_to_avoid():
+    from edas_agent.proposers.sampler import OptunaProposer
+
+    from .test_builtin import context
+
+    def long_training(answers):  # refuse what trains more than 5 epochs
+        return ["too long" if a.edits[0].value["training"]["epochs"] > 5 else None
+                for a in answers]  # fmt: skip
+
+    proposer = OptunaProposer(0, "tpe")
+    for step in range(1, 31):
+        proposer.propose(context(0.5, step=step), long_training)
+    trials = proposer.study.trials
+    refused = [t for t in trials if t.constraints.get("refused") == 1.0]
+    assert refused and all(t.state == optuna.trial.TrialState.COMPLETE for t in refused)
+    assert all(t.params["/training/epochs"] > 5 for t in refused)
+    first, last = trials[1:21], trials[-20:]  # after the start
+    share = [sum(t in refused for t in part) / len(part) for part in (first, last)]
+    assert share[1] < share[0]  # it draws where the check accepts more often as it learns
