@@ -87,7 +87,8 @@ class ExploreSettings(Section):
     sampler: Literal["random", "tpe"] = Field(
         "random",
         description="Who draws global proposals: random walks over the space, or Optuna's "
-        "TPE told each global draw's predicted E_M (needs the optuna extra).",
+        "TPE told every judged candidate's predicted E_M, the local proposals' too, and each "
+        "draw the cost bound refused as infeasible (needs the optuna extra).",
     )
     max_growth: float | None = Field(
         4.0,
