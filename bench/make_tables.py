@@ -31,13 +31,17 @@ def main(folder: Path) -> None:
     X, y = make_friedman1(n_samples=20_000, n_features=10, noise=1.0, random_state=0)
     table = pd.DataFrame(X, columns=[f"x{i}" for i in range(10)]).assign(y=y)
     table.to_csv(folder / "friedman.csv", index=False)
+    print(f"friedman.csv: floor {1.0 / y.var():.4f} (noise variance over the target's: "
+          "bench/search_value.py --floor)")  # fmt: skip
     X, y = make_classification(
         n_samples=20_000, n_features=40, n_informative=12, n_redundant=8, weights=[0.95],
         flip_y=0.01, class_sep=0.8, random_state=0,
     )  # fmt: skip
     table = pd.DataFrame(X, columns=[f"f{i}" for i in range(40)]).assign(label=y)
     table.to_csv(folder / "rare.csv", index=False)
-    waves().to_csv(folder / "waves.csv", index=False)
+    wavy = waves()
+    wavy.to_csv(folder / "waves.csv", index=False)
+    print(f"waves.csv: floor {0.2**2 / wavy['y'].var():.4f}")
     clicks().to_csv(folder / "clicks.csv", index=False)
 
 

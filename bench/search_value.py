@@ -339,6 +339,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         help="Screening arms: fully train and judge this many pruned candidates per run.",
     )  # fmt: skip
     parser.add_argument(
+        "--floor", type=float,
+        help="The judge's error no model can beat (a generated table's noise, standardised): "
+        "tables then say what share of the start's reducible error each arm removed, and "
+        "the plot of the second currency draws it (with --redraw too).",
+    )  # fmt: skip
+    parser.add_argument(
         "--redraw", action="store_true", help="Only rewrite tables and plot from results.json."
     )
     parser.add_argument(
@@ -366,8 +372,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     options = parse(argv)
     if options.redraw:
-        text = write_tables_and_plot(json.loads((options.out / "results.json").read_text()),
-                                     options.out)  # fmt: skip
+        result = json.loads((options.out / "results.json").read_text())
+        if options.floor is not None:
+            result["options"]["floor"] = options.floor
+        text = write_tables_and_plot(result, options.out)
         print(text)
         return
     options.out.mkdir(parents=True, exist_ok=True)

@@ -71,6 +71,7 @@ def tables(result: dict[str, Any]) -> str:
             else "."
         ),
         *_sizes_differ(rows, M),
+        *_reducible(rows, arms_seen, options.get("floor")),
         "",
         "Anytime: realised test error of each arm's incumbent after a share of the compute.",
         "",
@@ -128,6 +129,20 @@ def _at_equal_table(rows: list[dict], arms_seen: list[str], unit: str) -> list[s
         lines.append(f"| {arm} | {_mean_sd(final, 5)} | {paired} | {ratio:.2f} | "
                      + " | ".join(curve) + " |")  # fmt: skip
     return lines
+
+
+def _reducible(rows: list[dict], arms_seen: list[str], floor: float | None) -> list[str]:
+    """With --floor: the share of the start's reducible error (start minus floor) each arm
+    removed, so a flat anytime curve near the floor reads as what it is."""
+    if floor is None:
+        return []
+    shares = []
+    for arm in arms_seen:
+        removed = np.array([(r["start_error"] - r["final_error"]) / (r["start_error"] - floor)
+                            for r in rows if r["arm"] == arm])  # fmt: skip
+        shares.append(f"{arm} {_mean_sd(removed * 100, 1)} %")
+    return ["", f"Floor (given, --floor): {floor:.5g}. Share of the start's reducible error "
+            f"removed: {'; '.join(shares)}."]  # fmt: skip
 
 
 def _trials_level(rows: list[dict], arms_seen: list[str], unit: str) -> list[str]:
@@ -196,7 +211,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = result["rows"]
+    rows, floor = result["rows"], result["options"].get("floor")
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for arm in dict.fromkeys(r["arm"] for r in rows):
         mine = [r for r in rows if r["arm"] == arm]
@@ -216,10 +231,10 @@ def plot(result: dict[str, Any], path: Path) -> None:
     figure.savefig(path, dpi=120)
     judged = [r for r in rows if "also" in r]
     if judged:
-        _plot_also(judged, result["options"]["members"], path.with_name("also.png"))
+        _plot_also(judged, result["options"]["members"], path.with_name("also.png"), floor)
 
 
-def _plot_also(rows: list[dict], members: int, path: Path) -> None:
+def _plot_also(rows: list[dict], members: int, path: Path, floor: float | None) -> None:
     """--also: realised error against the second currency's compute, log axis (training
     seconds for hours), one curve per arm; x is the edas arm's mean spend at each share."""
     import matplotlib.pyplot as plt
@@ -233,6 +248,8 @@ def _plot_also(rows: list[dict], members: int, path: Path) -> None:
                            for r in rows if r["arm"] == arm])  # fmt: skip
         axes.errorbar([f * spend for f in FRACTIONS], errors.mean(axis=0),
                       yerr=errors.std(axis=0), label=arm, capsize=3, marker="o")  # fmt: skip
+    if floor is not None:
+        axes.axhline(floor, color="grey", linestyle="--", label="floor (irreducible noise)")
     axes.set_xscale("log")
     axes.set_xlabel(f"{label} (the edas arm's, mean over seeds)")
     axes.set_ylabel(f"realised test error ({members} fresh members)")

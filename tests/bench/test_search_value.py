@@ -297,3 +297,14 @@ def test_the_tables_give_the_compute_of_fifty_trials_as_a_budget_level():
     lines = _trials_level([*rows, {"arm": "edas"}], ["edas", "optuna-tpe-same"], "tflop")
     assert "| optuna-tpe-same | 2 | 3.0000 ± 1.4142 | 2 | 4 |" in lines
     assert _trials_level([{"arm": "edas"}], ["edas"], "tflop") == []
+
+
+def test_a_given_floor_turns_each_arms_gain_into_a_share_of_the_reducible_error():
+    load_bench()
+    from search_value_tables import _reducible
+
+    rows = [{"arm": "edas", "start_error": 0.3, "final_error": 0.12},
+            {"arm": "edas", "start_error": 0.2, "final_error": 0.11}]  # fmt: skip
+    line = _reducible(rows, ["edas"], 0.1)[-1]
+    assert "Floor (given, --floor): 0.1." in line and "edas 90.0 ± 0.0 %" in line
+    assert _reducible(rows, ["edas"], None) == []
