@@ -42,7 +42,9 @@ def main(folder: Path) -> None:
     wavy = waves()
     wavy.to_csv(folder / "waves.csv", index=False)
     print(f"waves.csv: floor {0.2**2 / wavy['y'].var():.4f}")
-    clicks().to_csv(folder / "clicks.csv", index=False)
+    table, floor = clicks()
+    table.to_csv(folder / "clicks.csv", index=False)
+    print(f"clicks.csv: floor {floor:.4f} (the Brier score of the true click probabilities)")
 
 
 def waves(rows: int = 20_000) -> pd.DataFrame:
@@ -54,7 +56,7 @@ def waves(rows: int = 20_000) -> pd.DataFrame:
     return pd.DataFrame(x, columns=[f"x{i}" for i in range(12)]).assign(y=y)
 
 
-def clicks(rows: int = 40_000, users: int = 3_000, items: int = 800) -> pd.DataFrame:
+def clicks(rows: int = 40_000, users: int = 3_000, items: int = 800) -> tuple[pd.DataFrame, float]:
     rng = np.random.default_rng(1)
     rank = 4
     user_factor = rng.normal(0, 0.8, (users, rank))
@@ -66,9 +68,11 @@ def clicks(rows: int = 40_000, users: int = 3_000, items: int = 800) -> pd.DataF
     logit = (np.sum(user_factor[user] * item_factor[item], axis=1) + user_bias[user]
              + item_bias[item] + 0.5 * context[:, 0] - 0.5 * context[:, 1] * context[:, 2]
              - 1.8)  # fmt: skip
-    click = (rng.uniform(size=rows) < 1 / (1 + np.exp(-logit))).astype(int)
+    probability = 1 / (1 + np.exp(-logit))
+    click = (rng.uniform(size=rows) < probability).astype(int)
     table = pd.DataFrame(context, columns=[f"c{i}" for i in range(4)])
-    return table.assign(user=[f"u{u}" for u in user], item=[f"i{i}" for i in item], click=click)
+    table = table.assign(user=[f"u{u}" for u in user], item=[f"i{i}" for i in item], click=click)
+    return table, float(np.mean(probability * (1 - probability)))
 
 
 if __name__ == "__main__":
