@@ -51,9 +51,8 @@ from edas_agent import (
     document_of,
     load_config,
 )
-from edas_agent.evaluators.tabular.mutations import SMALL, Caps
-from edas_agent.integrations import params_of, suggest
-from edas_agent.integrations.optuna import places
+from edas_agent.evaluators.tabular import SMALL, Caps
+from edas_agent.integrations import params_of, places, suggest
 from edas_agent.record import Cost
 from edas_agent.theory import residuals, statistics
 

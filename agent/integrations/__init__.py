@@ -2,6 +2,6 @@
 Each needs its library installed (pip install 'edas-agent[optuna]'); importing this
 package does not import them."""
 
-from edas_agent.integrations.optuna import params_of, suggest
+from edas_agent.integrations.optuna import params_of, places, suggest
 
-__all__ = ["params_of", "suggest"]
+__all__ = ["params_of", "places", "suggest"]

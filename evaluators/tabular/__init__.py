@@ -16,6 +16,8 @@ _HOME = {
     "load_cached": "edas_agent.evaluators.tabular.cache",
     "Architecture": "edas_agent.evaluators.tabular.space",
     "MUTATIONS": "edas_agent.evaluators.tabular.mutations",
+    "SMALL": "edas_agent.evaluators.tabular.mutations",  # the builtin proposer's caps
+    "Caps": "edas_agent.evaluators.tabular.mutations",
     "train_learners": "edas_agent.evaluators.tabular.trainer",
 }
 
