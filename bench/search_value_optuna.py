@@ -37,7 +37,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from pydantic import ValidationError
@@ -56,9 +56,21 @@ from edas_agent.integrations import params_of, places, suggest
 from edas_agent.record import Cost
 from edas_agent.theory import residuals, statistics
 
-# name: (learners per trial, objective)
-OPTUNA_ARMS = {"optuna-tpe": (1, "E"), "optuna-tpe-ensemble": (2, "E_M"), "optuna-asha": (1, "E"),
-               "optuna-tpe-same": (1, "E"), "optuna-asha-same": (1, "E")}  # fmt: skip
+
+class OptunaArm(NamedTuple):
+    learners: int  # per trial
+    objective: str  # "E" (one learner's error) or "E_M" (the gate's prediction)
+    pruned: bool = False  # Optuna's successive-halving pruner over ASHA_FRACTIONS
+    confined: bool = False  # to the builtin proposer's caps (SMALL)
+
+
+OPTUNA_ARMS = {
+    "optuna-tpe": OptunaArm(1, "E"),
+    "optuna-tpe-ensemble": OptunaArm(2, "E_M"),
+    "optuna-asha": OptunaArm(1, "E", pruned=True),
+    "optuna-tpe-same": OptunaArm(1, "E", confined=True),
+    "optuna-asha-same": OptunaArm(1, "E", pruned=True, confined=True),
+}
 ASHA_FRACTIONS = (1 / 9, 1 / 3, 1.0)  # rungs of the schedule; eta 3, as our screening's
 
 
@@ -106,15 +118,14 @@ def optuna_search(
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    learners, objective = OPTUNA_ARMS[name]
+    learners, objective, pruned_by_asha, confined_to_caps = OPTUNA_ARMS[name]
     config = load_config(None, {}, {**base, "seed": seed, "name": f"{name}-{seed}"})
     evaluator = build_evaluator(config)
     start = document_of(evaluator.default_architecture())
     schema = evaluator.space().model_json_schema()
-    if name.endswith("-same"):
+    if confined_to_caps:
         schema = confined(schema, SMALL)
-    asha = name.startswith("optuna-asha")
-    pruner = optuna.pruners.SuccessiveHalvingPruner() if asha else None
+    pruner = optuna.pruners.SuccessiveHalvingPruner() if pruned_by_asha else None
     study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner)
     study.enqueue_trial(params_of(start, schema))
     records: list[Record] = []

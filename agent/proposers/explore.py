@@ -52,14 +52,16 @@ class ExploringProposer:
         self.kind: dict[int, str] = {}  # step -> "local" or "global", until its outcome
         self.local_accepted: list[bool] = []  # the local proposals' outcomes, in order
         self.documents: dict[int, dict[str, Any]] = {}  # step -> a local proposal's document
+        # A global sampler that learns from the local proposals' outcomes (OptunaProposer)
+        self.begin = getattr(global_, "begin", None)
+        self.observe = getattr(global_, "observe", None)
         self.replays_deterministically = (
             local.replays_deterministically and global_.replays_deterministically
         )
 
     def propose(self, context: ProposalContext, check: Check | None = None) -> list[Proposal]:
-        begin = getattr(self.global_, "begin", None)
-        if begin is not None:  # a learning sampler starts its model at the start
-            begin(context)
+        if self.begin is not None:  # a learning sampler starts its model at the start
+            self.begin(context)
         self._learn(context.history)
         wanted = context.proposals
         local = self._local(context, wanted - int(self.rng.binomial(wanted, self.share())), check)
@@ -84,19 +86,18 @@ class ExploringProposer:
         return self.settings.global_share * not_accepted
 
     def _learn(self, history: list[HistoryEntry]) -> None:
-        observe = getattr(self.global_, "observe", None)
         for entry in history:
             if self.kind.pop(entry.step, None) != "local":
                 continue
             self.local_accepted.append(entry.status == "accepted")
             document = self.documents.pop(entry.step, None)
             error = entry.E_mix if entry.E_mix is not None else entry.E_M
-            if observe is not None and document is not None and error is not None:
-                observe(document, error, entry.flops)
+            if self.observe is not None and document is not None and error is not None:
+                self.observe(document, error, entry.flops)
 
     def _remember(self, context: ProposalContext, local: list[Proposal]) -> None:
         """Each local proposal's document, for the global sampler to learn its outcome."""
-        if getattr(self.global_, "observe", None) is None:
+        if self.observe is None:
             return
         for offset, proposal in enumerate(local):
             if proposal.refused is None:

@@ -115,12 +115,13 @@ class OptunaProposer:
         return None
 
     def _refuse(self, trial, context: ProposalContext) -> None:
-        """A draw the check refused (the space, or search.explore's cost bound). Where
-        Optuna has constraints (5.0 on), an infeasible finished trial, which TPE ranks
-        below every feasible one and so learns to draw elsewhere; a failed trial, which
-        it ignores, otherwise. The value is the baseline's: infeasibility decides."""
+        """A draw the check refused (the space, or search.explore's cost bound). For TPE
+        where Optuna has constraints (5.0 on), an infeasible finished trial, which TPE ranks
+        below every feasible one and so learns to draw elsewhere; the value is the
+        baseline's, infeasibility decides. Otherwise a failed trial, which samplers ignore:
+        CMA-ES knows no constraints and would take the stand-in value as measured."""
         set_constraint = getattr(trial, "set_constraint", None)
-        if set_constraint is None or self.objectives != 1:
+        if set_constraint is None or self.name != "tpe":
             self.study.tell(trial, state=self.optuna.trial.TrialState.FAIL)
             return
         set_constraint("refused", 1.0)

@@ -77,3 +77,16 @@ def test_a_draw_the_check_refuses_is_an_infeasible_trial_tpe_learns_to_avoid():
     first, last = trials[1:21], trials[-20:]  # after the start
     share = [sum(t in refused for t in part) / len(part) for part in (first, last)]
     assert share[1] < share[0]  # it draws where the check accepts more often as it learns
+
+
+def test_a_sampler_without_constraints_is_told_a_refused_draw_failed_not_measured():
+    from edas_agent.proposers.sampler import OptunaProposer
+
+    from .test_builtin import context
+
+    # Only TPE learns from constraints; CMA-ES would take a stand-in value as measured, and
+    # every sampler but TPE takes the failed path (random needs no extra package)
+    proposer = OptunaProposer(0, "random")
+    proposer.propose(context(0.5, step=1), lambda answers: ["refused"] * len(answers))
+    refused = proposer.study.trials[1:]  # after the start
+    assert refused and all(t.state == optuna.trial.TrialState.FAIL for t in refused)
