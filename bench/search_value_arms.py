@@ -75,6 +75,7 @@ def arms(honest_members: int) -> dict[str, Arm]:
             Arm("no-floor", {"gate.min_effect": None}),
             Arm("min-effect-1", {"gate.min_effect": 1.0}),
             Arm("pooled-floor", {"gate.floor_from": "pooled"}),
+            Arm("selection-aware", {"gate.selection_aware": True}),
             Arm("accuracy-only", {"gate.rule": "single"}),
             Arm("random", {"llm.provider": "random"}, judges_steps=False),
             Arm("honest", {"members": m, "evaluator.learners": m, "gate.confirm": False}),

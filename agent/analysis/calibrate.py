@@ -168,7 +168,7 @@ def _coverage(pools, y_val, y_test, members: int, rng, draws: int = 10) -> dict[
     for split, y in (("val", y_val), ("test", y_test)):
         predictions = {name: (p.val if split == "val" else p.test) for name, p in pools.items()}
         noise = pool_spreads(statistics(p[:4], y, members) for p in predictions.values())
-        covered = total = 0
+        covered = total = above = below = 0
         for values in predictions.values():
             realised = realised_error(values, y, members, rng)
             for _ in range(draws):
@@ -179,6 +179,9 @@ def _coverage(pools, y_val, y_test, members: int, rng, draws: int = 10) -> dict[
                 )
                 if interval is not None:
                     covered += interval.covers(realised)
+                    above += realised > interval.upper
+                    below += realised < interval.lower
                     total += 1
-        out[split] = {"covered": covered, "of": total, "level": LEVEL}
+        out[split] = {"covered": covered, "of": total, "level": LEVEL, "above": above,
+                      "below": below}  # fmt: skip
     return out

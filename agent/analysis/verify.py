@@ -18,9 +18,21 @@ import numpy as np
 from edas_agent.config import load_config
 from edas_agent.errors import UserError
 from edas_agent.outcome import Outcome
-from edas_agent.record import Record, pooled_seed_noise, read_records
+from edas_agent.record import (
+    Record,
+    measured_selection,
+    pooled_seed_noise,
+    read_records,
+    selected_learners,
+)
 from edas_agent.theory.gate import ensemble_error, residuals, statistics
-from edas_agent.theory.seed_noise import LEVEL, Pooled, learner_errors, predictive_interval
+from edas_agent.theory.seed_noise import (
+    LEVEL,
+    Pooled,
+    Selection,
+    learner_errors,
+    predictive_interval,
+)
 from edas_agent.training.executors import TrainRequest, make_executor
 from edas_agent.training.learners import LearnerStore, MembersUnavailable
 
@@ -133,8 +145,7 @@ def verify(
         store = LearnerStore(evaluator, folder / learners, executor)
         wanted = {r.arch_hash: evaluator.parse(r.architecture) for r in records if r.architecture}
         store.prefetch([(a, M) for a in wanted.values()], chunk=_CHUNK, on_learner=on_learner)
-        noise = pooled_seed_noise(read_records(folder))
-        result = _verify(records, store, evaluator, M, config.seed, noise)
+        result = _verify(records, store, evaluator, M, config.seed, read_records(folder))
     finally:
         executor.close()
     result["full_data"] = full_data
@@ -143,8 +154,12 @@ def verify(
 
 
 def _verify(
-    records, store, evaluator, M: int, seed: int, noise: Pooled | None = None
+    records, store, evaluator, M: int, seed: int, everything: list[Record] | None = None
 ) -> dict[str, Any]:
+    """`everything`: all the run's records, for its seed-noise model and its measured
+    winner's curse (each architecture's interval leaves its own confirmation out)."""
+    everything = records if everything is None else everything
+    noise = pooled_seed_noise(everything)
     architectures: dict[str, dict[str, Any]] = {}
     for record in records:
         assert record.arch_hash and record.architecture and record.stats
@@ -153,9 +168,11 @@ def _verify(
         if "realised" in entry:
             continue
         pool = store.require(evaluator.parse(record.architecture), M)
-        entry.update(
-            _compare(pool, record.stats.k, evaluator.y_val, evaluator.y_test, M, seed, noise)
-        )
+        others = [r for r in everything if r.arch_hash != record.arch_hash]
+        selection = {split: measured_selection(others, noise, split) for split in ("val", "test")}
+        chosen = min(record.stats.k, selected_learners(record.rounds))
+        ys = (evaluator.y_val, evaluator.y_test)
+        entry.update(_compare(pool, record.stats.k, *ys, M, seed, noise, selection, chosen))
     return {
         "members": M,
         "sizes": ensemble_sizes(M),
@@ -165,14 +182,25 @@ def _verify(
     }
 
 
+def miss_side(interval, realised: float) -> str | None:
+    """ "above": the realised ensemble was worse than the interval said (optimism);
+    "below": better; None: covered."""
+    if realised > interval.upper:
+        return "above"
+    return "below" if realised < interval.lower else None
+
+
 def coverage(entries) -> dict[str, dict[str, Any]]:
-    """Per split: how many realised M-member errors fell inside their seed-noise interval."""
+    """Per split: how many realised M-member errors fell inside their seed-noise interval,
+    and on which side the others missed."""
     out = {}
     for split in ("val", "test"):
         judged = [e["interval"][split] for e in entries if e.get("interval", {}).get(split)]
         out[split] = {
             "covered": sum(i["covered"] for i in judged),
             "of": len(judged),
+            "above": sum(i.get("miss") == "above" for i in judged),
+            "below": sum(i.get("miss") == "below" for i in judged),
             "level": judged[0]["level"] if judged else LEVEL,
             "sources": sorted({i["source"] for i in judged}),
         }
@@ -180,11 +208,20 @@ def coverage(entries) -> dict[str, dict[str, Any]]:
 
 
 def _compare(
-    pool, k: int, y_val, y_test, M: int, seed: int, noise: Pooled | None = None
+    pool,
+    k: int,
+    y_val,
+    y_test,
+    M: int,
+    seed: int,
+    noise: Pooled | None = None,
+    selection: dict[str, Selection | None] | None = None,
+    selected: int = 0,
 ) -> dict[str, Any]:
     """Predicted E_m from the first k (decision) learners against realised E_m, and
     whether the seed-noise interval at M covered the realised error (`noise`: the run's
-    pooled model, for k = 2)."""
+    pooled model, for k = 2; `selection`, per split, its winner's curse, for the
+    `selected` learners a gate chose)."""
     sizes = ensemble_sizes(M)
     out: dict[str, Any] = {
         "decision_learners": k,
@@ -196,7 +233,10 @@ def _compare(
     for split, predictions, y in (("val", pool.val, y_val), ("test", pool.test, y_test)):
         stats = statistics(predictions[:k], y, M)
         errors = learner_errors(predictions[:k], y)
-        interval = predictive_interval(stats, M, noise, learner_errors=errors)
+        interval = predictive_interval(
+            stats, M, noise, learner_errors=errors,
+            selection=(selection or {}).get(split), selected=selected,
+        )  # fmt: skip
         rng = np.random.default_rng([seed, M, 7])
         predicted = {m: ensemble_error(stats.E, stats.D, m) for m in sizes}
         realised = {m: realised_error(predictions, y, m, rng) for m in sizes}
@@ -207,8 +247,11 @@ def _compare(
         }
         if interval is not None:
             out["interval"][split] = {
-                **interval.model_dump(include={"lower", "upper", "level", "source"}),
+                **interval.model_dump(
+                    include={"lower", "upper", "level", "source", "shift", "selected"}
+                ),
                 "covered": interval.covers(realised[M]),
+                "miss": miss_side(interval, realised[M]),
             }
     return out
 

@@ -41,7 +41,8 @@ def verify_table(result: dict) -> Table:
         captions.append(
             f"± the {val['level']:.0%} seed-noise interval ({', '.join(val['sources'])}; "
             f"theory/seed_noise.py); it covered the realised error {val['covered']}/{val['of']} "
-            f"times on val, {test['covered']}/{test['of']} on test (✗: missed)"
+            f"times on val, {test['covered']}/{test['of']} on test (✗: missed; "
+            f"{_sides(val)} on val, {_sides(test)} on test)"
         )
     if agree:
         captions.append(
@@ -56,6 +57,13 @@ def verify_table(result: dict) -> Table:
         )
     table.caption = "\n".join(captions) or None
     return table
+
+
+def _sides(coverage: dict) -> str:
+    """Which side the misses fell on (absent from results written before 2026-12-07)."""
+    if "above" not in coverage:
+        return "sides not recorded"
+    return f"{coverage['above']} above it, {coverage['below']} below"
 
 
 def _with_interval(entry: dict, split: str, M: int) -> str:
@@ -111,7 +119,7 @@ def calibration_tables(result: dict) -> list[Table]:
     if coverage:
         errors.caption = "; ".join(
             f"{split}: the {c['level']:.0%} seed-noise interval from 2 learners covered the "
-            f"realised {M}-member error {c['covered']}/{c['of']}"
+            f"realised {M}-member error {c['covered']}/{c['of']} ({_sides(c)})"
             for split, c in coverage.items()
         )
     return [agreement, errors]

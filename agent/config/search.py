@@ -58,6 +58,14 @@ class GateSettings(Section):
         True, description="Train fresh learners of an accepted candidate and judge again."
     )
     confirm_learners: int = Field(2, ge=1, le=64, description="Fresh learners per confirmation.")
+    selection_aware: bool = Field(
+        False,
+        description="Decide on selection-corrected numbers: before confirmation, the floor a "
+        "candidate must clear is lowered by the baseline's own measured winner's curse (the "
+        "share of its learners a gate chose, times the run's Selection shift; "
+        "theory/seed_noise.py). Off by default: at equal compute it did not pay (search-value "
+        "page).",
+    )
 
 
 class ExploreSettings(Section):

@@ -12,11 +12,12 @@ from edas_agent.record.folder import (
     require_run_folder,
     utc_now,
 )
-from edas_agent.record.pooling import pooled_seed_noise
+from edas_agent.record.pooling import measured_selection, pooled_seed_noise, selected_learners
 from edas_agent.record.schema import (
     BaselineRef,
     Cost,
     CurvePrediction,
+    FreshCheck,
     GateRound,
     LLMUsage,
     Record,
@@ -36,6 +37,7 @@ __all__ = [
     "BaselineRef",
     "Cost",
     "CurvePrediction",
+    "FreshCheck",
     "GateRound",
     "Journal",
     "LLMUsage",
@@ -46,8 +48,10 @@ __all__ = [
     "StageResult",
     "Status",
     "TestReport",
+    "measured_selection",
     "pooled_seed_noise",
     "read_records",
     "require_run_folder",
+    "selected_learners",
     "utc_now",
 ]

@@ -1,11 +1,12 @@
-"""The run's pooled seed-noise model, read from its records (theory/seed_noise.py has the
-model itself): the search's pooled floor, `verify` and `ensemble` all pool the same way."""
+"""The run's pooled seed-noise model and its measured winner's curse, read from its records
+(theory/seed_noise.py has the models themselves): the search's pooled floor, its intervals,
+`verify` and `ensemble` all pool the same way."""
 
 from __future__ import annotations
 
-from edas_agent.record.schema import Record
+from edas_agent.record.schema import GateRound, Record
 from edas_agent.theory.gate import Stats
-from edas_agent.theory.seed_noise import Pooled, pool_spreads
+from edas_agent.theory.seed_noise import Pooled, Selection, measure_selection, pool_spreads
 
 
 def pooled_seed_noise(records: list[Record]) -> Pooled | None:
@@ -20,3 +21,26 @@ def pooled_seed_noise(records: list[Record]) -> Pooled | None:
             if record.arch_hash not in best or stats.k > best[record.arch_hash].k:
                 best[record.arch_hash] = stats
     return pool_spreads(best.values())
+
+
+def measured_selection(
+    records: list[Record], pooled: Pooled | None, split: str = "val"
+) -> Selection | None:
+    """The run's winner's curse on `split` from its confirmed candidates' fresh learners
+    (None without a pooled spread to scale the prior by)."""
+    if pooled is None:
+        return None
+    checks = [r.shrinkage.fresh for r in records if r.shrinkage and r.shrinkage.fresh]
+    if not checks:
+        return measure_selection([], pooled)
+    optimism = [check.optimism(split) for check in checks]
+    return measure_selection(
+        optimism, pooled, checks[0].decision_learners, checks[0].fresh_learners
+    )
+
+
+def selected_learners(rounds: list[GateRound]) -> int:
+    """How many learners a gate chose a candidate on: those of its last round before
+    confirmation, when that round accepted (0: it never passed, nothing chose it)."""
+    chosen = [r for r in rounds if r.kind != "confirmation"]
+    return chosen[-1].stats.k if chosen and chosen[-1].accepted else 0

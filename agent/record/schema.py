@@ -98,12 +98,29 @@ class GateRound(Judgement):
     mixture: MixtureJudgement | None = None
 
 
+class FreshCheck(BaseModel):
+    """A confirmed candidate's decision learners beside its fresh confirmation learners
+    alone, E_M of each group on each split: the winner's-curse sample that the run's
+    `Selection` (theory/seed_noise.py) is measured from."""
+
+    decision_learners: int
+    fresh_learners: int
+    val: tuple[float, float]  # (E_M of the decision learners, E_M of the fresh ones)
+    test: tuple[float, float]
+
+    def optimism(self, split: str) -> float:
+        """Relative gap (fresh - decision) / decision: > 0 when selection flattered."""
+        decision, fresh = getattr(self, split)
+        return (fresh - decision) / decision
+
+
 class Shrinkage(BaseModel):
     """Predicted gain at decision and after confirmation: the winner's curse, measured (of
     E_mix, the mixture's predicted error, in a mixture search)."""
 
     delta_E_M_at_decision: float
     delta_E_M_confirmed: float
+    fresh: FreshCheck | None = None  # homogeneous candidates, runs since 2026-12-07
 
 
 class StagePoint(BaseModel):

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from edas_agent.config import Config
 from edas_agent.evaluators.base import Evaluator, architecture_hash
 from edas_agent.outcome import Outcome
-from edas_agent.record import GateRound, Record, pooled_seed_noise
+from edas_agent.record import GateRound, Record, measured_selection, pooled_seed_noise
 from edas_agent.search.rounds import RoundPlan
 from edas_agent.search.state import Baseline
 from edas_agent.search.target import Target, make_target
@@ -44,6 +44,24 @@ def noise_floor(config: Config, seen: list[Record], baseline: Stats) -> float | 
     return seed_noise_floor(start, multiple)
 
 
+def decision_floor(
+    config: Config, seen: list[Record], baseline: Stats, baseline_step: int, floor: float | None
+) -> float | None:
+    """The floor of the rounds before confirmation: with gate.selection_aware, `floor` less
+    the baseline's optimism, the share of its learners a gate chose times the run's
+    measured winner's curse (never below 0: the rule itself must still pass). A
+    confirmation keeps `floor`: its candidate was chosen as its baseline was, and the two
+    corrections cancel."""
+    if not config.gate.selection_aware or floor is None:
+        return floor
+    record = next((r for r in seen if r.step == baseline_step and r.predicted), None)
+    selection = measured_selection(seen, pooled_seed_noise(seen))
+    if record is None or selection is None or not record.predicted.selected:
+        return floor
+    share = record.predicted.selected / record.predicted.k
+    return max(0.0, floor - share * selection.shift * baseline.E_M)
+
+
 @dataclass(frozen=True)
 class Judged:
     rounds: list[GateRound]  # every judgement in order; the last one decided
@@ -70,13 +88,17 @@ class Judge:
         architecture: BaseModel,
         learners: int,
         floor: float | None,
+        before_confirmation: float | None = None,
     ) -> Judged | Outcome:
         """The decision round on `learners`, then the rounds the plan adds; each gain must
-        reach `floor` (noise_floor's, None: no floor)."""
+        reach `floor` (noise_floor's, None: no floor), or `before_confirmation` where given
+        (decision_floor's) in the rounds before a confirmation."""
         kind, index = "decision", 0
         rounds: list[GateRound] = []
         while True:
-            judged = self._round(kind, baseline, step, index, architecture, learners, floor)
+            bar = floor if kind == "confirmation" or before_confirmation is None else (
+                before_confirmation)  # fmt: skip
+            judged = self._round(kind, baseline, step, index, architecture, learners, bar)
             if isinstance(judged, Outcome):
                 return judged
             rounds.append(judged)

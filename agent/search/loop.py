@@ -35,10 +35,10 @@ from edas_agent.evaluators.base import Evaluator, architecture_hash, document_of
 from edas_agent.outcome import Outcome, failed
 from edas_agent.proposers.base import Proposal, ProposalContext, Proposer
 from edas_agent.proposers.edits import ProposedEdits
-from edas_agent.record import Journal, Record, pooled_seed_noise
+from edas_agent.record import Journal, Record, measured_selection, pooled_seed_noise
 from edas_agent.search.checks import Candidate, EditChecks
 from edas_agent.search.context import proposal_context
-from edas_agent.search.judging import Judge, make_gate, noise_floor, outrank
+from edas_agent.search.judging import Judge, decision_floor, make_gate, noise_floor, outrank
 from edas_agent.search.recorder import Recorder, candidate_fields
 from edas_agent.search.state import Baseline, RunState, batches, training_failures
 from edas_agent.search.strategies import NOT_SCREENED, ScreeningResult, Strategies
@@ -86,6 +86,7 @@ class Search:
         self.records: list[Record] = []  # the run's, in order, as in trajectory.jsonl
         self.state: RunState | None = None  # from the starting baseline, once run() has it
         self.floor: float | None = None  # the gate's floor against the current baseline
+        self.decision_floor: float | None = None  # ... before confirmation (decision_floor)
         self.stopped: str | None = None  # why the run ended before its budget, if it did
         self.stop_requested = False  # set by a signal handler: stop after the current batch
         self.on_progress: Callable[[str], None] = lambda text: None  # work inside a round
@@ -315,8 +316,11 @@ class Search:
             arch, arch_hash = candidate.architecture, candidate.arch_hash
             trace = self.screening.trace_of_full(arch, arch_hash, screening.trace)
         noise = pooled_seed_noise(self.records)
+        selection = measured_selection(self.records, noise)
         return record(
-            **self.recorder.judged_fields(candidate, step, judged, self.baseline, order, noise),
+            **self.recorder.judged_fields(
+                candidate, step, judged, self.baseline, order, noise, selection
+            ),
             screening=trace,
             **fields,
         )
@@ -328,13 +332,18 @@ class Search:
         if failed_before is not None and candidate.first_step != step:
             return failed(f"{failed_before} [from step {candidate.first_step}]")
         learners = self.plan.decision_learners(survived_screening)
-        return self.judge.rounds(self.baseline, step, candidate.architecture, learners, self.floor)
+        return self.judge.rounds(self.baseline, step, candidate.architecture, learners,
+                                 self.floor, self.decision_floor)  # fmt: skip
 
     def _set_floor(self) -> None:
         """The floor for the next round (gate.min_effect in the loss's units): fixed by the
         start, or (gate.floor_from: pooled) moving with the run's seed-noise model and its
-        baseline."""
+        baseline; and (gate.selection_aware) before confirmation, net of the baseline's
+        measured optimism."""
         self.floor = noise_floor(self.config, self.records, self.baseline.stats)
+        self.decision_floor = decision_floor(
+            self.config, self.records, self.baseline.stats, self.baseline.step, self.floor
+        )
 
     def _adopt_winner(self, records: list[Record]) -> None:
         winner = next((r for r in records if r.accepted), None)

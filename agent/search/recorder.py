@@ -8,7 +8,16 @@ from typing import Any
 from edas_agent.config import Config
 from edas_agent.evaluators.base import Evaluator, document_of
 from edas_agent.proposers.base import Proposal
-from edas_agent.record import Cost, Record, Shrinkage, Status, TestReport, utc_now
+from edas_agent.record import (
+    Cost,
+    FreshCheck,
+    Record,
+    Shrinkage,
+    Status,
+    TestReport,
+    selected_learners,
+    utc_now,
+)
 from edas_agent.search.checks import Candidate
 from edas_agent.search.judging import Judged
 from edas_agent.search.state import Baseline
@@ -17,6 +26,7 @@ from edas_agent.theory.gate import statistics
 from edas_agent.theory.metrics import task_metrics
 from edas_agent.theory.seed_noise import (
     Pooled,
+    Selection,
     learner_errors,
     predictive_interval,
     unstable_learners,
@@ -65,9 +75,10 @@ class Recorder:
         baseline: Baseline,
         completion: int | None,
         noise: Pooled | None,
+        selection: Selection | None = None,
     ) -> dict[str, Any]:
         """Status, reason and statistics of a judged candidate, for `proposal`; `noise`
-        is the run's seed-noise model so far."""
+        and `selection` are the run's seed-noise model and winner's curse so far."""
         decision, final = judged.rounds[0], judged.rounds[-1]
         reason = final.reason
         if final.kind == "confirmation":
@@ -84,22 +95,66 @@ class Recorder:
             "rules": decision.rules,
             "interval": decision.interval,
             "rounds": judged.rounds,
-            "shrinkage": _shrinkage(judged, baseline),
+            "shrinkage": self.shrinkage(judged, baseline),
             "test": self.test_report(judged.pool),
             "parameters": judged.pool.parameters,
             "flops": judged.pool.flops,
             "learners": final.stats.k,
             "completion": completion,
             "cost": sum((r.cost for r in judged.rounds), Cost()),
-            **self.seed_noise_fields(final.stats, judged.pool, noise),
+            **self.seed_noise_fields(
+                final.stats, judged.pool, noise, selection, selected_learners(judged.rounds)
+            ),
         }
 
-    def seed_noise_fields(self, stats, pool: Pool, noise: Pooled | None) -> dict[str, Any]:
+    def seed_noise_fields(
+        self,
+        stats,
+        pool: Pool,
+        noise: Pooled | None,
+        selection: Selection | None = None,
+        selected: int = 0,
+    ) -> dict[str, Any]:
         """The predictive interval of E_M and the unstable learners (theory/seed_noise.py)
-        from the learners behind the final judgement (`stats` are theirs, on validation)."""
+        from the learners behind the final judgement (`stats` are theirs, on validation),
+        `selected` of them chosen by the gate."""
         errors = learner_errors(pool.val[: stats.k], self.evaluator.y_val)
-        predicted = predictive_interval(stats, self.config.members, noise, learner_errors=errors)
+        predicted = predictive_interval(
+            stats, self.config.members, noise, learner_errors=errors,
+            selection=selection, selected=selected,
+        )  # fmt: skip
         return {"predicted": predicted, "unstable": unstable_learners(errors)}
+
+    def shrinkage(self, judged: Judged, baseline: Baseline) -> Shrinkage | None:
+        """Predicted gain at decision and after confirmation: the winner's curse, measured;
+        and, of a homogeneous candidate, its decision learners beside its fresh ones."""
+        if judged.rounds[-1].kind != "confirmation":
+            return None
+        decided, confirmed = judged.rounds[-2], judged.rounds[-1]
+        if decided.mixture is not None and confirmed.mixture is not None:  # of E_mix
+            return Shrinkage(
+                delta_E_M_at_decision=decided.mixture.delta,
+                delta_E_M_confirmed=confirmed.mixture.delta,
+            )
+        return Shrinkage(
+            delta_E_M_at_decision=decided.stats.E_M - baseline.stats.E_M,
+            delta_E_M_confirmed=confirmed.stats.E_M - baseline.stats.E_M,
+            fresh=self.fresh_check(judged.pool, decided.stats.k, confirmed.stats.k),
+        )
+
+    def fresh_check(self, pool: Pool, decision: int, total: int) -> FreshCheck | None:
+        if total - decision < 2:  # one fresh learner has no E_M of its own
+            return None
+        M, evaluator = self.config.members, self.evaluator
+        pairs = {}
+        for split, predictions, y in (
+            ("val", pool.val, evaluator.y_val), ("test", pool.test, evaluator.y_test)
+        ):  # fmt: skip
+            pairs[split] = (
+                statistics(predictions[:decision], y, M).E_M,
+                statistics(predictions[decision:total], y, M).E_M,
+            )
+        return FreshCheck(decision_learners=decision, fresh_learners=total - decision, **pairs)
 
     def test_report(self, pool: Pool) -> TestReport:
         y, task = self.evaluator.y_test, self.evaluator.task
@@ -128,16 +183,3 @@ def candidate_fields(candidate: Candidate, step: int) -> dict[str, Any]:
         "arch_hash": candidate.arch_hash,
         "cached_from": candidate.first_step if reused else None,
     }
-
-
-def _shrinkage(judged: Judged, baseline: Baseline) -> Shrinkage | None:
-    """Predicted gain at decision and after confirmation: the winner's curse, measured."""
-    if judged.rounds[-1].kind != "confirmation":
-        return None
-    decided, confirmed = judged.rounds[-2].mixture, judged.rounds[-1].mixture
-    if decided is not None and confirmed is not None:  # a mixture search: of E_mix
-        return Shrinkage(delta_E_M_at_decision=decided.delta, delta_E_M_confirmed=confirmed.delta)
-    return Shrinkage(
-        delta_E_M_at_decision=judged.rounds[-2].stats.E_M - baseline.stats.E_M,
-        delta_E_M_confirmed=judged.rounds[-1].stats.E_M - baseline.stats.E_M,
-    )

@@ -8,12 +8,28 @@ sqrt(k)), the estimate's variance is about s^2 / k and the realised ensemble's a
 so the predictive interval is E_M +- q s sqrt(1/k + 1/M), q a Student t quantile on k - 1
 degrees of freedom.
 
-With k = 2 there is no spread to measure (leaving one learner out leaves no diversity), so
+With k = 2 the jackknife has nothing to leave out (one learner alone has no diversity), so
 s comes from a model pooled over the run's architectures that have >= 3 learners (its
 start, confirmations, sequential rounds): the root mean square of their relative spreads
-s / E_M, times this architecture's E_M, with a normal quantile. Which one an interval used
-is in its `source`. Examples are not resampled: the interval is about seeds on the same
-validation examples (the gate's `Interval` is about examples, for a difference).
+s / E_M. That prior is shrunk towards the architecture's own spread of learner errors (one
+degree of freedom from two learners) as a scaled inverse chi-square posterior would:
+s^2 = (PRIOR_DF s_pooled^2 + (k - 1) s_own^2) / (PRIOR_DF + k - 1), with a Student t
+quantile on PRIOR_DF + k - 1 degrees of freedom. An architecture whose seeds differ far
+more than the pooled ones did (feature bagging that drops a vital field for some seeds, a
+learning rate that makes some seeds diverge) widens its own interval.
+
+Selection (the winner's curse): a candidate that passed the gate on its decision learners
+was chosen because those learners looked good, so their E_M is optimistic. Its fresh
+confirmation learners were not chosen, so over the run's confirmed candidates the
+relative gap u = (E_M fresh - E_M decision) / E_M decision measures that optimism on this
+table, space and gate. Model: u = beta + noise, noise variance s^2 (1/k + 1/k_fresh);
+prior beta ~ N(0, s^2 / k) (selection moves two learners' estimate by about its own seed
+spread at most); the posterior mean and variance of beta (`Selection`) shift and widen the
+interval of every selected estimate, scaled by the share of its learners that were
+selected (half of them after a confirmation of two). With no pairs, the posterior is the
+prior: no shift, a wider interval. Which spread an interval used is in its `source`.
+Examples are not resampled: the interval is about seeds on the same examples (the gate's
+`Interval` is about examples, for a difference).
 """
 
 from __future__ import annotations
@@ -30,6 +46,10 @@ from edas_agent.theory.gate import Stats, residuals
 from edas_agent.theory.uncertainty import t_quantile
 
 LEVEL = 0.9
+# How many learners' worth of evidence the pooled spread counts for against an
+# architecture's own (module docstring). Chosen on four tables' coverage (calibration page,
+# section 5) and checked on two others: 2 over-covered, 8 let feature-bagged candidates miss
+PRIOR_DF = 4
 # Two learners whose errors differ by more than this ratio: one of them trained unlike
 # the other (seed-to-seed spreads measured on the tables here stay within a few percent)
 UNSTABLE_RATIO = 1.25
@@ -46,9 +66,18 @@ class PredictedError(BaseModel):
     upper: float
     level: float
     source: Literal["learners", "pooled", "spread"]  # see the module docstring; "spread":
-    # an unstable architecture's own spread of learner errors, wider than the pooled one
+    # (runs before 2026-12-07) an unstable architecture's own spread, wider than the pooled
     k: int
     pooled_over: int | None = None  # architectures the pooled spread came from
+    # the winner's-curse correction (module docstring): relative shift of the centre, and
+    # how many of the k learners were chosen by a gate (0: not selected, no shift)
+    shift: float = 0.0
+    selected: int = 0
+
+    @property
+    def centre(self) -> float:
+        """The selection-corrected point: E_M (1 + shift)."""
+        return (self.lower + self.upper) / 2
 
     def covers(self, realised: float) -> bool:
         return self.lower <= realised <= self.upper
@@ -65,6 +94,32 @@ class Pooled(BaseModel):
 
     relative_spread: float
     architectures: int
+
+
+class Selection(BaseModel):
+    """The run's winner's curse (module docstring): posterior of the relative optimism of a
+    selected decision estimate, from `pairs` confirmed candidates."""
+
+    model_config = ConfigDict(frozen=True)
+
+    shift: float
+    variance: float
+    pairs: int
+
+
+def measure_selection(
+    optimism: list[float], pooled: Pooled, decision_learners: int = 2, fresh_learners: int = 2
+) -> Selection:
+    """Posterior of beta from the relative gaps u (fresh minus decision E_M over decision
+    E_M) of the run's confirmed candidates: normal prior N(0, s^2 / k), normal noise."""
+    s2 = pooled.relative_spread**2
+    prior_precision = decision_learners / s2
+    noise_variance = s2 * (1 / decision_learners + 1 / fresh_learners)
+    precision = prior_precision + len(optimism) / noise_variance
+    return Selection(
+        shift=sum(optimism) / noise_variance / precision, variance=1 / precision,
+        pairs=len(optimism),
+    )  # fmt: skip
 
 
 def relative_spread(stats: Stats) -> float | None:
@@ -91,10 +146,13 @@ def predictive_interval(
     pooled: Pooled | None,
     level: float = LEVEL,
     learner_errors: np.ndarray | None = None,
+    selection: Selection | None = None,
+    selected: int = 0,
 ) -> PredictedError | None:
     """The interval of the realised M-member error; None when k = 2 and nothing is pooled.
-    `learner_errors` (each learner's own error), when they flag the architecture unstable,
-    widen a pooled interval to their own spread."""
+    `learner_errors` (each learner's own error) shrink a pooled spread towards this
+    architecture's own; `selected` of the k learners were chosen by a gate, and `selection`
+    (the run's measured winner's curse) shifts and widens the interval for them."""
     k = stats.k
     own = relative_spread(stats)
     if own is not None:
@@ -102,17 +160,24 @@ def predictive_interval(
     elif pooled is not None:
         spread, source = pooled.relative_spread, "pooled"
         quantile = NormalDist().inv_cdf((1 + level) / 2)
-        if learner_errors is not None and unstable_learners(learner_errors):
-            observed = float(np.std(learner_errors, ddof=1)) * math.sqrt(k) / stats.E_M
-            if observed > spread:
-                spread, source = observed, "spread"
+        if learner_errors is not None and len(learner_errors) >= 2 and stats.E_M > 0:
+            own_variance = float(np.var(learner_errors, ddof=1)) / stats.E_M**2
+            spread = math.sqrt((PRIOR_DF * spread**2 + (k - 1) * own_variance) / (PRIOR_DF + k - 1))
+            quantile = t_quantile((1 + level) / 2, PRIOR_DF + k - 1)
     else:
         return None
-    half = quantile * spread * stats.E_M * math.sqrt(1 / k + 1 / members)
+    variance = spread**2 * (1 / k + 1 / members)
+    shift = 0.0
+    if selection is not None and selected:
+        share = selected / k
+        shift = share * selection.shift
+        variance += share**2 * selection.variance
+    centre, half = stats.E_M * (1 + shift), quantile * stats.E_M * math.sqrt(variance)
     return PredictedError(
-        members=members, E_M=stats.E_M, lower=stats.E_M - half, upper=stats.E_M + half,
+        members=members, E_M=stats.E_M, lower=centre - half, upper=centre + half,
         level=level, source=source, k=k,
         pooled_over=pooled.architectures if source != "learners" and pooled else None,
+        shift=shift, selected=selected if selection is not None else 0,
     )  # fmt: skip
 
 

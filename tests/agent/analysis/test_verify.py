@@ -51,6 +51,10 @@ def test_verify_reuses_the_runs_learners_and_resumes(run_folder: Path, monkeypat
     entry = next(iter(result["architectures"].values()))
     assert set(entry["relative_error"]) == {"val", "test"}
     assert abs(entry["relative_error"]["val"][6]) < 0.2
+    # Every interval says which side it missed on, and the coverage counts add up
+    for split in ("val", "test"):
+        counted = result["coverage"][split]
+        assert counted["covered"] + counted["above"] + counted["below"] == counted["of"]
     # A second verify trains nothing: every member is cached in the run folder.
     again = []
     verify(run_folder, members=6, steps="accepted", on_learner=lambda h, j: again.append(j))
@@ -93,6 +97,46 @@ def _set_in_config(run_folder: Path, evaluator_settings: dict) -> None:
     path.write_text(yaml.safe_dump(config))
 
 
+def test_confirmed_candidates_record_their_fresh_learners_and_correct_selected_intervals(
+    run_folder: Path,
+):
+    """A confirmed candidate's record keeps E_M of its decision learners beside that of its
+    fresh ones (the run's winner's curse is measured from them), and the intervals of
+    candidates the gate chose are shifted by it: in the run's records and in verify."""
+    from edas_agent.theory.gate import statistics
+
+    records = read_records(run_folder)
+    confirmed = [r for r in records if r.shrinkage is not None]
+    assert len(confirmed) >= 2, "the toy search confirms two winners"
+    record = confirmed[0]
+    check = record.shrinkage.fresh
+    assert (check.decision_learners, check.fresh_learners) == (2, 2)
+    pool = np.load(run_folder / "learners" / f"{record.arch_hash}.npz")
+    config_members = record.members
+    evaluator_y = _validation_targets(run_folder)
+    fresh = statistics(pool["val"][2:4], evaluator_y, config_members).E_M
+    assert check.val[1] == pytest.approx(fresh) and check.val[0] == pytest.approx(record.stats.E_M)
+    # The record's interval (from all four learners) knows two of them were chosen; the
+    # first confirmation had no earlier pair to measure the curse by, later ones had
+    assert record.predicted.selected == 2 and record.predicted.shift == 0
+    assert all(r.predicted.shift != 0 for r in confirmed[1:])
+    rejected = [r for r in records if r.event == "proposal" and r.rounds
+                and not r.rounds[0].accepted and r.predicted]  # fmt: skip
+    assert all(r.predicted.selected == 0 and r.predicted.shift == 0 for r in rejected)
+    # verify leaves each architecture's own pair out of the curse its interval uses
+    result = verify(run_folder, members=6, steps="all")
+    for other in confirmed:
+        entry = result["architectures"][other.arch_hash]["interval"]["val"]
+        assert entry["selected"] == 2 and entry["shift"] != 0
+
+
+def _validation_targets(folder: Path):
+    from edas_agent.config import load_config
+    from edas_agent.training.door import build_evaluator
+
+    return build_evaluator(load_config(folder / "config.yaml", {})).y_val
+
+
 def test_unknown_steps_are_a_user_error(run_folder: Path):
     from edas_agent.errors import UserError
 
@@ -124,6 +168,7 @@ def test_calibrate_reports_agreement_per_method_and_stratum(fast_config: Config,
     for split in ("val", "test"):  # 10 pairs of learners per architecture, each an interval
         coverage = result["coverage"][split]
         assert coverage["of"] == 3 * 10 and 0 <= coverage["covered"] <= 30
+        assert coverage["covered"] + coverage["above"] + coverage["below"] == 30
 
 
 def test_cohens_kappa_by_hand():

@@ -209,6 +209,47 @@ def test_a_pooled_floor_follows_the_runs_seed_noise_model_and_replays(tmp_path):
     assert replay(folder).mismatches == []
 
 
+def test_a_selection_aware_gate_moves_the_floor_before_confirmation_by_the_baselines_curse(
+    tmp_path,
+):
+    from edas_agent.config import load_config
+    from edas_agent.record import measured_selection, pooled_seed_noise
+    from edas_agent.session import RunSession
+    from edas_agent.testing import NumpyEvaluator
+    from edas_agent.theory.gate import seed_noise_floor
+
+    (tmp_path / "start.json").write_text(json.dumps({"l2": 1.0, "features": 0.6, "rows": 0.5}))
+    steps = [("/rows", 0.7), ("/features", 0.8), ("/rows", 0.9), ("/features", 1.0),
+             ("/rows", 1.0), ("/l2", 0.5)]  # fmt: skip
+    config = load_config(None, {"budget": len(steps), "members": 10, "runs_dir": str(tmp_path),
+                                "baseline": str(tmp_path / "start.json"),
+                                "gate.min_effect": 0.5, "gate.selection_aware": True})  # fmt: skip
+    script = ScriptedProposer([proposal({"op": "replace", "path": p, "value": v})
+                               for p, v in steps])  # fmt: skip
+    with RunSession.start(config, lambda c: NumpyEvaluator(seed=c.seed), script) as session:
+        records, folder = session.run(), session.journal.folder
+    by_step = {r.step: r for r in records}
+    moved = 0
+    for record in records[1:]:
+        if not record.rounds:
+            continue
+        decision, last = record.rounds[0], record.rounds[-1]
+        if last.kind == "confirmation":  # a confirmation keeps the run's floor
+            assert last.floor >= decision.floor
+        baseline = by_step[record.baseline.step]
+        seen = [r for r in records if r.step < record.step]
+        selection = measured_selection(seen, pooled_seed_noise(seen))
+        share = baseline.predicted.selected / baseline.predicted.k
+        optimism = share * selection.shift * baseline.carried()[0].E_M
+        run_floor = seed_noise_floor(records[0].stats, 0.5)
+        assert decision.floor == pytest.approx(max(0.0, run_floor - optimism))
+        moved += decision.floor != pytest.approx(run_floor)
+    # after a confirmed baseline, with its curse measured (here its fresh learners did better
+    # than its decision ones, so the floor rose), the decision rounds' floor moved
+    assert moved >= 1
+    assert replay(folder).mismatches == []
+
+
 def test_min_effect_without_confirmation_trains_three_starting_learners(tmp_path):
     from edas_agent.config import load_config
     from edas_agent.session import RunSession

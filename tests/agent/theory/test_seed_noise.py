@@ -1,7 +1,8 @@
 """The seed-noise interval of E_M: it does not under-cover realised ensembles of
 simulated learners (it is conservative there: the jackknife overstates the spread at small
 k; real tables are in docs/benchmarks/calibration.md), k = 2 borrows a pooled spread,
-unstable learners widen it."""
+an architecture whose two learners differ widens it, and a candidate chosen by a gate is
+corrected by the run's measured winner's curse."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import pytest
 from edas_agent.theory.gate import ensemble_error, statistics
 from edas_agent.theory.mixture import mixture_error, moments
 from edas_agent.theory.seed_noise import (
+    PRIOR_DF,
     learner_errors,
+    measure_selection,
     mixture_interval,
     pool_spreads,
     predictive_interval,
@@ -85,7 +88,56 @@ def test_a_learner_far_from_its_siblings_is_flagged_and_widens_a_pooled_interval
     stats = statistics(diverged, y, M)
     plain = predictive_interval(stats, M, measured)
     wide = predictive_interval(stats, M, measured, learner_errors=errors)
-    assert wide.source == "spread" and (wide.upper - wide.lower) > (plain.upper - plain.lower)
+    assert wide.source == "pooled" and (wide.upper - wide.lower) > 2 * (plain.upper - plain.lower)
+    # two steady learners widen it far less (their own spread weighs 1 against PRIOR_DF)
+    calm = statistics(steady, y, M)
+    own = predictive_interval(calm, M, measured, learner_errors=learner_errors(steady, y))
+    pooled_only = predictive_interval(calm, M, measured)
+    ratio = (own.upper - own.lower) / (pooled_only.upper - pooled_only.lower)
+    assert 1 < ratio < (wide.upper - wide.lower) / (plain.upper - plain.lower) and PRIOR_DF >= 1
+
+
+def test_the_winners_curse_posterior_shrinks_to_no_shift_without_pairs():
+    measured = pool_spreads([statistics(np.array([[0.1, 0.2], [0.3, 0.1], [0.2, 0.3]]),
+                                        np.array([0.0, 0.1]), M)])  # fmt: skip
+    s2 = measured.relative_spread**2
+    none = measure_selection([], measured)
+    assert none.shift == 0 and none.variance == pytest.approx(s2 / 2) and none.pairs == 0
+    few = measure_selection([0.05], measured)
+    many = measure_selection([0.05] * 400, measured)
+    assert 0 < few.shift < many.shift < 0.05 and many.shift == pytest.approx(0.05, rel=0.02)
+    assert many.variance < few.variance < none.variance
+
+
+def test_a_selected_winner_is_covered_once_the_runs_winners_curse_corrects_it():
+    """Simulated search where the truth is known: every candidate is the baseline's
+    architecture again, so any winner won on seed luck alone. Winners' decision estimates
+    are optimistic; the interval corrected by the winner's curse measured on earlier
+    winners' fresh learners covers their fresh ensembles at about its level, the
+    uncorrected one misses, and always on the same side."""
+    rng = np.random.default_rng(6)
+    y = rng.normal(size=N)
+    measured = pool_spreads(statistics(_learners(rng, y, 4), y, M) for _ in range(8))
+    truth = float(np.mean([statistics(_learners(rng, y, 16), y, M).E_M for _ in range(20)]))
+    optimism, plain, corrected, above = [], [], [], 0
+    while len(plain) < 300:
+        learners = _learners(rng, y, 4)
+        decision = statistics(learners[:2], y, M)
+        if decision.E_M >= 0.9 * truth:  # the gate: only an apparent gain of 10 % passes
+            continue
+        selection = measure_selection(optimism, measured)
+        realised = _realised(np.concatenate([learners[:2], _learners(rng, y, M - 2)]), y)
+        if len(optimism) >= 20:  # enough pairs for the posterior to have moved
+            before = predictive_interval(decision, M, measured)
+            after = predictive_interval(decision, M, measured, selection=selection, selected=2)
+            assert after.shift > 0 and after.centre > before.centre and after.selected == 2
+            plain.append(before.covers(realised))
+            corrected.append(after.covers(realised))
+            above += realised > before.upper
+        fresh = statistics(learners[2:], y, M)  # the confirmation's fresh learners
+        optimism.append((fresh.E_M - decision.E_M) / decision.E_M)
+    assert np.mean(plain) < 0.8 and above == len(plain) - sum(plain)
+    assert 0.85 <= np.mean(corrected) <= 0.97
 
 
 def test_a_mixture_of_one_architecture_has_the_homogeneous_interval():
