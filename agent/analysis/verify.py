@@ -24,6 +24,7 @@ from edas_agent.record import (
     pooled_seed_noise,
     read_records,
     selected_learners,
+    split_learners,
 )
 from edas_agent.theory.gate import ensemble_error, residuals, statistics
 from edas_agent.theory.seed_noise import (
@@ -159,6 +160,7 @@ def _verify(
     """`everything`: all the run's records, for its seed-noise model and its measured
     winner's curse (each architecture's interval leaves its own confirmation out)."""
     everything = records if everything is None else everything
+    everything = _with_reference(everything, store, evaluator)
     noise = pooled_seed_noise(everything)
     architectures: dict[str, dict[str, Any]] = {}
     for record in records:
@@ -180,6 +182,28 @@ def _verify(
         "decisions": _decisions(records, architectures, M),
         "coverage": coverage(architectures.values()),
     }
+
+
+def _with_reference(records: list[Record], store, evaluator) -> list[Record]:
+    """Runs before 2026-12-07 did not record the start's seed split (`reference`, what the
+    winner's curse is measured against); the start's learners in the run folder have it."""
+    start = records[0] if records else None
+    if start is None or start.event != "baseline" or any(r.reference for r in records):
+        return records
+    pool = store.get(start.arch_hash) if start.arch_hash else None
+    if pool is None:
+        return records
+    checks = [r.shrinkage.fresh for r in records if r.shrinkage and r.shrinkage.fresh]
+    decision = checks[0].decision_learners if checks else 2
+    total = decision + (checks[0].fresh_learners if checks else 2)
+    reference = split_learners(
+        {"val": pool.val, "test": pool.test},
+        {"val": evaluator.y_val, "test": evaluator.y_test},
+        start.members or len(pool),
+        decision,
+        min(total, len(pool)),
+    )
+    return [start.model_copy(update={"reference": reference}), *records[1:]]
 
 
 def miss_side(interval, realised: float) -> str | None:

@@ -188,7 +188,7 @@ def print_summary(console: Console, records: list[Record], folder: Path, seconds
         console.print(
             f"Final baseline (step {final.step}): predicted {p.members}-member E_M {p.E_M:.5f}, "
             f"{p.level:.0%} seed-noise interval [{p.lower:.5f}, {p.upper:.5f}] ({p.source}, "
-            f"k = {p.k}; validation)"
+            f"k = {p.k}{_chosen(p)}; validation)"
         )
         if final.unstable:
             console.print(f"  unstable learners at that step: {final.unstable}", style="yellow")
@@ -232,6 +232,17 @@ def _edits_summary(record: Record) -> str:
 
 
 def plus_minus(value: float, interval) -> str:
+    """The estimate and its interval: "± half-width" when centred on it, the bounds when
+    the run's winner's curse moved the interval off it (theory page)."""
     if interval is None:
         return f"{value:.5f}"
+    if getattr(interval, "shift", 0.0):
+        return f"{value:.5f} [{interval.lower:.5f}, {interval.upper:.5f}]"
     return f"{value:.5f} ± {interval.half_width:.5f}"
+
+
+def _chosen(predicted) -> str:
+    """How the winner's curse entered an interval, when it did."""
+    if not predicted.selected:
+        return ""
+    return f", {predicted.selected} chosen by the gate, shifted {predicted.shift:+.2%}"

@@ -12,7 +12,12 @@ from edas_agent.record.folder import (
     require_run_folder,
     utc_now,
 )
-from edas_agent.record.pooling import measured_selection, pooled_seed_noise, selected_learners
+from edas_agent.record.pooling import (
+    measured_selection,
+    pooled_seed_noise,
+    selected_learners,
+    split_learners,
+)
 from edas_agent.record.schema import (
     BaselineRef,
     Cost,
@@ -53,5 +58,6 @@ __all__ = [
     "read_records",
     "require_run_folder",
     "selected_learners",
+    "split_learners",
     "utc_now",
 ]

@@ -4,8 +4,10 @@
 
 from __future__ import annotations
 
-from edas_agent.record.schema import GateRound, Record
-from edas_agent.theory.gate import Stats
+import numpy as np
+
+from edas_agent.record.schema import FreshCheck, GateRound, Record
+from edas_agent.theory.gate import Stats, statistics
 from edas_agent.theory.seed_noise import Pooled, Selection, measure_selection, pool_spreads
 
 
@@ -31,11 +33,15 @@ def measured_selection(
     if pooled is None:
         return None
     checks = [r.shrinkage.fresh for r in records if r.shrinkage and r.shrinkage.fresh]
+    reference = next((r.reference for r in records if r.reference is not None), None)
     if not checks:
         return measure_selection([], pooled)
-    optimism = [check.optimism(split) for check in checks]
     return measure_selection(
-        optimism, pooled, checks[0].decision_learners, checks[0].fresh_learners
+        [check.optimism(split) for check in checks],
+        pooled,
+        checks[0].decision_learners,
+        checks[0].fresh_learners,
+        reference=None if reference is None else reference.optimism(split),
     )
 
 
@@ -44,3 +50,24 @@ def selected_learners(rounds: list[GateRound]) -> int:
     confirmation, when that round accepted (0: it never passed, nothing chose it)."""
     chosen = [r for r in rounds if r.kind != "confirmation"]
     return chosen[-1].stats.k if chosen and chosen[-1].accepted else 0
+
+
+def split_learners(
+    predictions: dict[str, np.ndarray],
+    targets: dict[str, np.ndarray],
+    members: int,
+    decision: int,
+    total: int,
+) -> FreshCheck | None:
+    """E_M of the first `decision` learners beside that of learners decision..total, on
+    each split ("val", "test"); None when fewer than two follow (no E_M of their own)."""
+    if total - decision < 2:
+        return None
+    pairs = {
+        split: (
+            statistics(predictions[split][:decision], targets[split], members).E_M,
+            statistics(predictions[split][decision:total], targets[split], members).E_M,
+        )
+        for split in ("val", "test")
+    }
+    return FreshCheck(decision_learners=decision, fresh_learners=total - decision, **pairs)

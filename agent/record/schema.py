@@ -204,6 +204,10 @@ class Record(BaseModel):
     # E_M of a fresh M-member ensemble with its seed-noise interval (validation), from the
     # learners behind the final judgement (theory/seed_noise.py)
     predicted: PredictedError | None = None
+    # the start's learners split as a confirmed candidate's are: the seeds' own gap, with
+    # nothing selected, that the run's winner's curse is measured against (runs since
+    # 2026-12-07)
+    reference: FreshCheck | None = None
     unstable: list[int] = []  # learners whose error is far from their siblings'
 
     @computed_field  # type: ignore[prop-decorator]

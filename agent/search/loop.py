@@ -246,6 +246,7 @@ class Search:
             notes=list(self.evaluator.notes),
             screening=self.screening.trace_of_full(self.initial, fields["arch_hash"], None),
             **self.recorder.seed_noise_fields(stats, pool, None),
+            reference=self.recorder.seed_split(pool, self.plan.decision_learners()),
             **fields,
         )
         self.journal.append(record)

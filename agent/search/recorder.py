@@ -16,6 +16,7 @@ from edas_agent.record import (
     Status,
     TestReport,
     selected_learners,
+    split_learners,
     utc_now,
 )
 from edas_agent.search.checks import Candidate
@@ -142,19 +143,22 @@ class Recorder:
             fresh=self.fresh_check(judged.pool, decided.stats.k, confirmed.stats.k),
         )
 
+    def seed_split(self, pool: Pool, decision: int) -> FreshCheck | None:
+        """The start's learners split as a confirmed candidate's are (its first `decision`
+        against the next as many as a confirmation trains): the gap common random numbers
+        alone put between those seeds, with nothing selected (theory/seed_noise.py)."""
+        total = min(len(pool), decision + self.config.gate.confirm_learners)
+        return self.fresh_check(pool, decision, total)
+
     def fresh_check(self, pool: Pool, decision: int, total: int) -> FreshCheck | None:
-        if total - decision < 2:  # one fresh learner has no E_M of its own
-            return None
-        M, evaluator = self.config.members, self.evaluator
-        pairs = {}
-        for split, predictions, y in (
-            ("val", pool.val, evaluator.y_val), ("test", pool.test, evaluator.y_test)
-        ):  # fmt: skip
-            pairs[split] = (
-                statistics(predictions[:decision], y, M).E_M,
-                statistics(predictions[decision:total], y, M).E_M,
-            )
-        return FreshCheck(decision_learners=decision, fresh_learners=total - decision, **pairs)
+        evaluator = self.evaluator
+        return split_learners(
+            {"val": pool.val, "test": pool.test},
+            {"val": evaluator.y_val, "test": evaluator.y_test},
+            self.config.members,
+            decision,
+            total,
+        )
 
     def test_report(self, pool: Pool) -> TestReport:
         y, task = self.evaluator.y_test, self.evaluator.task

@@ -22,12 +22,14 @@ Selection (the winner's curse): a candidate that passed the gate on its decision
 was chosen because those learners looked good, so their E_M is optimistic. Its fresh
 confirmation learners were not chosen, so over the run's confirmed candidates the
 relative gap u = (E_M fresh - E_M decision) / E_M decision measures that optimism on this
-table, space and gate. Model: u = beta + noise, noise variance s^2 (1/k + 1/k_fresh);
-prior beta ~ N(0, s^2 / k) (selection moves two learners' estimate by about its own seed
-spread at most); the posterior mean and variance of beta (`Selection`) shift and widen the
-interval of every selected estimate, scaled by the share of its learners that were
-selected (half of them after a confirmation of two). With no pairs, the posterior is the
-prior: no shift, a wider interval. Which spread an interval used is in its `source`.
+table, space and gate, less the gap the same seed indices give the start, where nothing
+was selected (common random numbers: every candidate's decision learners are seeds 0 and
+1, its fresh ones 2 and 3). Model: u - u_start = beta + noise, prior beta ~ N(0, s^2 / k)
+(selection moves two learners' estimate by about its own seed spread at most); the
+posterior mean and variance of beta (`Selection`) shift and widen the interval of every
+selected estimate, scaled by the share of its learners that were selected (half of them
+after a confirmation of two). With no pairs, the posterior is the prior: no shift, a wider
+interval. Which spread an interval used is in its `source`.
 Examples are not resampled: the interval is about seeds on the same examples (the gate's
 `Interval` is about examples, for a difference).
 """
@@ -48,8 +50,9 @@ from edas_agent.theory.uncertainty import t_quantile
 LEVEL = 0.9
 # How many learners' worth of evidence the pooled spread counts for against an
 # architecture's own (module docstring). Chosen on four tables' coverage (calibration page,
-# section 5) and checked on two others: 2 over-covered, 8 let feature-bagged candidates miss
-PRIOR_DF = 4
+# section 5: 4 over-covered Adult, the pooled spread alone left feature-bagged candidates
+# outside) and checked on two others
+PRIOR_DF = 8
 # Two learners whose errors differ by more than this ratio: one of them trained unlike
 # the other (seed-to-seed spreads measured on the tables here stay within a few percent)
 UNSTABLE_RATIO = 1.25
@@ -108,18 +111,28 @@ class Selection(BaseModel):
 
 
 def measure_selection(
-    optimism: list[float], pooled: Pooled, decision_learners: int = 2, fresh_learners: int = 2
+    optimism: list[float],
+    pooled: Pooled,
+    decision_learners: int = 2,
+    fresh_learners: int = 2,
+    reference: float | None = None,
 ) -> Selection:
     """Posterior of beta from the relative gaps u (fresh minus decision E_M over decision
-    E_M) of the run's confirmed candidates: normal prior N(0, s^2 / k), normal noise."""
+    E_M) of the run's confirmed candidates: normal prior N(0, s^2 / k), normal noise.
+    `reference`: the same gap between the start's learners, where nothing was selected.
+    Under common random numbers every candidate's decision and fresh learners share seed
+    indices, so part of each gap is those seeds' own, common to all candidates; the start
+    measures it once, and its noise stays in the posterior however many pairs there are."""
     s2 = pooled.relative_spread**2
     prior_precision = decision_learners / s2
-    noise_variance = s2 * (1 / decision_learners + 1 / fresh_learners)
-    precision = prior_precision + len(optimism) / noise_variance
-    return Selection(
-        shift=sum(optimism) / noise_variance / precision, variance=1 / precision,
-        pairs=len(optimism),
-    )  # fmt: skip
+    if not optimism:
+        return Selection(shift=0.0, variance=1 / prior_precision, pairs=0)
+    noise = s2 * (1 / decision_learners + 1 / fresh_learners)
+    gap = float(np.mean(optimism)) - (reference or 0.0)
+    observed = noise / len(optimism) + (noise if reference is not None else 0.0)
+    precision = prior_precision + 1 / observed
+    return Selection(shift=gap / observed / precision, variance=1 / precision,
+                     pairs=len(optimism))  # fmt: skip
 
 
 def relative_spread(stats: Stats) -> float | None:

@@ -116,6 +116,10 @@ def test_confirmed_candidates_record_their_fresh_learners_and_correct_selected_i
     evaluator_y = _validation_targets(run_folder)
     fresh = statistics(pool["val"][2:4], evaluator_y, config_members).E_M
     assert check.val[1] == pytest.approx(fresh) and check.val[0] == pytest.approx(record.stats.E_M)
+    # the start's seeds split the same way: the gap common random numbers give, unselected
+    start = records[0].reference
+    assert (start.decision_learners, start.fresh_learners) == (2, 2)
+    assert records[0].predicted.selected == 0
     # The record's interval (from all four learners) knows two of them were chosen; the
     # first confirmation had no earlier pair to measure the curse by, later ones had
     assert record.predicted.selected == 2 and record.predicted.shift == 0
@@ -128,6 +132,14 @@ def test_confirmed_candidates_record_their_fresh_learners_and_correct_selected_i
     for other in confirmed:
         entry = result["architectures"][other.arch_hash]["interval"]["val"]
         assert entry["selected"] == 2 and entry["shift"] != 0
+    # a run from before the start's split was recorded: verify takes it from its learners
+    trajectory = run_folder / "trajectory.jsonl"
+    lines = trajectory.read_text().splitlines()
+    first = json.loads(lines[0])
+    assert first.pop("reference") is not None
+    trajectory.write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+    again = verify(run_folder, members=6, steps="all")
+    assert again["architectures"] == result["architectures"]
 
 
 def _validation_targets(folder: Path):

@@ -107,6 +107,12 @@ def test_the_winners_curse_posterior_shrinks_to_no_shift_without_pairs():
     many = measure_selection([0.05] * 400, measured)
     assert 0 < few.shift < many.shift < 0.05 and many.shift == pytest.approx(0.05, rel=0.02)
     assert many.variance < few.variance < none.variance
+    # a gap the start's own seeds show too is theirs, not selection's; and the start's one
+    # measurement keeps the posterior from narrowing however many pairs there are
+    seeds_only = measure_selection([0.05] * 400, measured, reference=0.05)
+    assert seeds_only.shift == pytest.approx(0.0, abs=1e-12)
+    referenced = measure_selection([0.05] * 400, measured, reference=0.0)
+    assert referenced.shift < many.shift and referenced.variance > 10 * many.variance
 
 
 def test_a_selected_winner_is_covered_once_the_runs_winners_curse_corrects_it():
