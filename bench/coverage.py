@@ -23,6 +23,9 @@ seeds into pieces), each table named with the data options `edas-agent run` take
     python bench/coverage.py --members 16 --steps all --budget 12 --seeds 10 \
         --runs-dir bench-runs/coverage --make adult "--data adult" \
         --make waves "--data waves.csv --target y" --out coverage.json
+
+What theory/seed_noise.py's PRIOR_DF does: edit it and run again on the same folders with
+another --out (nothing is trained again).
 """
 
 from __future__ import annotations

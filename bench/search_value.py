@@ -172,7 +172,7 @@ def run_searches(
 
     def start(searcher: Callable[..., Searched], arm: str, seed: int, *args: Any) -> Future:
         finished = Future()
-        if (earlier := Searched.load(saved, arm, seed)) is not None:
+        if (earlier := Searched.load(saved, arm, seed, options.compute)) is not None:
             finished.set_result(earlier)  # a rerun of a stopped piece: this one had finished
             return finished
         return pool.submit(searcher, *args)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -118,14 +118,17 @@ class Searched:
         path.with_suffix(".tmp").replace(path)  # a stop mid-write leaves no torn file
 
     @classmethod
-    def load(cls, folder: Path, arm: str, seed: int) -> Searched | None:
+    def load(cls, folder: Path, arm: str, seed: int, unit: str) -> Searched | None:
+        """A finished search, its spend counted again in `unit` (--compute's now): a piece
+        run before with another --compute saved its spend in that one."""
         path = folder / f"{arm}-{seed}.json"
         if not path.exists():
             return None
         document = json.loads(path.read_text())
         records = [Record.model_validate(r) for r in document["records"]]
-        return cls(arm, seed, Path(document["folder"]), records, document["wall_s"],
-                   document["spend"], document["totals"])  # fmt: skip
+        searched = cls(arm, seed, Path(document["folder"]), records, document["wall_s"],
+                       [], document["totals"])  # fmt: skip
+        return replace(searched, spend=searched.spend_in(unit))
 
     def spend_in(self, unit: str) -> list[float]:
         """Cumulative compute per record in any of UNITS (the spend is in --compute's)."""

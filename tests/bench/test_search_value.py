@@ -308,3 +308,22 @@ def test_a_given_floor_turns_each_arms_gain_into_a_share_of_the_reducible_error(
     line = _reducible(rows, ["edas"], 0.1)[-1]
     assert "Floor (given, --floor): 0.1." in line and "edas 90.0 ± 0.0 %" in line
     assert _reducible(rows, ["edas"], None) == []
+
+
+def test_a_saved_search_is_counted_again_in_the_compute_unit_asked_for(tmp_path: Path):
+    """A piece run with --compute hours and continued with --compute tflop must not read
+    its saved spend (hours) as TFLOP: loading counts the spend again from its records."""
+    from edas_agent.record import Cost, Record
+
+    bench = load_bench()
+    cost = Cost(learners_trained=1, train_flops=2e12, train_seconds=36.0)
+    records = [Record(event="proposal", step=step, time="t", status="rejected", reason="r",
+                      rule="exact", members=2, cost=cost) for step in (1, 2, 3)]  # fmt: skip
+    run = bench.Searched(arm="edas", seed=0, folder=tmp_path, records=records, wall_s=1.0,
+                         spend=[0.01, 0.02, 0.03], totals={})  # fmt: skip
+    run.save(tmp_path / "searched")
+    in_tflop = bench.Searched.load(tmp_path / "searched", "edas", 0, "tflop")
+    in_hours = bench.Searched.load(tmp_path / "searched", "edas", 0, "hours")
+    assert in_tflop.spend == pytest.approx([2.0, 4.0, 6.0])
+    assert in_hours.spend == pytest.approx([0.01, 0.02, 0.03])
+    assert bench.Searched.load(tmp_path / "searched", "edas", 1, "tflop") is None
