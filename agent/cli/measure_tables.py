@@ -39,7 +39,8 @@ def verify_table(result: dict) -> Table:
     if covered.get("val", {}).get("of"):
         val, test = covered["val"], covered["test"]
         captions.append(
-            f"± the {val['level']:.0%} seed-noise interval ({', '.join(val['sources'])}; "
+            f"± the {val['level']:.0%} seed-noise interval, or its bounds where the run's "
+            f"winner's curse moved it ({', '.join(val['sources'])}; "
             f"theory/seed_noise.py); it covered the realised error {val['covered']}/{val['of']} "
             f"times on val, {test['covered']}/{test['of']} on test (✗: missed; "
             f"{_sides(val)} on val, {_sides(test)} on test)"
@@ -71,8 +72,11 @@ def _with_interval(entry: dict, split: str, M: int) -> str:
     predicted, interval = entry["predicted"][split][M], entry.get("interval", {}).get(split)
     if interval is None:
         return f"{predicted:.5f}"
+    missed = "" if interval["covered"] else " ✗"
+    if interval.get("shift"):  # moved off the prediction by the run's winner's curse
+        return f"{predicted:.5f} [{interval['lower']:.5f}, {interval['upper']:.5f}]{missed}"
     half = (interval["upper"] - interval["lower"]) / 2
-    return f"{predicted:.5f} ±{half:.5f}{'' if interval['covered'] else ' ✗'}"
+    return f"{predicted:.5f} ±{half:.5f}{missed}"
 
 
 def verify_sizes_table(result: dict) -> Table:
