@@ -4,6 +4,8 @@ Student t interval, and its compute. A benchmark's arithmetic, not a test.
 
     python bench/merge_results.py runs/search_value/piece-a runs/search_value/piece-b
 
+Pieces run with --also get a second table, at equal compute in that currency.
+
 With --verdict, one row per table instead, each arm's paired difference from edas and the
 seeds it was better on (the verdict table of docs/pages/benchmarks/search-value.md):
 
@@ -29,6 +31,14 @@ def pooled(folders: list[Path]) -> list[dict]:
     if len(seeds) != len(set(seeds)):
         sys.exit("the pieces share seeds: each seed must come from one piece")
     return rows
+
+
+def at_also(rows: list[dict]) -> list[dict]:
+    """The rows as judged at equal compute in --also's currency (pieces run with --also),
+    for the same table; [] when a row was not."""
+    if not rows or any("also" not in r for r in rows):
+        return []
+    return [{**r, "final_error": r["also"]["final_error"]} for r in rows]
 
 
 def table(rows: list[dict], level: float = 0.9) -> str:
@@ -91,7 +101,12 @@ def main() -> None:
             tables[name] = [Path(f) for f in folders.split(",")]
         print(verdict(tables, args[2].split(",")))
     else:
-        print(table(pooled([Path(p) for p in args])))
+        rows = pooled([Path(p) for p in args])
+        print(table(rows))
+        if also := at_also(rows):
+            unit = rows[0]["also"].get("unit", "the second currency")
+            print(f"\nAt equal {unit} (--also): each arm's incumbent at the edas arm's {unit}\n")
+            print(table(also))
 
 
 if __name__ == "__main__":

@@ -327,3 +327,15 @@ def test_a_saved_search_is_counted_again_in_the_compute_unit_asked_for(tmp_path:
     assert in_tflop.spend == pytest.approx([2.0, 4.0, 6.0])
     assert in_hours.spend == pytest.approx([0.01, 0.02, 0.03])
     assert bench.Searched.load(tmp_path / "searched", "edas", 1, "tflop") is None
+
+
+def test_merged_pieces_run_with_also_are_paired_in_the_second_currency_too():
+    load_bench()
+    merge = importlib.import_module("merge_results")
+    rows = [{"arm": arm, "seed": s, "final_error": 0.2, "start_error": 0.3, "proposals": 5,
+             "also": {"unit": "hours", "final_error": 0.2 + (0.01 if arm == "b" else 0)}}
+            for s in (0, 1) for arm in ("edas", "b")]  # fmt: skip
+    also = merge.at_also(rows)
+    assert [r["final_error"] for r in also if r["arm"] == "b"] == pytest.approx([0.21, 0.21])
+    assert "+0.01000" in merge.table(also) and "+0.00000" in merge.table(rows)
+    assert merge.at_also([{k: v for k, v in r.items() if k != "also"} for r in rows]) == []
