@@ -95,9 +95,9 @@ class Judge:
         (decision_floor's) in the rounds before a confirmation."""
         kind, index = "decision", 0
         rounds: list[GateRound] = []
+        early = floor if before_confirmation is None else before_confirmation
         while True:
-            bar = floor if kind == "confirmation" or before_confirmation is None else (
-                before_confirmation)  # fmt: skip
+            bar = floor if kind == "confirmation" else early
             judged = self._round(kind, baseline, step, index, architecture, learners, bar)
             if isinstance(judged, Outcome):
                 return judged
