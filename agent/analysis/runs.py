@@ -20,8 +20,10 @@ class RunSummary(BaseModel):
     budget: int | None
     best_step: int | None
     best_E_M: float | None  # E_mix, the mixture's, in a mixture search
-    # half the width of best_E_M's 90 % seed-noise interval (none for a mixture's E_mix)
+    # half the width of best_E_M's 90 % seed-noise interval (none for a mixture's E_mix),
+    # and where the run's winner's curse moved its centre, that centre
     best_E_M_plus_minus: float | None = None
+    best_E_M_centre: float | None = None
     accepted: int
     learners: int
     llm_cost: float
@@ -67,6 +69,7 @@ def _summary(folder: Path, records) -> RunSummary:
         best_step=best.step if best else None,
         best_E_M=best.predicted_error() if best else None,
         best_E_M_plus_minus=_half_width(best),
+        best_E_M_centre=_moved_centre(best),
         accepted=sum(r.accepted for r in records if r.event == "proposal"),
         learners=sum(r.cost.learners_trained for r in records),
         llm_cost=Spend.of(r.llm for r in records).cost,
@@ -80,6 +83,12 @@ def _half_width(best: Record | None) -> float | None:
     if best is None or best.predicted is None or best.mixture() is not None:
         return None
     return best.predicted.half_width
+
+
+def _moved_centre(best: Record | None) -> float | None:
+    if _half_width(best) is None or not best.predicted.shift:
+        return None
+    return best.predicted.centre
 
 
 def _budget(folder: Path) -> int | None:

@@ -77,7 +77,10 @@ def runs(
     for s in summaries:
         best_step = "-" if s.best_step is None else str(s.best_step)
         best = "-" if s.best_E_M is None else f"{s.best_E_M:.5f}"
-        if s.best_E_M_plus_minus is not None:
+        if s.best_E_M_centre is not None:  # the interval moved by the run's winner's curse
+            best += f" [{s.best_E_M_centre - s.best_E_M_plus_minus:.5f}, " \
+                    f"{s.best_E_M_centre + s.best_E_M_plus_minus:.5f}]"  # fmt: skip
+        elif s.best_E_M_plus_minus is not None:
             best += f" ± {s.best_E_M_plus_minus:.5f}"
         progress = f"{s.steps}/{s.budget or '?'}"
         cells = (s.folder, s.state, progress, best_step, best, str(s.accepted), str(s.pruned),
@@ -85,7 +88,10 @@ def runs(
                  f"{s.train_hours:.2g}")  # fmt: skip
         table.add_row(*cells, f"{s.llm_cost:.4f}")
     if any(s.best_E_M_plus_minus is not None for s in summaries):
-        table.caption = "best E_M ± its 90 % seed-noise interval"
+        table.caption = (
+            "best E_M ± its 90 % seed-noise interval (its bounds where the run's "
+            "winner's curse moved it)"
+        )
     console.print(table)
 
 
