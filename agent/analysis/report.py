@@ -30,7 +30,8 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
 from edas_agent.analysis.ensemble import ENSEMBLE, EnsembleResult, read_ensemble
-from edas_agent.analysis.verify import VERIFY, VERIFY_MIXTURE
+from edas_agent.analysis.verify import VERIFY
+from edas_agent.analysis.verify_mixture import VERIFY_MIXTURE
 from edas_agent.fidelity.audit import predictor_track
 from edas_agent.record import Record, read_records
 from edas_agent.theory.seed_noise import UNSTABLE_RATIO

@@ -174,7 +174,7 @@ def verify(
     them with the predictions; writes verify.json (verify_mixture.json with --mixture).
     Interrupt and rerun to resume."""
     from edas_agent.analysis.verify import verify as verify_run
-    from edas_agent.analysis.verify import verify_mixture
+    from edas_agent.analysis.verify_mixture import verify_mixture
     from edas_agent.cli.measure_tables import (
         verify_mixture_table,
         verify_sizes_table,

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from edas_agent.analysis.ensemble import ENSEMBLE, ensemble
-from edas_agent.analysis.verify import MIXTURE_FIRST, VERIFY_MIXTURE, verify_mixture
+from edas_agent.analysis.verify_mixture import MIXTURE_FIRST, VERIFY_MIXTURE, verify_mixture
 from edas_agent.evaluators.tabular.evaluator import TabularEvaluator
 from edas_agent.record import read_records
 from edas_agent.theory.gate import statistics
