@@ -11,15 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from edas_agent.analysis.verify import realised_error
+from edas_agent.analysis.verify import _CHUNK, realised_error  # the same chunking
 from edas_agent.config import load_config
 from edas_agent.outcome import Outcome
 from edas_agent.record import read_records
 from edas_agent.training.executors import TrainRequest, make_executor
 from edas_agent.training.learners import MembersUnavailable
-
-_CHUNK = 2  # members per training request, as verify's
-
 
 MIXTURE_FIRST = 500_000  # seed indices of mixture members: a search uses 0 .. a few dozen
 VERIFY_MIXTURE = "verify_mixture.json"

@@ -236,7 +236,7 @@ def plus_minus(value: float, interval) -> str:
     the run's winner's curse moved the interval off it (theory page)."""
     if interval is None:
         return f"{value:.5f}"
-    if getattr(interval, "shift", 0.0):
+    if interval.shift:
         return f"{value:.5f} [{interval.lower:.5f}, {interval.upper:.5f}]"
     return f"{value:.5f} ± {interval.half_width:.5f}"
 
