@@ -5,10 +5,12 @@ with one or two of the builtin proposer's own mutations, drawn as it draws them)
 2 learners, on Adult and on a generated numeric regression table (20,000 rows, 12 numeric
 fields, no test uses it): learner-epochs per second and achieved GFLOP/s (the evaluator's
 own training-FLOP count over the training seconds) of the round trained one candidate
-after another, and trained together (evaluate_together, evaluators/tabular/fused.py) with
-evaluator.fuse same_shapes and padded; against the FLOP floor of the same cores (a
-2048 x 2048 float32 matrix product on the same threads). Each way is timed --repeats times,
-interleaved, and the fastest kept: the machine's own speed drifts.
+after another, trained together (evaluate_together, evaluators/tabular/fused.py) with
+evaluator.fuse same_shapes and padded, and side by side in worker processes, one torch
+thread each (`executor.kind: processes`, --workers of them, default the cores); against
+the FLOP floor of the same cores (a 2048 x 2048 float32 matrix product on the same
+threads). Each way is timed --repeats times, interleaved, and the fastest kept: the
+machine's own speed drifts.
 
     python bench/round_speed.py [--rounds 1 4 8 16] [--threads N] [--repeats 2] [--device cuda]
 
@@ -18,6 +20,7 @@ A benchmark, not a test: it prints what it measured.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -28,11 +31,12 @@ import pandas as pd
 import torch
 
 from edas_agent import document_of
-from edas_agent.config import EvaluatorSettings
+from edas_agent.config import EvaluatorSettings, ExecutorSettings
 from edas_agent.evaluators import Request
 from edas_agent.evaluators.tabular import DataSpec, TabularEvaluator
+from edas_agent.training import TrainRequest, make_executor
 
-WAYS = ("one at a time", "same_shapes", "padded")
+WAYS = ("one at a time", "same_shapes", "padded", "processes")
 
 
 def candidates(evaluator: TabularEvaluator, count: int, seed: int) -> list:
@@ -85,17 +89,23 @@ def numeric_table(folder: Path, rows: int = 20_000, fields: int = 12) -> Path:
     return path
 
 
-def train_round(evaluator: TabularEvaluator, architectures: list, way: str) -> list:
+def train_round(evaluator: TabularEvaluator, architectures: list, way: str, executor) -> list:
     if way == "one at a time":
         return [evaluator.evaluate(a, 2) for a in architectures]
+    if way == "processes":  # side by side, one worker process (one torch thread) per core
+        results = dict(executor.run([TrainRequest(a, 2, 0) for a in architectures]))
+        return [results[i] for i in range(len(architectures))]
     evaluator.settings = evaluator.settings.model_copy(update={"fuse": way})
     return [
         result for _, result in evaluator.evaluate_together([Request(a, 2) for a in architectures])
     ]
 
 
-def measure(evaluator: TabularEvaluator, rounds: list[int], repeats: int) -> list[dict]:
+def measure(evaluator: TabularEvaluator, rounds: list[int], repeats: int, workers: int):
     evaluator.evaluate(evaluator.default_architecture(), 2)  # warm up: first-call costs
+    executor = make_executor(evaluator, ExecutorSettings(kind="processes", workers=workers))
+    warm_up = [TrainRequest(evaluator.default_architecture(), 2, 0)] * max(workers, 2)
+    list(executor.run(warm_up))  # the workers start (imports, data) before any clock
     rows = []
     for count in rounds:
         architectures = candidates(evaluator, count, seed=count)
@@ -104,9 +114,10 @@ def measure(evaluator: TabularEvaluator, rounds: list[int], repeats: int) -> lis
         for _ in range(repeats):
             for way in WAYS:
                 started = time.perf_counter()
-                results = train_round(evaluator, architectures, way)
+                results = train_round(evaluator, architectures, way, executor)
                 seconds = time.perf_counter() - started
-                failed = [r for r in results if isinstance(r, Exception)]
+                # A failure: an exception (evaluate_together) or an Outcome (an executor)
+                failed = [r for r in results if isinstance(r, Exception) or hasattr(r, "status")]
                 if failed:
                     raise SystemExit(f"{way}: {failed[0]}")
                 flops = sum(r.train_flops or 0.0 for r in results)
@@ -117,6 +128,7 @@ def measure(evaluator: TabularEvaluator, rounds: list[int], repeats: int) -> lis
             rows.append({"round": count, "way": way, "learner_epochs_per_s": epochs / seconds,
                          "gflops": flops / seconds / 1e9, "seconds": seconds,
                          "speedup": alone / seconds})  # fmt: skip
+    executor.close()
     return rows
 
 
@@ -126,6 +138,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes of the processes way (default: the cores)",
+    )
     options = parser.parse_args(argv)
     floor = flop_floor(options.threads, torch.device(options.device))
     where = f"{options.threads} threads" if options.device == "cpu" else options.device
@@ -140,7 +158,8 @@ def main(argv: list[str] | None = None) -> None:
         print("|---|---:|---|---:|---:|---:|---:|---:|")
         for name, spec in tables.items():
             evaluator = TabularEvaluator(spec, settings, seed=0)
-            for row in measure(evaluator, options.rounds, options.repeats):
+            workers = options.workers or len(os.sched_getaffinity(0))
+            for row in measure(evaluator, options.rounds, options.repeats, workers):
                 print(f"| {name} | {row['round']} | {row['way']} | "
                       f"{row['learner_epochs_per_s']:.1f} | {row['gflops']:.1f} | "
                       f"1/{floor / row['gflops']:.0f} | {row['seconds']:.2f} | "

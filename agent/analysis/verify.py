@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from edas_agent.config import load_config
+from edas_agent.config import Config, ExecutorSettings, load_config
 from edas_agent.errors import UserError
 from edas_agent.record import (
     Record,
@@ -114,9 +114,12 @@ def verify(
     steps: str,
     on_learner: Callable[[str, int], None] = lambda arch_hash, j: None,
     full_data: bool = False,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Members are trained in chunks of `_CHUNK` seeds, all architectures' chunks submitted
-    together: spread over Ray workers with `executor.kind: ray`, one after another locally.
+    together: spread over Ray workers with `executor.kind: ray`, over worker processes with
+    `processes` or `workers` (that many, whatever the run's executor), one after another
+    locally.
 
     `full_data`: a run that searched on a sample of the training rows (`data.sample_rows`)
     has its chosen steps' members trained on the whole training split instead (none of the
@@ -124,7 +127,7 @@ def verify(
     the steps it accepted on the sample still win at full size?"""
     from edas_agent.training.door import DataError, build_evaluator, keep_files
 
-    config = load_config(folder / "config.yaml", {})
+    config = with_workers(load_config(folder / "config.yaml", {}), workers)
     learners, output = "learners", VERIFY
     if full_data:
         if config.evaluator.data.sample_rows is None:
@@ -151,6 +154,14 @@ def verify(
     result["full_data"] = full_data
     (folder / output).write_text(json.dumps(result, indent=2))
     return result
+
+
+def with_workers(config: Config, workers: int | None) -> Config:
+    """The run's config, training on `workers` worker processes where given."""
+    if workers is None:
+        return config
+    executor = ExecutorSettings(kind="processes", workers=workers)
+    return config.model_copy(update={"executor": executor})
 
 
 def _verify(

@@ -11,7 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from edas_agent.analysis.verify import _CHUNK, realised_error  # the same chunking
+from edas_agent.analysis.verify import (  # the same chunking, the same workers
+    _CHUNK,
+    realised_error,
+    with_workers,
+)
 from edas_agent.config import load_config
 from edas_agent.outcome import Outcome
 from edas_agent.record import read_records
@@ -23,7 +27,9 @@ VERIFY_MIXTURE = "verify_mixture.json"
 
 
 def verify_mixture(
-    folder: Path, on_learner: Callable[[str, int], None] = lambda arch_hash, j: None
+    folder: Path,
+    on_learner: Callable[[str, int], None] = lambda arch_hash, j: None,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Train the members of ensemble.json's best mixture and best homogeneous ensemble with
     fresh seeds, every member of a mixture its own seed index (as deployed members would
@@ -34,7 +40,7 @@ def verify_mixture(
     from edas_agent.training.door import build_evaluator, keep_files
 
     result = read_ensemble(folder)
-    config = load_config(folder / "config.yaml", {})
+    config = with_workers(load_config(folder / "config.yaml", {}), workers)
     documents = {r.arch_hash: r.architecture for r in read_records(folder) if r.architecture}
     evaluator = build_evaluator(config)
     keep_files(evaluator, folder)

@@ -168,6 +168,15 @@ def verify(
             "whole training split instead; writes verify_full.json.",
         ),
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Train the members side by side in this many worker processes, one torch "
+            "thread each (executor.kind processes), whatever executor the run used; "
+            "unset: the run's executor.",
+            min=1,
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Train real M-member ensembles of chosen steps (reusing the run's learners) and compare
@@ -191,9 +200,9 @@ def verify(
     with learner_progress("verify") as advance:
         try:
             if mixture:
-                result = verify_mixture(run_dir, on_learner=advance)
+                result = verify_mixture(run_dir, on_learner=advance, workers=workers)
             else:
-                result = verify_run(run_dir, members, steps, advance, full_data)
+                result = verify_run(run_dir, members, steps, advance, full_data, workers)
         except DataError as exc:
             raise UserError(f"data: {exc}") from None
         except PluginError as exc:

@@ -10,9 +10,18 @@ from edas_agent.config.section import Section
 
 
 class ExecutorSettings(Section):
-    """Where learners train: in this process, or as Ray tasks (agent/training/executors.py)."""
+    """Where learners train: in this process, in worker processes on this machine
+    (agent/training/processes.py), or as Ray tasks (agent/training/executors.py)."""
 
-    kind: Literal["local", "ray"] = Field("local", description="local: in this process.")
+    kind: Literal["local", "processes", "ray"] = Field(
+        "local",
+        description="local: in this process. processes: a batch of two or more requests (a "
+        "round's candidates, verify's members) side by side in worker processes on this "
+        "machine, one torch thread each; a single request in this process. ray: Ray tasks.",
+    )
+    workers: int | None = Field(
+        None, ge=1, le=1024, description="Worker processes of kind processes; unset: the cores."
+    )
     address: str | None = Field(
         None, description="Ray cluster address ('auto' to join a running one); local Ray if unset."
     )

@@ -178,7 +178,7 @@ class ConfigShipment:
         try:
             return build_evaluator(self.config)
         except ValueError as exc:
-            raise RuntimeError(f"on this Ray worker: {exc}") from None
+            raise RuntimeError(f"on this worker: {exc}") from None
 
 
 def shipment(evaluator: Evaluator) -> Shipment | ConfigShipment:
@@ -190,6 +190,6 @@ def shipment(evaluator: Evaluator) -> Shipment | ConfigShipment:
     if config is not None:
         return ConfigShipment(config)
     raise TypeError(
-        f"the Ray executor cannot ship a {type(evaluator).__name__} passed from Python: "
+        f"worker processes cannot rebuild a {type(evaluator).__name__} passed from Python: "
         "name its factory in evaluator.plugin so workers can rebuild it"
     )

@@ -170,9 +170,13 @@ class RayExecutor:
             self.ray.shutdown()
 
 
-def make_executor(evaluator, settings: ExecutorSettings) -> LocalExecutor | RayExecutor:
+def make_executor(evaluator, settings: ExecutorSettings) -> Executor:
     if settings.kind == "local":
         return LocalExecutor(evaluator)
+    if settings.kind == "processes":
+        from edas_agent.training.processes import ProcessExecutor
+
+        return ProcessExecutor(evaluator, settings.workers)
     try:
         return RayExecutor(evaluator, settings)
     except ImportError:
