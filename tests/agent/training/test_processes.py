@@ -129,6 +129,7 @@ def test_screening_stages_in_worker_processes_equal_local_ones(fast_config: Conf
     assert sum(r["status"] == "pruned" for r in in_processes) >= 3
 
 
+# A plugin module a user would write: worker processes (and Ray workers) rebuild it
 PLUGIN = """
 import numpy as np
 from pydantic import BaseModel, Field
@@ -146,52 +147,37 @@ def make(seed, rows=30):
 """
 
 
-def test_a_plugin_is_rebuilt_in_the_workers_and_one_they_cannot_build_stops_the_start(
-    tmp_path, monkeypatch
-):
+def proposal_statuses(changes: dict) -> list[str]:
+    """The statuses of a run's proposals, the run started from `changes` to the defaults."""
+    with RunSession.start(load_config(None, changes)) as session:
+        session.run()
+        folder = session.journal.folder
+    return [r.status for r in read_records(folder) if r.event == "proposal"]
+
+
+def driver_only_plugin(monkeypatch) -> str:
+    """PLUGIN as a module importable in this process only (a package installed on the
+    driver alone): its `evaluator.plugin` name."""
     import sys
     import types
 
+    module = types.ModuleType("driver_only_plugin")
+    exec(PLUGIN, module.__dict__)
+    monkeypatch.setitem(sys.modules, "driver_only_plugin", module)
+    return "driver_only_plugin:make"
+
+
+def test_a_plugin_is_rebuilt_in_the_workers_and_one_they_cannot_build_stops_the_start(
+    tmp_path, monkeypatch
+):
     (tmp_path / "process_plugin.py").write_text(PLUGIN)
     monkeypatch.chdir(tmp_path)  # the plugin's module lives here, as a user's would
     monkeypatch.syspath_prepend(str(tmp_path))
     changes = {"evaluator.plugin": "process_plugin:make", "executor.kind": "processes",
                "executor.workers": 2, "llm.proposals_per_round": 3, "budget": 3,
                "runs_dir": str(tmp_path / "runs")}  # fmt: skip
-    with RunSession.start(load_config(None, changes)) as session:
-        session.run()
-        folder = session.journal.folder
-    statuses = [r.status for r in read_records(folder) if r.event == "proposal"]
+    statuses = proposal_statuses(changes)
     assert len(statuses) == 3 and "failed" not in statuses, statuses
-    # Importable here (in this process only): the workers cannot rebuild it
-    module = types.ModuleType("driver_only_plugin")
-    exec(PLUGIN, module.__dict__)
-    monkeypatch.setitem(sys.modules, "driver_only_plugin", module)
-    changes["evaluator.plugin"] = "driver_only_plugin:make"
+    changes["evaluator.plugin"] = driver_only_plugin(monkeypatch)
     with pytest.raises(RuntimeError, match="worker process cannot rebuild the evaluator"):
         RunSession.start(load_config(None, changes))
-
-
-@pytest.mark.usefixtures("one_thread")
-def test_verify_on_worker_processes_gives_what_verify_here_gives(
-    fast_config: Config, tmp_path, monkeypatch
-):
-    import json
-    import shutil
-
-    from edas_agent.analysis.verify import verify
-
-    submitted = []
-    submit = ProcessExecutor._submit
-    monkeypatch.setattr(
-        ProcessExecutor, "_submit", lambda self, r: submitted.append(r) or submit(self, r)
-    )
-    config = fast_config.model_copy(
-        update={"budget": 2, "evaluator": fast_config.evaluator.model_copy(update={"threads": 1})}
-    )
-    folder = search(config, evaluator_of(config), LocalExecutor(evaluator_of(config)))
-    twin = shutil.copytree(folder, tmp_path / "twin")
-    here = verify(folder, members=6, steps="all")
-    beside = verify(twin, members=6, steps="all", workers=2)
-    assert json.dumps(beside) == json.dumps(here)
-    assert len(submitted) >= 2  # the members did go to the workers

@@ -26,6 +26,11 @@ from edas_agent.training.executors import (
     TrainRequest,
     _train_remote,
 )
+from tests.agent.training.test_processes import (  # a plugin workers rebuild
+    PLUGIN,
+    driver_only_plugin,
+    proposal_statuses,
+)
 
 TIMINGS = {
     "time": True,
@@ -136,51 +141,22 @@ def test_a_search_survives_failing_tasks(fast_config: Config):
     assert failed and all("boom" in r.reason or "worker" in r.reason.lower() for r in failed)
 
 
-PLUGIN = """
-import numpy as np
-from pydantic import BaseModel, Field
-from edas_agent import FunctionEvaluator
-
-class Knob(BaseModel):
-    scale: float = Field(1.0, ge=0.1, le=2.0)
-
-def make(seed, rows=30):
-    y_val, y_test = np.linspace(0, 1, rows), np.linspace(1, 0, rows)
-    def train(knob, learner_seed):
-        noise = np.random.default_rng(learner_seed).normal(size=(2, rows))
-        return y_val + knob.scale * noise[0], y_test + knob.scale * noise[1]
-    return FunctionEvaluator(Knob, train, y_val, y_test, task="regression", seed=seed)
-"""
-
-
 def test_a_plugin_is_rebuilt_from_the_config_on_ray_workers(tmp_path, monkeypatch):
-    from edas_agent.config import load_config
-    from edas_agent.session import RunSession
-
     (tmp_path / "ray_plugin.py").write_text(PLUGIN)
     monkeypatch.chdir(tmp_path)  # the plugin's module lives here, as a user's would
     changes = {"evaluator.plugin": "ray_plugin:make", "executor.kind": "ray", "budget": 3,
                "runs_dir": str(tmp_path / "runs")}  # fmt: skip
-    with RunSession.start(load_config(None, changes)) as session:
-        session.run()
-        folder = session.journal.folder
-    statuses = [r.status for r in read_records(folder) if r.event == "proposal"]
+    statuses = proposal_statuses(changes)
     assert len(statuses) == 3 and "failed" not in statuses, statuses
 
 
 def test_a_plugin_the_workers_cannot_import_stops_the_run_at_the_start(tmp_path, monkeypatch):
-    import sys
-    import types
-
     from edas_agent.config import load_config
     from edas_agent.session import RunSession
 
-    # Importable here (in this process only), as a package installed on the driver alone.
-    module = types.ModuleType("driver_only_plugin")
-    exec(PLUGIN, module.__dict__)
-    monkeypatch.setitem(sys.modules, "driver_only_plugin", module)
+    plugin = driver_only_plugin(monkeypatch)
     monkeypatch.chdir(tmp_path)
-    changes = {"evaluator.plugin": "driver_only_plugin:make", "executor.kind": "ray",
+    changes = {"evaluator.plugin": plugin, "executor.kind": "ray",
                "runs_dir": str(tmp_path / "runs")}  # fmt: skip
     with pytest.raises(RuntimeError, match=r"cannot rebuild the evaluator.*driver_only_plugin"):
         RunSession.start(load_config(None, changes))
