@@ -86,6 +86,7 @@ def run(
     from edas_agent.cli.display import LiveDisplay, print_summary
     from edas_agent.proposers import ProposerStopped
     from edas_agent.search.loop import BaselineFailed
+    from edas_agent.training.processes import WorkersUnavailable
 
     caps = (budget, max_cost, max_llm_calls, max_train_hours, max_train_tflop)
     changes = dict(zip(RESUMABLE_FLAGS, caps, strict=True))
@@ -112,7 +113,7 @@ def run(
             session.search.on_progress = display.on_progress
             try:
                 session.run(display.on_record)
-            except (ProposerStopped, BaselineFailed) as exc:
+            except (ProposerStopped, BaselineFailed, WorkersUnavailable) as exc:
                 problem = str(exc)
             except KeyboardInterrupt:
                 problem = "interrupted; every step finished before Ctrl-C is in the run folder"

@@ -28,6 +28,7 @@ from edas_agent.evaluators.base import architecture_hash
 from edas_agent.record import CONFIG, require_run_folder
 from edas_agent.training.door import DataError, PluginError
 from edas_agent.training.learners import MembersUnavailable
+from edas_agent.training.processes import WorkersUnavailable
 
 
 def report(run_dir: Annotated[Path, typer.Argument(help="A run folder under runs/.")]) -> None:
@@ -205,7 +206,7 @@ def verify(
                 result = verify_run(run_dir, members, steps, advance, full_data, workers)
         except DataError as exc:
             raise UserError(f"data: {exc}") from None
-        except PluginError as exc:
+        except (PluginError, WorkersUnavailable) as exc:
             raise UserError(str(exc)) from None
         except MembersUnavailable as exc:  # a member could not be trained (lost worker, NaN)
             report_error("verify stopped:", f"{exc}; finished members are saved, rerun to resume")

@@ -59,6 +59,11 @@ def default_workers() -> int:
 _LOST = object()  # a request whose worker died, or that a dead worker's pool took with it
 
 
+class WorkersUnavailable(RuntimeError):
+    """Worker processes cannot start here (their error is printed above): the command
+    stops, saying so, instead of recording every candidate as failed."""
+
+
 class ProcessExecutor:
     """A batch of two or more requests over `workers` processes (one torch thread each);
     a single request in this process. The pool starts at the first batch that needs it
@@ -82,19 +87,20 @@ class ProcessExecutor:
         self.workers = workers or default_workers()
         self.pool: ProcessPoolExecutor | None = None
         if isinstance(self.shipment, ConfigShipment) and self.workers >= 2:
-            self._check_a_worker_can_build()
+            # A plugin or command evaluator is rebuilt in each worker from the run's config:
+            # one that a worker cannot rebuild stops the run before it starts
+            self._fresh_pool()
 
-    def _check_a_worker_can_build(self) -> None:
-        """A plugin or command evaluator is rebuilt in each worker from the run's config:
-        say so at the start where a worker cannot (its error is printed above), instead of
-        failing every candidate."""
+    def _fresh_pool(self) -> None:
+        """A new pool whose workers are known to have started (built their evaluator)."""
+        self._discard_pool()
         try:
             self._start_pool().submit(_ready).result()
         except BrokenProcessPool:
             self.close()
-            raise RuntimeError(
-                "a worker process cannot rebuild the evaluator from the config (its error "
-                "is printed above); executor.kind local trains in this process"
+            raise WorkersUnavailable(
+                "a worker process cannot start or rebuild the evaluator (its error is printed "
+                "above); executor.kind local trains in this process"
             ) from None
 
     def run(self, requests: list[TrainRequest]):
@@ -114,9 +120,9 @@ class ProcessExecutor:
                     yield index, result
         # A worker that dies (killed, out of memory) breaks the pool and every request in
         # it: each is trained again alone in a fresh pool, so only the one that kills its
-        # worker again fails.
+        # worker again fails. Workers that cannot start at all stop the command instead.
         for index in sorted(lost):
-            self._discard_pool()
+            self._fresh_pool()
             result = self._result(self._submit(requests[index]))
             if result is _LOST:
                 self._discard_pool()

@@ -18,7 +18,7 @@ from edas_agent.proposers.builtin import BuiltinProposer
 from edas_agent.record import Journal, read_records
 from edas_agent.session import RunSession, build_search
 from edas_agent.training.executors import LocalExecutor, TrainRequest, make_executor
-from edas_agent.training.processes import ProcessExecutor, _train_in_worker
+from edas_agent.training.processes import ProcessExecutor, WorkersUnavailable, _train_in_worker
 
 TIMINGS = {"time": True, "cost": True, "completion": True,
            "rounds": {"__all__": {"cost": True}}, "reason": True}  # fmt: skip
@@ -87,6 +87,25 @@ def test_a_raising_task_and_a_dead_worker_fail_only_their_candidates(fast_config
     again = dict(executor.run(requests[:1] * 2))  # the executor goes on with a fresh pool
     assert all(r.val_predictions.shape[0] == 2 for r in again.values())
     executor.close()
+
+
+class Unbuildable:
+    """A shipment no worker can build (as a worker without the evaluator's package)."""
+
+    def build(self):
+        raise ImportError("no module named 'gone'")
+
+
+def test_workers_that_cannot_start_stop_the_command_instead_of_failing_candidates(
+    fast_config: Config,
+):
+    evaluator = evaluator_of(fast_config)
+    executor = ProcessExecutor(evaluator, workers=2)
+    executor.shipment = Unbuildable()
+    requests = [TrainRequest(evaluator.default_architecture(), 1, first) for first in (0, 1)]
+    with pytest.raises(WorkersUnavailable, match="cannot start"):
+        list(executor.run(requests))
+    assert executor.pool is None
 
 
 def search(config: Config, evaluator: TabularEvaluator, executor) -> Path:
