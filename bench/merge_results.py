@@ -93,7 +93,10 @@ def verdict(tables: dict[str, list[Path]], arms: list[str], level: float = 0.9) 
 
 def main() -> None:
     args = sys.argv[1:]
-    if args and args[0] == "--verdict":
+    if not args or args[0] in ("-h", "--help"):
+        print(__doc__)
+        return
+    if args[0] == "--verdict":
         assert args[1] == "--arms", "usage: --verdict --arms A,B NAME=DIR,DIR ..."
         tables = {}
         for spec in args[3:]:
