@@ -44,6 +44,13 @@ def _train_in_worker(document, learners, first, fractions=None, resume=None):
     return train(evaluator, request)
 
 
+def _call_by_value(task, arguments: bytes) -> bytes:
+    """In a worker: `task` on pickled arguments, its result pickled. Both ways by value, as
+    the shipment: multiprocessing's own pickler would hand tensors (a screening stage's
+    paused state) over as shared memory, a file descriptor each, for the whole run."""
+    return pickle.dumps(task(*pickle.loads(arguments)))
+
+
 def _ready() -> None:
     """Nothing: that a worker runs it proves the worker built its evaluator."""
 
@@ -137,7 +144,7 @@ class ProcessExecutor:
                 initializer=_start_worker,
                 # Pickled here, by value: multiprocessing's own pickler would move the data's
                 # tensors into shared memory, freeing the memory that numpy views of them
-                # (the evaluator's targets) still read
+                # (the evaluator's targets) still read (a search crashed on it)
                 initargs=(pickle.dumps(self.shipment),),
             )
         return self.pool
@@ -146,7 +153,7 @@ class ProcessExecutor:
         document = document_of(request.architecture)
         arguments = (document, request.learners, request.first, request.fractions, request.resume)
         try:
-            return self._start_pool().submit(self.task, *arguments)
+            return self._start_pool().submit(_call_by_value, self.task, pickle.dumps(arguments))
         except BrokenProcessPool as exc:  # a worker died while the batch was handed over
             future: Future = Future()
             future.set_exception(exc)
@@ -154,7 +161,7 @@ class ProcessExecutor:
 
     def _result(self, future: Future):
         try:
-            return future.result()
+            return pickle.loads(future.result())
         except CandidateFailed as exc:
             return failure(exc)
         except BrokenProcessPool:

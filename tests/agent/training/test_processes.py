@@ -198,5 +198,5 @@ def test_a_plugin_is_rebuilt_in_the_workers_and_one_they_cannot_build_stops_the_
     statuses = proposal_statuses(changes)
     assert len(statuses) == 3 and "failed" not in statuses, statuses
     changes["evaluator.plugin"] = driver_only_plugin(monkeypatch)
-    with pytest.raises(RuntimeError, match="worker process cannot rebuild the evaluator"):
+    with pytest.raises(RuntimeError, match="worker process cannot start or rebuild the evaluator"):
         RunSession.start(load_config(None, changes))
