@@ -3,8 +3,8 @@
 A small candidate does not fill two cores: torch's threads meet at a barrier after every
 small operation, so a second core buys a 64-32 tower little (docs: "A shared machine").
 Whole candidates on cores of their own do: each worker process runs torch on one thread
-and trains one request at a time, and a round of P candidates, a confirmation's chunks or
-`verify`'s members finish about as fast as the slowest of them. No extra package: the
+and trains one request at a time, and a round of P candidates or `verify`'s members
+finish about as fast as the slowest of them. No extra package: the
 standard library's process pool, started with `spawn` (a fork of a process whose OpenMP
 threads are running can hang).
 
