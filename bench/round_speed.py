@@ -20,7 +20,6 @@ A benchmark, not a test: it prints what it measured.
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -101,10 +100,10 @@ def train_round(evaluator: TabularEvaluator, architectures: list, way: str, exec
     ]
 
 
-def measure(evaluator: TabularEvaluator, rounds: list[int], repeats: int, workers: int):
+def measure(evaluator: TabularEvaluator, rounds: list[int], repeats: int, workers: int | None):
     evaluator.evaluate(evaluator.default_architecture(), 2)  # warm up: first-call costs
     executor = make_executor(evaluator, ExecutorSettings(kind="processes", workers=workers))
-    warm_up = [TrainRequest(evaluator.default_architecture(), 2, 0)] * max(workers, 2)
+    warm_up = [TrainRequest(evaluator.default_architecture(), 2, 0)] * max(executor.workers, 2)
     list(executor.run(warm_up))  # the workers start (imports, data) before any clock
     rows = []
     for count in rounds:
@@ -158,8 +157,7 @@ def main(argv: list[str] | None = None) -> None:
         print("|---|---:|---|---:|---:|---:|---:|---:|")
         for name, spec in tables.items():
             evaluator = TabularEvaluator(spec, settings, seed=0)
-            workers = options.workers or len(os.sched_getaffinity(0))
-            for row in measure(evaluator, options.rounds, options.repeats, workers):
+            for row in measure(evaluator, options.rounds, options.repeats, options.workers):
                 print(f"| {name} | {row['round']} | {row['way']} | "
                       f"{row['learner_epochs_per_s']:.1f} | {row['gflops']:.1f} | "
                       f"1/{floor / row['gflops']:.0f} | {row['seconds']:.2f} | "
