@@ -15,6 +15,7 @@ same decisions bit for bit whichever of the two it runs on.
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import pickle
@@ -88,9 +89,7 @@ class ProcessExecutor:
         if isinstance(self.shipment, Shipment):
             # One thread per worker whatever the run's own evaluator.threads says
             settings = self.shipment.settings.model_copy(update={"threads": 1})
-            self.shipment = Shipment(
-                self.shipment.data, settings, self.shipment.seed, self.shipment.space
-            )
+            self.shipment = dataclasses.replace(self.shipment, settings=settings)
         self.workers = workers or default_workers()
         self.pool: ProcessPoolExecutor | None = None
         if isinstance(self.shipment, ConfigShipment) and self.workers >= 2:
@@ -126,10 +125,14 @@ class ProcessExecutor:
                 else:
                     yield index, result
         # A worker that dies (killed, out of memory) breaks the pool and every request in
-        # it: each is trained again alone in a fresh pool, so only the one that kills its
-        # worker again fails. Workers that cannot start at all stop the command instead.
+        # it: each is trained again alone, in a fresh pool where the last one broke, so only
+        # the one that kills its worker again fails. Workers that cannot start at all stop
+        # the command instead.
+        if lost:
+            self._discard_pool()
         for index in sorted(lost):
-            self._fresh_pool()
+            if self.pool is None:
+                self._fresh_pool()
             result = self._result(self._submit(requests[index]))
             if result is _LOST:
                 self._discard_pool()
