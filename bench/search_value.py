@@ -229,6 +229,11 @@ def run_searches(
     return runs
 
 
+def _usable_cores() -> int:
+    """The cores this process may run on (a `taskset` pin counts), not the machine's."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 @contextmanager
 def _workers_end_with(pool: Executor):
     """Stopping the benchmark (Ctrl-C, or SIGTERM, which main turns into SystemExit) ends
@@ -250,7 +255,7 @@ def run_benchmark(options: argparse.Namespace) -> dict[str, Any]:
         sys.exit("--arms must include edas: it sets the compute every other arm gets")
     out: Path = options.out
     base = {**options.data, **options.sets, "runs_dir": str(out / "runs")}
-    threads = max(1, (os.cpu_count() or 1) // options.jobs)
+    threads = max(1, _usable_cores() // options.jobs)
     base["evaluator.threads"] = threads
     judge = Judge(out / "judge.json", options.members)
     runs = run_searches(chosen, reference, options, base, judge)
@@ -348,7 +353,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--redraw", action="store_true", help="Only rewrite tables and plot from results.json."
     )
     parser.add_argument(
-        "--jobs", type=int, default=os.cpu_count() or 1,
+        "--jobs", type=int, default=_usable_cores(),
         help="Searches run at once, each on cores/jobs torch threads (default: one per core).",
     )  # fmt: skip
     options = parser.parse_args(argv)

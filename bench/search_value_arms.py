@@ -105,6 +105,13 @@ def arms(honest_members: int) -> dict[str, Arm]:
             Arm("continuous", {"search.continuous.enabled": True}),
             Arm("rounds-4", {"llm.proposals_per_round": 4}),
             Arm("rounds-8", {"llm.proposals_per_round": 8}),
+            # twice the evidence per decision: 4 learners, 4 fresh to confirm (the start's 8
+            # learners then set a floor 1/sqrt(2) as high): smaller gains resolved, half
+            # the proposals
+            Arm("learners-4", {"evaluator.learners": 4, "gate.confirm_learners": 4}),
+            # the same with 2 and 2: what a run with a compute budget did before
+            # gate.budget_learners
+            Arm("learners-2", {"evaluator.learners": 2, "gate.confirm_learners": 2}),
         )
     }
 
@@ -123,6 +130,9 @@ def search(
     overrides = {**base, "seed": seed, "budget": budget, "name": f"{arm.name}-{seed}",
                  **arm.overrides}  # fmt: skip
     config = load_config(None, {}, overrides)  # every value explicit: None is null
+    if cap is not None:  # `spent` stops it; the reference's caps would stop it short of
+        # --also's currency (what a cap resolved, gate.budget_learners, stays resolved)
+        config = config.model_copy(update={"max_train_tflop": None, "max_train_hours": None})
     spend: list[float] = []
     spent = Spent(unit, cap, also)
     started = time.perf_counter()

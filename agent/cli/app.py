@@ -62,10 +62,18 @@ def run(
         int | None, typer.Option(help="Stop after this many LLM calls.")
     ] = None,
     max_train_hours: Annotated[
-        float | None, typer.Option(help="Stop once training has taken this many hours.")
+        float | None,
+        typer.Option(
+            help="Stop once training has taken this many hours (a compute budget: 4 "
+            "learners per decision, gate.budget_learners)."
+        ),
     ] = None,
     max_train_tflop: Annotated[
-        float | None, typer.Option(help="Stop once training has cost this many TFLOP.")
+        float | None,
+        typer.Option(
+            help="Stop once training has cost this many TFLOP (a compute budget: 4 "
+            "learners per decision, gate.budget_learners)."
+        ),
     ] = None,
     replay_from: Annotated[
         str | None, typer.Option(help="With --llm replay: the run whose answers to replay.")

@@ -61,6 +61,28 @@ class Config(Section):
         raw["evaluator"] = {**evaluator, "data": {**data, **(evaluator.get("data") or {})}}
         return raw
 
+    @model_validator(mode="before")
+    @classmethod
+    def _budget_buys_evidence(cls, raw: Any) -> Any:
+        """A run with a compute budget trains gate.budget_learners learners per decision and
+        per confirmation where neither count is set. Resolved here, once, so the run's
+        config.yaml says what it used and a resume or `replay` reads it back unchanged."""
+        if not isinstance(raw, dict):
+            return raw
+        if raw.get("max_train_tflop") is None and raw.get("max_train_hours") is None:
+            return raw
+        evaluator, gate = raw.get("evaluator") or {}, raw.get("gate") or {}
+        if not isinstance(evaluator, dict) or not isinstance(gate, dict):
+            return raw  # the section's own validation says what is wrong
+        learners = gate.get("budget_learners", GateSettings.model_fields["budget_learners"].default)
+        if learners is None or "learners" in evaluator or "confirm_learners" in gate:
+            return raw
+        return {
+            **raw,
+            "evaluator": {**evaluator, "learners": learners},
+            "gate": {**gate, "confirm_learners": learners},
+        }
+
     @model_validator(mode="after")
     def _consistent(self) -> Config:
         if self.gate.sequential and self.gate.max_learners < self.evaluator.learners + 2:
@@ -86,12 +108,19 @@ class Config(Section):
             raise ValueError(
                 f"screening.survivor_learners ({survivors}) is below evaluator.learners "
                 f"({self.evaluator.learners}): a survivor has that many learners already"
+                + _budget_hint(self)
             )
         if self.llm.provider == "replay" and not self.llm.replay_from:
             raise ValueError("llm.provider 'replay' needs llm.replay_from (--replay-from RUN_DIR)")
         if self.llm.provider == "openai-compatible" and not self.llm.base_url:
             raise ValueError("llm.provider 'openai-compatible' needs llm.base_url")
         return self
+
+
+def _budget_hint(config: Config) -> str:
+    if config.max_train_tflop is None and config.max_train_hours is None:
+        return ""
+    return " (a compute budget sets it to gate.budget_learners unless it is set)"
 
 
 def load_config(

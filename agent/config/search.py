@@ -58,6 +58,16 @@ class GateSettings(Section):
         True, description="Train fresh learners of an accepted candidate and judge again."
     )
     confirm_learners: int = Field(2, ge=1, le=64, description="Fresh learners per confirmation.")
+    budget_learners: int | None = Field(
+        4,
+        ge=2,
+        le=64,
+        description="In a run with a compute budget (max_train_tflop or max_train_hours): the "
+        "learners per decision and the fresh learners per confirmation, wherever "
+        "evaluator.learners and gate.confirm_learners are not set. Twice the default's "
+        "evidence per decision resolves smaller gains, for half the proposals (docs: "
+        "benchmarks/search-value.md); null: 2 and 2, as in a run without one.",
+    )
     selection_aware: bool = Field(
         False,
         description="Decide on selection-corrected numbers: before confirmation, the floor a "

@@ -138,3 +138,37 @@ def test_invalid_yaml_is_one_line_naming_the_file_line_and_column(tmp_path):
         load_config(bad, {})
     message = str(caught.value)
     assert "\n" not in message and str(bad) in message and "line 4, column 1" in message
+
+
+@pytest.mark.parametrize(
+    ("sets", "learners", "confirm"),
+    [
+        ({}, 2, 2),  # no compute budget: two learners, as the README says
+        ({"max_train_tflop": 1.0}, 4, 4),
+        ({"max_train_hours": 0.5}, 4, 4),
+        ({"max_train_tflop": 1.0, "gate.budget_learners": 6}, 6, 6),
+        ({"max_train_tflop": 1.0, "gate.budget_learners": None}, 2, 2),
+        ({"max_train_tflop": 1.0, "evaluator.learners": 3}, 3, 2),  # set: the user's
+        ({"max_train_tflop": 1.0, "gate.confirm_learners": 1}, 2, 1),
+    ],
+)
+def test_a_compute_budget_buys_more_learners_per_decision(sets, learners, confirm):
+    config = load_config(None, {}, sets)
+    assert (config.evaluator.learners, config.gate.confirm_learners) == (learners, confirm)
+
+
+def test_a_resumed_run_keeps_its_learners_when_a_budget_is_added(tmp_path: Path):
+    """A run started without a compute budget logged 2 learners per decision; resuming it
+    with one must not change how its remaining candidates are judged."""
+    path = tmp_path / "config.yaml"
+    path.write_text(dump_config(load_config(None, {})))
+    resumed = load_config(path, {"max_train_tflop": 2.0})
+    assert (resumed.evaluator.learners, resumed.gate.confirm_learners) == (2, 2)
+    budgeted = load_config(None, {"max_train_tflop": 2.0})
+    path.write_text(dump_config(budgeted))
+    assert load_config(path, {"max_train_tflop": 4.0}).evaluator.learners == 4
+
+
+def test_a_budget_that_conflicts_with_survivor_learners_says_where_the_4_came_from():
+    with pytest.raises(UserError, match="compute budget sets it to gate.budget_learners"):
+        load_config(None, {}, {"max_train_tflop": 1.0, "screening.survivor_learners": 3})
