@@ -120,7 +120,10 @@ class Config(Section):
 def _budget_hint(config: Config) -> str:
     if config.max_train_tflop is None and config.max_train_hours is None:
         return ""
-    return " (a compute budget sets it to gate.budget_learners unless it is set)"
+    return (
+        f" (with a compute budget evaluator.learners is gate.budget_learners, "
+        f"{config.gate.budget_learners}, unless set)"
+    )
 
 
 def load_config(

@@ -170,5 +170,6 @@ def test_a_resumed_run_keeps_its_learners_when_a_budget_is_added(tmp_path: Path)
 
 
 def test_a_budget_that_conflicts_with_survivor_learners_says_where_the_4_came_from():
-    with pytest.raises(UserError, match="compute budget sets it to gate.budget_learners"):
+    said = r"with a compute budget evaluator\.learners is gate\.budget_learners, 4"
+    with pytest.raises(UserError, match=said):
         load_config(None, {}, {"max_train_tflop": 1.0, "screening.survivor_learners": 3})
