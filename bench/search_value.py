@@ -89,7 +89,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
 import signal
 import sys
 import time
@@ -111,6 +110,7 @@ from typing import Any
 from edas_agent import parse_sets
 from edas_agent.config import DATA_OPTIONS, LIST_OPTIONS
 from edas_agent.fidelity import predictor_track
+from edas_agent.training import usable_cores
 
 # The benchmark's other modules, beside this file however it is run (script, or a test)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -229,11 +229,6 @@ def run_searches(
     return runs
 
 
-def _usable_cores() -> int:
-    """The cores this process may run on (a `taskset` pin counts), not the machine's."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 @contextmanager
 def _workers_end_with(pool: Executor):
     """Stopping the benchmark (Ctrl-C, or SIGTERM, which main turns into SystemExit) ends
@@ -255,7 +250,7 @@ def run_benchmark(options: argparse.Namespace) -> dict[str, Any]:
         sys.exit("--arms must include edas: it sets the compute every other arm gets")
     out: Path = options.out
     base = {**options.data, **options.sets, "runs_dir": str(out / "runs")}
-    threads = max(1, _usable_cores() // options.jobs)
+    threads = max(1, usable_cores() // options.jobs)
     base["evaluator.threads"] = threads
     judge = Judge(out / "judge.json", options.members)
     runs = run_searches(chosen, reference, options, base, judge)
@@ -353,7 +348,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--redraw", action="store_true", help="Only rewrite tables and plot from results.json."
     )
     parser.add_argument(
-        "--jobs", type=int, default=_usable_cores(),
+        "--jobs", type=int, default=usable_cores(),
         help="Searches run at once, each on cores/jobs torch threads (default: one per core).",
     )  # fmt: skip
     options = parser.parse_args(argv)

@@ -4,5 +4,6 @@ it cost."""
 
 from edas_agent.training.executors import TrainRequest, make_executor
 from edas_agent.training.learners import LearnerStore, Pool
+from edas_agent.training.processes import usable_cores
 
-__all__ = ["LearnerStore", "Pool", "TrainRequest", "make_executor"]
+__all__ = ["LearnerStore", "Pool", "TrainRequest", "make_executor", "usable_cores"]

@@ -56,8 +56,8 @@ def _ready() -> None:
     """Nothing: that a worker runs it proves the worker built its evaluator."""
 
 
-def default_workers() -> int:
-    """The cores this process may run on."""
+def usable_cores() -> int:
+    """The cores this process may run on (a `taskset` pin counts), not the machine's."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -90,7 +90,7 @@ class ProcessExecutor:
             # One thread per worker whatever the run's own evaluator.threads says
             settings = self.shipment.settings.model_copy(update={"threads": 1})
             self.shipment = dataclasses.replace(self.shipment, settings=settings)
-        self.workers = workers or default_workers()
+        self.workers = workers or usable_cores()
         self.pool: ProcessPoolExecutor | None = None
         if isinstance(self.shipment, ConfigShipment) and self.workers >= 2:
             # A plugin or command evaluator is rebuilt in each worker from the run's config:
