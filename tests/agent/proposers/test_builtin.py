@@ -127,6 +127,16 @@ def test_no_numeric_edits_on_a_table_without_numeric_columns():
     assert "/embeddings/dim" in paths
 
 
+def test_no_shared_dimension_edits_once_every_field_has_its_own():
+    base, valid = on_table({"user": 300, "item": 80}, ["x0"])
+    own = Architecture().document()
+    own["embeddings"]["per_field"] = {"user": 16, "item": 16}
+    base = base.model_copy(update={"architecture": own})
+    assert "/embeddings/dim" not in paths_proposed(base, valid)
+    own["embeddings"]["per_field"] = {"user": 16}  # item still sized by the shared dim
+    assert "/embeddings/dim" in paths_proposed(base.model_copy(update={"architecture": own}), valid)
+
+
 def test_no_bagging_edits_on_a_single_column_table():
     paths = paths_proposed(*on_table({}, ["x0"]))
     assert not any(p.startswith("/bagging") for p in paths) and len(paths) > 5
