@@ -137,6 +137,15 @@ class LLMSettings(Section):
         1, ge=1, le=16, description="Distinct proposals asked for per LLM call."
     )
     history: int = Field(12, ge=0, le=200, description="Recent outcomes shown in the prompt.")
+    near_misses: int = Field(
+        5,
+        ge=0,
+        le=50,
+        description="Older proposals (before the recent history) shown because their first "
+        "learners predicted a lower E_M than their baseline before a guard stopped them, the "
+        "largest predicted gains first; with them, the places already edited on the current "
+        "baseline and the values tried. 0: neither.",
+    )
     prompt_tokens: int = Field(
         8000,
         ge=1000,
@@ -157,6 +166,11 @@ class LLMSettings(Section):
     replay_from: str | None = Field(
         None, description="provider 'replay': the run folder whose llm/ transcripts answer."
     )
+
+    @property
+    def prompts_a_model(self) -> bool:
+        """The proposer renders prompts/ for a language model (the others never read them)."""
+        return self.provider in ("openai", "openai-compatible", "anthropic")
 
     def resolved_model(self) -> str:
         return self.model or DEFAULT_MODELS[self.provider]

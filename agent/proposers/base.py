@@ -39,6 +39,31 @@ class HistoryEntry(BaseModel):
     correlation: float | None = None
 
 
+class NearMiss(BaseModel):
+    """An older proposal whose first learners predicted a lower E_M than its baseline's,
+    stopped by a guard: a long run's prompt keeps these after its history has moved on."""
+
+    model_config = ConfigDict(frozen=True)
+
+    step: int
+    baseline_step: int
+    edits: list[dict[str, Any]]
+    first_E_M: float  # the decision round's predicted E_M
+    baseline_E_M: float
+    why: str
+
+
+class TriedPlace(BaseModel):
+    """One place of the architecture edited on the current baseline before the shown
+    history, with the values tried there: none of them was accepted."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    times: int
+    values_tried: list[str]  # JSON of each distinct value, in the order tried ("remove": removed)
+
+
 class MixtureMember(BaseModel):
     """One architecture of the current mixture, as the prompt shows it."""
 
@@ -82,6 +107,9 @@ class ProposalContext(BaseModel):
     evaluated_hashes: frozenset[str] = frozenset()
     reach: int | None = None  # the builtin proposer's most mutations in one proposal
     mixture: MixtureView | None = None  # a mixture search; the baseline is its newest member
+    # What a long run learned before the shown history (search/context.py)
+    near_misses: list[NearMiss] = []
+    tried: list[TriedPlace] = []
 
 
 @dataclass
