@@ -11,10 +11,16 @@ seeds it was better on (the verdict table of docs/pages/benchmarks/search-value.
 
     python bench/merge_results.py --verdict --arms random,optuna-tpe \
         "Friedman #1=OUT_A,OUT_B" "rare positives=OUT_C,OUT_D"
+
+--also judges the verdict at equal compute in the pieces' --also currency. --reference ARM
+compares with ARM instead of edas in the pieces that ran it, leaving their own edas rows out:
+for pieces run while ARM was an alternative that has since become the default (the pieces
+of 2026-12-07 ran `learners-4` beside a two-learner `edas`).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -23,14 +29,22 @@ import numpy as np
 from search_value_tables import _interval  # beside this file
 
 
-def pooled(folders: list[Path]) -> list[dict]:
+def pooled(folders: list[Path], reference: str | None = None) -> list[dict]:
     rows: list[dict] = []
     for folder in folders:
-        rows += json.loads((folder / "results.json").read_text())["rows"]
+        rows += as_reference(json.loads((folder / "results.json").read_text())["rows"], reference)
     seeds = [r["seed"] for r in rows if r["arm"] == "edas"]
     if len(seeds) != len(set(seeds)):
         sys.exit("the pieces share seeds: each seed must come from one piece")
     return rows
+
+
+def as_reference(rows: list[dict], reference: str | None) -> list[dict]:
+    """One piece's rows with `reference` as edas, where the piece ran it."""
+    if reference is None or not any(r["arm"] == reference for r in rows):
+        return rows
+    kept = [r for r in rows if r["arm"] != "edas"]
+    return [{**r, "arm": "edas"} if r["arm"] == reference else r for r in kept]
 
 
 def at_also(rows: list[dict]) -> list[dict]:
@@ -67,7 +81,13 @@ def table(rows: list[dict], level: float = 0.9) -> str:
     return "\n".join(lines)
 
 
-def verdict(tables: dict[str, list[Path]], arms: list[str], level: float = 0.9) -> str:
+def verdict(
+    tables: dict[str, list[Path]],
+    arms: list[str],
+    level: float = 0.9,
+    reference: str | None = None,
+    also: bool = False,
+) -> str:
     """Per table (its pieces), per arm: its realised error minus edas's, paired by seed,
     with the 90 % interval and the seeds it was better on; '-' where it was not run."""
     lines = [
@@ -76,7 +96,9 @@ def verdict(tables: dict[str, list[Path]], arms: list[str], level: float = 0.9) 
         "|---|---:|" + "---|" * len(arms),
     ]  # fmt: skip
     for name, folders in tables.items():
-        rows = pooled(folders)
+        rows = pooled(folders, reference)
+        if also and not (rows := at_also(rows)):
+            sys.exit(f"{name}: a piece ran without --also")
         edas = {r["seed"]: r["final_error"] for r in rows if r["arm"] == "edas"}
         cells = []
         for arm in arms:
@@ -92,24 +114,26 @@ def verdict(tables: dict[str, list[Path]], arms: list[str], level: float = 0.9) 
 
 
 def main() -> None:
-    args = sys.argv[1:]
-    if not args or args[0] in ("-h", "--help"):
-        print(__doc__)
-        return
-    if args[0] == "--verdict":
-        assert args[1] == "--arms", "usage: --verdict --arms A,B NAME=DIR,DIR ..."
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("pieces", nargs="+", help="piece folders; with --verdict NAME=DIR,DIR")
+    parser.add_argument("--verdict", action="store_true", help="one row per table")
+    parser.add_argument("--arms", default="", help="--verdict: comma-separated arms")
+    parser.add_argument("--also", action="store_true", help="--verdict in the --also currency")
+    parser.add_argument("--reference", help="this arm as edas, in the pieces that ran it")
+    args = parser.parse_args()
+    if args.verdict:
         tables = {}
-        for spec in args[3:]:
+        for spec in args.pieces:
             name, _, folders = spec.partition("=")
             tables[name] = [Path(f) for f in folders.split(",")]
-        print(verdict(tables, args[2].split(",")))
-    else:
-        rows = pooled([Path(p) for p in args])
-        print(table(rows))
-        if also := at_also(rows):
-            unit = rows[0]["also"].get("unit", "the second currency")
-            print(f"\nAt equal {unit} (--also): each arm's incumbent at the edas arm's {unit}\n")
-            print(table(also))
+        print(verdict(tables, args.arms.split(","), reference=args.reference, also=args.also))
+        return
+    rows = pooled([Path(p) for p in args.pieces], args.reference)
+    print(table(rows))
+    if also := at_also(rows):
+        unit = rows[0]["also"].get("unit", "the second currency")
+        print(f"\nAt equal {unit} (--also): each arm's incumbent at the edas arm's {unit}\n")
+        print(table(also))
 
 
 if __name__ == "__main__":
