@@ -12,6 +12,9 @@ seeds it was better on (the verdict table of docs/pages/benchmarks/search-value.
     python bench/merge_results.py --verdict --arms random,optuna-tpe \
         "Friedman #1=OUT_A,OUT_B" "rare positives=OUT_C,OUT_D"
 
+--write DIR writes the pooled rows to DIR/results.json (the first piece's options), which
+`python bench/search_value.py --redraw --out DIR` turns into one table and plot.
+
 --also judges the verdict at equal compute in the pieces' --also currency. --reference ARM
 compares with ARM instead of edas in the pieces that ran it, leaving their own edas rows out:
 for pieces run while ARM was an alternative that has since become the default (the pieces
@@ -113,6 +116,14 @@ def verdict(
     return "\n".join(lines)
 
 
+def write(rows: list[dict], first: Path, folder: Path) -> None:
+    result = json.loads((first / "results.json").read_text())
+    seeds = sorted({r["seed"] for r in rows})
+    result["options"].update(seeds=seeds, arms=list(dict.fromkeys(r["arm"] for r in rows)))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "results.json").write_text(json.dumps({**result, "rows": rows}, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("pieces", nargs="+", help="piece folders; with --verdict NAME=DIR,DIR")
@@ -120,6 +131,7 @@ def main() -> None:
     parser.add_argument("--arms", default="", help="--verdict: comma-separated arms")
     parser.add_argument("--also", action="store_true", help="--verdict in the --also currency")
     parser.add_argument("--reference", help="this arm as edas, in the pieces that ran it")
+    parser.add_argument("--write", type=Path, help="the pooled results.json into this folder")
     args = parser.parse_args()
     if args.verdict:
         tables = {}
@@ -129,6 +141,8 @@ def main() -> None:
         print(verdict(tables, args.arms.split(","), reference=args.reference, also=args.also))
         return
     rows = pooled([Path(p) for p in args.pieces], args.reference)
+    if args.write:
+        write(rows, Path(args.pieces[0]), args.write)
     print(table(rows))
     if also := at_also(rows):
         unit = rows[0]["also"].get("unit", "the second currency")
