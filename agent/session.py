@@ -25,7 +25,7 @@ from edas_agent.config import Config, dump_config, load_config
 from edas_agent.continuous.steps import make_steps
 from edas_agent.evaluators.base import Evaluator
 from edas_agent.fidelity.strategy import make_screening
-from edas_agent.proposers import SERVER_PROVIDERS, Proposer, make_proposer, preflight
+from edas_agent.proposers import Proposer, make_proposer, preflight
 from edas_agent.proposers.explore import with_exploration
 from edas_agent.record import CONFIG, Journal, Record, read_records
 from edas_agent.search.loop import Search
@@ -128,7 +128,7 @@ def build_search(
 def _parts(
     config: Config, build: Build, proposer: Proposer | None, previous: list[Record]
 ) -> tuple[Evaluator, Proposer, Executor]:
-    if proposer is None and config.llm.provider in SERVER_PROVIDERS:
+    if proposer is None and config.llm.prompts_a_model:
         # A missing key or an unreachable server is said before the data loads
         proposer = make_proposer(config.llm, config.seed, _llm_budget(config, previous), None)
         preflight(config.llm)

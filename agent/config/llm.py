@@ -12,6 +12,9 @@ Provider = Literal[
     "builtin", "random", "optuna", "openai", "openai-compatible", "anthropic", "replay"
 ]
 
+# The providers that call a language model's endpoint (and so read prompts/)
+SERVER_PROVIDERS = ("openai", "openai-compatible", "anthropic")
+
 DEFAULT_MODELS: dict[str, str] = {
     "builtin": "builtin",
     "random": "random",
@@ -170,7 +173,7 @@ class LLMSettings(Section):
     @property
     def prompts_a_model(self) -> bool:
         """The proposer renders prompts/ for a language model (the others never read them)."""
-        return self.provider in ("openai", "openai-compatible", "anthropic")
+        return self.provider in SERVER_PROVIDERS
 
     def resolved_model(self) -> str:
         return self.model or DEFAULT_MODELS[self.provider]

@@ -26,13 +26,10 @@ __all__ = [
 ]
 
 
-SERVER_PROVIDERS = ("openai", "openai-compatible", "anthropic")  # they call an endpoint
-
-
 def preflight(settings: LLMSettings) -> None:
     """Before any data is loaded or learner trained: the proposer's server answers (when
     the config names one; the providers' own APIs are not called here)."""
-    if settings.provider not in SERVER_PROVIDERS or not settings.base_url:
+    if not settings.prompts_a_model or not settings.base_url:
         return
     from edas_agent.proposers.transport import unreachable
 
