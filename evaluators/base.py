@@ -36,6 +36,14 @@ def architecture_hash(architecture: BaseModel) -> str:
     return canonical_hash(document_of(architecture))
 
 
+def effective_document_of(architecture: BaseModel) -> dict[str, Any]:
+    """The document with the settings that cannot act in this architecture at their
+    defaults, where the space says which (a method `effective_document()`); otherwise the
+    document. Two architectures whose effective documents are equal train the same model."""
+    effective = getattr(architecture, "effective_document", None)
+    return effective() if callable(effective) else document_of(architecture)
+
+
 Document = dict[str, Any]  # an architecture as JSON
 Operation = dict[str, Any]  # one JSON Patch (RFC 6902) operation: {"op", "path", "value"}
 Dataset = dict[str, Any]  # Evaluator.describe()'s answer, as the proposers see it

@@ -27,7 +27,8 @@ from typing import Any
 import jsonpointer
 
 from edas_agent.evaluators.base import canonical_hash
-from edas_agent.proposers.edits import Edit, apply_edits
+from edas_agent.proposers.base import Check
+from edas_agent.proposers.edits import Edit, ProposedEdits, apply_edits
 
 _GRID = 11  # values offered for a bounded number on a linear scale
 _MAX_ENUMERATED_INTEGERS = 64
@@ -83,6 +84,13 @@ def novel(document: dict[str, Any], evaluated: Collection[str]) -> Keep:
     """Edits that give neither the document back nor an architecture already evaluated."""
     avoid = {canonical_hash(document), *evaluated}
     return lambda edit: hash_after(document, edit) not in avoid
+
+
+def checked(check: Check) -> Keep:
+    """Edits the loop's own check accepts alone: inside the space, changing the trained
+    model (not only settings that cannot act), not evaluated before. What a proposer offers
+    when the loop gives it `check`; `novel` without one."""
+    return lambda edit: check([ProposedEdits(rationale="-", edits=[edit])]) == [None]
 
 
 def offered_variants(

@@ -19,7 +19,7 @@ import numpy as np
 
 from edas_agent.outcome import Outcome
 from edas_agent.proposers.base import Check, Proposal, ProposalContext
-from edas_agent.proposers.edit_schema import edit_variants, edits_of, hash_after, novel
+from edas_agent.proposers.edit_schema import Keep, checked, edit_variants, edits_of, novel
 from edas_agent.proposers.edits import Edit
 from edas_agent.record import LLMUsage
 
@@ -37,13 +37,15 @@ class GenericProposer:
 
     def propose(self, context: ProposalContext, check: Check | None = None) -> list[Proposal]:
         self._learn(context)
-        evaluated = set(context.evaluated_hashes)
+        # The loop's check knows what trains the same model (settings that cannot act)
+        keep = checked(check) if check else novel(context.architecture, context.evaluated_hashes)
+        chosen: set[str] = set()  # this answer's edits, as JSON
         proposals = []
         for offset in range(context.proposals):
-            edit = self._sample(context, evaluated)
+            edit = self._sample(context, lambda e: e.model_dump_json() not in chosen and keep(e))
             if edit is None:
                 break  # every single edit leads somewhere already evaluated
-            evaluated.add(hash_after(context.architecture, edit))
+            chosen.add(edit.model_dump_json())
             self._last.append((context.step + offset, edit.path))
             proposals.append(
                 Proposal(
@@ -65,8 +67,7 @@ class GenericProposer:
             ]
         return proposals
 
-    def _sample(self, context: ProposalContext, evaluated: set[str]) -> Edit | None:
-        keep = novel(context.architecture, evaluated)
+    def _sample(self, context: ProposalContext, keep: Keep) -> Edit | None:
         places = []
         for variant in edit_variants(context.space_schema, context.architecture):
             edits = [e for e in edits_of(variant) if keep(e)]

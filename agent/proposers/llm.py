@@ -28,6 +28,7 @@ from edas_agent.errors import describe_validation_error
 from edas_agent.outcome import Outcome
 from edas_agent.proposers.base import Check, Proposal, ProposalContext, ProposerStopped
 from edas_agent.proposers.edit_schema import (
+    checked,
     novel,
     offered_variants,
     place_of,
@@ -240,7 +241,7 @@ class LLMProposer:
 
     def _keep(self, context: ProposalContext, check: Check | None):
         if check is not None:
-            return lambda edit: check([ProposedEdits(rationale="-", edits=[edit])]) == [None]
+            return checked(check)
         return novel(context.architecture, context.evaluated_hashes)
 
     def _place(self, context: ProposalContext, keep) -> str | None:

@@ -14,13 +14,17 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ValidationError
 
 from edas_agent.errors import describe_validation_error
-from edas_agent.evaluators.base import architecture_hash, document_of
+from edas_agent.evaluators.base import architecture_hash, document_of, effective_document_of
 from edas_agent.outcome import Outcome
 from edas_agent.proposers.base import Proposal
 from edas_agent.proposers.edits import Edit, ProposedEdits, apply_edits
 from edas_agent.search.state import Parse, RunState
 
 NO_OP = "no-op: the edits leave the baseline unchanged"
+NO_EFFECT = (
+    "no-op: {paths} cannot act in this architecture (see their descriptions in the schema), "
+    "so the edits leave the trained model unchanged"
+)
 
 
 @dataclass(frozen=True)
@@ -49,8 +53,9 @@ class EditChecks:
         except ValueError as exc:  # InvalidEdits is a ValueError too
             return Outcome("invalid", str(exc))
         arch_hash = architecture_hash(architecture)
-        if arch_hash == state.baseline.arch_hash:
-            return Outcome("invalid", NO_OP)
+        no_op = _no_op(proposal.edits, architecture, arch_hash, state)
+        if no_op is not None:
+            return Outcome("invalid", no_op)
         first = state.first_step.setdefault(arch_hash, step)
         if self.round[0] != batch_start:
             self.round = (batch_start, {})
@@ -67,12 +72,13 @@ class EditChecks:
         seen: dict[str, int] = {}
         for index, item in enumerate(items):
             try:
-                arch_hash = architecture_hash(self.apply(item.edits, state))
+                architecture = self.apply(item.edits, state)
             except ValueError as exc:  # InvalidEdits, or the space's validation message
                 problems.append(str(exc))
                 continue
-            if arch_hash == state.baseline.arch_hash:
-                problems.append(NO_OP)
+            arch_hash = architecture_hash(architecture)
+            if (no_op := _no_op(item.edits, architecture, arch_hash, state)) is not None:
+                problems.append(no_op)
             elif arch_hash in state.first_step:
                 problems.append(
                     f"repeat: this architecture was already evaluated at step "
@@ -92,3 +98,15 @@ class EditChecks:
             return self.parse(document)
         except ValidationError as exc:
             raise ValueError(f"outside the space: {describe_validation_error(exc)}") from None
+
+
+def _no_op(
+    edits: list[Edit], architecture: BaseModel, arch_hash: str, state: RunState
+) -> str | None:
+    """Why edits of the baseline train nothing new, or None: they change nothing, or only
+    settings the space says cannot act in it (its `effective_document`)."""
+    if arch_hash == state.baseline.arch_hash:
+        return NO_OP
+    if effective_document_of(architecture) == effective_document_of(state.baseline.architecture):
+        return NO_EFFECT.format(paths=", ".join(sorted({edit.path for edit in edits})))
+    return None

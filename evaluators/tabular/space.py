@@ -77,7 +77,9 @@ class Numeric(_Block):
         "first, which tames heavy tails; 'bucketize': quantile buckets, each field embedded "
         "like a categorical one.",
     )
-    buckets: int = Field(16, ge=4, le=64, description="Quantile buckets for 'bucketize'.")
+    buckets: int = Field(
+        16, ge=4, le=64, description="Quantile buckets for 'bucketize'; no effect otherwise."
+    )
 
 
 class FM(_Block):
@@ -92,7 +94,11 @@ class Cross(_Block):
 
     layers: int = Field(0, ge=0, le=6, description="Number of cross layers; 0 disables the block.")
     rank: int = Field(
-        0, ge=0, le=64, description="Low-rank factorisation of W (U V^T); 0 means full rank."
+        0,
+        ge=0,
+        le=64,
+        description="Low-rank factorisation of W (U V^T); 0 means full rank. No effect while "
+        "layers is 0.",
     )
 
 
@@ -101,15 +107,20 @@ class Attention(_Block):
     connections; its output joins the tower's input."""
 
     layers: int = Field(0, ge=0, le=3, description="Attention layers; 0 disables the block.")
-    heads: int = Field(2, ge=1, le=4)
-    dim: int = Field(8, ge=2, le=32, description="Attention dimension per head.")
+    heads: int = Field(2, ge=1, le=4, description="No effect while layers is 0.")
+    dim: int = Field(
+        8, ge=2, le=32, description="Attention dimension per head. No effect while layers is 0."
+    )
 
 
 class Tower(_Block):
     """The MLP on top of the (crossed) input."""
 
     widths: list[Width] = Field(
-        default_factory=lambda: [64, 32], max_length=6, description="Hidden layer widths."
+        default_factory=lambda: [64, 32],
+        max_length=6,
+        description="Hidden layer widths; [] is a linear model, in which the tower's other "
+        "settings have no effect.",
     )
     activation: Literal["relu", "gelu", "silu", "tanh"] = "relu"
     norm: Literal["none", "batch", "layer"] = "none"
@@ -173,6 +184,26 @@ class Architecture(_Block):
     def document(self) -> dict:
         """The JSON document that edits (JSON Patch) operate on."""
         return self.model_dump(mode="json")
+
+    def effective_document(self) -> dict:
+        """The document with every setting that cannot act in this architecture at its
+        default, whatever the table: an edit of the baseline that changes only such settings
+        is refused as a no-op (agent/search/checks.py) instead of training the same model."""
+        document = self.document()
+        if self.cross.layers == 0:
+            document["cross"] = Cross().model_dump(mode="json")
+        if self.attention.layers == 0:
+            document["attention"] = Attention().model_dump(mode="json")
+        if self.numeric.transform != "bucketize":
+            document["numeric"]["buckets"] = Numeric().buckets
+        if not self.tower.widths:
+            document["tower"] = Tower(widths=[]).model_dump(mode="json")
+        document["embeddings"]["per_field"] = {  # an override equal to dim overrides nothing
+            field: dim
+            for field, dim in self.embeddings.per_field.items()
+            if dim != self.embeddings.dim
+        }
+        return document
 
     def arch_hash(self) -> str:
         return canonical_hash(self.document())

@@ -13,6 +13,7 @@ from edas_agent.evaluators.tabular import trainer
 from edas_agent.evaluators.tabular.evaluator import TabularEvaluator
 from edas_agent.evaluators.tabular.mutations import MUTATIONS
 from edas_agent.proposers.builtin import BuiltinProposer
+from edas_agent.proposers.edits import ProposedEdits
 from edas_agent.record import Journal, read_records
 from edas_agent.search.loop import BaselineFailed, Search
 from edas_agent.session import build_search
@@ -44,6 +45,41 @@ def test_builtin_search_end_to_end(fast_config: Config):
     assert best["step"] == max(r.step for r in records if r.accepted)
     assert (journal.folder / "config.yaml").read_text().startswith("name: test")
     assert replay(journal.folder).ok
+
+
+class CheckingProposer(ScriptedProposer):
+    """Also asks the loop's check about each proposal first, as an LLM proposer does."""
+
+    def __init__(self, proposals):
+        super().__init__(proposals)
+        self.checked: list[str | None] = []
+
+    def propose(self, context, check=None):
+        answer = super().propose(context, check)
+        items = [ProposedEdits(rationale="scripted", edits=p.edits) for p in answer]
+        self.checked += check(items)
+        return answer
+
+
+def test_an_edit_that_cannot_act_is_a_no_op_with_its_reason(fast_config: Config):
+    """/cross/rank while /cross/layers is 0 (the default): an edit small models make."""
+    config = fast_config.model_copy(update={"budget": 2})
+    script = CheckingProposer(
+        [
+            proposal({"op": "replace", "path": "/cross/rank", "value": 8}),
+            proposal(
+                {"op": "replace", "path": "/numeric/buckets", "value": 8},
+                {"op": "replace", "path": "/attention/heads", "value": 4},
+            ),
+        ]
+    )
+    _, journal = run(config, script)
+    records = read_records(journal.folder)[1:]
+    assert [r.status for r in records] == ["invalid", "invalid"]
+    assert records[0].reason == script.checked[0]
+    assert "/cross/rank cannot act in this architecture" in records[0].reason
+    assert "/attention/heads, /numeric/buckets cannot act" in records[1].reason
+    assert all(r.cost.learners_trained == 0 for r in records)
 
 
 def test_invalid_noop_duplicate_and_problem_outcomes(fast_config: Config):

@@ -15,6 +15,7 @@ from edas_agent.evaluators.tabular.data import DataSpec
 from edas_agent.evaluators.tabular.evaluator import EvaluatorSettings, TabularEvaluator
 from edas_agent.evaluators.tabular.layout import FeatureBag
 from edas_agent.evaluators.tabular.model import BatchedNet
+from tests.evaluators.tabular.test_space import INERT_PAIRS
 
 SMALL = {"tower": {"widths": [16]}, "training": {"epochs": 2, "batch_size": 256}}
 
@@ -35,6 +36,17 @@ def test_same_seed_same_numbers(evaluator: TabularEvaluator):
     assert not np.array_equal(a.val_predictions[0], a.val_predictions[1])
     assert a.val_predictions.shape == (2, len(evaluator.y_val))
     assert ((a.val_predictions > 0) & (a.val_predictions < 1)).all()
+
+
+@pytest.mark.parametrize("pair", range(len(INERT_PAIRS)))
+def test_settings_the_hash_ignores_do_not_change_the_trained_model(evaluator, pair: int):
+    """What lets the run treat an edit of them as a no-op (Architecture.effective_document)."""
+    training = {"training": {"epochs": 1, "batch_size": 256}}
+    one, other = (evaluator.parse({**training, **doc}) for doc in INERT_PAIRS[pair])
+    a, b = evaluator.evaluate(one, 2), evaluator.evaluate(other, 2)
+    assert np.array_equal(a.val_predictions, b.val_predictions)
+    assert np.array_equal(a.test_predictions, b.test_predictions)
+    assert a.train_flops == b.train_flops
 
 
 def test_learner_j_does_not_depend_on_how_many_learners_are_trained(evaluator: TabularEvaluator):

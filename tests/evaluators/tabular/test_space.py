@@ -94,3 +94,39 @@ def test_per_field_errors_show_names_as_json_pointer_tokens():
     fields = {"categorical_fields": ["a/b", "t~1"], "numeric_fields": []}
     with pytest.raises(ValidationError, match=r"\['a~1b', 't~01'\]"):
         Architecture.model_validate({"embeddings": {"per_field": {"a": 4}}}, context=fields)
+
+
+# Each pair: a setting the schema says cannot act in this architecture, changed. Their
+# effective documents are equal, so an edit from one to the other is a no-op to the run.
+INERT_PAIRS = [
+    ({"cross": {"layers": 0}}, {"cross": {"layers": 0, "rank": 8}}),
+    ({"attention": {"layers": 0}}, {"attention": {"layers": 0, "heads": 4, "dim": 16}}),
+    ({"numeric": {"transform": "standard"}}, {"numeric": {"transform": "standard", "buckets": 8}}),
+    ({"tower": {"widths": []}},
+     {"tower": {"widths": [], "activation": "tanh", "norm": "layer", "dropout": 0.3}}),
+    ({"embeddings": {"dim": 4}}, {"embeddings": {"dim": 4, "per_field": {"colour": 4}}}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("document", "inert_change"), INERT_PAIRS)
+def test_settings_that_cannot_act_are_at_their_defaults_in_the_effective_document(
+    document, inert_change
+):
+    one, other = Architecture.model_validate(document), Architecture.model_validate(inert_change)
+    assert one.document() != other.document()
+    assert one.effective_document() == other.effective_document()
+
+
+@pytest.mark.parametrize(
+    "acting",
+    [
+        {"cross": {"layers": 1, "rank": 8}},
+        {"attention": {"layers": 1, "heads": 4}},
+        {"numeric": {"transform": "bucketize", "buckets": 8}},
+        {"tower": {"widths": [16], "activation": "tanh"}},
+        {"embeddings": {"per_field": {"colour": 4}}},
+    ],
+)
+def test_the_same_settings_count_where_they_act(acting):
+    effective = Architecture.model_validate(acting).effective_document()
+    assert effective != Architecture().effective_document()
