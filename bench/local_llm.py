@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import statistics
 import subprocess
 import sys
@@ -38,6 +39,8 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="extra --set for every run")
     parser.add_argument("--out", type=Path, help="keep the runs and the server log here")
     args = parser.parse_args()
+    # SIGTERM as an exception, so that the server is stopped on the way out, not left running
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = args.out or Path(tempfile.mkdtemp(prefix="edas-local-llm-"))
     work.mkdir(parents=True, exist_ok=True)
     table = work / "breast_cancer.csv"

@@ -44,8 +44,18 @@ def llama_cpp_server(
             _wait_until_up(server, url, startup_s, log)
             yield url
         finally:
-            server.terminate()
-            server.wait(timeout=30)
+            _stop(server)
+
+
+def _stop(server: subprocess.Popen, grace_s: float = 30) -> None:
+    """Terminate, then kill: a server busy on a loaded machine has outlived 30 s of SIGTERM
+    (seen beside two benchmarks), and one left behind keeps a core busy."""
+    server.terminate()
+    try:
+        server.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
 
 
 def _wait_until_up(server: subprocess.Popen, url: str, startup_s: float, log: Path) -> None:
