@@ -240,9 +240,21 @@ class RoundEvaluator(Evaluator, Protocol):
         ...
 
 
+class EffectiveEvaluator(Evaluator, Protocol):
+    """An evaluator that knows which settings cannot act on its data. Optional: without it
+    the space's own `effective_document()` answers, where it has one (effective_document_of)."""
+
+    def effective_document(self, architecture: BaseModel) -> dict[str, Any]:
+        """`architecture`'s document with every setting that cannot act on this data at a
+        fixed value: equal answers train the same model, so an edit of the baseline that
+        leaves the answer unchanged is a no-op, not a training."""
+        ...
+
+
 # Every optional part of the protocol; a member not declared in one of these is not one
 OPTIONAL = (
     MutatingEvaluator, StagedEvaluator, SizedEvaluator, FileKeepingEvaluator, RoundEvaluator,
+    EffectiveEvaluator,
 )  # fmt: skip
 
 

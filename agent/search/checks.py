@@ -9,12 +9,20 @@ loop would refuse.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from edas_agent.errors import describe_validation_error
-from edas_agent.evaluators.base import architecture_hash, document_of, effective_document_of
+from edas_agent.evaluators.base import (
+    Evaluator,
+    architecture_hash,
+    document_of,
+    effective_document_of,
+    optional,
+)
 from edas_agent.outcome import Outcome
 from edas_agent.proposers.base import Proposal
 from edas_agent.proposers.edits import Edit, ProposedEdits, apply_edits
@@ -22,8 +30,8 @@ from edas_agent.search.state import Parse, RunState
 
 NO_OP = "no-op: the edits leave the baseline unchanged"
 NO_EFFECT = (
-    "no-op: {paths} cannot act in this architecture (see their descriptions in the schema), "
-    "so the edits leave the trained model unchanged"
+    "no-op: {paths} cannot act in this architecture on this table (see their descriptions "
+    "in the schema), so the edits leave the trained model unchanged"
 )
 
 
@@ -38,8 +46,12 @@ class EditChecks:
     """The run's checks of proposed edits, against the baseline and the architectures the
     run has seen (its state)."""
 
-    def __init__(self, parse: Parse):
-        self.parse = parse
+    def __init__(self, evaluator: Evaluator):
+        self.parse: Parse = evaluator.parse
+        # What trains the same model: the evaluator's answer (it knows the data), or the space's
+        self.effective: Callable[[BaseModel], dict[str, Any]] = (
+            optional(evaluator, "effective_document") or effective_document_of
+        )
         self.round: tuple[int, dict[str, int]] = (0, {})  # a round's first step, its hashes
 
     def candidate(
@@ -53,7 +65,7 @@ class EditChecks:
         except ValueError as exc:  # InvalidEdits is a ValueError too
             return Outcome("invalid", str(exc))
         arch_hash = architecture_hash(architecture)
-        no_op = _no_op(proposal.edits, architecture, arch_hash, state)
+        no_op = self._no_op(proposal.edits, architecture, arch_hash, state)
         if no_op is not None:
             return Outcome("invalid", no_op)
         first = state.first_step.setdefault(arch_hash, step)
@@ -77,7 +89,7 @@ class EditChecks:
                 problems.append(str(exc))
                 continue
             arch_hash = architecture_hash(architecture)
-            if (no_op := _no_op(item.edits, architecture, arch_hash, state)) is not None:
+            if (no_op := self._no_op(item.edits, architecture, arch_hash, state)) is not None:
                 problems.append(no_op)
             elif arch_hash in state.first_step:
                 problems.append(
@@ -99,14 +111,14 @@ class EditChecks:
         except ValidationError as exc:
             raise ValueError(f"outside the space: {describe_validation_error(exc)}") from None
 
-
-def _no_op(
-    edits: list[Edit], architecture: BaseModel, arch_hash: str, state: RunState
-) -> str | None:
-    """Why edits of the baseline train nothing new, or None: they change nothing, or only
-    settings the space says cannot act in it (its `effective_document`)."""
-    if arch_hash == state.baseline.arch_hash:
-        return NO_OP
-    if effective_document_of(architecture) == effective_document_of(state.baseline.architecture):
-        return NO_EFFECT.format(paths=", ".join(sorted({edit.path for edit in edits})))
-    return None
+    def _no_op(
+        self, edits: list[Edit], architecture: BaseModel, arch_hash: str, state: RunState
+    ) -> str | None:
+        """Why edits of the baseline train nothing new, or None: they change nothing, or
+        only settings that cannot act in it (the evaluator's or the space's
+        `effective_document`)."""
+        if arch_hash == state.baseline.arch_hash:
+            return NO_OP
+        if self.effective(architecture) == self.effective(state.baseline.architecture):
+            return NO_EFFECT.format(paths=", ".join(sorted({edit.path for edit in edits})))
+        return None

@@ -79,7 +79,7 @@ class Search:
         self.judge = Judge.for_run(config, self.gate, evaluator, self.store)
         self.plan, self.target = self.judge.plan, self.judge.target
         self.recorder = Recorder(config, evaluator, self.target)
-        self.checks = EditChecks(evaluator.parse)
+        self.checks = EditChecks(evaluator)
         self.screening = strategies.screening(config, evaluator, self.store, self._progress)
         self.steps = strategies.steps(config, evaluator)
         self.compute = ComputeBudget(config.max_train_hours, config.max_train_tflop)

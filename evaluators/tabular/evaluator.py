@@ -26,7 +26,7 @@ from edas_agent.evaluators.tabular.fused import (
     train_fused,
 )
 from edas_agent.evaluators.tabular.layout import Layout
-from edas_agent.evaluators.tabular.model import BatchedNet, flops_per_example
+from edas_agent.evaluators.tabular.model import BatchedNet, effective_on, flops_per_example
 from edas_agent.evaluators.tabular.mutations import MUTATIONS
 from edas_agent.evaluators.tabular.space import Architecture
 from edas_agent.evaluators.tabular.threads import process_share
@@ -107,6 +107,11 @@ class TabularEvaluator:
 
     def default_architecture(self) -> Architecture:
         return Architecture()
+
+    def effective_document(self, architecture: BaseModel) -> dict[str, Any]:
+        assert isinstance(architecture, Architecture)
+        layout = Layout.of(architecture, self.data)
+        return effective_on(architecture, layout, len(self.data.train))
 
     def evaluate(self, architecture: BaseModel, learners: int, first: int = 0) -> Evaluation:
         """Train learners first .. first+learners-1 (seeds seed_base + j), all at once."""

@@ -297,6 +297,31 @@ class BatchedNet:
         return normalised * self.params[f"norm{i}.gamma"] + self.params[f"norm{i}.beta"]
 
 
+def tower_input_width(architecture: Architecture, layout: Layout) -> int:
+    """The width the tower's first layer sees: the (crossed) input and attention's tokens."""
+    width = layout.width
+    if architecture.attention.layers:
+        width += layout.tokens * architecture.attention.heads * architecture.attention.dim
+    return width
+
+
+def effective_on(architecture: Architecture, layout: Layout, train_rows: int) -> dict:
+    """The space's effective document, and the settings this table makes inert: a batch of
+    at least every training row (one batch an epoch whatever the size), a cross rank of at
+    least the input's width (full rank), and residual connections where no hidden layer
+    keeps the width of its input (`_tower` adds one only where the shapes match)."""
+    document = architecture.effective_document()
+    if architecture.training.batch_size >= train_rows:
+        document["training"]["batch_size"] = train_rows
+    if architecture.cross.rank >= layout.width:
+        document["cross"]["rank"] = 0
+    widths = architecture.tower.widths
+    inputs = [tower_input_width(architecture, layout), *widths]  # each layer's input first
+    if not any(w == width_in for w, width_in in zip(widths, inputs, strict=False)):
+        document["tower"]["residual"] = False
+    return document
+
+
 def flops_per_example(architecture: Architecture, layout: Layout, n_outputs: int) -> int:
     """Multiply-adds times two of one learner's forward pass (lookups not counted)."""
     flops, width = 0, layout.width

@@ -62,8 +62,9 @@ class CheckingProposer(ScriptedProposer):
 
 
 def test_an_edit_that_cannot_act_is_a_no_op_with_its_reason(fast_config: Config):
-    """/cross/rank while /cross/layers is 0 (the default): an edit small models make."""
-    config = fast_config.model_copy(update={"budget": 2})
+    """/cross/rank while /cross/layers is 0 (the default), residual connections where no
+    layer keeps its width: edits a small model made (Gemma 3 270M, bench/local_llm.py)."""
+    config = fast_config.model_copy(update={"budget": 3})
     script = CheckingProposer(
         [
             proposal({"op": "replace", "path": "/cross/rank", "value": 8}),
@@ -71,14 +72,16 @@ def test_an_edit_that_cannot_act_is_a_no_op_with_its_reason(fast_config: Config)
                 {"op": "replace", "path": "/numeric/buckets", "value": 8},
                 {"op": "replace", "path": "/attention/heads", "value": 4},
             ),
+            proposal({"op": "replace", "path": "/tower/residual", "value": True}),  # 64-32
         ]
     )
     _, journal = run(config, script)
     records = read_records(journal.folder)[1:]
-    assert [r.status for r in records] == ["invalid", "invalid"]
+    assert [r.status for r in records] == ["invalid"] * 3
     assert records[0].reason == script.checked[0]
     assert "/cross/rank cannot act in this architecture" in records[0].reason
     assert "/attention/heads, /numeric/buckets cannot act" in records[1].reason
+    assert "/tower/residual cannot act in this architecture on this table" in records[2].reason
     assert all(r.cost.learners_trained == 0 for r in records)
 
 

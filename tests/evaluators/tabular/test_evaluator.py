@@ -49,6 +49,42 @@ def test_settings_the_hash_ignores_do_not_change_the_trained_model(evaluator, pa
     assert a.train_flops == b.train_flops
 
 
+# Settings the toy table (about 700 training rows, an input 19 wide) makes inert
+DATA_INERT_PAIRS = [
+    ({"training": {"batch_size": 1024}}, {"training": {"batch_size": 4096}}),
+    ({"tower": {"widths": [16, 8]}}, {"tower": {"widths": [16, 8], "residual": True}}),
+    ({"cross": {"layers": 1}}, {"cross": {"layers": 1, "rank": 64}}),
+]
+
+
+@pytest.mark.parametrize("pair", range(len(DATA_INERT_PAIRS)))
+def test_settings_this_table_makes_inert_do_not_change_the_trained_model(evaluator, pair):
+    one, other = (
+        evaluator.parse({"training": {"epochs": 1, "batch_size": 256}, **doc})
+        for doc in DATA_INERT_PAIRS[pair]
+    )
+    assert one.effective_document() != other.effective_document()  # the space cannot tell
+    assert evaluator.effective_document(one) == evaluator.effective_document(other)
+    a, b = evaluator.evaluate(one, 2), evaluator.evaluate(other, 2)
+    assert np.array_equal(a.val_predictions, b.val_predictions)
+    assert np.array_equal(a.test_predictions, b.test_predictions)
+
+
+@pytest.mark.parametrize(
+    "acting",
+    [
+        {"training": {"batch_size": 256}},
+        {"tower": {"widths": [16, 16], "residual": True}},
+        {"cross": {"layers": 1, "rank": 4}},
+    ],
+)
+def test_the_same_settings_count_where_this_table_lets_them_act(evaluator, acting):
+    base = {key: {k: v for k, v in block.items() if k in ("widths", "layers")}
+            for key, block in acting.items() if key != "training"}  # fmt: skip
+    one, other = evaluator.parse(base), evaluator.parse(acting)
+    assert evaluator.effective_document(one) != evaluator.effective_document(other)
+
+
 def test_learner_j_does_not_depend_on_how_many_learners_are_trained(evaluator: TabularEvaluator):
     architecture = evaluator.parse(SMALL)
     two = evaluator.evaluate(architecture, 2).val_predictions
