@@ -35,6 +35,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -133,9 +134,13 @@ def optuna_search(
     spent = Spent(unit, cap, also)
     best = math.inf
     started = time.perf_counter()
-    for _ in range(budget):  # a safety limit on trials, failed ones included
+    refused = 0  # trials outside the space or failed: free, so only the limit stops them
+    for asked in range(budget):  # a safety limit on trials, failed ones included
         if spent.reached():
             break
+        if asked and asked % 500 == 0:  # a long arm says where it is
+            print(f"  {name} seed {seed}: {asked} trials, {refused} refused or failed, "
+                  f"{spent.totals}", file=sys.stderr, flush=True)  # fmt: skip
         trial = study.ask()
         document = suggest(trial, schema, start)
         try:
@@ -149,6 +154,7 @@ def optuna_search(
             else:
                 predictions, cost, pruned = _rungs(trial, evaluator, architecture)
         except (ValidationError, CandidateFailed):
+            refused += 1
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             continue
         value, stats = _objective(predictions, evaluator.y_val, objective, config.members)
