@@ -329,7 +329,6 @@ def flops_per_example(architecture: Architecture, layout: Layout, n_outputs: int
         rank = architecture.cross.rank
         flops += 4 * width * rank if rank and rank < width else 2 * width * width
         flops += 2 * width
-    tower_in = width
     if architecture.attention.layers:
         att, token = architecture.attention, layout.dims[0]
         for _ in range(att.layers):
@@ -337,7 +336,7 @@ def flops_per_example(architecture: Architecture, layout: Layout, n_outputs: int
             flops += 2 * layout.tokens * token * out * 4  # q, k, v, residual projections
             flops += 2 * 2 * att.heads * layout.tokens**2 * att.dim  # scores and mixing
             token = out
-        tower_in += layout.tokens * token
+    tower_in = tower_input_width(architecture, layout)
     for hidden in architecture.tower.widths:
         flops += 2 * tower_in * hidden
         tower_in = hidden
